@@ -1,0 +1,281 @@
+//! Validating a write set against the latest state and applying commits.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::array_value_to_string;
+
+use super::{CommitOutcome, DbState, Inner};
+use crate::catalog::{SchemaVersion, TableDef};
+use crate::error::{Error, Result};
+use crate::log::{CommitHeader, CommitRecord, Op};
+use crate::storage::memtable::{with_system_columns, MemBatch};
+use crate::storage::TableData;
+use crate::txn::{PkKey, Write, WriteSet};
+
+/// Validate `writes` against the latest state, then apply them as the next commit.
+/// Returns the outcome and the log frame to make durable (None for in-memory databases).
+pub(super) fn validate_and_apply(
+    inner: &Inner,
+    writes: WriteSet,
+) -> Result<(CommitOutcome, Option<Vec<u8>>)> {
+    let mut state = inner.state.write();
+    validate(&state, &writes)?;
+    let seq = state.last_seq + 1;
+    let time_us = chrono::Utc::now().timestamp_micros().max(state.last_time_us + 1);
+    let (record, pk_changes) = build_record(&mut state, writes, seq, time_us);
+    let frame = match inner.log {
+        Some(_) => Some(record.encode_frame()?),
+        None => None,
+    };
+    apply_record(&mut state, &record)?;
+    apply_pk_changes(&mut state, pk_changes);
+    Ok((CommitOutcome { seq, time_us }, frame))
+}
+
+/// Primary-key index edits of one commit: (table, key, Some(rowid) to insert | None to remove).
+type PkChanges = Vec<(u64, PkKey, Option<u64>)>;
+
+fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
+    let latest = state.last_seq;
+    // Keys removed and added by earlier writes of this same commit.
+    let mut removed: HashMap<u64, HashSet<&PkKey>> = HashMap::new();
+    let mut added: HashMap<u64, HashSet<&PkKey>> = HashMap::new();
+    let mut retired_here: HashSet<(u64, u64)> = HashSet::new();
+    let mut created: HashMap<u64, &TableDef> = HashMap::new();
+    for write in &writes.writes {
+        match write {
+            Write::CreateTable(def) => {
+                if state.catalog.table_at(&def.name, latest).is_some()
+                    || state.catalog.view_at(&def.name, latest).is_some()
+                {
+                    return Err(Error::TableExists { name: def.name.clone() });
+                }
+                created.insert(def.id, def);
+            }
+            Write::DropTable { table_id } | Write::SetColumns { table_id, .. } => {
+                live_table(state, *table_id, latest)?;
+            }
+            Write::CreateView(view) => {
+                if state.catalog.table_at(&view.name, latest).is_some()
+                    || state.catalog.view_at(&view.name, latest).is_some()
+                        && !writes.writes.iter().any(
+                            |w| matches!(w, Write::DropView { name } if name == &view.name),
+                        )
+                {
+                    return Err(Error::TableExists { name: view.name.clone() });
+                }
+            }
+            Write::DropView { .. } => {}
+            Write::Insert { table_id, batch, keys } => {
+                let def = match created.get(table_id) {
+                    Some(def) => *def,
+                    None => live_table(state, *table_id, latest)?,
+                };
+                check_not_null(def, batch)?;
+                if def.has_primary_key() {
+                    let index = state.pk_index.get(table_id);
+                    let gone = removed.entry(*table_id).or_default();
+                    let new = added.entry(*table_id).or_default();
+                    for (row, key) in keys.iter().enumerate() {
+                        let taken = index.is_some_and(|i| i.contains_key(key)) && !gone.contains(key);
+                        if taken || !new.insert(key) {
+                            return Err(unique_violation(def, batch, row));
+                        }
+                    }
+                }
+            }
+            Write::Retire { table_id, rowids, keys } => {
+                let def = live_table(state, *table_id, latest)?;
+                let data = state.tables.get(table_id);
+                for rowid in rowids {
+                    let already = data.is_some_and(|d| d.retired.contains_key(rowid));
+                    if already || !retired_here.insert((*table_id, *rowid)) {
+                        return Err(Error::SerializationFailure {
+                            table: def.name.clone(),
+                            detail: format!("row version {rowid} was changed by another commit"),
+                        });
+                    }
+                }
+                let gone = removed.entry(*table_id).or_default();
+                let new = added.entry(*table_id).or_default();
+                for key in keys {
+                    if !new.remove(key) {
+                        gone.insert(key);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn live_table(state: &DbState, table_id: u64, latest: u64) -> Result<&TableDef> {
+    state
+        .catalog
+        .table_by_id(table_id)
+        .filter(|t| t.exists_at(latest))
+        .ok_or_else(|| Error::SerializationFailure {
+            table: format!("#{table_id}"),
+            detail: "the table was dropped by a concurrent commit".into(),
+        })
+}
+
+fn check_not_null(def: &TableDef, batch: &RecordBatch) -> Result<()> {
+    for (column, array) in def.columns().iter().zip(batch.columns()) {
+        if !column.nullable && array.null_count() > 0 {
+            return Err(Error::NotNullViolation {
+                table: def.name.clone(),
+                column: column.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unique_violation(def: &TableDef, batch: &RecordBatch, row: usize) -> Error {
+    let columns = def.columns();
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    for pk_id in &def.primary_key {
+        if let Some(pos) = columns.iter().position(|c| c.id == *pk_id) {
+            names.push(columns[pos].name.clone());
+            values.push(
+                array_value_to_string(batch.column(pos), row).unwrap_or_else(|_| "?".into()),
+            );
+        }
+    }
+    Error::UniqueViolation {
+        table: def.name.clone(),
+        constraint: def.primary_key_name(),
+        key: format!("({})=({})", names.join(", "), values.join(", ")),
+    }
+}
+
+/// Turn validated writes into a log record, assigning `_rowid`s.
+fn build_record(
+    state: &mut DbState,
+    writes: WriteSet,
+    seq: u64,
+    time_us: i64,
+) -> (CommitRecord, PkChanges) {
+    let mut ops = Vec::with_capacity(writes.writes.len());
+    let mut batches = Vec::new();
+    let mut pk_changes = Vec::new();
+    let mut next_rowid = state.next_rowid;
+    for write in writes.writes {
+        match write {
+            Write::CreateTable(mut def) => {
+                def.created_seq = seq;
+                for version in &mut def.versions {
+                    version.seq = seq;
+                }
+                ops.push(Op::CreateTable(def));
+            }
+            Write::DropTable { table_id } => ops.push(Op::DropTable { table_id }),
+            Write::SetColumns { table_id, columns, next_column_id } => {
+                ops.push(Op::SetColumns { table_id, columns, next_column_id })
+            }
+            Write::CreateView(mut view) => {
+                view.created_seq = seq;
+                ops.push(Op::CreateView(view));
+            }
+            Write::DropView { name } => ops.push(Op::DropView { name }),
+            Write::Insert { table_id, batch, keys } => {
+                let rows = batch.num_rows() as u64;
+                let first_rowid = next_rowid;
+                next_rowid += rows;
+                for (i, key) in keys.into_iter().enumerate() {
+                    pk_changes.push((table_id, key, Some(first_rowid + i as u64)));
+                }
+                ops.push(Op::Insert { table_id, first_rowid, rows });
+                batches.push(batch);
+            }
+            Write::Retire { table_id, rowids, keys } => {
+                for key in keys {
+                    pk_changes.push((table_id, key, None));
+                }
+                ops.push(Op::Retire { table_id, rowids });
+            }
+        }
+    }
+    let header = CommitHeader { seq, time_us, kind: writes.kind, ops };
+    (CommitRecord { header, batches }, pk_changes)
+}
+
+fn apply_pk_changes(state: &mut DbState, changes: PkChanges) {
+    for (table_id, key, rowid) in changes {
+        let index = state.pk_index.entry(table_id).or_default();
+        match rowid {
+            Some(rowid) => index.insert(key, rowid),
+            None => index.remove(&key),
+        };
+    }
+}
+
+/// Apply one commit to the in-memory state (live commits and log replay alike).
+pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result<()> {
+    let seq = record.header.seq;
+    debug_assert_eq!(seq, state.last_seq + 1, "commits apply in seq order");
+    let mut batches = record.batches.iter();
+    for op in &record.header.ops {
+        match op {
+            Op::CreateTable(def) => {
+                state.tables.insert(def.id, TableData::default());
+                if def.has_primary_key() {
+                    state.pk_index.insert(def.id, HashMap::new());
+                }
+                state.catalog.tables.push(def.clone());
+            }
+            Op::DropTable { table_id } => {
+                table_def_mut(state, *table_id)?.dropped_seq = Some(seq);
+                state.pk_index.remove(table_id);
+            }
+            Op::SetColumns { table_id, columns, next_column_id } => {
+                let def = table_def_mut(state, *table_id)?;
+                def.versions.push(SchemaVersion { seq, columns: columns.clone() });
+                def.next_column_id = *next_column_id;
+            }
+            Op::CreateView(view) => state.catalog.views.push(view.clone()),
+            Op::DropView { name } => {
+                if let Some(view) =
+                    state.catalog.views.iter_mut().rev().find(|v| &v.name == name && v.dropped_seq.is_none())
+                {
+                    view.dropped_seq = Some(seq);
+                }
+            }
+            Op::Insert { table_id, first_rowid, rows } => {
+                let user_batch = batches.next().ok_or_else(|| Error::internal("missing batch"))?;
+                let columns = table_def_mut(state, *table_id)?.columns_at(seq).to_vec();
+                let batch = with_system_columns(&columns, user_batch, *first_rowid, seq)?;
+                let data = state.tables.entry(*table_id).or_default();
+                data.memtable.push(MemBatch { seq, batch });
+                data.live_rows += rows;
+                state.next_rowid = state.next_rowid.max(first_rowid + rows);
+                state.memtable_since.get_or_insert_with(Instant::now);
+            }
+            Op::Retire { table_id, rowids } => {
+                let data = state.tables.entry(*table_id).or_default();
+                let retired = Arc::make_mut(&mut data.retired);
+                for rowid in rowids {
+                    retired.insert(*rowid, seq);
+                }
+                data.live_rows = data.live_rows.saturating_sub(rowids.len() as u64);
+            }
+        }
+    }
+    state.commits.push(record.header.info());
+    state.last_seq = seq;
+    state.last_time_us = record.header.time_us;
+    Ok(())
+}
+
+fn table_def_mut(state: &mut DbState, table_id: u64) -> Result<&mut TableDef> {
+    state
+        .catalog
+        .table_by_id_mut(table_id)
+        .ok_or_else(|| Error::Corrupt { detail: format!("commit names unknown table #{table_id}") })
+}

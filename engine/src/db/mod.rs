@@ -1,0 +1,238 @@
+//! The database: one global commit sequence over the catalog, the log and
+//! the stored row versions.
+//!
+//! Invariants:
+//! - `seq` values are contiguous from 1; commit times strictly increase.
+//! - State may hold commits that are not yet durable, but readers only ever
+//!   use snapshots at or below `visible_seq`, the highest durable commit,
+//!   so an unacknowledged commit is never seen.
+//! - Commits are validated and applied one at a time under the writer
+//!   mutex; their fsyncs are shared (group commit) outside it.
+
+mod apply;
+mod persist;
+mod recover;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::log::{CommitInfo, CommitLog};
+use crate::storage::location::Location;
+use crate::storage::TableData;
+use crate::txn::{PkKey, WriteSet};
+
+pub use snapshot::{HistoryRange, TableSnapshot};
+
+/// The mutable in-memory state, guarded by one lock.
+#[derive(Debug, Default)]
+pub(crate) struct DbState {
+    pub catalog: Catalog,
+    pub tables: HashMap<u64, TableData>,
+    /// Primary key → live `_rowid`, per table with a primary key, at the latest commit.
+    pub pk_index: HashMap<u64, HashMap<PkKey, u64>>,
+    pub commits: Vec<CommitInfo>,
+    pub last_seq: u64,
+    pub last_time_us: i64,
+    pub next_rowid: u64,
+    pub memtable_since: Option<Instant>,
+}
+
+/// What a successful commit reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    pub seq: u64,
+    pub time_us: i64,
+}
+
+pub(crate) struct Inner {
+    pub location: Location,
+    pub limits: Limits,
+    pub log: Option<CommitLog>,
+    pub writer: tokio::sync::Mutex<()>,
+    pub state: RwLock<DbState>,
+    pub visible_seq: AtomicU64,
+    pub next_table_id: AtomicU64,
+    pub poisoned: Mutex<Option<String>>,
+    pub persisting: AtomicBool,
+    pub persist_lock: tokio::sync::Mutex<()>,
+    lock_file: Mutex<Option<File>>,
+}
+
+/// An open DriftDB database. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("location", &self.inner.location.display).finish()
+    }
+}
+
+impl Database {
+    /// Open (or create) the database at `location` with default limits.
+    pub async fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, Limits::default()).await
+    }
+
+    /// Open (or create) the database at `location`, recovering every durable commit.
+    pub async fn open_with(location: &str, limits: Limits) -> Result<Self> {
+        let location = Location::parse(location)?;
+        let lock_file = lock_writer(&location)?;
+        let state = recover::recover_state(&location, &limits).await?;
+        let next_seq = state.last_seq + 1;
+        let log = match &location.local_root {
+            Some(root) => Some(CommitLog::open(&root.join(crate::log::LOG_DIR), next_seq)?),
+            None => None,
+        };
+        let next_table_id = state.catalog.max_table_id() + 1;
+        let visible = state.last_seq;
+        let inner = Arc::new(Inner {
+            location,
+            limits,
+            log,
+            writer: tokio::sync::Mutex::new(()),
+            state: RwLock::new(state),
+            visible_seq: AtomicU64::new(visible),
+            next_table_id: AtomicU64::new(next_table_id),
+            poisoned: Mutex::new(None),
+            persisting: AtomicBool::new(false),
+            persist_lock: tokio::sync::Mutex::new(()),
+            lock_file: Mutex::new(lock_file),
+        });
+        let db = Self { inner };
+        recover::rebuild_pk_indexes(&db).await?;
+        spawn_age_persister(Arc::downgrade(&db.inner));
+        Ok(db)
+    }
+
+    /// The highest durable commit: the default snapshot for reads.
+    pub fn visible_seq(&self) -> u64 {
+        self.inner.visible_seq.load(Ordering::Acquire)
+    }
+
+    /// A fresh table id (ids are never reused; gaps are harmless).
+    pub fn allocate_table_id(&self) -> u64 {
+        self.inner.next_table_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Where the database lives, for messages.
+    pub fn location(&self) -> &str {
+        &self.inner.location.display
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The object store holding data files, for scans.
+    pub fn object_store(&self) -> Arc<dyn object_store::ObjectStore> {
+        self.inner.location.store.clone()
+    }
+
+    /// Every commit so far (including not-yet-durable ones past `visible_seq`).
+    pub fn commits(&self) -> Vec<CommitInfo> {
+        let visible = self.visible_seq();
+        let state = self.inner.state.read();
+        state.commits.iter().take_while(|c| c.seq <= visible).cloned().collect()
+    }
+
+    /// A copy of the catalog (it keeps its own history).
+    pub fn catalog(&self) -> Catalog {
+        self.inner.state.read().catalog.clone()
+    }
+
+    /// Commit `writes` atomically; returns once the commit is durable.
+    pub async fn commit(&self, writes: WriteSet) -> Result<CommitOutcome> {
+        self.check_poisoned()?;
+        let guard = self.inner.writer.lock().await;
+        let (outcome, frame) = apply::validate_and_apply(&self.inner, writes)?;
+        // Queue the frame before letting the next writer in, so frames reach the log in seq order.
+        let durable = match (&self.inner.log, frame) {
+            (Some(log), Some(frame)) => Some(log.submit(frame)),
+            _ => None,
+        };
+        drop(guard);
+        if let Some(durable) = durable {
+            let result = match durable {
+                Ok(wait) => crate::log::wait_durable(wait).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                let detail = e.to_string();
+                *self.inner.poisoned.lock() = Some(detail.clone());
+                return Err(Error::Poisoned { detail });
+            }
+        }
+        self.inner.visible_seq.fetch_max(outcome.seq, Ordering::AcqRel);
+        self.maybe_persist();
+        Ok(outcome)
+    }
+
+    /// Persist everything, checkpoint, and release the database for another opener.
+    /// Later commits through any clone of this handle fail.
+    pub async fn close(&self) -> Result<()> {
+        self.persist().await?;
+        let _no_commits = self.inner.writer.lock().await;
+        *self.inner.poisoned.lock() = Some("the database was closed".into());
+        self.inner.lock_file.lock().take();
+        Ok(())
+    }
+
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match self.inner.poisoned.lock().as_ref() {
+            Some(detail) => Err(Error::Poisoned { detail: detail.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Take the single-writer lock on a local database folder.
+fn lock_writer(location: &Location) -> Result<Option<File>> {
+    let Some(root) = &location.local_root else { return Ok(None) };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("LOCK"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            location: root.display().to_string(),
+            detail: "another DriftDB process has it open for writing".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Persist the memtable when its oldest commit gets too old, until the database is dropped.
+fn spawn_age_persister(inner: Weak<Inner>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            let db = Database { inner };
+            let too_old = db
+                .inner
+                .state
+                .read()
+                .memtable_since
+                .is_some_and(|since| since.elapsed() >= db.inner.limits.memtable_age_max);
+            if too_old {
+                db.maybe_persist_now();
+            }
+        }
+    });
+}

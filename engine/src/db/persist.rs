@@ -1,0 +1,180 @@
+//! Persisting the memtable to Parquet and writing checkpoints.
+//!
+//! Runs in the background when the memtable passes `memtable_bytes_max` or
+//! `memtable_age_max`. Commits are held off only while the memtable is
+//! frozen at `P` and the log rotated; encoding and upload run beside them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use super::Database;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::log::CommitInfo;
+use crate::storage::checkpoint::{
+    delete_checkpoints_before, write_checkpoint, Checkpoint, TableCheckpoint,
+};
+use crate::storage::parquet_file::encode_parquet;
+use crate::storage::{DataFile, MemBatch};
+
+/// The database frozen at seq `P`.
+struct Frozen {
+    seq: u64,
+    time_us: i64,
+    next_rowid: u64,
+    catalog: Catalog,
+    commits: Vec<CommitInfo>,
+    memtables: Vec<(u64, Vec<MemBatch>)>,
+}
+
+impl Database {
+    /// Start a background persist if the memtable is over its size limit.
+    pub(crate) fn maybe_persist(&self) {
+        let bytes: usize = {
+            let state = self.inner.state.read();
+            state.tables.values().map(|t| t.memtable_bytes()).sum()
+        };
+        if bytes >= self.inner.limits.memtable_bytes_max {
+            self.maybe_persist_now();
+        }
+    }
+
+    /// Start a background persist unless one is running.
+    pub(crate) fn maybe_persist_now(&self) {
+        if self.inner.persisting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let db = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = db.persist().await {
+                tracing::error!(error = %e, "background persist failed");
+            }
+            db.inner.persisting.store(false, Ordering::Release);
+        });
+    }
+
+    /// Write the whole memtable to Parquet and checkpoint; returns the checkpoint seq.
+    pub async fn persist(&self) -> Result<u64> {
+        let _one_at_a_time = self.inner.persist_lock.lock().await;
+        self.check_poisoned()?;
+        let frozen = self.freeze().await?;
+        let mut written: Vec<(u64, DataFile)> = Vec::new();
+        for (table_id, batches) in &frozen.memtables {
+            for group in group_by_schema(batches) {
+                let file = self.write_file(*table_id, frozen.seq, written.len(), group).await?;
+                written.push((*table_id, file));
+            }
+        }
+        self.install_files(frozen.seq, written);
+        let checkpoint = self.checkpoint_of(frozen);
+        write_checkpoint(self.inner.location.store.as_ref(), &checkpoint).await?;
+        if let Some(log) = &self.inner.log {
+            log.delete_segments_through(checkpoint.seq)?;
+        }
+        delete_checkpoints_before(self.inner.location.store.as_ref(), checkpoint.seq).await?;
+        Ok(checkpoint.seq)
+    }
+
+    /// Freeze the state at the latest commit and start a new log segment after it.
+    async fn freeze(&self) -> Result<Frozen> {
+        let _no_commits = self.inner.writer.lock().await;
+        let frozen = {
+            let state = self.inner.state.read();
+            Frozen {
+                seq: state.last_seq,
+                time_us: state.last_time_us,
+                next_rowid: state.next_rowid,
+                catalog: state.catalog.clone(),
+                commits: state.commits.clone(),
+                memtables: state
+                    .tables
+                    .iter()
+                    .filter(|(_, t)| !t.memtable.is_empty())
+                    .map(|(id, t)| (*id, t.memtable.clone()))
+                    .collect(),
+            }
+        };
+        if let Some(log) = &self.inner.log {
+            // Rotation fsyncs everything queued before it: all commits <= P are durable after it.
+            log.rotate(frozen.seq + 1).await?;
+        }
+        Ok(frozen)
+    }
+
+    async fn write_file(
+        &self,
+        table_id: u64,
+        seq: u64,
+        ordinal: usize,
+        batches: Vec<RecordBatch>,
+    ) -> Result<DataFile> {
+        let path = format!("data/t{table_id}/{seq:020}-{ordinal:04}.parquet");
+        let row_group_rows = self.inner.limits.parquet_row_group_rows_max;
+        let (bytes, file) = tokio::task::spawn_blocking(move || {
+            let schema = batches[0].schema();
+            encode_parquet(&schema, &batches, path, row_group_rows)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        let location = object_store::path::Path::from(file.path.as_str());
+        self.inner.location.store.put(&location, PutPayload::from(bytes)).await?;
+        Ok(file)
+    }
+
+    /// Swap memtable batches at or before `seq` for the files that now hold them.
+    fn install_files(&self, seq: u64, written: Vec<(u64, DataFile)>) {
+        let mut state = self.inner.state.write();
+        for data in state.tables.values_mut() {
+            data.memtable.retain(|m| m.seq > seq);
+        }
+        for (table_id, file) in written {
+            state.tables.entry(table_id).or_default().files.push(Arc::new(file));
+        }
+        if state.tables.values().all(|t| t.memtable.is_empty()) {
+            state.memtable_since = None;
+        }
+    }
+
+    fn checkpoint_of(&self, frozen: Frozen) -> Checkpoint {
+        let state = self.inner.state.read();
+        let tables = frozen
+            .catalog
+            .tables
+            .iter()
+            .map(|def| {
+                let data = state.tables.get(&def.id);
+                let files = data
+                    .map(|d| d.files.iter().filter(|f| f.max_seq <= frozen.seq).map(|f| (**f).clone()).collect())
+                    .unwrap_or_default();
+                let mut retired: Vec<(u64, u64)> = data
+                    .map(|d| d.retired.iter().filter(|(_, s)| **s <= frozen.seq).map(|(r, s)| (*r, *s)).collect())
+                    .unwrap_or_default();
+                retired.sort_unstable();
+                TableCheckpoint { id: def.id, files, retired }
+            })
+            .collect();
+        Checkpoint {
+            seq: frozen.seq,
+            time_us: frozen.time_us,
+            next_rowid: frozen.next_rowid,
+            catalog: frozen.catalog,
+            commits: frozen.commits,
+            tables,
+        }
+    }
+}
+
+/// Runs of consecutive batches that share one schema (a schema change starts a new file).
+fn group_by_schema(batches: &[MemBatch]) -> Vec<Vec<RecordBatch>> {
+    let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+    for mem in batches {
+        match groups.last_mut() {
+            Some(group) if group[0].schema() == mem.batch.schema() => group.push(mem.batch.clone()),
+            _ => groups.push(vec![mem.batch.clone()]),
+        }
+    }
+    groups
+}

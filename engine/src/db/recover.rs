@@ -1,0 +1,148 @@
+//! Opening a database: load the newest checkpoint, replay the log after it,
+//! rebuild the primary-key indexes from live rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::UInt64Array;
+use arrow::record_batch::RecordBatch;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::{apply::apply_record, Database, DbState};
+use crate::catalog::{physical_name, TableDef, ROWID_COLUMN, SEQ_COLUMN};
+use crate::constraints::primary_keys;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::log::{read_log, LOG_DIR};
+use crate::storage::checkpoint::{read_latest_checkpoint, Checkpoint};
+use crate::storage::location::Location;
+use crate::storage::{DataFile, TableData};
+use crate::txn::PkKey;
+
+/// The state as of the last durable commit.
+pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<DbState> {
+    let mut state = match read_latest_checkpoint(location.store.as_ref()).await? {
+        Some(checkpoint) => state_from_checkpoint(checkpoint),
+        None => DbState { next_rowid: 1, ..Default::default() },
+    };
+    let Some(root) = &location.local_root else { return Ok(state) };
+    let dir = root.join(LOG_DIR);
+    let bytes_max = limits.log_record_bytes_max;
+    let records = tokio::task::spawn_blocking(move || read_log(&dir, bytes_max))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+    for record in records {
+        let seq = record.header.seq;
+        if seq <= state.last_seq {
+            continue; // already in the checkpoint
+        }
+        if seq != state.last_seq + 1 {
+            return Err(Error::Corrupt {
+                detail: format!("commit log jumps from seq {} to {seq}", state.last_seq),
+            });
+        }
+        apply_record(&mut state, &record)?;
+    }
+    Ok(state)
+}
+
+fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
+    let mut tables = HashMap::new();
+    for table in checkpoint.tables {
+        let retired: HashMap<u64, u64> = table.retired.into_iter().collect();
+        let rows: u64 = table.files.iter().map(|f| f.rows).sum();
+        let data = TableData {
+            memtable: Vec::new(),
+            live_rows: rows.saturating_sub(retired.len() as u64),
+            files: table.files.into_iter().map(Arc::new).collect(),
+            retired: Arc::new(retired),
+        };
+        tables.insert(table.id, data);
+    }
+    DbState {
+        catalog: checkpoint.catalog,
+        tables,
+        pk_index: HashMap::new(),
+        commits: checkpoint.commits,
+        last_seq: checkpoint.seq,
+        last_time_us: checkpoint.time_us,
+        next_rowid: checkpoint.next_rowid,
+        memtable_since: None,
+    }
+}
+
+/// Rebuild every live table's key → `_rowid` index from its live rows.
+pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
+    let tables: Vec<(TableDef, TableData)> = {
+        let state = db.inner.state.read();
+        let latest = state.last_seq;
+        state
+            .catalog
+            .tables
+            .iter()
+            .filter(|t| t.exists_at(latest) && t.has_primary_key())
+            .map(|t| (t.clone(), state.tables.get(&t.id).cloned().unwrap_or_default()))
+            .collect()
+    };
+    for (def, data) in tables {
+        let index = build_pk_index(db, &def, &data).await?;
+        db.inner.state.write().pk_index.insert(def.id, index);
+    }
+    Ok(())
+}
+
+async fn build_pk_index(db: &Database, def: &TableDef, data: &TableData) -> Result<HashMap<PkKey, u64>> {
+    let mut index = HashMap::new();
+    for mem in &data.memtable {
+        index_live_rows(def, &mem.batch, &data.retired, &mut index)?;
+    }
+    for file in &data.files {
+        for batch in read_key_columns(db, def, file).await? {
+            index_live_rows(def, &batch, &data.retired, &mut index)?;
+        }
+    }
+    Ok(index)
+}
+
+fn index_live_rows(
+    def: &TableDef,
+    batch: &RecordBatch,
+    retired: &HashMap<u64, u64>,
+    index: &mut HashMap<PkKey, u64>,
+) -> Result<()> {
+    let rowids = batch
+        .column_by_name(ROWID_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .ok_or_else(|| Error::Corrupt { detail: "batch without _rowid".into() })?;
+    let keys = primary_keys(def, batch)?;
+    for (row, key) in keys.into_iter().enumerate() {
+        let rowid = rowids.value(row);
+        if !retired.contains_key(&rowid) {
+            index.insert(key, rowid);
+        }
+    }
+    Ok(())
+}
+
+/// The primary-key columns and `_rowid` of one data file.
+async fn read_key_columns(db: &Database, def: &TableDef, file: &DataFile) -> Result<Vec<RecordBatch>> {
+    let path = object_store::path::Path::from(file.path.as_str());
+    let bytes = db.object_store().get(&path).await?.bytes().await?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let mut wanted: Vec<String> = def.primary_key.iter().map(|id| physical_name(*id)).collect();
+    wanted.push(ROWID_COLUMN.to_string());
+    wanted.push(SEQ_COLUMN.to_string());
+    let indices: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted.contains(f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder.with_projection(mask).build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}

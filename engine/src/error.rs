@@ -1,0 +1,190 @@
+//! The engine's one error type. Every error a user can cause carries a
+//! SQLSTATE code (see [`Error::sqlstate`]) and a message that names the
+//! table, column, constraint or value at fault.
+
+use datafusion::error::DataFusionError;
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside DriftDB.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("syntax error: {message}")]
+    Syntax { message: String },
+
+    #[error("relation \"{name}\" does not exist{context}")]
+    UnknownTable { name: String, context: String },
+
+    #[error("relation \"{name}\" already exists")]
+    TableExists { name: String },
+
+    #[error("column \"{column}\" of relation \"{table}\" does not exist")]
+    UnknownColumn { table: String, column: String },
+
+    #[error("column \"{column}\" of relation \"{table}\" already exists")]
+    ColumnExists { table: String, column: String },
+
+    #[error("duplicate key value violates unique constraint \"{constraint}\" on \"{table}\": key {key} already exists")]
+    UniqueViolation { table: String, constraint: String, key: String },
+
+    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    NotNullViolation { table: String, column: String },
+
+    #[error("value too long for column \"{column}\" of relation \"{table}\": type {type_name}")]
+    ValueTooLong { table: String, column: String, type_name: String },
+
+    #[error("invalid value for column \"{column}\" of relation \"{table}\": {message}")]
+    BadValue { table: String, column: String, message: String },
+
+    #[error("unsupported type {type_name} for column \"{column}\"")]
+    UnsupportedType { column: String, type_name: String },
+
+    #[error("could not serialize access due to concurrent update of \"{table}\": {detail}")]
+    SerializationFailure { table: String, detail: String },
+
+    #[error("invalid time travel target: {message}")]
+    BadSnapshot { message: String },
+
+    #[error("{feature} is not supported yet")]
+    Unsupported { feature: String },
+
+    #[error("invalid argument: {message}")]
+    InvalidArgument { message: String },
+
+    #[error("database at {location} is locked by another process ({detail})")]
+    Locked { location: String, detail: String },
+
+    #[error("commit log is corrupt in {file} at byte {offset}: {detail}")]
+    CorruptLog { file: String, offset: u64, detail: String },
+
+    #[error("stored data is corrupt: {detail}")]
+    Corrupt { detail: String },
+
+    #[error("database is unusable after an earlier I/O failure: {detail}")]
+    Poisoned { detail: String },
+
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error("{0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error("{0}")]
+    DataFusion(Box<DataFusionError>),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for Error {
+    fn from(err: DataFusionError) -> Self {
+        match err {
+            // Our own errors travel through DataFusion as `External`; unwrap them.
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::DataFusion(Box::new(DataFusionError::External(other))),
+            },
+            DataFusionError::Context(ctx, inner) => match Error::from(*inner) {
+                Error::DataFusion(df) => {
+                    Error::DataFusion(Box::new(DataFusionError::Context(ctx, df)))
+                }
+                ours => ours,
+            },
+            other => Error::DataFusion(Box::new(other)),
+        }
+    }
+}
+
+impl From<Error> for DataFusionError {
+    fn from(err: Error) -> Self {
+        err.into_datafusion()
+    }
+}
+
+impl From<sqlparser::parser::ParserError> for Error {
+    fn from(err: sqlparser::parser::ParserError) -> Self {
+        Error::Syntax { message: err.to_string() }
+    }
+}
+
+impl From<sqlparser::tokenizer::TokenizerError> for Error {
+    fn from(err: sqlparser::tokenizer::TokenizerError) -> Self {
+        Error::Syntax { message: err.to_string() }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::Corrupt { detail: err.to_string() }
+    }
+}
+
+impl Error {
+    /// The SQLSTATE code for this error (PostgreSQL's codes where one fits).
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::Syntax { .. } => "42601",
+            Error::UnknownTable { .. } => "42P01",
+            Error::TableExists { .. } => "42P07",
+            Error::UnknownColumn { .. } => "42703",
+            Error::ColumnExists { .. } => "42701",
+            Error::UniqueViolation { .. } => "23505",
+            Error::NotNullViolation { .. } => "23502",
+            Error::ValueTooLong { .. } => "22001",
+            Error::BadValue { .. } => "22000",
+            Error::UnsupportedType { .. } => "42704",
+            Error::SerializationFailure { .. } => "40001",
+            Error::BadSnapshot { .. } => "22008",
+            Error::Unsupported { .. } => "0A000",
+            Error::InvalidArgument { .. } => "22023",
+            Error::Locked { .. } => "55006",
+            Error::CorruptLog { .. } | Error::Corrupt { .. } => "XX001",
+            Error::Poisoned { .. } => "58030",
+            Error::Io(_) | Error::ObjectStore(_) => "58030",
+            Error::Arrow(_) => "22000",
+            Error::Parquet(_) => "XX001",
+            Error::DataFusion(df) => datafusion_sqlstate(df),
+            Error::Internal(_) => "XX000",
+        }
+    }
+
+    /// Wrap this error so it can travel through DataFusion and come back out.
+    pub fn into_datafusion(self) -> DataFusionError {
+        DataFusionError::External(Box::new(self))
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
+    }
+
+    /// An internal error with a message (for adapters outside the engine).
+    pub fn internal_message(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
+    }
+
+    pub(crate) fn unsupported(feature: impl Into<String>) -> Self {
+        Error::Unsupported { feature: feature.into() }
+    }
+}
+
+/// Map DataFusion's own errors onto SQLSTATE classes.
+fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
+    match err {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::Plan(msg) if msg.contains("not found") => "42P01",
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => "42000",
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => "22000",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::Context(_, inner) => datafusion_sqlstate(inner),
+        DataFusionError::Diagnostic(_, inner) => datafusion_sqlstate(inner),
+        _ => "XX000",
+    }
+}

@@ -1,0 +1,30 @@
+//! Named limits and tunables, each with its unit last and a documented default.
+
+use std::time::Duration;
+
+/// Tunables for one open database.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Persist the memtable to Parquet once it holds this many bytes.
+    pub memtable_bytes_max: usize,
+    /// Persist the memtable once its oldest unpersisted commit is this old.
+    pub memtable_age_max: Duration,
+    /// Rows per Parquet row group (smaller groups prune better, larger compress better).
+    pub parquet_row_group_rows_max: usize,
+    /// Largest single commit-log record we accept when reading (guards against garbage lengths).
+    pub log_record_bytes_max: usize,
+    /// Rows per batch handed to DataFusion from the memtable.
+    pub scan_batch_rows_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memtable_bytes_max: 64 * 1024 * 1024,
+            memtable_age_max: Duration::from_secs(60),
+            parquet_row_group_rows_max: 128 * 1024,
+            log_record_bytes_max: 1024 * 1024 * 1024,
+            scan_batch_rows_max: 8192,
+        }
+    }
+}

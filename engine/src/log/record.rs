@@ -1,0 +1,177 @@
+//! What one commit looks like in the log, and its byte encoding.
+//!
+//! A frame is `[payload_len: u32 LE][crc32(payload): u32 LE][payload]`.
+//! The payload is `[header_len: u32 LE][header: JSON][batch_len: u32 LE][batch: Arrow IPC stream]…`,
+//! with one batch per [`Op::Insert`], in order.
+
+use std::io::Cursor;
+
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{ColumnDef, TableDef, ViewDef};
+use crate::error::{Error, Result};
+
+/// Bytes before the payload in a frame.
+pub const FRAME_HEADER_BYTES: usize = 8;
+
+/// One change inside a commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    CreateTable(TableDef),
+    DropTable { table_id: u64 },
+    /// A schema change: the table's columns from this commit on.
+    SetColumns { table_id: u64, columns: Vec<ColumnDef>, next_column_id: u32 },
+    CreateView(ViewDef),
+    DropView { name: String },
+    /// New row versions with `_rowid`s `first_rowid..first_rowid + rows`; the batch travels beside the header.
+    Insert { table_id: u64, first_rowid: u64, rows: u64 },
+    /// Row versions retired (updated or deleted) by this commit.
+    Retire { table_id: u64, rowids: Vec<u64> },
+}
+
+/// The metadata of a commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitHeader {
+    pub seq: u64,
+    pub time_us: i64,
+    /// Statement kind, e.g. `INSERT`, `CREATE TABLE`.
+    pub kind: String,
+    pub ops: Vec<Op>,
+}
+
+/// A commit as logged: header plus one batch (user columns, physical names) per insert.
+#[derive(Debug, Clone)]
+pub struct CommitRecord {
+    pub header: CommitHeader,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl CommitRecord {
+    /// Encode as one checksummed frame.
+    pub fn encode_frame(&self) -> Result<Vec<u8>> {
+        debug_assert_eq!(
+            self.header.ops.iter().filter(|op| matches!(op, Op::Insert { .. })).count(),
+            self.batches.len(),
+            "one batch per insert op"
+        );
+        let mut payload = Vec::new();
+        let header = serde_json::to_vec(&self.header).map_err(|e| Error::internal(e.to_string()))?;
+        push_section(&mut payload, &header)?;
+        for batch in &self.batches {
+            push_section(&mut payload, &encode_batch(batch)?)?;
+        }
+        let mut frame = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES);
+        frame.extend_from_slice(&section_len(&payload)?.to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        Ok(frame)
+    }
+
+    /// Decode a payload whose checksum has already been verified.
+    pub fn decode_payload(payload: &[u8]) -> Result<Self> {
+        let mut sections = Sections { bytes: payload, pos: 0 };
+        let header: CommitHeader = serde_json::from_slice(sections.next_section()?)?;
+        let inserts = header.ops.iter().filter(|op| matches!(op, Op::Insert { .. })).count();
+        let batches = (0..inserts)
+            .map(|_| decode_batch(sections.next_section()?))
+            .collect::<Result<Vec<_>>>()?;
+        for (op, batch) in header
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Insert { rows, .. } => Some(rows),
+                _ => None,
+            })
+            .zip(&batches)
+        {
+            if *op != batch.num_rows() as u64 {
+                return Err(Error::Corrupt { detail: "insert row count mismatch".into() });
+            }
+        }
+        Ok(Self { header, batches })
+    }
+}
+
+fn section_len(bytes: &[u8]) -> Result<u32> {
+    u32::try_from(bytes.len())
+        .map_err(|_| Error::InvalidArgument { message: "commit larger than 4 GiB".into() })
+}
+
+fn push_section(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+    out.extend_from_slice(&section_len(bytes)?.to_le_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+struct Sections<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Sections<'a> {
+    fn next_section(&mut self) -> Result<&'a [u8]> {
+        let corrupt = || Error::Corrupt { detail: "truncated commit payload".into() };
+        let len_bytes = self.bytes.get(self.pos..self.pos + 4).ok_or_else(corrupt)?;
+        let len = u32::from_le_bytes(len_bytes.try_into().map_err(|_| corrupt())?) as usize;
+        let start = self.pos + 4;
+        let section = self.bytes.get(start..start + len).ok_or_else(corrupt)?;
+        self.pos = start + len;
+        Ok(section)
+    }
+}
+
+/// Arrow IPC stream bytes of one batch.
+pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut out, batch.schema_ref())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(out)
+}
+
+/// The one batch in an Arrow IPC stream.
+pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    let schema = reader.schema();
+    let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
+    match batches.len() {
+        0 => Ok(RecordBatch::new_empty(schema)),
+        1 => Ok(batches.remove(0)),
+        _ => Ok(arrow::compute::concat_batches(&schema, &batches)?),
+    }
+}
+
+/// What `commits()` shows of one commit; kept for every commit ever made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    pub seq: u64,
+    pub time_us: i64,
+    pub kind: String,
+    pub rows_written: u64,
+    pub rows_retired: u64,
+}
+
+impl CommitHeader {
+    /// The summary of this commit for the commit index.
+    pub fn info(&self) -> CommitInfo {
+        let mut info = CommitInfo {
+            seq: self.seq,
+            time_us: self.time_us,
+            kind: self.kind.clone(),
+            rows_written: 0,
+            rows_retired: 0,
+        };
+        for op in &self.ops {
+            match op {
+                Op::Insert { rows, .. } => info.rows_written += rows,
+                Op::Retire { rowids, .. } => info.rows_retired += rowids.len() as u64,
+                _ => {}
+            }
+        }
+        info
+    }
+}

@@ -1,0 +1,307 @@
+//! DDL: CREATE / DROP / ALTER TABLE, CREATE TABLE AS, CREATE / DROP VIEW.
+//! Every DDL statement is one commit, so schema changes are time-travelable.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use sqlparser::ast::{
+    self, AlterTableOperation, ColumnOption, CreateTable, CreateView, ObjectName, ObjectType,
+    Statement, TableConstraint,
+};
+
+use super::dml::conform_batch;
+use super::session::{Session, StatementResult};
+use crate::catalog::{ColumnDef, SchemaVersion, SqlType, TableDef, ViewDef};
+use crate::constraints::primary_keys;
+use crate::error::{Error, Result};
+use crate::txn::{Write, WriteSet};
+
+/// An identifier as stored: unquoted names fold to lower case, as in PostgreSQL.
+pub fn normalize_ident(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// The table name in `name` (`t`, `public.t` or `driftdb.public.t`).
+pub fn table_name(name: &ObjectName) -> Result<String> {
+    let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
+    match parts.as_slice() {
+        [.., last] => Ok(normalize_ident(last)),
+        [] => Err(Error::Syntax { message: format!("bad table name {name}") }),
+    }
+}
+
+pub(crate) async fn create_table(session: &Session, create: CreateTable) -> Result<StatementResult> {
+    let name = table_name(&create.name)?;
+    if session.db().table_snapshot(&name, session.statement_seq()).is_some() {
+        if create.if_not_exists {
+            return Ok(StatementResult::done("CREATE TABLE", None, None));
+        }
+        return Err(Error::TableExists { name });
+    }
+    if let Some(query) = create.query {
+        return create_table_as(session, name, *query).await;
+    }
+    let def = table_def(session, &name, &create.columns, &create.constraints)?;
+    let mut writes = WriteSet::new("CREATE TABLE");
+    writes.push(Write::CreateTable(def));
+    let outcome = session.commit(writes).await?;
+    Ok(StatementResult::done("CREATE TABLE", None, Some(outcome.seq)))
+}
+
+fn table_def(
+    session: &Session,
+    name: &str,
+    columns: &[ast::ColumnDef],
+    constraints: &[TableConstraint],
+) -> Result<TableDef> {
+    let mut defs: Vec<ColumnDef> = Vec::with_capacity(columns.len());
+    let mut primary_key: Vec<String> = Vec::new();
+    for (i, column) in columns.iter().enumerate() {
+        let column_name = normalize_ident(&column.name);
+        if defs.iter().any(|d| d.name == column_name) {
+            return Err(Error::ColumnExists { table: name.into(), column: column_name });
+        }
+        let mut def = ColumnDef {
+            id: i as u32 + 1,
+            sql_type: SqlType::from_sql(&column_name, &column.data_type)?,
+            name: column_name.clone(),
+            nullable: true,
+        };
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::NotNull => def.nullable = false,
+                ColumnOption::Null => def.nullable = true,
+                ColumnOption::PrimaryKey(_) => primary_key.push(column_name.clone()),
+                other => return Err(Error::unsupported(format!("column option {other}"))),
+            }
+        }
+        defs.push(def);
+    }
+    for constraint in constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) if primary_key.is_empty() => {
+                for column in &pk.columns {
+                    primary_key.push(column.column.expr.to_string().trim_matches('"').to_lowercase());
+                }
+            }
+            TableConstraint::PrimaryKey(_) => {
+                return Err(Error::InvalidArgument {
+                    message: format!("multiple primary keys for table \"{name}\" are not allowed"),
+                });
+            }
+            other => return Err(Error::unsupported(format!("table constraint {other}"))),
+        }
+    }
+    let mut pk_ids = Vec::new();
+    for key_column in primary_key {
+        let def = defs.iter_mut().find(|d| d.name == key_column).ok_or_else(|| {
+            Error::UnknownColumn { table: name.into(), column: key_column.clone() }
+        })?;
+        def.nullable = false;
+        pk_ids.push(def.id);
+    }
+    Ok(TableDef {
+        id: session.db().allocate_table_id(),
+        name: name.into(),
+        created_seq: 0,
+        dropped_seq: None,
+        primary_key: pk_ids,
+        next_column_id: defs.len() as u32 + 1,
+        versions: vec![SchemaVersion { seq: 0, columns: defs }],
+    })
+}
+
+async fn create_table_as(session: &Session, name: String, query: ast::Query) -> Result<StatementResult> {
+    let plan = session.plan(Statement::Query(Box::new(query))).await?;
+    let frame = session.context().execute_logical_plan(plan).await?;
+    let schema = frame.schema().as_arrow().clone();
+    let batches = frame.collect().await?;
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            Ok(ColumnDef {
+                id: i as u32 + 1,
+                name: f.name().clone(),
+                sql_type: SqlType::from_arrow(f.name(), f.data_type())?,
+                nullable: true,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let def = TableDef {
+        id: session.db().allocate_table_id(),
+        name: name.clone(),
+        created_seq: 0,
+        dropped_seq: None,
+        primary_key: Vec::new(),
+        next_column_id: columns.len() as u32 + 1,
+        versions: vec![SchemaVersion { seq: 0, columns }],
+    };
+    let targets: Vec<usize> = (0..def.columns().len()).collect();
+    let source = arrow::compute::concat_batches(&Arc::new(schema), &batches)?;
+    let batch = conform_batch(&def, &targets, &source)?;
+    let rows = batch.num_rows() as u64;
+    let mut writes = WriteSet::new("CREATE TABLE AS");
+    let table_id = def.id;
+    writes.push(Write::CreateTable(def));
+    if rows > 0 {
+        writes.push(Write::Insert { table_id, batch, keys: Vec::new() });
+    }
+    let outcome = session.commit(writes).await?;
+    Ok(StatementResult::done("CREATE TABLE AS", Some(rows), Some(outcome.seq)))
+}
+
+pub(crate) async fn drop_objects(
+    session: &Session,
+    object_type: ObjectType,
+    if_exists: bool,
+    names: Vec<ObjectName>,
+) -> Result<StatementResult> {
+    let seq = session.statement_seq();
+    let (tag, mut writes) = match object_type {
+        ObjectType::Table => ("DROP TABLE", WriteSet::new("DROP TABLE")),
+        ObjectType::View => ("DROP VIEW", WriteSet::new("DROP VIEW")),
+        other => return Err(Error::unsupported(format!("DROP {other}"))),
+    };
+    for name in &names {
+        let name = table_name(name)?;
+        let write = match object_type {
+            ObjectType::Table => session
+                .db()
+                .table_snapshot(&name, seq)
+                .map(|t| Write::DropTable { table_id: t.def.id }),
+            _ => session.db().view_at(&name, seq).map(|_| Write::DropView { name: name.clone() }),
+        };
+        match write {
+            Some(write) => writes.push(write),
+            None if if_exists => {}
+            None => return Err(Error::UnknownTable { name, context: String::new() }),
+        }
+    }
+    if writes.is_empty() {
+        return Ok(StatementResult::done(tag, None, None));
+    }
+    let outcome = session.commit(writes).await?;
+    Ok(StatementResult::done(tag, None, Some(outcome.seq)))
+}
+
+pub(crate) async fn alter_table(session: &Session, alter: ast::AlterTable) -> Result<StatementResult> {
+    let name = table_name(&alter.name)?;
+    let Some(snapshot) = session.db().table_snapshot(&name, session.statement_seq()) else {
+        if alter.if_exists {
+            return Ok(StatementResult::done("ALTER TABLE", None, None));
+        }
+        return Err(Error::UnknownTable { name, context: String::new() });
+    };
+    let def = snapshot.def.as_ref();
+    let mut columns = def.columns().to_vec();
+    let mut next_column_id = def.next_column_id;
+    for operation in alter.operations {
+        match operation {
+            AlterTableOperation::AddColumn { if_not_exists, column_def, .. } => {
+                let column = normalize_ident(&column_def.name);
+                if columns.iter().any(|c| c.name == column) {
+                    if if_not_exists {
+                        continue;
+                    }
+                    return Err(Error::ColumnExists { table: name, column });
+                }
+                let mut added = ColumnDef {
+                    id: next_column_id,
+                    sql_type: SqlType::from_sql(&column, &column_def.data_type)?,
+                    name: column.clone(),
+                    nullable: true,
+                };
+                next_column_id += 1;
+                for option in &column_def.options {
+                    match &option.option {
+                        ColumnOption::Null => {}
+                        ColumnOption::NotNull if snapshot.live_rows == 0 => added.nullable = false,
+                        ColumnOption::NotNull => {
+                            return Err(Error::NotNullViolation { table: name, column });
+                        }
+                        other => return Err(Error::unsupported(format!("ADD COLUMN … {other}"))),
+                    }
+                }
+                columns.push(added);
+            }
+            AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+                for ident in column_names {
+                    let column = normalize_ident(&ident);
+                    let Some(pos) = columns.iter().position(|c| c.name == column) else {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(Error::UnknownColumn { table: name, column });
+                    };
+                    if def.primary_key.contains(&columns[pos].id) {
+                        return Err(Error::unsupported(format!(
+                            "dropping primary key column \"{column}\" of \"{name}\""
+                        )));
+                    }
+                    columns.remove(pos);
+                }
+            }
+            AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                let old = normalize_ident(&old_column_name);
+                let new = normalize_ident(&new_column_name);
+                if columns.iter().any(|c| c.name == new) {
+                    return Err(Error::ColumnExists { table: name, column: new });
+                }
+                let column = columns.iter_mut().find(|c| c.name == old).ok_or_else(|| {
+                    Error::UnknownColumn { table: name.clone(), column: old.clone() }
+                })?;
+                column.name = new;
+            }
+            other => return Err(Error::unsupported(format!("ALTER TABLE … {other}"))),
+        }
+    }
+    if columns.is_empty() {
+        return Err(Error::InvalidArgument { message: format!("table \"{name}\" would have no columns") });
+    }
+    let mut writes = WriteSet::new("ALTER TABLE");
+    writes.push(Write::SetColumns { table_id: def.id, columns, next_column_id });
+    let outcome = session.commit(writes).await?;
+    Ok(StatementResult::done("ALTER TABLE", None, Some(outcome.seq)))
+}
+
+pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<StatementResult> {
+    if view.materialized {
+        return Err(Error::unsupported("materialized views"));
+    }
+    let name = table_name(&view.name)?;
+    let seq = session.statement_seq();
+    if session.db().table_snapshot(&name, seq).is_some() {
+        return Err(Error::TableExists { name });
+    }
+    let exists = session.db().view_at(&name, seq).is_some();
+    if exists && view.if_not_exists {
+        return Ok(StatementResult::done("CREATE VIEW", None, None));
+    }
+    if exists && !view.or_replace {
+        return Err(Error::TableExists { name });
+    }
+    // Plan it now so a broken view is refused at creation.
+    session.plan(Statement::Query(view.query.clone())).await?;
+    let mut writes = WriteSet::new("CREATE VIEW");
+    if exists {
+        writes.push(Write::DropView { name: name.clone() });
+    }
+    writes.push(Write::CreateView(ViewDef {
+        name,
+        sql: view.query.to_string(),
+        created_seq: 0,
+        dropped_seq: None,
+    }));
+    let outcome = session.commit(writes).await?;
+    Ok(StatementResult::done("CREATE VIEW", None, Some(outcome.seq)))
+}
+
+/// Primary keys for an insert batch of `def` (empty without a primary key).
+pub(crate) fn keys_of(def: &TableDef, batch: &RecordBatch) -> Result<Vec<crate::txn::PkKey>> {
+    primary_keys(def, batch)
+}

@@ -1,0 +1,520 @@
+//! DML: INSERT (with ON CONFLICT), UPDATE [FROM], DELETE [USING], TRUNCATE.
+//!
+//! Each statement reads the rows it changes with an internal query that
+//! scans the target with its system columns (`_rowid`), turns the result
+//! into a write set (new versions and retirements) and commits it as one
+//! commit. The commit re-validates keys and retirements against the
+//! latest state, so a concurrent change is caught, never overwritten.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
+use arrow::compute::{cast_with_options, concat_batches, filter_record_batch, CastOptions};
+use arrow::datatypes::{Field, Schema};
+use arrow::util::display::FormatOptions;
+use datafusion::datasource::MemTable;
+use sqlparser::ast::{self, Assignment, AssignmentTarget, FromTable, OnConflictAction, OnInsert, TableFactor};
+
+use super::ddl::{keys_of, normalize_ident, table_name};
+use super::quote_ident;
+use super::session::{Session, StatementResult};
+use crate::catalog::{user_physical_schema, SqlType, TableDef};
+use crate::error::{Error, Result};
+use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
+use crate::txn::{PkKey, Write, WriteSet};
+
+/// The current definition of a table that is about to be written.
+fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
+    let name = table_name(name)?;
+    session
+        .db()
+        .table_snapshot(&name, session.statement_seq())
+        .map(|s| s.def.as_ref().clone())
+        .ok_or(Error::UnknownTable { name, context: String::new() })
+}
+
+/// `FROM` text scanning `def` with its system columns, under `alias`.
+fn system_scan(def: &TableDef, alias: &str) -> String {
+    format!(
+        "{} FOR SYSTEM_TIME AS OF {SYSTEM_COLUMNS_MARKER}() AS {}",
+        quote_ident(&def.name),
+        quote_ident(alias)
+    )
+}
+
+/// Select-list items `alias._rowid, alias.<pk>…` (always first in internal reads).
+fn rowid_and_key_items(def: &TableDef, alias: &str) -> Vec<String> {
+    let q = quote_ident(alias);
+    let mut items = vec![format!("{q}.\"_rowid\"")];
+    items.extend(def.primary_key_columns().iter().map(|c| format!("{q}.{}", quote_ident(&c.name))));
+    items
+}
+
+fn numbered(items: Vec<String>) -> String {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| format!("{item} AS \"__c{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows to retire read by an internal query whose first columns are `_rowid`, then the key.
+struct Retired {
+    rowids: Vec<u64>,
+    keys: Vec<PkKey>,
+}
+
+fn retired_rows(def: &TableDef, batch: &RecordBatch) -> Result<Retired> {
+    let rowids = batch
+        .column(0)
+        .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+        .ok_or_else(|| Error::internal("internal read lacks _rowid"))?;
+    let key_count = def.primary_key.len();
+    let keys = if key_count > 0 {
+        let key_batch = key_batch(def, batch, 1)?;
+        keys_of(def, &key_batch)?
+    } else {
+        Vec::new()
+    };
+    Ok(Retired { rowids: rowids.values().to_vec(), keys })
+}
+
+/// The primary-key columns found at `offset..` of `batch`, named physically.
+fn key_batch(def: &TableDef, batch: &RecordBatch, offset: usize) -> Result<RecordBatch> {
+    let key_columns = def.primary_key_columns();
+    let fields: Vec<Field> = key_columns
+        .iter()
+        .map(|c| Field::new(c.physical_name(), c.sql_type.arrow_type(), true))
+        .collect();
+    let arrays = key_columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cast_column(def, &c.name, &c.sql_type, batch.column(offset + i)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+fn cast_column(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayRef) -> Result<ArrayRef> {
+    let target = sql_type.arrow_type();
+    if array.data_type() == &target {
+        return Ok(array.clone());
+    }
+    let options = CastOptions { safe: false, format_options: FormatOptions::default() };
+    cast_with_options(array, &target, &options).map_err(|e| Error::BadValue {
+        table: def.name.clone(),
+        column: column.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Shape `source` (one column per target, in order) into a full row batch of `def`.
+/// Columns not targeted are NULL. Values are cast to the column types and length-checked.
+pub(crate) fn conform_batch(def: &TableDef, targets: &[usize], source: &RecordBatch) -> Result<RecordBatch> {
+    let columns = def.columns();
+    if source.num_columns() != targets.len() {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "INSERT into \"{}\" has {} target columns but {} values",
+                def.name,
+                targets.len(),
+                source.num_columns()
+            ),
+        });
+    }
+    let rows = source.num_rows();
+    let mut arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|c| arrow::array::new_null_array(&c.sql_type.arrow_type(), rows))
+        .collect();
+    for (value_index, column_index) in targets.iter().enumerate() {
+        let column = &columns[*column_index];
+        let array = cast_column(def, &column.name, &column.sql_type, source.column(value_index))?;
+        check_length(def, &column.name, &column.sql_type, &array)?;
+        arrays[*column_index] = array;
+    }
+    let schema = user_physical_schema(columns);
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+fn check_length(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayRef) -> Result<()> {
+    let SqlType::Text { max_len: Some(max) } = sql_type else { return Ok(()) };
+    let Some(strings) = array.as_string_opt::<i32>() else { return Ok(()) };
+    if strings.iter().flatten().any(|s| s.chars().count() > *max as usize) {
+        return Err(Error::ValueTooLong {
+            table: def.name.clone(),
+            column: column.into(),
+            type_name: sql_type.sql_name(),
+        });
+    }
+    Ok(())
+}
+
+/// Index of each named column (or all columns when `names` is empty).
+fn target_columns(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
+    if names.is_empty() {
+        return Ok((0..def.columns().len()).collect());
+    }
+    let mut seen = HashSet::new();
+    names
+        .iter()
+        .map(|name| {
+            let index = def.columns().iter().position(|c| &c.name == name).ok_or_else(|| {
+                Error::UnknownColumn { table: def.name.clone(), column: name.clone() }
+            })?;
+            if !seen.insert(index) {
+                return Err(Error::InvalidArgument {
+                    message: format!("column \"{name}\" specified more than once"),
+                });
+            }
+            Ok(index)
+        })
+        .collect()
+}
+
+fn assignment_column(def: &TableDef, assignment: &Assignment) -> Result<usize> {
+    let AssignmentTarget::ColumnName(name) = &assignment.target else {
+        return Err(Error::unsupported("tuple assignments"));
+    };
+    let column = table_name(name)?;
+    def.columns()
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or(Error::UnknownColumn { table: def.name.clone(), column })
+}
+
+/// Select items giving every column's new value: the assigned expression or the old value.
+fn new_value_items(def: &TableDef, alias: &str, assignments: &[Assignment]) -> Result<Vec<String>> {
+    let mut values: Vec<Option<String>> = vec![None; def.columns().len()];
+    for assignment in assignments {
+        let index = assignment_column(def, assignment)?;
+        if values[index].replace(assignment.value.to_string()).is_some() {
+            return Err(Error::InvalidArgument {
+                message: format!("multiple assignments to column \"{}\"", def.columns()[index].name),
+            });
+        }
+    }
+    let q = quote_ident(alias);
+    Ok(def
+        .columns()
+        .iter()
+        .zip(values)
+        .map(|(column, value)| value.unwrap_or_else(|| format!("{q}.{}", quote_ident(&column.name))))
+        .collect())
+}
+
+/// Retire the rows read, and write their new versions (columns after `_rowid` and the key).
+fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
+    let Some(first) = batches.first() else { return Ok(0) };
+    let batch = dedupe_by_rowid(concat_batches(&first.schema(), &batches)?)?;
+    if batch.num_rows() == 0 {
+        return Ok(0);
+    }
+    let retired = retired_rows(def, &batch)?;
+    let offset = 1 + def.primary_key.len();
+    let values = batch.project(&(offset..batch.num_columns()).collect::<Vec<_>>())?;
+    let targets: Vec<usize> = (0..def.columns().len()).collect();
+    let new_rows = conform_batch(def, &targets, &values)?;
+    let keys = keys_of(def, &new_rows)?;
+    let count = retired.rowids.len() as u64;
+    writes.push(Write::Retire { table_id: def.id, rowids: retired.rowids, keys: retired.keys });
+    writes.push(Write::Insert { table_id: def.id, batch: new_rows, keys });
+    Ok(count)
+}
+
+/// Keep the first row per `_rowid` (an UPDATE … FROM may match a row more than once).
+fn dedupe_by_rowid(batch: RecordBatch) -> Result<RecordBatch> {
+    let rowids = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(|| Error::internal("internal read lacks _rowid"))?;
+    let mut seen = HashSet::with_capacity(rowids.len());
+    let keep: arrow::array::BooleanArray = rowids.values().iter().map(|r| Some(seen.insert(*r))).collect();
+    if keep.true_count() == batch.num_rows() {
+        return Ok(batch);
+    }
+    Ok(filter_record_batch(&batch, &keep)?)
+}
+
+fn relation_of(factor: &TableFactor) -> Result<(ast::ObjectName, Option<String>)> {
+    match factor {
+        TableFactor::Table { name, alias, .. } => {
+            Ok((name.clone(), alias.as_ref().map(|a| normalize_ident(&a.name))))
+        }
+        other => Err(Error::unsupported(format!("writing to {other}"))),
+    }
+}
+
+pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<StatementResult> {
+    if update.returning.is_some() {
+        return Err(Error::unsupported("UPDATE … RETURNING"));
+    }
+    if !update.table.joins.is_empty() {
+        return Err(Error::unsupported("UPDATE of a join"));
+    }
+    let (name, alias) = relation_of(&update.table.relation)?;
+    let def = target_table(session, &name)?;
+    let alias = alias.unwrap_or_else(|| def.name.clone());
+    let mut items = rowid_and_key_items(&def, &alias);
+    items.extend(new_value_items(&def, &alias, &update.assignments)?);
+    let mut sql = format!("SELECT {} FROM {}", numbered(items), system_scan(&def, &alias));
+    if let Some(ast::UpdateTableFromKind::AfterSet(from) | ast::UpdateTableFromKind::BeforeSet(from)) = &update.from {
+        for table in from {
+            sql.push_str(&format!(", {table}"));
+        }
+    }
+    if let Some(selection) = &update.selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    let batches = session.run_internal_query(&sql).await?;
+    let mut writes = WriteSet::new("UPDATE");
+    let count = update_writes(&def, batches, &mut writes)?;
+    commit_counted(session, "UPDATE", writes, count).await
+}
+
+pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<StatementResult> {
+    if delete.returning.is_some() {
+        return Err(Error::unsupported("DELETE … RETURNING"));
+    }
+    let tables = match &delete.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    let [target] = tables.as_slice() else {
+        return Err(Error::unsupported("DELETE from several tables"));
+    };
+    let (name, alias) = relation_of(&target.relation)?;
+    let def = target_table(session, &name)?;
+    let alias = alias.unwrap_or_else(|| def.name.clone());
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        numbered(rowid_and_key_items(&def, &alias)),
+        system_scan(&def, &alias)
+    );
+    for table in delete.using.iter().flatten() {
+        sql.push_str(&format!(", {table}"));
+    }
+    if let Some(selection) = &delete.selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    let batches = session.run_internal_query(&sql).await?;
+    let mut writes = WriteSet::new("DELETE");
+    let count = retire_writes(&def, batches, &mut writes)?;
+    commit_counted(session, "DELETE", writes, count).await
+}
+
+fn retire_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
+    let Some(first) = batches.first() else { return Ok(0) };
+    let batch = dedupe_by_rowid(concat_batches(&first.schema(), &batches)?)?;
+    if batch.num_rows() == 0 {
+        return Ok(0);
+    }
+    let retired = retired_rows(def, &batch)?;
+    let count = retired.rowids.len() as u64;
+    writes.push(Write::Retire { table_id: def.id, rowids: retired.rowids, keys: retired.keys });
+    Ok(count)
+}
+
+pub(crate) async fn truncate(session: &Session, truncate: ast::Truncate) -> Result<StatementResult> {
+    let mut writes = WriteSet::new("TRUNCATE");
+    let mut count = 0;
+    for target in &truncate.table_names {
+        let def = target_table(session, &target.name)?;
+        let sql = format!(
+            "SELECT {} FROM {}",
+            numbered(rowid_and_key_items(&def, &def.name)),
+            system_scan(&def, &def.name)
+        );
+        let batches = session.run_internal_query(&sql).await?;
+        count += retire_writes(&def, batches, &mut writes)?;
+    }
+    commit_counted(session, "TRUNCATE", writes, count).await
+}
+
+async fn commit_counted(session: &Session, tag: &str, writes: WriteSet, count: u64) -> Result<StatementResult> {
+    if writes.is_empty() {
+        return Ok(StatementResult::done(tag, Some(0), None));
+    }
+    let outcome = session.commit(writes).await?;
+    Ok(StatementResult::done(tag, Some(count), Some(outcome.seq)))
+}
+
+pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<StatementResult> {
+    if insert.returning.is_some() {
+        return Err(Error::unsupported("INSERT … RETURNING"));
+    }
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
+    };
+    let def = target_table(session, name)?;
+    let names = insert.columns.iter().map(table_name).collect::<Result<Vec<_>>>()?;
+    let targets = target_columns(&def, &names)?;
+    let Some(source) = insert.source else {
+        return Err(Error::unsupported("INSERT … DEFAULT VALUES"));
+    };
+    let plan = session.plan(ast::Statement::Query(source)).await?;
+    let frame = session.context().execute_logical_plan(plan).await?;
+    let source_schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    let source = concat_batches(&source_schema, &batches)?;
+    let rows = conform_batch(&def, &targets, &source)?;
+    let keys = keys_of(&def, &rows)?;
+    let mut writes = WriteSet::new("INSERT");
+    let count = match insert.on {
+        None => {
+            let count = rows.num_rows() as u64;
+            if count > 0 {
+                writes.push(Write::Insert { table_id: def.id, batch: rows, keys });
+            }
+            count
+        }
+        Some(OnInsert::OnConflict(on_conflict)) => {
+            check_conflict_target(&def, on_conflict.conflict_target.as_ref())?;
+            let alias = insert.table_alias.as_ref().map(|a| normalize_ident(&a.alias)).unwrap_or_else(|| def.name.clone());
+            upsert(session, &def, &alias, rows, keys, on_conflict.action, &mut writes).await?
+        }
+        Some(OnInsert::DuplicateKeyUpdate(_)) => {
+            return Err(Error::unsupported("ON DUPLICATE KEY UPDATE (use ON CONFLICT)"));
+        }
+        Some(other) => return Err(Error::unsupported(format!("INSERT … {other}"))),
+    };
+    commit_counted(session, "INSERT", writes, count).await
+}
+
+fn check_conflict_target(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<()> {
+    if !def.has_primary_key() {
+        return Err(Error::InvalidArgument {
+            message: format!("ON CONFLICT needs a primary key, and \"{}\" has none", def.name),
+        });
+    }
+    let Some(ast::ConflictTarget::Columns(columns)) = target else { return Ok(()) };
+    let mut named: Vec<String> = columns.iter().map(normalize_ident).collect();
+    let mut key: Vec<String> = def.primary_key_columns().iter().map(|c| c.name.clone()).collect();
+    named.sort();
+    key.sort();
+    if named != key {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "there is no unique constraint matching the ON CONFLICT specification ({}) of \"{}\"",
+                named.join(", "),
+                def.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// INSERT … ON CONFLICT: insert new keys; skip or update existing ones.
+async fn upsert(
+    session: &Session,
+    def: &TableDef,
+    alias: &str,
+    rows: RecordBatch,
+    keys: Vec<PkKey>,
+    action: OnConflictAction,
+    writes: &mut WriteSet,
+) -> Result<u64> {
+    let existing = session.db().lookup_primary_keys(def.id, &keys);
+    let mut seen = HashSet::with_capacity(keys.len());
+    let mut fresh = Vec::with_capacity(keys.len());
+    let mut conflicting = Vec::new();
+    for (key, holder) in keys.iter().zip(&existing) {
+        let first_time = seen.insert(key);
+        if !first_time && matches!(action, OnConflictAction::DoUpdate(_)) {
+            return Err(Error::InvalidArgument {
+                message: "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+            });
+        }
+        fresh.push(first_time && holder.is_none());
+        conflicting.push(first_time && holder.is_some());
+    }
+    let fresh_mask = arrow::array::BooleanArray::from(fresh);
+    let fresh_rows = filter_record_batch(&rows, &fresh_mask)?;
+    let fresh_keys: Vec<PkKey> =
+        keys.iter().zip(fresh_mask.values().iter()).filter(|(_, k)| *k).map(|(key, _)| key.clone()).collect();
+    let mut count = fresh_rows.num_rows() as u64;
+    if count > 0 {
+        writes.push(Write::Insert { table_id: def.id, batch: fresh_rows, keys: fresh_keys });
+    }
+    if let OnConflictAction::DoUpdate(update) = action {
+        let conflict_rows = filter_record_batch(&rows, &arrow::array::BooleanArray::from(conflicting))?;
+        if conflict_rows.num_rows() > 0 {
+            count += update_conflicts(session, def, alias, conflict_rows, &update, writes).await?;
+        }
+    }
+    Ok(count)
+}
+
+/// Name of the temporary table holding the proposed rows in ON CONFLICT DO UPDATE.
+const EXCLUDED_TABLE: &str = "excluded";
+
+async fn update_conflicts(
+    session: &Session,
+    def: &TableDef,
+    alias: &str,
+    proposed: RecordBatch,
+    update: &ast::DoUpdate,
+    writes: &mut WriteSet,
+) -> Result<u64> {
+    let logical = crate::catalog::logical_schema(def.columns());
+    let logical = Arc::new(Schema::new(
+        logical.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+    ));
+    let excluded = RecordBatch::try_new(logical.clone(), proposed.columns().to_vec())?;
+    let table = Arc::new(MemTable::try_new(logical, vec![vec![excluded]])?);
+    session.context().register_table(EXCLUDED_TABLE, table)?;
+    let q = quote_ident(alias);
+    let on: Vec<String> = def
+        .primary_key_columns()
+        .iter()
+        .map(|c| format!("{q}.{col} = {EXCLUDED_TABLE}.{col}", col = quote_ident(&c.name)))
+        .collect();
+    let mut items = rowid_and_key_items(def, alias);
+    items.extend(new_value_items(def, alias, &update.assignments)?);
+    let mut sql = format!(
+        "SELECT {} FROM {} JOIN {EXCLUDED_TABLE} ON {}",
+        numbered(items),
+        system_scan(def, alias),
+        on.join(" AND ")
+    );
+    if let Some(selection) = &update.selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    let result = session.run_internal_query(&sql).await;
+    session.context().deregister_table(EXCLUDED_TABLE)?;
+    update_writes(def, result?, writes)
+}
+
+/// Append Arrow batches to `table` as one commit. Columns are matched by
+/// name; table columns a batch lacks are NULL.
+pub(crate) async fn append_batches(
+    session: &Session,
+    table: &str,
+    batches: &[RecordBatch],
+) -> Result<StatementResult> {
+    let def = session
+        .db()
+        .table_snapshot(table, session.statement_seq())
+        .map(|s| s.def.as_ref().clone())
+        .ok_or_else(|| Error::UnknownTable { name: table.into(), context: String::new() })?;
+    let mut rows = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let targets = target_columns(&def, &names)?;
+        rows.push(conform_batch(&def, &targets, batch)?);
+    }
+    let schema = user_physical_schema(def.columns());
+    let batch = concat_batches(&schema, &rows)?;
+    let keys = keys_of(&def, &batch)?;
+    let count = batch.num_rows() as u64;
+    let mut writes = WriteSet::new("INSERT");
+    if count > 0 {
+        writes.push(Write::Insert { table_id: def.id, batch, keys });
+    }
+    commit_counted(session, "INSERT", writes, count).await
+}

@@ -1,0 +1,270 @@
+//! A SQL session: its own DataFusion context wired to the database through
+//! the temporal relation planner, its settings (`SET driftdb.as_of`), and
+//! statement routing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionConfig;
+use sqlparser::ast::{self, Statement};
+
+use super::catalog_provider::DriftCatalog;
+use super::{ddl, dml, parse_statements, CATALOG_NAME, SCHEMA_NAME};
+use crate::db::{CommitOutcome, Database};
+use crate::error::{Error, Result};
+use crate::temporal::functions::{CommitsFunction, HistoryFunction};
+use crate::temporal::planner::TemporalPlanner;
+use crate::temporal::provider::data_store_url;
+use crate::temporal::{eval_constant, resolve_target, target_of, StatementSnapshot, Target};
+use crate::txn::WriteSet;
+
+/// The setting that makes tables without a temporal clause read an older snapshot.
+pub const AS_OF_SETTING: &str = "driftdb.as_of";
+
+/// What one statement produced.
+#[derive(Debug, Clone)]
+pub struct StatementResult {
+    /// Statement kind, e.g. `SELECT`, `INSERT`, `CREATE TABLE`.
+    pub tag: String,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// Rows written or retired, for DML.
+    pub rows_affected: Option<u64>,
+    /// The snapshot read (queries) or the commit made (writes).
+    pub seq: Option<u64>,
+    pub elapsed: std::time::Duration,
+}
+
+impl StatementResult {
+    pub(crate) fn rows(tag: &str, schema: SchemaRef, batches: Vec<RecordBatch>, seq: u64) -> Self {
+        Self {
+            tag: tag.into(),
+            schema,
+            batches,
+            rows_affected: None,
+            seq: Some(seq),
+            elapsed: Default::default(),
+        }
+    }
+
+    pub(crate) fn done(tag: &str, rows_affected: Option<u64>, seq: Option<u64>) -> Self {
+        Self {
+            tag: tag.into(),
+            schema: Arc::new(Schema::empty()),
+            batches: Vec::new(),
+            rows_affected,
+            seq,
+            elapsed: Default::default(),
+        }
+    }
+
+    /// Total rows in the result batches.
+    pub fn row_count(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// One client's SQL session over a database.
+pub struct Session {
+    db: Database,
+    ctx: SessionContext,
+    snapshot: Arc<StatementSnapshot>,
+    as_of: Option<Target>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("as_of", &self.as_of).finish()
+    }
+}
+
+impl Session {
+    /// A new session with default settings.
+    pub fn new(db: &Database) -> Self {
+        let snapshot = Arc::new(StatementSnapshot::default());
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
+            .with_create_default_catalog_and_schema(false);
+        let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_relation_planners(vec![planner])
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_catalog(CATALOG_NAME, Arc::new(DriftCatalog::new(db.clone(), snapshot.clone())));
+        ctx.register_object_store(data_store_url().as_ref(), db.object_store());
+        ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
+        ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
+        driftdb_udfs::register_all(&ctx);
+        Self { db: db.clone(), ctx, snapshot, as_of: None }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Run every statement of `sql`, stopping at the first error.
+    pub async fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
+        let mut results = Vec::new();
+        for statement in parse_statements(sql)? {
+            results.push(self.execute_statement(statement).await?);
+        }
+        Ok(results)
+    }
+
+    /// Run `sql` and return the last statement's result.
+    pub async fn execute_one(&mut self, sql: &str) -> Result<StatementResult> {
+        self.execute(sql)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Syntax { message: "empty statement".into() })
+    }
+
+    /// Run one parsed statement.
+    pub async fn execute_statement(&mut self, statement: Statement) -> Result<StatementResult> {
+        let started = Instant::now();
+        let mut result = self.route(statement).await?;
+        result.elapsed = started.elapsed();
+        Ok(result)
+    }
+
+    async fn route(&mut self, statement: Statement) -> Result<StatementResult> {
+        let writes = matches!(
+            statement,
+            Statement::CreateTable(_)
+                | Statement::Drop { .. }
+                | Statement::AlterTable(_)
+                | Statement::CreateView(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+                | Statement::Truncate(_)
+        );
+        // Writes always start from the latest commit; reads honour `driftdb.as_of`.
+        let seq = match (writes, self.as_of) {
+            (false, Some(target)) => resolve_target(&self.db, target)?,
+            _ => self.db.visible_seq(),
+        };
+        self.snapshot.set(seq);
+        match statement {
+            Statement::CreateTable(create) => ddl::create_table(self, create).await,
+            Statement::Drop { object_type, if_exists, names, .. } => {
+                ddl::drop_objects(self, object_type, if_exists, names).await
+            }
+            Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
+            Statement::CreateView(view) => ddl::create_view(self, view).await,
+            Statement::Insert(insert) => dml::insert(self, insert).await,
+            Statement::Update(update) => dml::update(self, update).await,
+            Statement::Delete(delete) => dml::delete(self, delete).await,
+            Statement::Truncate(truncate) => dml::truncate(self, truncate).await,
+            Statement::Set(ast::Set::SingleAssignment { variable, values, .. })
+                if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) =>
+            {
+                self.set_as_of(values).await
+            }
+            Statement::ShowTables { .. } => self.show_tables(seq),
+            other => self.query(other, seq).await,
+        }
+    }
+
+    /// `SET driftdb.as_of = <version | timestamp | 'latest' | DEFAULT>`.
+    async fn set_as_of(&mut self, values: Vec<ast::Expr>) -> Result<StatementResult> {
+        let [value] = values.as_slice() else {
+            return Err(Error::InvalidArgument { message: "SET driftdb.as_of takes one value".into() });
+        };
+        let text = value.to_string().to_ascii_lowercase();
+        if matches!(text.as_str(), "default" | "'latest'" | "latest" | "null") {
+            self.as_of = None;
+            return Ok(StatementResult::done("SET", None, None));
+        }
+        let expr = self.ctx.parse_sql_expr(&value.to_string(), &datafusion::common::DFSchema::empty())?;
+        let target = target_of(&eval_constant(expr)?)?;
+        let seq = resolve_target(&self.db, target)?;
+        self.as_of = Some(target);
+        Ok(StatementResult::done("SET", None, Some(seq)))
+    }
+
+    /// Append Arrow batches to `table` in one commit (bulk ingest; columns matched by name).
+    pub async fn append(&mut self, table: &str, batches: &[RecordBatch]) -> Result<StatementResult> {
+        self.snapshot.set(self.db.visible_seq());
+        dml::append_batches(self, table, batches).await
+    }
+
+    /// The session's time-travel default, if any.
+    pub fn as_of(&self) -> Option<Target> {
+        self.as_of
+    }
+
+    fn show_tables(&self, seq: u64) -> Result<StatementResult> {
+        let (tables, views) = self.db.relation_names_at(seq);
+        let kinds = tables.iter().map(|_| "table").chain(views.iter().map(|_| "view"));
+        let names: Vec<&str> = tables.iter().chain(views.iter()).map(String::as_str).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(names)),
+                Arc::new(StringArray::from_iter_values(kinds)),
+            ],
+        )?;
+        Ok(StatementResult::rows("SHOW TABLES", schema, vec![batch], seq))
+    }
+
+    /// Anything DataFusion runs: queries, EXPLAIN, DESCRIBE, SET of DataFusion options.
+    async fn query(&self, statement: Statement, seq: u64) -> Result<StatementResult> {
+        let tag = statement_tag(&statement);
+        let plan = self.plan(statement).await?;
+        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).verify_plan(&plan)?;
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(StatementResult::rows(&tag, schema, batches, seq))
+    }
+
+    /// Plan a statement with DataFusion (through DriftDB's relation planner).
+    pub(crate) async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+        Ok(self.ctx.state().statement_to_plan(statement).await?)
+    }
+
+    /// Plan and run an internal query given as SQL text; returns its batches.
+    pub(crate) async fn run_internal_query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let query = super::parse_query(sql)?;
+        let plan = self.plan(Statement::Query(Box::new(query))).await?;
+        Ok(self.ctx.execute_logical_plan(plan).await?.collect().await?)
+    }
+
+    /// Commit a statement's writes.
+    pub(crate) async fn commit(&self, writes: WriteSet) -> Result<CommitOutcome> {
+        self.db.commit(writes).await
+    }
+
+    /// The snapshot the current statement reads.
+    pub(crate) fn statement_seq(&self) -> u64 {
+        self.snapshot.get()
+    }
+}
+
+fn statement_tag(statement: &Statement) -> String {
+    match statement {
+        Statement::Query(_) => "SELECT".into(),
+        Statement::Explain { .. } => "EXPLAIN".into(),
+        Statement::ExplainTable { .. } => "DESCRIBE".into(),
+        Statement::Set(_) => "SET".into(),
+        other => other.to_string().split_whitespace().next().unwrap_or("").to_ascii_uppercase(),
+    }
+}

@@ -1,0 +1,37 @@
+//! The memtable: row versions of recent commits, queryable at once.
+//!
+//! Each insert of a commit becomes one [`MemBatch`] in the physical schema
+//! of the table at that commit (user columns as `c<id>`, then `_rowid`, `_seq`).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, UInt64Array};
+use arrow::record_batch::RecordBatch;
+
+use crate::catalog::{physical_schema, ColumnDef};
+use crate::error::Result;
+
+/// Row versions written by one insert of one commit.
+#[derive(Debug, Clone)]
+pub struct MemBatch {
+    pub seq: u64,
+    pub batch: RecordBatch,
+}
+
+/// Add `_rowid` (`first_rowid..`) and `_seq` columns to a batch of user columns.
+pub fn with_system_columns(
+    columns: &[ColumnDef],
+    user_batch: &RecordBatch,
+    first_rowid: u64,
+    seq: u64,
+) -> Result<RecordBatch> {
+    let rows = user_batch.num_rows() as u64;
+    let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first_rowid..first_rowid + rows));
+    let seqs: ArrayRef = Arc::new(UInt64Array::from_iter_values(std::iter::repeat_n(seq, rows as usize)));
+    let mut arrays = user_batch.columns().to_vec();
+    arrays.push(rowids);
+    arrays.push(seqs);
+    let batch = RecordBatch::try_new(physical_schema(columns), arrays)?;
+    debug_assert_eq!(batch.num_columns(), columns.len() + 2);
+    Ok(batch)
+}

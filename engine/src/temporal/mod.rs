@@ -1,0 +1,91 @@
+//! The temporal layer: per-table-reference time travel.
+//!
+//! - [`planner`]: DriftDB's `RelationPlanner`; turns `t [FOR SYSTEM_TIME …
+//!   | TIMESTAMP AS OF … | VERSION AS OF …]` and views into scans.
+//! - [`provider`] and [`scan`]: the table provider and its visibility filter.
+//! - [`functions`]: `history('t' [, from, to])` and `commits()`.
+//! - [`rewrite`]: teaches the parser SQL:2011 `FOR SYSTEM_TIME ALL |
+//!   BETWEEN a AND b | FROM a TO b`.
+
+pub mod functions;
+pub mod planner;
+pub mod provider;
+pub mod rewrite;
+pub mod scan;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::Expr;
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+
+use crate::db::Database;
+use crate::error::{Error, Result};
+
+/// The snapshot the current statement reads (tables without a clause), set per statement.
+#[derive(Debug, Default)]
+pub struct StatementSnapshot(AtomicU64);
+
+impl StatementSnapshot {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set(&self, seq: u64) {
+        self.0.store(seq, Ordering::Release)
+    }
+}
+
+/// Fold a constant expression (`'2026-01-01'`, `now() - INTERVAL '1 hour'`, `42`) to a value.
+pub fn eval_constant(expr: Expr) -> Result<ScalarValue> {
+    let context = SimplifyContext::builder().with_current_time().build();
+    let simplified = ExprSimplifier::new(context).simplify(expr)?;
+    match simplified {
+        Expr::Literal(value, _) => Ok(value),
+        other => Err(Error::BadSnapshot {
+            message: format!("{other} is not a constant"),
+        }),
+    }
+}
+
+/// Which snapshot a time-travel argument names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Seq(u64),
+    TimeUs(i64),
+}
+
+/// Read a time-travel argument: integers are versions (seq), anything else a timestamp.
+pub fn target_of(value: &ScalarValue) -> Result<Target> {
+    if value.data_type().is_integer() {
+        let seq = value
+            .cast_to(&DataType::UInt64)
+            .ok()
+            .and_then(|v| match v {
+                ScalarValue::UInt64(Some(seq)) => Some(seq),
+                _ => None,
+            })
+            .ok_or_else(|| Error::BadSnapshot { message: format!("bad version {value}") })?;
+        return Ok(Target::Seq(seq));
+    }
+    timestamp_us(value).map(Target::TimeUs)
+}
+
+/// A value as µs since the epoch (UTC); strings are parsed as timestamps.
+pub fn timestamp_us(value: &ScalarValue) -> Result<i64> {
+    let wanted = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    match value.cast_to(&wanted) {
+        Ok(ScalarValue::TimestampMicrosecond(Some(us), _)) => Ok(us),
+        _ => Err(Error::BadSnapshot { message: format!("{value} is not a timestamp") }),
+    }
+}
+
+/// The seq a target resolves to, checked against the commits that exist.
+pub fn resolve_target(db: &Database, target: Target) -> Result<u64> {
+    match target {
+        Target::Seq(seq) => db.check_version(seq),
+        Target::TimeUs(us) => db.seq_at_time(us),
+    }
+}

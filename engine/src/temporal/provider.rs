@@ -1,0 +1,276 @@
+//! `TemporalTable`: the DataFusion table provider for one table at one
+//! snapshot (or over a history range).
+//!
+//! A scan reads the memtable batches and the Parquet files live at the
+//! snapshot, prunes files by their `_seq` range and row groups by
+//! statistics (`_seq <= S` plus the pushed-down filters), and puts a
+//! [`VisibilityExec`] on top that applies retirements.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, Statistics};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{col, lit, Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::scan::{OutputColumn, Visibility, VisibilityExec, VisibilitySpec};
+use crate::catalog::{logical_schema, physical_schema, ColumnDef, ROWID_COLUMN, SEQ_COLUMN};
+use crate::db::TableSnapshot;
+
+/// Column with the commit time of the commit that wrote a version.
+pub const SYSTEM_FROM_COLUMN: &str = "_system_from";
+/// Column with the commit time of the commit that retired a version (NULL while live).
+pub const SYSTEM_TO_COLUMN: &str = "_system_to";
+
+/// URL under which each session registers the database's object store.
+pub fn data_store_url() -> ObjectStoreUrl {
+    ObjectStoreUrl::parse("driftdb://data/").expect("static URL parses")
+}
+
+/// A table as of a snapshot, or its history.
+#[derive(Debug)]
+pub struct TemporalTable {
+    snapshot: TableSnapshot,
+    schema: SchemaRef,
+    /// What each output field is.
+    fields: Vec<OutputColumn>,
+}
+
+impl TemporalTable {
+    /// `system_columns` adds `_rowid` and `_seq` (history scans always have them).
+    pub fn new(snapshot: TableSnapshot, system_columns: bool) -> Self {
+        let mut fields: Vec<Field> =
+            logical_schema(&snapshot.columns).fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut kinds: Vec<OutputColumn> = (0..fields.len()).map(OutputColumn::User).collect();
+        if system_columns || snapshot.history.is_some() {
+            fields.push(Field::new(ROWID_COLUMN, DataType::UInt64, false));
+            fields.push(Field::new(SEQ_COLUMN, DataType::UInt64, false));
+            kinds.extend([OutputColumn::RowId, OutputColumn::Seq]);
+        }
+        if snapshot.history.is_some() {
+            let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            fields.push(Field::new(SYSTEM_FROM_COLUMN, ts.clone(), true));
+            fields.push(Field::new(SYSTEM_TO_COLUMN, ts, true));
+            kinds.extend([OutputColumn::SystemFrom, OutputColumn::SystemTo]);
+        }
+        Self { snapshot, schema: Arc::new(Schema::new(fields)), fields: kinds }
+    }
+
+    pub fn snapshot(&self) -> &TableSnapshot {
+        &self.snapshot
+    }
+
+    fn visibility(&self) -> Visibility {
+        match self.snapshot.history {
+            Some(range) => Visibility::History(range),
+            None => Visibility::AsOf(self.snapshot.seq),
+        }
+    }
+
+    /// Physical schema of what the inner scans yield: needed user columns, `_rowid`, `_seq`.
+    fn scan_columns(&self, projection: &[usize]) -> (Vec<ColumnDef>, Vec<OutputColumn>) {
+        let needed: BTreeSet<usize> = projection
+            .iter()
+            .filter_map(|i| match self.fields[*i] {
+                OutputColumn::User(u) => Some(u),
+                _ => None,
+            })
+            .collect();
+        let needed: Vec<usize> = needed.into_iter().collect();
+        let columns = needed.iter().map(|u| self.snapshot.columns[*u].clone()).collect();
+        let output = projection
+            .iter()
+            .map(|i| match self.fields[*i] {
+                OutputColumn::User(u) => {
+                    OutputColumn::User(needed.iter().position(|n| *n == u).unwrap_or(0))
+                }
+                other => other,
+            })
+            .collect();
+        (columns, output)
+    }
+
+    fn memtable_exec(
+        &self,
+        scan_schema: &SchemaRef,
+        partitions: usize,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let limit = self.snapshot.memtable.len();
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.clamp(1, limit)];
+        for (i, mem) in self.snapshot.memtable.iter().enumerate() {
+            let n = parts.len();
+            parts[i % n].push(adapt_batch(&mem.batch, scan_schema)?);
+        }
+        let exec = MemorySourceConfig::try_new_exec(&parts, scan_schema.clone(), None)?;
+        Ok(Some(exec))
+    }
+
+    fn parquet_exec(
+        &self,
+        state: &dyn Session,
+        scan_schema: &SchemaRef,
+        filters: &[Expr],
+        partitions: usize,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let files = &self.snapshot.files;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.clamp(1, files.len())];
+        for (i, file) in files.iter().enumerate() {
+            let n = groups.len();
+            groups[i % n].push(PartitionedFile::new(file.path.clone(), file.bytes));
+        }
+        let mut source = ParquetSource::new(scan_schema.clone());
+        if let Some(predicate) = self.pruning_predicate(state, scan_schema, filters) {
+            source = source.with_predicate(predicate);
+        }
+        let config = FileScanConfigBuilder::new(data_store_url(), Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .build();
+        Ok(Some(DataSourceExec::from_data_source(config)))
+    }
+
+    /// `_seq <= S` and every pushed filter that maps onto the scanned columns.
+    fn pruning_predicate(
+        &self,
+        state: &dyn Session,
+        scan_schema: &SchemaRef,
+        filters: &[Expr],
+    ) -> Option<Arc<dyn PhysicalExpr>> {
+        let df_schema = DFSchema::try_from(scan_schema.as_ref().clone()).ok()?;
+        let mut conjuncts: Vec<Expr> = Vec::new();
+        if let Visibility::AsOf(seq) = self.visibility() {
+            conjuncts.push(col(SEQ_COLUMN).lt_eq(lit(seq)));
+        }
+        for filter in filters {
+            if let Some(physical) = self.to_physical_names(filter.clone())
+                && df_schema.has_column_with_unqualified_name(&first_column(&physical))
+            {
+                conjuncts.push(physical);
+            }
+        }
+        let predicate = conjuncts.into_iter().reduce(Expr::and)?;
+        state.create_physical_expr(predicate, &df_schema).ok()
+    }
+
+    /// Rewrite a filter over user column names to stored (`c<id>`) names.
+    fn to_physical_names(&self, expr: Expr) -> Option<Expr> {
+        let mut ok = true;
+        let rewritten = expr
+            .transform(|e| match e {
+                Expr::Column(c) => {
+                    match self.snapshot.columns.iter().find(|d| d.name == c.name) {
+                        Some(def) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                            def.physical_name(),
+                        )))),
+                        None => {
+                            ok = false;
+                            Ok(Transformed::no(Expr::Column(c)))
+                        }
+                    }
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .ok()?
+            .data;
+        ok.then_some(rewritten)
+    }
+}
+
+fn first_column(expr: &Expr) -> String {
+    expr.column_refs().into_iter().next().map(|c| c.name.clone()).unwrap_or_else(|| SEQ_COLUMN.into())
+}
+
+/// Reorder `batch` to `schema` by column name; columns it lacks become NULL.
+pub fn adapt_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => new_null_array(f.data_type(), rows),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[async_trait]
+impl TableProvider for TemporalTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.fields.len()).collect();
+        let projection = projection.unwrap_or(&all);
+        let (columns, output) = self.scan_columns(projection);
+        let scan_schema = physical_schema(&columns);
+        let partitions = state.config().target_partitions();
+        let inputs: Vec<Arc<dyn ExecutionPlan>> = [
+            self.memtable_exec(&scan_schema, partitions)?,
+            self.parquet_exec(state, &scan_schema, filters, partitions)?,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let input = match inputs.len() {
+            0 => MemorySourceConfig::try_new_exec(&[vec![]], scan_schema.clone(), None)?,
+            _ => UnionExec::try_new(inputs)?,
+        };
+        let output_schema = Arc::new(self.schema.project(projection)?);
+        let spec = VisibilitySpec {
+            visibility: self.visibility(),
+            retired: self.snapshot.retired.clone(),
+            commit_times: self.snapshot.commit_times.clone(),
+            output,
+            output_schema,
+        };
+        Ok(Arc::new(VisibilityExec::new(input, Arc::new(spec))))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters prune files and row groups; DataFusion still applies them exactly above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        if self.snapshot.history.is_some() {
+            return None;
+        }
+        let rows = self.snapshot.live_rows as usize;
+        Some(Statistics::new_unknown(&self.schema).with_num_rows(Precision::Inexact(rows)))
+    }
+}

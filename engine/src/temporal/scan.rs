@@ -1,0 +1,239 @@
+//! `VisibilityExec`: keeps the row versions visible at a snapshot (or in a
+//! history range) and shapes them into the table's output columns.
+//!
+//! Its input yields the scan schema: the needed user columns (physical
+//! names), then `_rowid`, then `_seq`. Visibility is a per-row check of
+//! `_seq` and the retirement map, applied as one boolean mask per batch.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanBufferBuilder, BooleanArray, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow::compute::filter;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::StreamExt;
+
+use crate::db::HistoryRange;
+use crate::storage::Retirements;
+
+/// One output column of a temporal scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputColumn {
+    /// Index into the scan schema.
+    User(usize),
+    RowId,
+    Seq,
+    SystemFrom,
+    SystemTo,
+}
+
+/// Which versions a scan keeps.
+#[derive(Debug, Clone, Copy)]
+pub enum Visibility {
+    AsOf(u64),
+    History(HistoryRange),
+}
+
+/// Everything the visibility filter needs, shared by all partitions.
+#[derive(Debug)]
+pub struct VisibilitySpec {
+    pub visibility: Visibility,
+    pub retired: Arc<Retirements>,
+    pub commit_times: Arc<Vec<i64>>,
+    pub output: Vec<OutputColumn>,
+    pub output_schema: SchemaRef,
+}
+
+/// Filters its input down to the visible versions.
+#[derive(Debug)]
+pub struct VisibilityExec {
+    input: Arc<dyn ExecutionPlan>,
+    spec: Arc<VisibilitySpec>,
+    properties: Arc<PlanProperties>,
+}
+
+impl VisibilityExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, spec: Arc<VisibilitySpec>) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(spec.output_schema.clone()),
+            input.properties().output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self { input, spec, properties: Arc::new(properties) }
+    }
+}
+
+impl DisplayAs for VisibilityExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.spec.visibility {
+            Visibility::AsOf(seq) => write!(f, "VisibilityExec: as_of={seq}"),
+            Visibility::History(r) => {
+                write!(f, "VisibilityExec: history={}..={}", r.from_seq, r.to_seq)
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for VisibilityExec {
+    fn name(&self) -> &str {
+        "VisibilityExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal("VisibilityExec takes one child".into()));
+        }
+        Ok(Arc::new(Self::new(children.swap_remove(0), self.spec.clone())))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let spec = self.spec.clone();
+        let stream = input.map(move |batch| batch.and_then(|b| visible_rows(&spec, &b)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.spec.output_schema.clone(), stream)))
+    }
+}
+
+/// Keep the visible rows of one scan batch and build the output columns.
+fn visible_rows(spec: &VisibilitySpec, batch: &RecordBatch) -> Result<RecordBatch> {
+    let n = batch.num_columns();
+    let rowids = as_u64(batch.column(n - 2))?;
+    let seqs = as_u64(batch.column(n - 1))?;
+    let mask = visibility_mask(spec, rowids, seqs);
+    let kept = mask.true_count();
+    let mut columns = Vec::with_capacity(spec.output.len());
+    for out in &spec.output {
+        let column = match out {
+            OutputColumn::User(i) => filter(batch.column(*i), &mask)?,
+            OutputColumn::RowId => filter(batch.column(n - 2), &mask)?,
+            OutputColumn::Seq => filter(batch.column(n - 1), &mask)?,
+            OutputColumn::SystemFrom => system_from(spec, seqs, &mask),
+            OutputColumn::SystemTo => system_to(spec, rowids, &mask),
+        };
+        columns.push(column);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(kept));
+    Ok(RecordBatch::try_new_with_options(spec.output_schema.clone(), columns, &options)?)
+}
+
+fn as_u64(array: &ArrayRef) -> Result<&UInt64Array> {
+    array
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(|| DataFusionError::Internal("system column is not UInt64".into()))
+}
+
+fn visibility_mask(spec: &VisibilitySpec, rowids: &UInt64Array, seqs: &UInt64Array) -> BooleanArray {
+    let mut mask = BooleanBufferBuilder::new(rowids.len());
+    let (lowest_retire, highest_seq) = match spec.visibility {
+        // Live at S: written at or before S, not retired at or before S.
+        Visibility::AsOf(s) => (s, s),
+        // Live at some point of [from, to]: written at or before `to`, retired after `from`.
+        Visibility::History(r) => (r.from_seq, r.to_seq),
+    };
+    let no_retirements = spec.retired.is_empty();
+    for (rowid, seq) in rowids.values().iter().zip(seqs.values().iter()) {
+        let visible = *seq <= highest_seq
+            && (no_retirements || spec.retired.get(rowid).is_none_or(|r| *r > lowest_retire));
+        mask.append(visible);
+    }
+    BooleanArray::new(mask.finish(), None)
+}
+
+fn commit_time(spec: &VisibilitySpec, seq: u64) -> Option<i64> {
+    spec.commit_times.get((seq as usize).checked_sub(1)?).copied()
+}
+
+fn system_from(spec: &VisibilitySpec, seqs: &UInt64Array, mask: &BooleanArray) -> ArrayRef {
+    let values = seqs
+        .values()
+        .iter()
+        .zip(mask.values().iter())
+        .filter(|(_, keep)| *keep)
+        .map(|(seq, _)| commit_time(spec, *seq));
+    Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
+}
+
+fn system_to(spec: &VisibilitySpec, rowids: &UInt64Array, mask: &BooleanArray) -> ArrayRef {
+    let upper = match spec.visibility {
+        Visibility::AsOf(s) => s,
+        Visibility::History(r) => r.to_seq,
+    };
+    let values = rowids
+        .values()
+        .iter()
+        .zip(mask.values().iter())
+        .filter(|(_, keep)| *keep)
+        .map(|(rowid, _)| {
+            let retired = spec.retired.get(rowid).copied().filter(|r| *r <= upper)?;
+            commit_time(spec, retired)
+        });
+    Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn spec(visibility: Visibility, retired: &[(u64, u64)]) -> VisibilitySpec {
+        VisibilitySpec {
+            visibility,
+            retired: Arc::new(retired.iter().copied().collect()),
+            commit_times: Arc::new(vec![10, 20, 30, 40]),
+            output: vec![OutputColumn::RowId],
+            output_schema: Arc::new(Schema::new(vec![Field::new("_rowid", DataType::UInt64, false)])),
+        }
+    }
+
+    #[test]
+    fn as_of_hides_later_writes_and_earlier_retirements() {
+        let rowids = UInt64Array::from(vec![1, 2, 3]);
+        let seqs = UInt64Array::from(vec![1, 2, 3]);
+        let spec = spec(Visibility::AsOf(2), &[(1, 2)]);
+        let mask = visibility_mask(&spec, &rowids, &seqs);
+        assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
+    }
+
+    #[test]
+    fn history_keeps_versions_overlapping_the_range() {
+        let rowids = UInt64Array::from(vec![1, 2, 3]);
+        let seqs = UInt64Array::from(vec![1, 2, 4]);
+        let spec = spec(Visibility::History(HistoryRange { from_seq: 2, to_seq: 3 }), &[(1, 2)]);
+        let mask = visibility_mask(&spec, &rowids, &seqs);
+        assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
+    }
+}

@@ -1,0 +1,49 @@
+//! Write sets: what a statement (later, a transaction) wants to commit.
+//!
+//! The SQL layer turns statements into [`Write`]s against a snapshot; the
+//! database validates them against the latest state and commits them
+//! atomically (see [`crate::db::Database::commit`]).
+
+use arrow::record_batch::RecordBatch;
+
+use crate::catalog::{ColumnDef, TableDef, ViewDef};
+
+/// Encoded primary key of one row (arrow row format).
+pub type PkKey = Box<[u8]>;
+
+/// One change a statement makes.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// `created_seq` is filled in at commit.
+    CreateTable(TableDef),
+    DropTable { table_id: u64 },
+    SetColumns { table_id: u64, columns: Vec<ColumnDef>, next_column_id: u32 },
+    CreateView(ViewDef),
+    DropView { name: String },
+    /// New rows in the table's current physical user schema; `keys` are their primary keys.
+    Insert { table_id: u64, batch: RecordBatch, keys: Vec<PkKey> },
+    /// Row versions to retire; `keys` are their primary keys (empty without one).
+    Retire { table_id: u64, rowids: Vec<u64>, keys: Vec<PkKey> },
+}
+
+/// Everything one commit will do, in order.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSet {
+    /// Statement kind shown by `commits()`, e.g. `INSERT`.
+    pub kind: String,
+    pub writes: Vec<Write>,
+}
+
+impl WriteSet {
+    pub fn new(kind: impl Into<String>) -> Self {
+        Self { kind: kind.into(), writes: Vec::new() }
+    }
+
+    pub fn push(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}

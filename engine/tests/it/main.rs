@@ -1,0 +1,6 @@
+//! The engine's one integration-test binary (each binary links DataFusion,
+//! so all suites live here as modules).
+
+mod crash;
+mod model;
+mod slt;

@@ -1,0 +1,151 @@
+//! sqllogictest suites: every `tests/slt/*.slt` file runs against its own
+//! fresh database in a temporary folder.
+//!
+//! Extra commands understood by this harness (as `statement ok` bodies):
+//! - `REOPEN`: persist nothing extra, close the database, open it again
+//!   (recovery from checkpoint + log), and give every connection a new session.
+//! - `PERSIST`: write the memtable to Parquet and checkpoint now.
+//!
+//! Errors are reported as `<SQLSTATE>: <message>` so `statement error 23505`
+//! asserts the code.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use driftdb_engine::{Database, Session};
+use sqllogictest::{DBOutput, DefaultColumnType};
+use tokio::sync::RwLock;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{sqlstate}: {message}")]
+struct SltError {
+    sqlstate: String,
+    message: String,
+}
+
+impl From<driftdb_engine::Error> for SltError {
+    fn from(e: driftdb_engine::Error) -> Self {
+        Self { sqlstate: e.sqlstate().to_string(), message: e.to_string() }
+    }
+}
+
+/// The database of one test file, shared by its connections.
+struct Shared {
+    path: PathBuf,
+    db: RwLock<(u64, Database)>,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    session: Option<(u64, Session)>,
+}
+
+impl Connection {
+    async fn session(&mut self) -> &mut Session {
+        let (generation, db) = {
+            let guard = self.shared.db.read().await;
+            (guard.0, guard.1.clone())
+        };
+        if self.session.as_ref().is_none_or(|(g, _)| *g != generation) {
+            self.session = Some((generation, Session::new(&db)));
+        }
+        &mut self.session.as_mut().expect("just set").1
+    }
+
+    async fn reopen(&mut self) -> Result<(), SltError> {
+        self.session = None;
+        let mut guard = self.shared.db.write().await;
+        guard.1.close().await?;
+        let db = Database::open(self.shared.path.to_str().expect("utf-8 path")).await?;
+        *guard = (guard.0 + 1, db);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for Connection {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        match sql.trim().trim_end_matches(';') {
+            "REOPEN" => {
+                self.reopen().await?;
+                return Ok(DBOutput::StatementComplete(0));
+            }
+            "PERSIST" => {
+                self.session().await.db().persist().await?;
+                return Ok(DBOutput::StatementComplete(0));
+            }
+            _ => {}
+        }
+        let result = self.session().await.execute_one(sql).await?;
+        if result.schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(result.rows_affected.unwrap_or(0)));
+        }
+        let types = vec![DefaultColumnType::Any; result.schema.fields().len()];
+        Ok(DBOutput::Rows { types, rows: render_rows(&result.batches)? })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "driftdb"
+    }
+
+    fn error_sql_state(err: &Self::Error) -> Option<String> {
+        Some(err.sqlstate.clone())
+    }
+}
+
+fn render_rows(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SltError { sqlstate: "XX000".into(), message: e.to_string() })?;
+        for row in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+        }
+    }
+    Ok(rows)
+}
+
+async fn run_file(file: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("db");
+    let db = Database::open(path.to_str().expect("utf-8 path")).await.expect("open database");
+    let shared = Arc::new(Shared { path, db: RwLock::new((0, db)) });
+    let mut runner = sqllogictest::Runner::new(move || {
+        let shared = shared.clone();
+        async move { Ok::<_, SltError>(Connection { shared, session: None }) }
+    });
+    if let Err(e) = runner.run_file_async(file).await {
+        panic!("{}: {}", file.display(), e.display(true));
+    }
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/slt exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_files() {
+    for file in slt_files() {
+        run_file(&file).await;
+    }
+}

@@ -1,0 +1,50 @@
+//! Command-line interface. Every option also reads a `DRIFTDB_*` variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// DriftDB: a temporal analytical database.
+#[derive(Debug, Parser)]
+#[command(name = "driftdb", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL on the embedded engine: a script, one command, or an interactive shell.
+    Sql(SqlArgs),
+    /// Create the demo database (if the folder is empty) and open the shell on it.
+    Demo(DemoArgs),
+}
+
+/// Where the database lives.
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// Database location: a local folder or `memory://`.
+    #[arg(long = "data", env = "DRIFTDB_DATA", default_value = "./driftdb-data")]
+    pub data: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Run these statements and exit.
+    #[arg(short = 'e', long = "execute", conflicts_with = "file")]
+    pub execute: Option<String>,
+    /// Run the statements in this file and exit.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Create the demo data and exit instead of opening the shell.
+    #[arg(long)]
+    pub no_shell: bool,
+}

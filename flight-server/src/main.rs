@@ -1,0 +1,53 @@
+//! The `driftdb` binary.
+
+use clap::Parser;
+use driftdb_engine::{Database, Error, Session};
+use driftdb_server::cli::{Cli, Command};
+use driftdb_server::{demo, repl};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DRIFTDB_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", repl::render_error(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Sql(args) => {
+            let db = Database::open(&args.storage.data).await?;
+            let mut session = Session::new(&db);
+            let result = match (args.execute, args.file) {
+                (Some(sql), _) => repl::run_script(&mut session, &sql).await,
+                (None, Some(file)) => {
+                    let sql = std::fs::read_to_string(&file)?;
+                    repl::run_script(&mut session, &sql).await
+                }
+                (None, None) => repl::run_shell(&mut session).await,
+            };
+            db.persist().await?;
+            result
+        }
+        Command::Demo(args) => {
+            let db = Database::open(&args.storage.data).await?;
+            let mut session = Session::new(&db);
+            if demo::create_demo(&mut session).await? {
+                println!("Created the demo database in {}", db.location());
+            }
+            if !args.no_shell {
+                println!("{}", demo::DEMO_HINT);
+                repl::run_shell(&mut session).await?;
+            }
+            db.persist().await?;
+            Ok(())
+        }
+    }
+}
