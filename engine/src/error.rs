@@ -25,17 +25,33 @@ pub enum Error {
     #[error("column \"{column}\" of relation \"{table}\" already exists")]
     ColumnExists { table: String, column: String },
 
-    #[error("duplicate key value violates unique constraint \"{constraint}\" on \"{table}\": key {key} already exists")]
-    UniqueViolation { table: String, constraint: String, key: String },
+    #[error(
+        "duplicate key value violates unique constraint \"{constraint}\" on \"{table}\": key {key} already exists"
+    )]
+    UniqueViolation {
+        table: String,
+        constraint: String,
+        key: String,
+    },
 
-    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
     NotNullViolation { table: String, column: String },
 
     #[error("value too long for column \"{column}\" of relation \"{table}\": type {type_name}")]
-    ValueTooLong { table: String, column: String, type_name: String },
+    ValueTooLong {
+        table: String,
+        column: String,
+        type_name: String,
+    },
 
     #[error("invalid value for column \"{column}\" of relation \"{table}\": {message}")]
-    BadValue { table: String, column: String, message: String },
+    BadValue {
+        table: String,
+        column: String,
+        message: String,
+    },
 
     #[error("unsupported type {type_name} for column \"{column}\"")]
     UnsupportedType { column: String, type_name: String },
@@ -56,7 +72,11 @@ pub enum Error {
     Locked { location: String, detail: String },
 
     #[error("commit log is corrupt in {file} at byte {offset}: {detail}")]
-    CorruptLog { file: String, offset: u64, detail: String },
+    CorruptLog {
+        file: String,
+        offset: u64,
+        detail: String,
+    },
 
     #[error("stored data is corrupt: {detail}")]
     Corrupt { detail: String },
@@ -110,19 +130,25 @@ impl From<Error> for DataFusionError {
 
 impl From<sqlparser::parser::ParserError> for Error {
     fn from(err: sqlparser::parser::ParserError) -> Self {
-        Error::Syntax { message: err.to_string() }
+        Error::Syntax {
+            message: err.to_string(),
+        }
     }
 }
 
 impl From<sqlparser::tokenizer::TokenizerError> for Error {
     fn from(err: sqlparser::tokenizer::TokenizerError) -> Self {
-        Error::Syntax { message: err.to_string() }
+        Error::Syntax {
+            message: err.to_string(),
+        }
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
-        Error::Corrupt { detail: err.to_string() }
+        Error::Corrupt {
+            detail: err.to_string(),
+        }
     }
 }
 
@@ -170,7 +196,9 @@ impl Error {
     }
 
     pub(crate) fn unsupported(feature: impl Into<String>) -> Self {
-        Error::Unsupported { feature: feature.into() }
+        Error::Unsupported {
+            feature: feature.into(),
+        }
     }
 }
 

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use arrow::util::pretty::pretty_format_batches;
 use driftdb_engine::{Error, Session, StatementResult};
-use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
+use rustyline::error::ReadlineError;
 
 /// Render one result the way the shell prints it.
 pub fn render(result: &StatementResult) -> String {
@@ -31,7 +31,12 @@ pub fn render(result: &StatementResult) -> String {
 }
 
 fn header_only(result: &StatementResult) -> String {
-    let names: Vec<&str> = result.schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let names: Vec<&str> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
     format!("{}\n", names.join(" | "))
 }
 
@@ -58,14 +63,19 @@ fn is_complete(buffer: &str) -> bool {
 /// The interactive shell.
 pub async fn run_shell(session: &mut Session) -> Result<(), Error> {
     let mut editor = DefaultEditor::new().map_err(|e| Error::internal_message(e.to_string()))?;
-    let history = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".driftdb_history"));
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".driftdb_history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
     let mut timing = true;
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "driftdb> " } else { "     ..> " };
+        let prompt = if buffer.is_empty() {
+            "driftdb> "
+        } else {
+            "     ..> "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 buffer.push_str(&line);

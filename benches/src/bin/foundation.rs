@@ -16,6 +16,7 @@ struct Config {
     commits_per_writer: usize,
     history_rows: usize,
     open_commits: usize,
+    history_commits: Vec<usize>,
     runs: usize,
 }
 
@@ -23,16 +24,28 @@ struct Config {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quick = std::env::args().any(|a| a == "--quick");
     let config = if quick {
-        Config { bulk_rows: 20_000, commits_per_writer: 20, history_rows: 2_000, open_commits: 200, runs: 1 }
+        Config {
+            bulk_rows: 20_000,
+            commits_per_writer: 20,
+            history_rows: 2_000,
+            open_commits: 200,
+            runs: 1,
+        }
     } else {
-        Config { bulk_rows: 1_000_000, commits_per_writer: 300, history_rows: 100_000, open_commits: 10_000, runs: 5 }
+        Config {
+            bulk_rows: 1_000_000,
+            commits_per_writer: 300,
+            history_rows: 100_000,
+            open_commits: 10_000,
+            runs: 5,
+        }
     };
     println!("| figure | value |\n| --- | --- |");
     bulk_insert(&config).await?;
     for writers in [1, 16] {
         single_row_commits(&config, writers).await?;
     }
-    for commits in [10, 100, 1000] {
+    for commits in config.history_commits.clone() {
         as_of_ratio(&config, commits).await?;
     }
     open_time(&config).await?;
@@ -56,15 +69,21 @@ fn wide_batch(rows: usize, offset: i64) -> RecordBatch {
     let mut columns: Vec<ArrayRef> = Vec::new();
     for i in 0..4 {
         fields.push(Field::new(format!("i{i}"), DataType::Int64, false));
-        columns.push(Arc::new(Int64Array::from_iter_values((0..rows as i64).map(|r| r * (i + 1) + offset))));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            (0..rows as i64).map(|r| r * (i + 1) + offset),
+        )));
     }
     for i in 0..3 {
         fields.push(Field::new(format!("f{i}"), DataType::Float64, false));
-        columns.push(Arc::new(Float64Array::from_iter_values((0..rows).map(|r| r as f64 * 0.5 + i as f64))));
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|r| r as f64 * 0.5 + i as f64),
+        )));
     }
     for i in 0..3 {
         fields.push(Field::new(format!("s{i}"), DataType::Utf8, false));
-        columns.push(Arc::new(StringArray::from_iter_values((0..rows).map(|r| format!("value-{i}-{}", r % 1000)))));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|r| format!("value-{i}-{}", r % 1000)),
+        )));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
 }
@@ -88,17 +107,29 @@ async fn bulk_insert(config: &Config) -> Result<(), Box<dyn std::error::Error>> 
         persist.push(config.bulk_rows as f64 / started.elapsed().as_secs_f64());
         db.close().await?;
     }
-    println!("| bulk insert, {} rows x 10 columns, one durable commit | {:.0} rows/s |", config.bulk_rows, median(insert));
-    println!("| persist those rows to Parquet (zstd) + checkpoint | {:.0} rows/s |", median(persist));
+    println!(
+        "| bulk insert, {} rows x 10 columns, one durable commit | {:.0} rows/s |",
+        config.bulk_rows,
+        median(insert)
+    );
+    println!(
+        "| persist those rows to Parquet (zstd) + checkpoint | {:.0} rows/s |",
+        median(persist)
+    );
     Ok(())
 }
 
-async fn single_row_commits(config: &Config, writers: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn single_row_commits(
+    config: &Config,
+    writers: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut rates = Vec::new();
     for _ in 0..config.runs {
         let (_dir, path) = temp_db_path();
         let db = Database::open(&path).await?;
-        Session::new(&db).execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)").await?;
+        Session::new(&db)
+            .execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)")
+            .await?;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for writer in 0..writers {
@@ -108,7 +139,10 @@ async fn single_row_commits(config: &Config, writers: usize) -> Result<(), Box<d
                 let mut session = Session::new(&db);
                 for n in 0..per_writer {
                     let k = (writer * per_writer + n) as i64;
-                    session.execute(&format!("INSERT INTO kv VALUES ({k}, {n})")).await.expect("insert");
+                    session
+                        .execute(&format!("INSERT INTO kv VALUES ({k}, {n})"))
+                        .await
+                        .expect("insert");
                 }
             }));
         }
@@ -119,11 +153,18 @@ async fn single_row_commits(config: &Config, writers: usize) -> Result<(), Box<d
         rates.push(commits as f64 / started.elapsed().as_secs_f64());
         db.close().await?;
     }
-    println!("| single-row durable commits, {writers} writer(s) | {:.0} commits/s |", median(rates));
+    println!(
+        "| single-row durable commits, {writers} writer(s) | {:.0} commits/s |",
+        median(rates)
+    );
     Ok(())
 }
 
-async fn time_query(session: &mut Session, sql: &str, runs: usize) -> Result<Duration, Box<dyn std::error::Error>> {
+async fn time_query(
+    session: &mut Session,
+    sql: &str,
+    runs: usize,
+) -> Result<Duration, Box<dyn std::error::Error>> {
     session.execute_one(sql).await?; // warm-up
     let mut samples = Vec::new();
     for _ in 0..runs.max(3) {
@@ -137,10 +178,19 @@ async fn time_query(session: &mut Session, sql: &str, runs: usize) -> Result<Dur
 /// A table loaded in one commit, then `commits` update commits; compare AS OF the load with now.
 async fn as_of_ratio(config: &Config, commits: usize) -> Result<(), Box<dyn std::error::Error>> {
     let (_dir, path) = temp_db_path();
-    let db = Database::open_with(&path, Limits { memtable_bytes_max: 8 * 1024 * 1024, ..Limits::default() }).await?;
+    let db = Database::open_with(
+        &path,
+        Limits {
+            memtable_bytes_max: 8 * 1024 * 1024,
+            ..Limits::default()
+        },
+    )
+    .await?;
     let mut session = Session::new(&db);
     session.execute(WIDE_TABLE).await?;
-    session.append("wide", &[wide_batch(config.history_rows, 0)]).await?;
+    session
+        .append("wide", &[wide_batch(config.history_rows, 0)])
+        .await?;
     let loaded = db.visible_seq();
     let rows_per_update = (config.history_rows / 100).max(1);
     for c in 0..commits {
@@ -153,8 +203,18 @@ async fn as_of_ratio(config: &Config, commits: usize) -> Result<(), Box<dyn std:
             .await?;
     }
     db.persist().await?;
-    let current = time_query(&mut session, "SELECT sum(f0), count(*) FROM wide", config.runs).await?;
-    let old = time_query(&mut session, &format!("SELECT sum(f0), count(*) FROM wide VERSION AS OF {loaded}"), config.runs).await?;
+    let current = time_query(
+        &mut session,
+        "SELECT sum(f0), count(*) FROM wide",
+        config.runs,
+    )
+    .await?;
+    let old = time_query(
+        &mut session,
+        &format!("SELECT sum(f0), count(*) FROM wide VERSION AS OF {loaded}"),
+        config.runs,
+    )
+    .await?;
     println!(
         "| AS OF the load after {commits} update commits vs current ({} rows) | {:.2} ({:.1} ms vs {:.1} ms) |",
         config.history_rows,
@@ -169,9 +229,15 @@ async fn as_of_ratio(config: &Config, commits: usize) -> Result<(), Box<dyn std:
 async fn open_time(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let (_dir, path) = temp_db_path();
     {
-        let limits = Limits { memtable_bytes_max: usize::MAX, memtable_age_max: Duration::from_secs(3600), ..Limits::default() };
+        let limits = Limits {
+            memtable_bytes_max: usize::MAX,
+            memtable_age_max: Duration::from_secs(3600),
+            ..Limits::default()
+        };
         let db = Database::open_with(&path, limits).await?;
-        Session::new(&db).execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)").await?;
+        Session::new(&db)
+            .execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)")
+            .await?;
         let mut tasks = Vec::new();
         let writers = 16;
         for writer in 0..writers {
@@ -181,7 +247,10 @@ async fn open_time(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                 let mut session = Session::new(&db);
                 for n in 0..per_writer {
                     let k = (writer * per_writer + n) as i64;
-                    session.execute(&format!("INSERT INTO kv VALUES ({k}, {n})")).await.expect("insert");
+                    session
+                        .execute(&format!("INSERT INTO kv VALUES ({k}, {n})"))
+                        .await
+                        .expect("insert");
                 }
             }));
         }
@@ -199,7 +268,13 @@ async fn open_time(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let db = Database::open(&path).await?;
     let from_checkpoint = started.elapsed();
     db.close().await?;
-    println!("| open with {commits} commits, all replayed from the log | {:.1} ms |", from_log.as_secs_f64() * 1e3);
-    println!("| open with {commits} commits, from a checkpoint | {:.1} ms |", from_checkpoint.as_secs_f64() * 1e3);
+    println!(
+        "| open with {commits} commits, all replayed from the log | {:.1} ms |",
+        from_log.as_secs_f64() * 1e3
+    );
+    println!(
+        "| open with {commits} commits, from a checkpoint | {:.1} ms |",
+        from_checkpoint.as_secs_f64() * 1e3
+    );
     Ok(())
 }

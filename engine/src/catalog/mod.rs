@@ -135,7 +135,10 @@ pub struct Catalog {
 impl Catalog {
     /// The table called `name` in snapshot `seq`.
     pub fn table_at(&self, name: &str, seq: u64) -> Option<&TableDef> {
-        self.tables.iter().rev().find(|t| t.name == name && t.exists_at(seq))
+        self.tables
+            .iter()
+            .rev()
+            .find(|t| t.name == name && t.exists_at(seq))
     }
 
     pub fn table_by_id(&self, id: u64) -> Option<&TableDef> {
@@ -148,7 +151,10 @@ impl Catalog {
 
     /// The view called `name` in snapshot `seq`.
     pub fn view_at(&self, name: &str, seq: u64) -> Option<&ViewDef> {
-        self.views.iter().rev().find(|v| v.name == name && v.exists_at(seq))
+        self.views
+            .iter()
+            .rev()
+            .find(|v| v.name == name && v.exists_at(seq))
     }
 
     /// Names of the tables that exist in snapshot `seq`, sorted.
@@ -183,7 +189,10 @@ impl Catalog {
 /// The schema users see: column names and types as defined.
 pub fn logical_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(
-        columns.iter().map(ColumnDef::logical_field).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(ColumnDef::logical_field)
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -197,7 +206,10 @@ pub fn physical_schema(columns: &[ColumnDef]) -> SchemaRef {
 /// The physical schema without the system columns (what a writer supplies).
 pub fn user_physical_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(
-        columns.iter().map(ColumnDef::physical_field).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(ColumnDef::physical_field)
+            .collect::<Vec<_>>(),
     ))
 }
 

@@ -54,7 +54,10 @@ impl SqlType {
             }
             DataType::Float16 | DataType::Float32 => SqlType::Real,
             DataType::Float64 => SqlType::Double,
-            DataType::Decimal128(p, s) => SqlType::Decimal { precision: *p, scale: *s },
+            DataType::Decimal128(p, s) => SqlType::Decimal {
+                precision: *p,
+                scale: *s,
+            },
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 SqlType::Text { max_len: None }
             }
@@ -89,17 +92,28 @@ impl SqlType {
                 SqlType::Double
             }
             S::Decimal(info) | S::Numeric(info) | S::Dec(info) => match info {
-                ExactNumberInfo::PrecisionAndScale(p, s) => {
-                    SqlType::Decimal { precision: *p as u8, scale: *s as i8 }
-                }
-                ExactNumberInfo::Precision(p) => SqlType::Decimal { precision: *p as u8, scale: 0 },
-                ExactNumberInfo::None => SqlType::Decimal { precision: 38, scale: 10 },
+                ExactNumberInfo::PrecisionAndScale(p, s) => SqlType::Decimal {
+                    precision: *p as u8,
+                    scale: *s as i8,
+                },
+                ExactNumberInfo::Precision(p) => SqlType::Decimal {
+                    precision: *p as u8,
+                    scale: 0,
+                },
+                ExactNumberInfo::None => SqlType::Decimal {
+                    precision: 38,
+                    scale: 10,
+                },
             },
             S::Text | S::String(_) => SqlType::Text { max_len: None },
             S::Varchar(len) | S::CharacterVarying(len) | S::CharVarying(len) | S::Nvarchar(len) => {
-                SqlType::Text { max_len: char_len(len) }
+                SqlType::Text {
+                    max_len: char_len(len),
+                }
             }
-            S::Char(len) | S::Character(len) => SqlType::Text { max_len: char_len(len) },
+            S::Char(len) | S::Character(len) => SqlType::Text {
+                max_len: char_len(len),
+            },
             S::Bytea | S::Blob(_) | S::Varbinary(_) | S::Binary(_) => SqlType::Bytea,
             S::Date => SqlType::Date,
             S::Time(_, _) => SqlType::Time,

@@ -6,7 +6,7 @@ use arrow::array::ArrayRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
-use crate::catalog::{physical_name, TableDef};
+use crate::catalog::{TableDef, physical_name};
 use crate::error::{Error, Result};
 use crate::txn::PkKey;
 
@@ -17,7 +17,10 @@ pub fn primary_keys(def: &TableDef, batch: &RecordBatch) -> Result<Vec<PkKey>> {
         return Ok(Vec::new());
     }
     let columns = pk_arrays(def, batch)?;
-    let fields = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+    let fields = columns
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields)?;
     let rows = converter.convert_columns(&columns)?;
     Ok(rows.iter().map(|row| row.as_ref().into()).collect())
@@ -27,9 +30,12 @@ fn pk_arrays(def: &TableDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
     def.primary_key
         .iter()
         .map(|id| {
-            batch.column_by_name(&physical_name(*id)).cloned().ok_or_else(|| {
-                Error::internal(format!("primary key column c{id} missing from batch"))
-            })
+            batch
+                .column_by_name(&physical_name(*id))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::internal(format!("primary key column c{id} missing from batch"))
+                })
         })
         .collect()
 }

@@ -12,8 +12,8 @@ use super::{CommitOutcome, DbState, Inner};
 use crate::catalog::{SchemaVersion, TableDef};
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
-use crate::storage::memtable::{with_system_columns, MemBatch};
 use crate::storage::TableData;
+use crate::storage::memtable::{MemBatch, with_system_columns};
 use crate::txn::{PkKey, Write, WriteSet};
 
 /// Validate `writes` against the latest state, then apply them as the next commit.
@@ -25,7 +25,9 @@ pub(super) fn validate_and_apply(
     let mut state = inner.state.write();
     validate(&state, &writes)?;
     let seq = state.last_seq + 1;
-    let time_us = chrono::Utc::now().timestamp_micros().max(state.last_time_us + 1);
+    let time_us = chrono::Utc::now()
+        .timestamp_micros()
+        .max(state.last_time_us + 1);
     let (record, pk_changes) = build_record(&mut state, writes, seq, time_us);
     let frame = match inner.log {
         Some(_) => Some(record.encode_frame()?),
@@ -52,7 +54,9 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 if state.catalog.table_at(&def.name, latest).is_some()
                     || state.catalog.view_at(&def.name, latest).is_some()
                 {
-                    return Err(Error::TableExists { name: def.name.clone() });
+                    return Err(Error::TableExists {
+                        name: def.name.clone(),
+                    });
                 }
                 created.insert(def.id, def);
             }
@@ -62,15 +66,22 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             Write::CreateView(view) => {
                 if state.catalog.table_at(&view.name, latest).is_some()
                     || state.catalog.view_at(&view.name, latest).is_some()
-                        && !writes.writes.iter().any(
-                            |w| matches!(w, Write::DropView { name } if name == &view.name),
-                        )
+                        && !writes
+                            .writes
+                            .iter()
+                            .any(|w| matches!(w, Write::DropView { name } if name == &view.name))
                 {
-                    return Err(Error::TableExists { name: view.name.clone() });
+                    return Err(Error::TableExists {
+                        name: view.name.clone(),
+                    });
                 }
             }
             Write::DropView { .. } => {}
-            Write::Insert { table_id, batch, keys } => {
+            Write::Insert {
+                table_id,
+                batch,
+                keys,
+            } => {
                 let def = match created.get(table_id) {
                     Some(def) => *def,
                     None => live_table(state, *table_id, latest)?,
@@ -81,14 +92,19 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     let gone = removed.entry(*table_id).or_default();
                     let new = added.entry(*table_id).or_default();
                     for (row, key) in keys.iter().enumerate() {
-                        let taken = index.is_some_and(|i| i.contains_key(key)) && !gone.contains(key);
+                        let taken =
+                            index.is_some_and(|i| i.contains_key(key)) && !gone.contains(key);
                         if taken || !new.insert(key) {
                             return Err(unique_violation(def, batch, row));
                         }
                     }
                 }
             }
-            Write::Retire { table_id, rowids, keys } => {
+            Write::Retire {
+                table_id,
+                rowids,
+                keys,
+            } => {
                 let def = live_table(state, *table_id, latest)?;
                 let data = state.tables.get(table_id);
                 for rowid in rowids {
@@ -143,9 +159,8 @@ fn unique_violation(def: &TableDef, batch: &RecordBatch, row: usize) -> Error {
     for pk_id in &def.primary_key {
         if let Some(pos) = columns.iter().position(|c| c.id == *pk_id) {
             names.push(columns[pos].name.clone());
-            values.push(
-                array_value_to_string(batch.column(pos), row).unwrap_or_else(|_| "?".into()),
-            );
+            values
+                .push(array_value_to_string(batch.column(pos), row).unwrap_or_else(|_| "?".into()));
         }
     }
     Error::UniqueViolation {
@@ -176,25 +191,43 @@ fn build_record(
                 ops.push(Op::CreateTable(def));
             }
             Write::DropTable { table_id } => ops.push(Op::DropTable { table_id }),
-            Write::SetColumns { table_id, columns, next_column_id } => {
-                ops.push(Op::SetColumns { table_id, columns, next_column_id })
-            }
+            Write::SetColumns {
+                table_id,
+                columns,
+                next_column_id,
+            } => ops.push(Op::SetColumns {
+                table_id,
+                columns,
+                next_column_id,
+            }),
             Write::CreateView(mut view) => {
                 view.created_seq = seq;
                 ops.push(Op::CreateView(view));
             }
             Write::DropView { name } => ops.push(Op::DropView { name }),
-            Write::Insert { table_id, batch, keys } => {
+            Write::Insert {
+                table_id,
+                batch,
+                keys,
+            } => {
                 let rows = batch.num_rows() as u64;
                 let first_rowid = next_rowid;
                 next_rowid += rows;
                 for (i, key) in keys.into_iter().enumerate() {
                     pk_changes.push((table_id, key, Some(first_rowid + i as u64)));
                 }
-                ops.push(Op::Insert { table_id, first_rowid, rows });
+                ops.push(Op::Insert {
+                    table_id,
+                    first_rowid,
+                    rows,
+                });
                 batches.push(batch);
             }
-            Write::Retire { table_id, rowids, keys } => {
+            Write::Retire {
+                table_id,
+                rowids,
+                keys,
+            } => {
                 for key in keys {
                     pk_changes.push((table_id, key, None));
                 }
@@ -202,7 +235,12 @@ fn build_record(
             }
         }
     }
-    let header = CommitHeader { seq, time_us, kind: writes.kind, ops };
+    let header = CommitHeader {
+        seq,
+        time_us,
+        kind: writes.kind,
+        ops,
+    };
     (CommitRecord { header, batches }, pk_changes)
 }
 
@@ -234,21 +272,38 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 table_def_mut(state, *table_id)?.dropped_seq = Some(seq);
                 state.pk_index.remove(table_id);
             }
-            Op::SetColumns { table_id, columns, next_column_id } => {
+            Op::SetColumns {
+                table_id,
+                columns,
+                next_column_id,
+            } => {
                 let def = table_def_mut(state, *table_id)?;
-                def.versions.push(SchemaVersion { seq, columns: columns.clone() });
+                def.versions.push(SchemaVersion {
+                    seq,
+                    columns: columns.clone(),
+                });
                 def.next_column_id = *next_column_id;
             }
             Op::CreateView(view) => state.catalog.views.push(view.clone()),
             Op::DropView { name } => {
-                if let Some(view) =
-                    state.catalog.views.iter_mut().rev().find(|v| &v.name == name && v.dropped_seq.is_none())
+                if let Some(view) = state
+                    .catalog
+                    .views
+                    .iter_mut()
+                    .rev()
+                    .find(|v| &v.name == name && v.dropped_seq.is_none())
                 {
                     view.dropped_seq = Some(seq);
                 }
             }
-            Op::Insert { table_id, first_rowid, rows } => {
-                let user_batch = batches.next().ok_or_else(|| Error::internal("missing batch"))?;
+            Op::Insert {
+                table_id,
+                first_rowid,
+                rows,
+            } => {
+                let user_batch = batches
+                    .next()
+                    .ok_or_else(|| Error::internal("missing batch"))?;
                 let columns = table_def_mut(state, *table_id)?.columns_at(seq).to_vec();
                 let batch = with_system_columns(&columns, user_batch, *first_rowid, seq)?;
                 let data = state.tables.entry(*table_id).or_default();
@@ -277,5 +332,7 @@ fn table_def_mut(state: &mut DbState, table_id: u64) -> Result<&mut TableDef> {
     state
         .catalog
         .table_by_id_mut(table_id)
-        .ok_or_else(|| Error::Corrupt { detail: format!("commit names unknown table #{table_id}") })
+        .ok_or_else(|| Error::Corrupt {
+            detail: format!("commit names unknown table #{table_id}"),
+        })
 }

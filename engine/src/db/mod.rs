@@ -26,8 +26,8 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{CommitInfo, CommitLog};
-use crate::storage::location::Location;
 use crate::storage::TableData;
+use crate::storage::location::Location;
 use crate::txn::{PkKey, WriteSet};
 
 pub use snapshot::{HistoryRange, TableSnapshot};
@@ -75,7 +75,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("location", &self.inner.location.display).finish()
+        f.debug_struct("Database")
+            .field("location", &self.inner.location.display)
+            .finish()
     }
 }
 
@@ -144,7 +146,12 @@ impl Database {
     pub fn commits(&self) -> Vec<CommitInfo> {
         let visible = self.visible_seq();
         let state = self.inner.state.read();
-        state.commits.iter().take_while(|c| c.seq <= visible).cloned().collect()
+        state
+            .commits
+            .iter()
+            .take_while(|c| c.seq <= visible)
+            .cloned()
+            .collect()
     }
 
     /// A copy of the catalog (it keeps its own history).
@@ -174,7 +181,9 @@ impl Database {
                 return Err(Error::Poisoned { detail });
             }
         }
-        self.inner.visible_seq.fetch_max(outcome.seq, Ordering::AcqRel);
+        self.inner
+            .visible_seq
+            .fetch_max(outcome.seq, Ordering::AcqRel);
         self.maybe_persist();
         Ok(outcome)
     }
@@ -191,7 +200,9 @@ impl Database {
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match self.inner.poisoned.lock().as_ref() {
-            Some(detail) => Err(Error::Poisoned { detail: detail.clone() }),
+            Some(detail) => Err(Error::Poisoned {
+                detail: detail.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -199,7 +210,9 @@ impl Database {
 
 /// Take the single-writer lock on a local database folder.
 fn lock_writer(location: &Location) -> Result<Option<File>> {
-    let Some(root) = &location.local_root else { return Ok(None) };
+    let Some(root) = &location.local_root else {
+        return Ok(None);
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -217,7 +230,9 @@ fn lock_writer(location: &Location) -> Result<Option<File>> {
 
 /// Persist the memtable when its oldest commit gets too old, until the database is dropped.
 fn spawn_age_persister(inner: Weak<Inner>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     runtime.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {

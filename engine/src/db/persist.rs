@@ -4,8 +4,8 @@
 //! `memtable_age_max`. Commits are held off only while the memtable is
 //! frozen at `P` and the log rotated; encoding and upload run beside them.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow::record_batch::RecordBatch;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::log::CommitInfo;
 use crate::storage::checkpoint::{
-    delete_checkpoints_before, write_checkpoint, Checkpoint, TableCheckpoint,
+    Checkpoint, TableCheckpoint, delete_checkpoints_before, write_checkpoint,
 };
 use crate::storage::parquet_file::encode_parquet;
 use crate::storage::{DataFile, MemBatch};
@@ -64,7 +64,9 @@ impl Database {
         let mut written: Vec<(u64, DataFile)> = Vec::new();
         for (table_id, batches) in &frozen.memtables {
             for group in group_by_schema(batches) {
-                let file = self.write_file(*table_id, frozen.seq, written.len(), group).await?;
+                let file = self
+                    .write_file(*table_id, frozen.seq, written.len(), group)
+                    .await?;
                 written.push((*table_id, file));
             }
         }
@@ -120,7 +122,11 @@ impl Database {
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
         let location = object_store::path::Path::from(file.path.as_str());
-        self.inner.location.store.put(&location, PutPayload::from(bytes)).await?;
+        self.inner
+            .location
+            .store
+            .put(&location, PutPayload::from(bytes))
+            .await?;
         Ok(file)
     }
 
@@ -131,7 +137,12 @@ impl Database {
             data.memtable.retain(|m| m.seq > seq);
         }
         for (table_id, file) in written {
-            state.tables.entry(table_id).or_default().files.push(Arc::new(file));
+            state
+                .tables
+                .entry(table_id)
+                .or_default()
+                .files
+                .push(Arc::new(file));
         }
         if state.tables.values().all(|t| t.memtable.is_empty()) {
             state.memtable_since = None;
@@ -147,13 +158,29 @@ impl Database {
             .map(|def| {
                 let data = state.tables.get(&def.id);
                 let files = data
-                    .map(|d| d.files.iter().filter(|f| f.max_seq <= frozen.seq).map(|f| (**f).clone()).collect())
+                    .map(|d| {
+                        d.files
+                            .iter()
+                            .filter(|f| f.max_seq <= frozen.seq)
+                            .map(|f| (**f).clone())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let mut retired: Vec<(u64, u64)> = data
-                    .map(|d| d.retired.iter().filter(|(_, s)| **s <= frozen.seq).map(|(r, s)| (*r, *s)).collect())
+                    .map(|d| {
+                        d.retired
+                            .iter()
+                            .filter(|(_, s)| **s <= frozen.seq)
+                            .map(|(r, s)| (*r, *s))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 retired.sort_unstable();
-                TableCheckpoint { id: def.id, files, retired }
+                TableCheckpoint {
+                    id: def.id,
+                    files,
+                    retired,
+                }
             })
             .collect();
         Checkpoint {

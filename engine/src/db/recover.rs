@@ -7,16 +7,16 @@ use std::sync::Arc;
 use arrow::array::UInt64Array;
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{apply::apply_record, Database, DbState};
-use crate::catalog::{physical_name, TableDef, ROWID_COLUMN, SEQ_COLUMN};
+use super::{Database, DbState, apply::apply_record};
+use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN, TableDef, physical_name};
 use crate::constraints::primary_keys;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::log::{read_log, LOG_DIR};
-use crate::storage::checkpoint::{read_latest_checkpoint, Checkpoint};
+use crate::log::{LOG_DIR, read_log};
+use crate::storage::checkpoint::{Checkpoint, read_latest_checkpoint};
 use crate::storage::location::Location;
 use crate::storage::{DataFile, TableData};
 use crate::txn::PkKey;
@@ -25,9 +25,14 @@ use crate::txn::PkKey;
 pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<DbState> {
     let mut state = match read_latest_checkpoint(location.store.as_ref()).await? {
         Some(checkpoint) => state_from_checkpoint(checkpoint),
-        None => DbState { next_rowid: 1, ..Default::default() },
+        None => DbState {
+            next_rowid: 1,
+            ..Default::default()
+        },
     };
-    let Some(root) = &location.local_root else { return Ok(state) };
+    let Some(root) = &location.local_root else {
+        return Ok(state);
+    };
     let dir = root.join(LOG_DIR);
     let bytes_max = limits.log_record_bytes_max;
     let records = tokio::task::spawn_blocking(move || read_log(&dir, bytes_max))
@@ -83,7 +88,12 @@ pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
             .tables
             .iter()
             .filter(|t| t.exists_at(latest) && t.has_primary_key())
-            .map(|t| (t.clone(), state.tables.get(&t.id).cloned().unwrap_or_default()))
+            .map(|t| {
+                (
+                    t.clone(),
+                    state.tables.get(&t.id).cloned().unwrap_or_default(),
+                )
+            })
             .collect()
     };
     for (def, data) in tables {
@@ -93,7 +103,11 @@ pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
     Ok(())
 }
 
-async fn build_pk_index(db: &Database, def: &TableDef, data: &TableData) -> Result<HashMap<PkKey, u64>> {
+async fn build_pk_index(
+    db: &Database,
+    def: &TableDef,
+    data: &TableData,
+) -> Result<HashMap<PkKey, u64>> {
     let mut index = HashMap::new();
     for mem in &data.memtable {
         index_live_rows(def, &mem.batch, &data.retired, &mut index)?;
@@ -115,7 +129,9 @@ fn index_live_rows(
     let rowids = batch
         .column_by_name(ROWID_COLUMN)
         .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .ok_or_else(|| Error::Corrupt { detail: "batch without _rowid".into() })?;
+        .ok_or_else(|| Error::Corrupt {
+            detail: "batch without _rowid".into(),
+        })?;
     let keys = primary_keys(def, batch)?;
     for (row, key) in keys.into_iter().enumerate() {
         let rowid = rowids.value(row);
@@ -127,11 +143,19 @@ fn index_live_rows(
 }
 
 /// The primary-key columns and `_rowid` of one data file.
-async fn read_key_columns(db: &Database, def: &TableDef, file: &DataFile) -> Result<Vec<RecordBatch>> {
+async fn read_key_columns(
+    db: &Database,
+    def: &TableDef,
+    file: &DataFile,
+) -> Result<Vec<RecordBatch>> {
     let path = object_store::path::Path::from(file.path.as_str());
     let bytes = db.object_store().get(&path).await?.bytes().await?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let mut wanted: Vec<String> = def.primary_key.iter().map(|id| physical_name(*id)).collect();
+    let mut wanted: Vec<String> = def
+        .primary_key
+        .iter()
+        .map(|id| physical_name(*id))
+        .collect();
     wanted.push(ROWID_COLUMN.to_string());
     wanted.push(SEQ_COLUMN.to_string());
     let indices: Vec<usize> = builder

@@ -43,8 +43,18 @@ impl Database {
             def: Arc::new(def.clone()),
             columns: def.columns_at(seq).to_vec(),
             seq,
-            memtable: data.memtable.iter().filter(|m| m.seq <= seq).cloned().collect(),
-            files: data.files.iter().filter(|f| f.min_seq <= seq).cloned().collect(),
+            memtable: data
+                .memtable
+                .iter()
+                .filter(|m| m.seq <= seq)
+                .cloned()
+                .collect(),
+            files: data
+                .files
+                .iter()
+                .filter(|f| f.min_seq <= seq)
+                .cloned()
+                .collect(),
             retired: data.retired.clone(),
             live_rows: data.live_rows,
             history: None,
@@ -69,7 +79,10 @@ impl Database {
     /// Names of tables and views at `seq`.
     pub fn relation_names_at(&self, seq: u64) -> (Vec<String>, Vec<String>) {
         let state = self.inner.state.read();
-        (state.catalog.table_names_at(seq), state.catalog.view_names_at(seq))
+        (
+            state.catalog.table_names_at(seq),
+            state.catalog.view_names_at(seq),
+        )
     }
 
     /// Check that `seq` names a commit that exists.
@@ -130,9 +143,15 @@ pub fn format_time(time_us: i64) -> String {
 
 impl Database {
     /// The live `_rowid` holding each key in table `table_id`, at the latest commit.
-    pub fn lookup_primary_keys(&self, table_id: u64, keys: &[crate::txn::PkKey]) -> Vec<Option<u64>> {
+    pub fn lookup_primary_keys(
+        &self,
+        table_id: u64,
+        keys: &[crate::txn::PkKey],
+    ) -> Vec<Option<u64>> {
         let state = self.inner.state.read();
         let index = state.pk_index.get(&table_id);
-        keys.iter().map(|k| index.and_then(|i| i.get(k).copied())).collect()
+        keys.iter()
+            .map(|k| index.and_then(|i| i.get(k).copied()))
+            .collect()
     }
 }

@@ -27,8 +27,14 @@ pub use record::{CommitHeader, CommitInfo, CommitRecord, Op};
 pub const LOG_DIR: &str = "_log";
 
 enum Request {
-    Append { frame: Vec<u8>, done: oneshot::Sender<std::io::Result<()>> },
-    Rotate { first_seq: u64, done: oneshot::Sender<std::io::Result<()>> },
+    Append {
+        frame: Vec<u8>,
+        done: oneshot::Sender<std::io::Result<()>>,
+    },
+    Rotate {
+        first_seq: u64,
+        done: oneshot::Sender<std::io::Result<()>>,
+    },
 }
 
 /// Handle to the log writer thread.
@@ -48,7 +54,10 @@ impl CommitLog {
         std::thread::Builder::new()
             .name("driftdb-log".into())
             .spawn(move || run_writer(thread_dir, file, rx))?;
-        Ok(Self { dir: dir.to_path_buf(), requests })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            requests,
+        })
     }
 
     /// Queue one frame for the next group fsync; await the receiver with [`wait_durable`].
@@ -91,7 +100,9 @@ pub async fn wait_durable(durable: Durable) -> Result<()> {
 }
 
 fn closed() -> Error {
-    Error::Poisoned { detail: "commit log writer has stopped".into() }
+    Error::Poisoned {
+        detail: "commit log writer has stopped".into(),
+    }
 }
 
 fn create_segment(dir: &Path, first_seq: u64) -> Result<File> {
@@ -135,7 +146,11 @@ fn run_writer(dir: PathBuf, mut file: File, rx: mpsc::Receiver<Request>) {
     }
 }
 
-fn flush(file: &mut File, buffer: &mut Vec<u8>, failed: &mut Option<String>) -> std::io::Result<()> {
+fn flush(
+    file: &mut File,
+    buffer: &mut Vec<u8>,
+    failed: &mut Option<String>,
+) -> std::io::Result<()> {
     if let Some(reason) = failed {
         // After a failed fsync the file's state is unknown: refuse all further writes.
         return Err(std::io::Error::other(reason.clone()));
@@ -229,7 +244,10 @@ fn read_segment(
     Ok(())
 }
 
-fn parse_frame(bytes: &[u8], record_bytes_max: usize) -> std::result::Result<(CommitRecord, usize), String> {
+fn parse_frame(
+    bytes: &[u8],
+    record_bytes_max: usize,
+) -> std::result::Result<(CommitRecord, usize), String> {
     if bytes.len() < record::FRAME_HEADER_BYTES {
         return Err("short frame header".into());
     }
@@ -239,7 +257,9 @@ fn parse_frame(bytes: &[u8], record_bytes_max: usize) -> std::result::Result<(Co
         return Err(format!("frame length {len} exceeds limit"));
     }
     let end = record::FRAME_HEADER_BYTES + len;
-    let payload = bytes.get(record::FRAME_HEADER_BYTES..end).ok_or("short frame payload")?;
+    let payload = bytes
+        .get(record::FRAME_HEADER_BYTES..end)
+        .ok_or("short frame payload")?;
     if crc32fast::hash(payload) != crc {
         return Err("checksum mismatch".into());
     }

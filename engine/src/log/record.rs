@@ -21,15 +21,30 @@ pub const FRAME_HEADER_BYTES: usize = 8;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Op {
     CreateTable(TableDef),
-    DropTable { table_id: u64 },
+    DropTable {
+        table_id: u64,
+    },
     /// A schema change: the table's columns from this commit on.
-    SetColumns { table_id: u64, columns: Vec<ColumnDef>, next_column_id: u32 },
+    SetColumns {
+        table_id: u64,
+        columns: Vec<ColumnDef>,
+        next_column_id: u32,
+    },
     CreateView(ViewDef),
-    DropView { name: String },
+    DropView {
+        name: String,
+    },
     /// New row versions with `_rowid`s `first_rowid..first_rowid + rows`; the batch travels beside the header.
-    Insert { table_id: u64, first_rowid: u64, rows: u64 },
+    Insert {
+        table_id: u64,
+        first_rowid: u64,
+        rows: u64,
+    },
     /// Row versions retired (updated or deleted) by this commit.
-    Retire { table_id: u64, rowids: Vec<u64> },
+    Retire {
+        table_id: u64,
+        rowids: Vec<u64>,
+    },
 }
 
 /// The metadata of a commit.
@@ -53,12 +68,17 @@ impl CommitRecord {
     /// Encode as one checksummed frame.
     pub fn encode_frame(&self) -> Result<Vec<u8>> {
         debug_assert_eq!(
-            self.header.ops.iter().filter(|op| matches!(op, Op::Insert { .. })).count(),
+            self.header
+                .ops
+                .iter()
+                .filter(|op| matches!(op, Op::Insert { .. }))
+                .count(),
             self.batches.len(),
             "one batch per insert op"
         );
         let mut payload = Vec::new();
-        let header = serde_json::to_vec(&self.header).map_err(|e| Error::internal(e.to_string()))?;
+        let header =
+            serde_json::to_vec(&self.header).map_err(|e| Error::internal(e.to_string()))?;
         push_section(&mut payload, &header)?;
         for batch in &self.batches {
             push_section(&mut payload, &encode_batch(batch)?)?;
@@ -72,9 +92,16 @@ impl CommitRecord {
 
     /// Decode a payload whose checksum has already been verified.
     pub fn decode_payload(payload: &[u8]) -> Result<Self> {
-        let mut sections = Sections { bytes: payload, pos: 0 };
+        let mut sections = Sections {
+            bytes: payload,
+            pos: 0,
+        };
         let header: CommitHeader = serde_json::from_slice(sections.next_section()?)?;
-        let inserts = header.ops.iter().filter(|op| matches!(op, Op::Insert { .. })).count();
+        let inserts = header
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Insert { .. }))
+            .count();
         let batches = (0..inserts)
             .map(|_| decode_batch(sections.next_section()?))
             .collect::<Result<Vec<_>>>()?;
@@ -88,7 +115,9 @@ impl CommitRecord {
             .zip(&batches)
         {
             if *op != batch.num_rows() as u64 {
-                return Err(Error::Corrupt { detail: "insert row count mismatch".into() });
+                return Err(Error::Corrupt {
+                    detail: "insert row count mismatch".into(),
+                });
             }
         }
         Ok(Self { header, batches })
@@ -96,8 +125,9 @@ impl CommitRecord {
 }
 
 fn section_len(bytes: &[u8]) -> Result<u32> {
-    u32::try_from(bytes.len())
-        .map_err(|_| Error::InvalidArgument { message: "commit larger than 4 GiB".into() })
+    u32::try_from(bytes.len()).map_err(|_| Error::InvalidArgument {
+        message: "commit larger than 4 GiB".into(),
+    })
 }
 
 fn push_section(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
@@ -113,7 +143,9 @@ struct Sections<'a> {
 
 impl<'a> Sections<'a> {
     fn next_section(&mut self) -> Result<&'a [u8]> {
-        let corrupt = || Error::Corrupt { detail: "truncated commit payload".into() };
+        let corrupt = || Error::Corrupt {
+            detail: "truncated commit payload".into(),
+        };
         let len_bytes = self.bytes.get(self.pos..self.pos + 4).ok_or_else(corrupt)?;
         let len = u32::from_le_bytes(len_bytes.try_into().map_err(|_| corrupt())?) as usize;
         let start = self.pos + 4;

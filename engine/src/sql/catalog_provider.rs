@@ -14,8 +14,8 @@ use parking_lot::RwLock;
 
 use super::SCHEMA_NAME;
 use crate::db::Database;
-use crate::temporal::provider::TemporalTable;
 use crate::temporal::StatementSnapshot;
+use crate::temporal::provider::TemporalTable;
 
 /// The `driftdb` catalog with its single `public` schema.
 #[derive(Debug)]
@@ -25,7 +25,13 @@ pub struct DriftCatalog {
 
 impl DriftCatalog {
     pub fn new(db: Database, snapshot: Arc<StatementSnapshot>) -> Self {
-        Self { schema: Arc::new(DriftSchema { db, snapshot, temporary: RwLock::default() }) }
+        Self {
+            schema: Arc::new(DriftSchema {
+                db,
+                snapshot,
+                temporary: RwLock::default(),
+            }),
+        }
     }
 }
 

@@ -29,13 +29,22 @@ pub fn table_name(name: &ObjectName) -> Result<String> {
     let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
     match parts.as_slice() {
         [.., last] => Ok(normalize_ident(last)),
-        [] => Err(Error::Syntax { message: format!("bad table name {name}") }),
+        [] => Err(Error::Syntax {
+            message: format!("bad table name {name}"),
+        }),
     }
 }
 
-pub(crate) async fn create_table(session: &Session, create: CreateTable) -> Result<StatementResult> {
+pub(crate) async fn create_table(
+    session: &Session,
+    create: CreateTable,
+) -> Result<StatementResult> {
     let name = table_name(&create.name)?;
-    if session.db().table_snapshot(&name, session.statement_seq()).is_some() {
+    if session
+        .db()
+        .table_snapshot(&name, session.statement_seq())
+        .is_some()
+    {
         if create.if_not_exists {
             return Ok(StatementResult::done("CREATE TABLE", None, None));
         }
@@ -48,7 +57,11 @@ pub(crate) async fn create_table(session: &Session, create: CreateTable) -> Resu
     let mut writes = WriteSet::new("CREATE TABLE");
     writes.push(Write::CreateTable(def));
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done("CREATE TABLE", None, Some(outcome.seq)))
+    Ok(StatementResult::done(
+        "CREATE TABLE",
+        None,
+        Some(outcome.seq),
+    ))
 }
 
 fn table_def(
@@ -62,7 +75,10 @@ fn table_def(
     for (i, column) in columns.iter().enumerate() {
         let column_name = normalize_ident(&column.name);
         if defs.iter().any(|d| d.name == column_name) {
-            return Err(Error::ColumnExists { table: name.into(), column: column_name });
+            return Err(Error::ColumnExists {
+                table: name.into(),
+                column: column_name,
+            });
         }
         let mut def = ColumnDef {
             id: i as u32 + 1,
@@ -84,7 +100,14 @@ fn table_def(
         match constraint {
             TableConstraint::PrimaryKey(pk) if primary_key.is_empty() => {
                 for column in &pk.columns {
-                    primary_key.push(column.column.expr.to_string().trim_matches('"').to_lowercase());
+                    primary_key.push(
+                        column
+                            .column
+                            .expr
+                            .to_string()
+                            .trim_matches('"')
+                            .to_lowercase(),
+                    );
                 }
             }
             TableConstraint::PrimaryKey(_) => {
@@ -97,9 +120,13 @@ fn table_def(
     }
     let mut pk_ids = Vec::new();
     for key_column in primary_key {
-        let def = defs.iter_mut().find(|d| d.name == key_column).ok_or_else(|| {
-            Error::UnknownColumn { table: name.into(), column: key_column.clone() }
-        })?;
+        let def = defs
+            .iter_mut()
+            .find(|d| d.name == key_column)
+            .ok_or_else(|| Error::UnknownColumn {
+                table: name.into(),
+                column: key_column.clone(),
+            })?;
         def.nullable = false;
         pk_ids.push(def.id);
     }
@@ -110,11 +137,18 @@ fn table_def(
         dropped_seq: None,
         primary_key: pk_ids,
         next_column_id: defs.len() as u32 + 1,
-        versions: vec![SchemaVersion { seq: 0, columns: defs }],
+        versions: vec![SchemaVersion {
+            seq: 0,
+            columns: defs,
+        }],
     })
 }
 
-async fn create_table_as(session: &Session, name: String, query: ast::Query) -> Result<StatementResult> {
+async fn create_table_as(
+    session: &Session,
+    name: String,
+    query: ast::Query,
+) -> Result<StatementResult> {
     let plan = session.plan(Statement::Query(Box::new(query))).await?;
     let frame = session.context().execute_logical_plan(plan).await?;
     let schema = frame.schema().as_arrow().clone();
@@ -149,10 +183,18 @@ async fn create_table_as(session: &Session, name: String, query: ast::Query) -> 
     let table_id = def.id;
     writes.push(Write::CreateTable(def));
     if rows > 0 {
-        writes.push(Write::Insert { table_id, batch, keys: Vec::new() });
+        writes.push(Write::Insert {
+            table_id,
+            batch,
+            keys: Vec::new(),
+        });
     }
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done("CREATE TABLE AS", Some(rows), Some(outcome.seq)))
+    Ok(StatementResult::done(
+        "CREATE TABLE AS",
+        Some(rows),
+        Some(outcome.seq),
+    ))
 }
 
 pub(crate) async fn drop_objects(
@@ -174,12 +216,20 @@ pub(crate) async fn drop_objects(
                 .db()
                 .table_snapshot(&name, seq)
                 .map(|t| Write::DropTable { table_id: t.def.id }),
-            _ => session.db().view_at(&name, seq).map(|_| Write::DropView { name: name.clone() }),
+            _ => session
+                .db()
+                .view_at(&name, seq)
+                .map(|_| Write::DropView { name: name.clone() }),
         };
         match write {
             Some(write) => writes.push(write),
             None if if_exists => {}
-            None => return Err(Error::UnknownTable { name, context: String::new() }),
+            None => {
+                return Err(Error::UnknownTable {
+                    name,
+                    context: String::new(),
+                });
+            }
         }
     }
     if writes.is_empty() {
@@ -189,26 +239,39 @@ pub(crate) async fn drop_objects(
     Ok(StatementResult::done(tag, None, Some(outcome.seq)))
 }
 
-pub(crate) async fn alter_table(session: &Session, alter: ast::AlterTable) -> Result<StatementResult> {
+pub(crate) async fn alter_table(
+    session: &Session,
+    alter: ast::AlterTable,
+) -> Result<StatementResult> {
     let name = table_name(&alter.name)?;
     let Some(snapshot) = session.db().table_snapshot(&name, session.statement_seq()) else {
         if alter.if_exists {
             return Ok(StatementResult::done("ALTER TABLE", None, None));
         }
-        return Err(Error::UnknownTable { name, context: String::new() });
+        return Err(Error::UnknownTable {
+            name,
+            context: String::new(),
+        });
     };
     let def = snapshot.def.as_ref();
     let mut columns = def.columns().to_vec();
     let mut next_column_id = def.next_column_id;
     for operation in alter.operations {
         match operation {
-            AlterTableOperation::AddColumn { if_not_exists, column_def, .. } => {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                ..
+            } => {
                 let column = normalize_ident(&column_def.name);
                 if columns.iter().any(|c| c.name == column) {
                     if if_not_exists {
                         continue;
                     }
-                    return Err(Error::ColumnExists { table: name, column });
+                    return Err(Error::ColumnExists {
+                        table: name,
+                        column,
+                    });
                 }
                 let mut added = ColumnDef {
                     id: next_column_id,
@@ -222,21 +285,31 @@ pub(crate) async fn alter_table(session: &Session, alter: ast::AlterTable) -> Re
                         ColumnOption::Null => {}
                         ColumnOption::NotNull if snapshot.live_rows == 0 => added.nullable = false,
                         ColumnOption::NotNull => {
-                            return Err(Error::NotNullViolation { table: name, column });
+                            return Err(Error::NotNullViolation {
+                                table: name,
+                                column,
+                            });
                         }
                         other => return Err(Error::unsupported(format!("ADD COLUMN … {other}"))),
                     }
                 }
                 columns.push(added);
             }
-            AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
                 for ident in column_names {
                     let column = normalize_ident(&ident);
                     let Some(pos) = columns.iter().position(|c| c.name == column) else {
                         if if_exists {
                             continue;
                         }
-                        return Err(Error::UnknownColumn { table: name, column });
+                        return Err(Error::UnknownColumn {
+                            table: name,
+                            column,
+                        });
                     };
                     if def.primary_key.contains(&columns[pos].id) {
                         return Err(Error::unsupported(format!(
@@ -246,14 +319,23 @@ pub(crate) async fn alter_table(session: &Session, alter: ast::AlterTable) -> Re
                     columns.remove(pos);
                 }
             }
-            AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
                 let old = normalize_ident(&old_column_name);
                 let new = normalize_ident(&new_column_name);
                 if columns.iter().any(|c| c.name == new) {
-                    return Err(Error::ColumnExists { table: name, column: new });
+                    return Err(Error::ColumnExists {
+                        table: name,
+                        column: new,
+                    });
                 }
                 let column = columns.iter_mut().find(|c| c.name == old).ok_or_else(|| {
-                    Error::UnknownColumn { table: name.clone(), column: old.clone() }
+                    Error::UnknownColumn {
+                        table: name.clone(),
+                        column: old.clone(),
+                    }
                 })?;
                 column.name = new;
             }
@@ -261,12 +343,22 @@ pub(crate) async fn alter_table(session: &Session, alter: ast::AlterTable) -> Re
         }
     }
     if columns.is_empty() {
-        return Err(Error::InvalidArgument { message: format!("table \"{name}\" would have no columns") });
+        return Err(Error::InvalidArgument {
+            message: format!("table \"{name}\" would have no columns"),
+        });
     }
     let mut writes = WriteSet::new("ALTER TABLE");
-    writes.push(Write::SetColumns { table_id: def.id, columns, next_column_id });
+    writes.push(Write::SetColumns {
+        table_id: def.id,
+        columns,
+        next_column_id,
+    });
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done("ALTER TABLE", None, Some(outcome.seq)))
+    Ok(StatementResult::done(
+        "ALTER TABLE",
+        None,
+        Some(outcome.seq),
+    ))
 }
 
 pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<StatementResult> {
@@ -298,7 +390,11 @@ pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<S
         dropped_seq: None,
     }));
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done("CREATE VIEW", None, Some(outcome.seq)))
+    Ok(StatementResult::done(
+        "CREATE VIEW",
+        None,
+        Some(outcome.seq),
+    ))
 }
 
 /// Primary keys for an insert batch of `def` (empty without a primary key).

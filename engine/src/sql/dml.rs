@@ -10,16 +10,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
-use arrow::compute::{cast_with_options, concat_batches, filter_record_batch, CastOptions};
-use arrow::datatypes::{Field, Schema};
+use arrow::compute::{CastOptions, cast_with_options, concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::FormatOptions;
 use datafusion::datasource::MemTable;
-use sqlparser::ast::{self, Assignment, AssignmentTarget, FromTable, OnConflictAction, OnInsert, TableFactor};
+use sqlparser::ast::{
+    self, Assignment, AssignmentTarget, FromTable, OnConflictAction, OnInsert, TableFactor,
+};
 
 use super::ddl::{keys_of, normalize_ident, table_name};
 use super::quote_ident;
 use super::session::{Session, StatementResult};
-use crate::catalog::{user_physical_schema, SqlType, TableDef};
+use crate::catalog::{SqlType, TableDef, user_physical_schema};
 use crate::error::{Error, Result};
 use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
 use crate::txn::{PkKey, Write, WriteSet};
@@ -31,7 +33,10 @@ fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
         .db()
         .table_snapshot(&name, session.statement_seq())
         .map(|s| s.def.as_ref().clone())
-        .ok_or(Error::UnknownTable { name, context: String::new() })
+        .ok_or(Error::UnknownTable {
+            name,
+            context: String::new(),
+        })
 }
 
 /// `FROM` text scanning `def` with its system columns, under `alias`.
@@ -47,7 +52,11 @@ fn system_scan(def: &TableDef, alias: &str) -> String {
 fn rowid_and_key_items(def: &TableDef, alias: &str) -> Vec<String> {
     let q = quote_ident(alias);
     let mut items = vec![format!("{q}.\"_rowid\"")];
-    items.extend(def.primary_key_columns().iter().map(|c| format!("{q}.{}", quote_ident(&c.name))));
+    items.extend(
+        def.primary_key_columns()
+            .iter()
+            .map(|c| format!("{q}.{}", quote_ident(&c.name))),
+    );
     items
 }
 
@@ -78,7 +87,10 @@ fn retired_rows(def: &TableDef, batch: &RecordBatch) -> Result<Retired> {
     } else {
         Vec::new()
     };
-    Ok(Retired { rowids: rowids.values().to_vec(), keys })
+    Ok(Retired {
+        rowids: rowids.values().to_vec(),
+        keys,
+    })
 }
 
 /// The primary-key columns found at `offset..` of `batch`, named physically.
@@ -96,12 +108,25 @@ fn key_batch(def: &TableDef, batch: &RecordBatch, offset: usize) -> Result<Recor
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
-fn cast_column(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayRef) -> Result<ArrayRef> {
+fn cast_column(
+    def: &TableDef,
+    column: &str,
+    sql_type: &SqlType,
+    array: &ArrayRef,
+) -> Result<ArrayRef> {
     let target = sql_type.arrow_type();
     if array.data_type() == &target {
         return Ok(array.clone());
     }
-    let options = CastOptions { safe: false, format_options: FormatOptions::default() };
+    if *sql_type == SqlType::Bytea
+        && matches!(array.data_type(), DataType::Utf8 | DataType::Utf8View)
+    {
+        return bytea_from_text(def, column, array);
+    }
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
     cast_with_options(array, &target, &options).map_err(|e| Error::BadValue {
         table: def.name.clone(),
         column: column.into(),
@@ -109,9 +134,42 @@ fn cast_column(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayRe
     })
 }
 
+/// Text to BYTEA the PostgreSQL way: `\\x0102` is hex; anything else is its UTF-8 bytes.
+fn bytea_from_text(def: &TableDef, column: &str, array: &ArrayRef) -> Result<ArrayRef> {
+    let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())?;
+    let bad = |value: &str| Error::BadValue {
+        table: def.name.clone(),
+        column: column.into(),
+        message: format!("invalid hexadecimal bytea {value:?}"),
+    };
+    let mut out = arrow::array::BinaryBuilder::new();
+    for value in text.as_string::<i32>().iter() {
+        match value {
+            None => out.append_null(),
+            Some(value) => match value.strip_prefix("\\x") {
+                Some(hex) if hex.len() % 2 == 0 => {
+                    let bytes = (0..hex.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                        .collect::<Result<Vec<u8>, _>>()
+                        .map_err(|_| bad(value))?;
+                    out.append_value(bytes);
+                }
+                Some(_) => return Err(bad(value)),
+                None => out.append_value(value.as_bytes()),
+            },
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 /// Shape `source` (one column per target, in order) into a full row batch of `def`.
 /// Columns not targeted are NULL. Values are cast to the column types and length-checked.
-pub(crate) fn conform_batch(def: &TableDef, targets: &[usize], source: &RecordBatch) -> Result<RecordBatch> {
+pub(crate) fn conform_batch(
+    def: &TableDef,
+    targets: &[usize],
+    source: &RecordBatch,
+) -> Result<RecordBatch> {
     let columns = def.columns();
     if source.num_columns() != targets.len() {
         return Err(Error::InvalidArgument {
@@ -130,7 +188,12 @@ pub(crate) fn conform_batch(def: &TableDef, targets: &[usize], source: &RecordBa
         .collect();
     for (value_index, column_index) in targets.iter().enumerate() {
         let column = &columns[*column_index];
-        let array = cast_column(def, &column.name, &column.sql_type, source.column(value_index))?;
+        let array = cast_column(
+            def,
+            &column.name,
+            &column.sql_type,
+            source.column(value_index),
+        )?;
         check_length(def, &column.name, &column.sql_type, &array)?;
         arrays[*column_index] = array;
     }
@@ -143,9 +206,17 @@ pub(crate) fn conform_batch(def: &TableDef, targets: &[usize], source: &RecordBa
 }
 
 fn check_length(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayRef) -> Result<()> {
-    let SqlType::Text { max_len: Some(max) } = sql_type else { return Ok(()) };
-    let Some(strings) = array.as_string_opt::<i32>() else { return Ok(()) };
-    if strings.iter().flatten().any(|s| s.chars().count() > *max as usize) {
+    let SqlType::Text { max_len: Some(max) } = sql_type else {
+        return Ok(());
+    };
+    let Some(strings) = array.as_string_opt::<i32>() else {
+        return Ok(());
+    };
+    if strings
+        .iter()
+        .flatten()
+        .any(|s| s.chars().count() > *max as usize)
+    {
         return Err(Error::ValueTooLong {
             table: def.name.clone(),
             column: column.into(),
@@ -164,9 +235,14 @@ fn target_columns(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
     names
         .iter()
         .map(|name| {
-            let index = def.columns().iter().position(|c| &c.name == name).ok_or_else(|| {
-                Error::UnknownColumn { table: def.name.clone(), column: name.clone() }
-            })?;
+            let index = def
+                .columns()
+                .iter()
+                .position(|c| &c.name == name)
+                .ok_or_else(|| Error::UnknownColumn {
+                    table: def.name.clone(),
+                    column: name.clone(),
+                })?;
             if !seen.insert(index) {
                 return Err(Error::InvalidArgument {
                     message: format!("column \"{name}\" specified more than once"),
@@ -185,7 +261,10 @@ fn assignment_column(def: &TableDef, assignment: &Assignment) -> Result<usize> {
     def.columns()
         .iter()
         .position(|c| c.name == column)
-        .ok_or(Error::UnknownColumn { table: def.name.clone(), column })
+        .ok_or(Error::UnknownColumn {
+            table: def.name.clone(),
+            column,
+        })
 }
 
 /// Select items giving every column's new value: the assigned expression or the old value.
@@ -193,9 +272,15 @@ fn new_value_items(def: &TableDef, alias: &str, assignments: &[Assignment]) -> R
     let mut values: Vec<Option<String>> = vec![None; def.columns().len()];
     for assignment in assignments {
         let index = assignment_column(def, assignment)?;
-        if values[index].replace(assignment.value.to_string()).is_some() {
+        if values[index]
+            .replace(assignment.value.to_string())
+            .is_some()
+        {
             return Err(Error::InvalidArgument {
-                message: format!("multiple assignments to column \"{}\"", def.columns()[index].name),
+                message: format!(
+                    "multiple assignments to column \"{}\"",
+                    def.columns()[index].name
+                ),
             });
         }
     }
@@ -204,13 +289,17 @@ fn new_value_items(def: &TableDef, alias: &str, assignments: &[Assignment]) -> R
         .columns()
         .iter()
         .zip(values)
-        .map(|(column, value)| value.unwrap_or_else(|| format!("{q}.{}", quote_ident(&column.name))))
+        .map(|(column, value)| {
+            value.unwrap_or_else(|| format!("{q}.{}", quote_ident(&column.name)))
+        })
         .collect())
 }
 
 /// Retire the rows read, and write their new versions (columns after `_rowid` and the key).
 fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
-    let Some(first) = batches.first() else { return Ok(0) };
+    let Some(first) = batches.first() else {
+        return Ok(0);
+    };
     let batch = dedupe_by_rowid(concat_batches(&first.schema(), &batches)?)?;
     if batch.num_rows() == 0 {
         return Ok(0);
@@ -222,8 +311,16 @@ fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSe
     let new_rows = conform_batch(def, &targets, &values)?;
     let keys = keys_of(def, &new_rows)?;
     let count = retired.rowids.len() as u64;
-    writes.push(Write::Retire { table_id: def.id, rowids: retired.rowids, keys: retired.keys });
-    writes.push(Write::Insert { table_id: def.id, batch: new_rows, keys });
+    writes.push(Write::Retire {
+        table_id: def.id,
+        rowids: retired.rowids,
+        keys: retired.keys,
+    });
+    writes.push(Write::Insert {
+        table_id: def.id,
+        batch: new_rows,
+        keys,
+    });
     Ok(count)
 }
 
@@ -235,7 +332,11 @@ fn dedupe_by_rowid(batch: RecordBatch) -> Result<RecordBatch> {
         .downcast_ref::<UInt64Array>()
         .ok_or_else(|| Error::internal("internal read lacks _rowid"))?;
     let mut seen = HashSet::with_capacity(rowids.len());
-    let keep: arrow::array::BooleanArray = rowids.values().iter().map(|r| Some(seen.insert(*r))).collect();
+    let keep: arrow::array::BooleanArray = rowids
+        .values()
+        .iter()
+        .map(|r| Some(seen.insert(*r)))
+        .collect();
     if keep.true_count() == batch.num_rows() {
         return Ok(batch);
     }
@@ -244,9 +345,10 @@ fn dedupe_by_rowid(batch: RecordBatch) -> Result<RecordBatch> {
 
 fn relation_of(factor: &TableFactor) -> Result<(ast::ObjectName, Option<String>)> {
     match factor {
-        TableFactor::Table { name, alias, .. } => {
-            Ok((name.clone(), alias.as_ref().map(|a| normalize_ident(&a.name))))
-        }
+        TableFactor::Table { name, alias, .. } => Ok((
+            name.clone(),
+            alias.as_ref().map(|a| normalize_ident(&a.name)),
+        )),
         other => Err(Error::unsupported(format!("writing to {other}"))),
     }
 }
@@ -263,8 +365,15 @@ pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<Sta
     let alias = alias.unwrap_or_else(|| def.name.clone());
     let mut items = rowid_and_key_items(&def, &alias);
     items.extend(new_value_items(&def, &alias, &update.assignments)?);
-    let mut sql = format!("SELECT {} FROM {}", numbered(items), system_scan(&def, &alias));
-    if let Some(ast::UpdateTableFromKind::AfterSet(from) | ast::UpdateTableFromKind::BeforeSet(from)) = &update.from {
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        numbered(items),
+        system_scan(&def, &alias)
+    );
+    if let Some(
+        ast::UpdateTableFromKind::AfterSet(from) | ast::UpdateTableFromKind::BeforeSet(from),
+    ) = &update.from
+    {
         for table in from {
             sql.push_str(&format!(", {table}"));
         }
@@ -309,18 +418,27 @@ pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<Sta
 }
 
 fn retire_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
-    let Some(first) = batches.first() else { return Ok(0) };
+    let Some(first) = batches.first() else {
+        return Ok(0);
+    };
     let batch = dedupe_by_rowid(concat_batches(&first.schema(), &batches)?)?;
     if batch.num_rows() == 0 {
         return Ok(0);
     }
     let retired = retired_rows(def, &batch)?;
     let count = retired.rowids.len() as u64;
-    writes.push(Write::Retire { table_id: def.id, rowids: retired.rowids, keys: retired.keys });
+    writes.push(Write::Retire {
+        table_id: def.id,
+        rowids: retired.rowids,
+        keys: retired.keys,
+    });
     Ok(count)
 }
 
-pub(crate) async fn truncate(session: &Session, truncate: ast::Truncate) -> Result<StatementResult> {
+pub(crate) async fn truncate(
+    session: &Session,
+    truncate: ast::Truncate,
+) -> Result<StatementResult> {
     let mut writes = WriteSet::new("TRUNCATE");
     let mut count = 0;
     for target in &truncate.table_names {
@@ -336,7 +454,12 @@ pub(crate) async fn truncate(session: &Session, truncate: ast::Truncate) -> Resu
     commit_counted(session, "TRUNCATE", writes, count).await
 }
 
-async fn commit_counted(session: &Session, tag: &str, writes: WriteSet, count: u64) -> Result<StatementResult> {
+async fn commit_counted(
+    session: &Session,
+    tag: &str,
+    writes: WriteSet,
+    count: u64,
+) -> Result<StatementResult> {
     if writes.is_empty() {
         return Ok(StatementResult::done(tag, Some(0), None));
     }
@@ -352,7 +475,11 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
         return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
     };
     let def = target_table(session, name)?;
-    let names = insert.columns.iter().map(table_name).collect::<Result<Vec<_>>>()?;
+    let names = insert
+        .columns
+        .iter()
+        .map(table_name)
+        .collect::<Result<Vec<_>>>()?;
     let targets = target_columns(&def, &names)?;
     let Some(source) = insert.source else {
         return Err(Error::unsupported("INSERT … DEFAULT VALUES"));
@@ -369,17 +496,36 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
         None => {
             let count = rows.num_rows() as u64;
             if count > 0 {
-                writes.push(Write::Insert { table_id: def.id, batch: rows, keys });
+                writes.push(Write::Insert {
+                    table_id: def.id,
+                    batch: rows,
+                    keys,
+                });
             }
             count
         }
         Some(OnInsert::OnConflict(on_conflict)) => {
             check_conflict_target(&def, on_conflict.conflict_target.as_ref())?;
-            let alias = insert.table_alias.as_ref().map(|a| normalize_ident(&a.alias)).unwrap_or_else(|| def.name.clone());
-            upsert(session, &def, &alias, rows, keys, on_conflict.action, &mut writes).await?
+            let alias = insert
+                .table_alias
+                .as_ref()
+                .map(|a| normalize_ident(&a.alias))
+                .unwrap_or_else(|| def.name.clone());
+            upsert(
+                session,
+                &def,
+                &alias,
+                rows,
+                keys,
+                on_conflict.action,
+                &mut writes,
+            )
+            .await?
         }
         Some(OnInsert::DuplicateKeyUpdate(_)) => {
-            return Err(Error::unsupported("ON DUPLICATE KEY UPDATE (use ON CONFLICT)"));
+            return Err(Error::unsupported(
+                "ON DUPLICATE KEY UPDATE (use ON CONFLICT)",
+            ));
         }
         Some(other) => return Err(Error::unsupported(format!("INSERT … {other}"))),
     };
@@ -389,12 +535,21 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
 fn check_conflict_target(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<()> {
     if !def.has_primary_key() {
         return Err(Error::InvalidArgument {
-            message: format!("ON CONFLICT needs a primary key, and \"{}\" has none", def.name),
+            message: format!(
+                "ON CONFLICT needs a primary key, and \"{}\" has none",
+                def.name
+            ),
         });
     }
-    let Some(ast::ConflictTarget::Columns(columns)) = target else { return Ok(()) };
+    let Some(ast::ConflictTarget::Columns(columns)) = target else {
+        return Ok(());
+    };
     let mut named: Vec<String> = columns.iter().map(normalize_ident).collect();
-    let mut key: Vec<String> = def.primary_key_columns().iter().map(|c| c.name.clone()).collect();
+    let mut key: Vec<String> = def
+        .primary_key_columns()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     named.sort();
     key.sort();
     if named != key {
@@ -435,14 +590,23 @@ async fn upsert(
     }
     let fresh_mask = arrow::array::BooleanArray::from(fresh);
     let fresh_rows = filter_record_batch(&rows, &fresh_mask)?;
-    let fresh_keys: Vec<PkKey> =
-        keys.iter().zip(fresh_mask.values().iter()).filter(|(_, k)| *k).map(|(key, _)| key.clone()).collect();
+    let fresh_keys: Vec<PkKey> = keys
+        .iter()
+        .zip(fresh_mask.values().iter())
+        .filter(|(_, k)| *k)
+        .map(|(key, _)| key.clone())
+        .collect();
     let mut count = fresh_rows.num_rows() as u64;
     if count > 0 {
-        writes.push(Write::Insert { table_id: def.id, batch: fresh_rows, keys: fresh_keys });
+        writes.push(Write::Insert {
+            table_id: def.id,
+            batch: fresh_rows,
+            keys: fresh_keys,
+        });
     }
     if let OnConflictAction::DoUpdate(update) = action {
-        let conflict_rows = filter_record_batch(&rows, &arrow::array::BooleanArray::from(conflicting))?;
+        let conflict_rows =
+            filter_record_batch(&rows, &arrow::array::BooleanArray::from(conflicting))?;
         if conflict_rows.num_rows() > 0 {
             count += update_conflicts(session, def, alias, conflict_rows, &update, writes).await?;
         }
@@ -463,7 +627,11 @@ async fn update_conflicts(
 ) -> Result<u64> {
     let logical = crate::catalog::logical_schema(def.columns());
     let logical = Arc::new(Schema::new(
-        logical.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+        logical
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
     ));
     let excluded = RecordBatch::try_new(logical.clone(), proposed.columns().to_vec())?;
     let table = Arc::new(MemTable::try_new(logical, vec![vec![excluded]])?);
@@ -472,7 +640,12 @@ async fn update_conflicts(
     let on: Vec<String> = def
         .primary_key_columns()
         .iter()
-        .map(|c| format!("{q}.{col} = {EXCLUDED_TABLE}.{col}", col = quote_ident(&c.name)))
+        .map(|c| {
+            format!(
+                "{q}.{col} = {EXCLUDED_TABLE}.{col}",
+                col = quote_ident(&c.name)
+            )
+        })
         .collect();
     let mut items = rowid_and_key_items(def, alias);
     items.extend(new_value_items(def, alias, &update.assignments)?);
@@ -501,10 +674,18 @@ pub(crate) async fn append_batches(
         .db()
         .table_snapshot(table, session.statement_seq())
         .map(|s| s.def.as_ref().clone())
-        .ok_or_else(|| Error::UnknownTable { name: table.into(), context: String::new() })?;
+        .ok_or_else(|| Error::UnknownTable {
+            name: table.into(),
+            context: String::new(),
+        })?;
     let mut rows = Vec::with_capacity(batches.len());
     for batch in batches {
-        let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let targets = target_columns(&def, &names)?;
         rows.push(conform_batch(&def, &targets, batch)?);
     }
@@ -514,7 +695,11 @@ pub(crate) async fn append_batches(
     let count = batch.num_rows() as u64;
     let mut writes = WriteSet::new("INSERT");
     if count > 0 {
-        writes.push(Write::Insert { table_id: def.id, batch, keys });
+        writes.push(Write::Insert {
+            table_id: def.id,
+            batch,
+            keys,
+        });
     }
     commit_counted(session, "INSERT", writes, count).await
 }

@@ -33,7 +33,9 @@ pub fn parse_query(sql: &str) -> Result<Query> {
     let mut statements = parse_statements(sql)?;
     match (statements.pop(), statements.is_empty()) {
         (Some(Statement::Query(query)), true) => Ok(*query),
-        _ => Err(Error::Syntax { message: format!("expected one query: {sql}") }),
+        _ => Err(Error::Syntax {
+            message: format!("expected one query: {sql}"),
+        }),
     }
 }
 

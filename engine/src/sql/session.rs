@@ -14,13 +14,13 @@ use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
-use super::{ddl, dml, parse_statements, CATALOG_NAME, SCHEMA_NAME};
+use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statements};
 use crate::db::{CommitOutcome, Database};
 use crate::error::{Error, Result};
 use crate::temporal::functions::{CommitsFunction, HistoryFunction};
 use crate::temporal::planner::TemporalPlanner;
 use crate::temporal::provider::data_store_url;
-use crate::temporal::{eval_constant, resolve_target, target_of, StatementSnapshot, Target};
+use crate::temporal::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
 use crate::txn::WriteSet;
 
 /// The setting that makes tables without a temporal clause read an older snapshot.
@@ -79,7 +79,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("as_of", &self.as_of).finish()
+        f.debug_struct("Session")
+            .field("as_of", &self.as_of)
+            .finish()
     }
 }
 
@@ -98,12 +100,20 @@ impl Session {
             .with_relation_planners(vec![planner])
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_catalog(CATALOG_NAME, Arc::new(DriftCatalog::new(db.clone(), snapshot.clone())));
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(DriftCatalog::new(db.clone(), snapshot.clone())),
+        );
         ctx.register_object_store(data_store_url().as_ref(), db.object_store());
         ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
         ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
         driftdb_udfs::register_all(&ctx);
-        Self { db: db.clone(), ctx, snapshot, as_of: None }
+        Self {
+            db: db.clone(),
+            ctx,
+            snapshot,
+            as_of: None,
+        }
     }
 
     pub fn db(&self) -> &Database {
@@ -125,10 +135,9 @@ impl Session {
 
     /// Run `sql` and return the last statement's result.
     pub async fn execute_one(&mut self, sql: &str) -> Result<StatementResult> {
-        self.execute(sql)
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Syntax { message: "empty statement".into() })
+        self.execute(sql).await?.pop().ok_or_else(|| Error::Syntax {
+            message: "empty statement".into(),
+        })
     }
 
     /// Run one parsed statement.
@@ -159,18 +168,21 @@ impl Session {
         self.snapshot.set(seq);
         match statement {
             Statement::CreateTable(create) => ddl::create_table(self, create).await,
-            Statement::Drop { object_type, if_exists, names, .. } => {
-                ddl::drop_objects(self, object_type, if_exists, names).await
-            }
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                ..
+            } => ddl::drop_objects(self, object_type, if_exists, names).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
             Statement::CreateView(view) => ddl::create_view(self, view).await,
             Statement::Insert(insert) => dml::insert(self, insert).await,
             Statement::Update(update) => dml::update(self, update).await,
             Statement::Delete(delete) => dml::delete(self, delete).await,
             Statement::Truncate(truncate) => dml::truncate(self, truncate).await,
-            Statement::Set(ast::Set::SingleAssignment { variable, values, .. })
-                if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) =>
-            {
+            Statement::Set(ast::Set::SingleAssignment {
+                variable, values, ..
+            }) if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) => {
                 self.set_as_of(values).await
             }
             Statement::ShowTables { .. } => self.show_tables(seq),
@@ -181,14 +193,18 @@ impl Session {
     /// `SET driftdb.as_of = <version | timestamp | 'latest' | DEFAULT>`.
     async fn set_as_of(&mut self, values: Vec<ast::Expr>) -> Result<StatementResult> {
         let [value] = values.as_slice() else {
-            return Err(Error::InvalidArgument { message: "SET driftdb.as_of takes one value".into() });
+            return Err(Error::InvalidArgument {
+                message: "SET driftdb.as_of takes one value".into(),
+            });
         };
         let text = value.to_string().to_ascii_lowercase();
         if matches!(text.as_str(), "default" | "'latest'" | "latest" | "null") {
             self.as_of = None;
             return Ok(StatementResult::done("SET", None, None));
         }
-        let expr = self.ctx.parse_sql_expr(&value.to_string(), &datafusion::common::DFSchema::empty())?;
+        let expr = self
+            .ctx
+            .parse_sql_expr(&value.to_string(), &datafusion::common::DFSchema::empty())?;
         let target = target_of(&eval_constant(expr)?)?;
         let seq = resolve_target(&self.db, target)?;
         self.as_of = Some(target);
@@ -196,7 +212,11 @@ impl Session {
     }
 
     /// Append Arrow batches to `table` in one commit (bulk ingest; columns matched by name).
-    pub async fn append(&mut self, table: &str, batches: &[RecordBatch]) -> Result<StatementResult> {
+    pub async fn append(
+        &mut self,
+        table: &str,
+        batches: &[RecordBatch],
+    ) -> Result<StatementResult> {
         self.snapshot.set(self.db.visible_seq());
         dml::append_batches(self, table, batches).await
     }
@@ -208,8 +228,15 @@ impl Session {
 
     fn show_tables(&self, seq: u64) -> Result<StatementResult> {
         let (tables, views) = self.db.relation_names_at(seq);
-        let kinds = tables.iter().map(|_| "table").chain(views.iter().map(|_| "view"));
-        let names: Vec<&str> = tables.iter().chain(views.iter()).map(String::as_str).collect();
+        let kinds = tables
+            .iter()
+            .map(|_| "table")
+            .chain(views.iter().map(|_| "view"));
+        let names: Vec<&str> = tables
+            .iter()
+            .chain(views.iter())
+            .map(String::as_str)
+            .collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
             Field::new("kind", DataType::Utf8, false),
@@ -221,14 +248,22 @@ impl Session {
                 Arc::new(StringArray::from_iter_values(kinds)),
             ],
         )?;
-        Ok(StatementResult::rows("SHOW TABLES", schema, vec![batch], seq))
+        Ok(StatementResult::rows(
+            "SHOW TABLES",
+            schema,
+            vec![batch],
+            seq,
+        ))
     }
 
     /// Anything DataFusion runs: queries, EXPLAIN, DESCRIBE, SET of DataFusion options.
     async fn query(&self, statement: Statement, seq: u64) -> Result<StatementResult> {
         let tag = statement_tag(&statement);
         let plan = self.plan(statement).await?;
-        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).verify_plan(&plan)?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .verify_plan(&plan)?;
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
@@ -265,6 +300,11 @@ fn statement_tag(statement: &Statement) -> String {
         Statement::Explain { .. } => "EXPLAIN".into(),
         Statement::ExplainTable { .. } => "DESCRIBE".into(),
         Statement::Set(_) => "SET".into(),
-        other => other.to_string().split_whitespace().next().unwrap_or("").to_ascii_uppercase(),
+        other => other
+            .to_string()
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase(),
     }
 }

@@ -41,8 +41,11 @@ fn checkpoint_path(seq: u64) -> Path {
 
 /// Write a checkpoint (atomically on local disk: the store writes a temp file and renames).
 pub async fn write_checkpoint(store: &dyn ObjectStore, checkpoint: &Checkpoint) -> Result<()> {
-    let bytes = serde_json::to_vec(checkpoint).map_err(|e| crate::Error::internal(e.to_string()))?;
-    store.put(&checkpoint_path(checkpoint.seq), PutPayload::from(bytes)).await?;
+    let bytes =
+        serde_json::to_vec(checkpoint).map_err(|e| crate::Error::internal(e.to_string()))?;
+    store
+        .put(&checkpoint_path(checkpoint.seq), PutPayload::from(bytes))
+        .await?;
     Ok(())
 }
 
@@ -50,7 +53,9 @@ pub async fn write_checkpoint(store: &dyn ObjectStore, checkpoint: &Checkpoint) 
 pub async fn read_latest_checkpoint(store: &dyn ObjectStore) -> Result<Option<Checkpoint>> {
     let mut paths = list_checkpoints(store).await?;
     paths.sort();
-    let Some(latest) = paths.pop() else { return Ok(None) };
+    let Some(latest) = paths.pop() else {
+        return Ok(None);
+    };
     let bytes = store.get(&latest).await?.bytes().await?;
     Ok(Some(serde_json::from_slice(&bytes)?))
 }

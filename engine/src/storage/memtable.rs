@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, UInt64Array};
 use arrow::record_batch::RecordBatch;
 
-use crate::catalog::{physical_schema, ColumnDef};
+use crate::catalog::{ColumnDef, physical_schema};
 use crate::error::Result;
 
 /// Row versions written by one insert of one commit.
@@ -26,8 +26,13 @@ pub fn with_system_columns(
     seq: u64,
 ) -> Result<RecordBatch> {
     let rows = user_batch.num_rows() as u64;
-    let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first_rowid..first_rowid + rows));
-    let seqs: ArrayRef = Arc::new(UInt64Array::from_iter_values(std::iter::repeat_n(seq, rows as usize)));
+    let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+        first_rowid..first_rowid + rows,
+    ));
+    let seqs: ArrayRef = Arc::new(UInt64Array::from_iter_values(std::iter::repeat_n(
+        seq,
+        rows as usize,
+    )));
     let mut arrays = user_batch.columns().to_vec();
     arrays.push(rowids);
     arrays.push(seqs);

@@ -41,6 +41,9 @@ pub struct TableData {
 
 impl TableData {
     pub fn memtable_bytes(&self) -> usize {
-        self.memtable.iter().map(|m| m.batch.get_array_memory_size()).sum()
+        self.memtable
+            .iter()
+            .map(|m| m.batch.get_array_memory_size())
+            .sum()
     }
 }

@@ -13,9 +13,9 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::Result;
 
+use super::eval_constant;
 use super::planner::history_range;
 use super::provider::TemporalTable;
-use super::eval_constant;
 use crate::db::Database;
 use crate::error::Error;
 
@@ -32,17 +32,24 @@ impl TableFunctionImpl for HistoryFunction {
             .iter()
             .map(|e| eval_constant(e.clone()))
             .collect::<crate::Result<Vec<_>>>()?;
-        let Some(ScalarValue::Utf8(Some(table))) = values.first().map(|v| v.cast_to(&DataType::Utf8)).transpose()? else {
+        let Some(ScalarValue::Utf8(Some(table))) = values
+            .first()
+            .map(|v| v.cast_to(&DataType::Utf8))
+            .transpose()?
+        else {
             return Err(Error::InvalidArgument {
                 message: "history() takes a table name, then optional from and to".into(),
             }
             .into());
         };
         let range = history_range(&self.db, &values[1..])?;
-        let snapshot = self.db.history_snapshot(&table, range).ok_or_else(|| Error::UnknownTable {
-            name: table.clone(),
-            context: String::new(),
-        })?;
+        let snapshot =
+            self.db
+                .history_snapshot(&table, range)
+                .ok_or_else(|| Error::UnknownTable {
+                    name: table.clone(),
+                    context: String::new(),
+                })?;
         Ok(Arc::new(TemporalTable::new(snapshot, true)))
     }
 }
@@ -73,9 +80,15 @@ impl TableFunctionImpl for CommitsFunction {
                 TimestampMicrosecondArray::from_iter_values(commits.iter().map(|c| c.time_us))
                     .with_timezone("UTC"),
             ),
-            Arc::new(StringArray::from_iter_values(commits.iter().map(|c| c.kind.as_str()))),
-            Arc::new(UInt64Array::from_iter_values(commits.iter().map(|c| c.rows_written))),
-            Arc::new(UInt64Array::from_iter_values(commits.iter().map(|c| c.rows_retired))),
+            Arc::new(StringArray::from_iter_values(
+                commits.iter().map(|c| c.kind.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                commits.iter().map(|c| c.rows_written),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                commits.iter().map(|c| c.rows_retired),
+            )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
 use crate::db::Database;
@@ -67,7 +67,9 @@ pub fn target_of(value: &ScalarValue) -> Result<Target> {
                 ScalarValue::UInt64(Some(seq)) => Some(seq),
                 _ => None,
             })
-            .ok_or_else(|| Error::BadSnapshot { message: format!("bad version {value}") })?;
+            .ok_or_else(|| Error::BadSnapshot {
+                message: format!("bad version {value}"),
+            })?;
         return Ok(Target::Seq(seq));
     }
     timestamp_us(value).map(Target::TimeUs)
@@ -78,7 +80,9 @@ pub fn timestamp_us(value: &ScalarValue) -> Result<i64> {
     let wanted = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     match value.cast_to(&wanted) {
         Ok(ScalarValue::TimestampMicrosecond(Some(us), _)) => Ok(us),
-        _ => Err(Error::BadSnapshot { message: format!("{value} is not a timestamp") }),
+        _ => Err(Error::BadSnapshot {
+            message: format!("{value} is not a timestamp"),
+        }),
     }
 }
 

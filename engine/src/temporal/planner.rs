@@ -7,15 +7,15 @@ use std::sync::Arc;
 use datafusion::common::{DFSchema, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
+use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
-use datafusion::logical_expr::LogicalPlanBuilder;
 use sqlparser::ast::{self, ObjectName, TableAlias, TableFactor, TableVersion};
 
 use super::provider::TemporalTable;
 use super::rewrite::HISTORY_MARKER;
-use super::{eval_constant, resolve_target, target_of, StatementSnapshot, Target};
+use super::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
 use crate::db::{Database, HistoryRange};
 use crate::error::Error;
 
@@ -48,7 +48,14 @@ impl RelationPlanner for TemporalPlanner {
         relation: TableFactor,
         context: &mut dyn RelationPlannerContext,
     ) -> Result<RelationPlanning> {
-        let TableFactor::Table { name, alias, args: None, version, .. } = &relation else {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            version,
+            ..
+        } = &relation
+        else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
         let Some(table) = driftdb_name(context, name)? else {
@@ -77,7 +84,10 @@ impl RelationPlanner for TemporalPlanner {
         };
         let source = provider_as_source(Arc::new(provider));
         let plan = LogicalPlanBuilder::scan(TableReference::bare(table), source, None)?.build()?;
-        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias.clone()))))
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan,
+            alias.clone(),
+        ))))
     }
 }
 
@@ -129,15 +139,18 @@ impl TemporalPlanner {
 
     fn provider_for(&self, table: &str, reading: Reading) -> Result<Option<TemporalTable>> {
         Ok(match reading {
-            Reading::AsOf(seq) => {
-                self.db.table_snapshot(table, seq).map(|s| TemporalTable::new(s, false))
-            }
-            Reading::SystemColumns(seq) => {
-                self.db.table_snapshot(table, seq).map(|s| TemporalTable::new(s, true))
-            }
-            Reading::History(range) => {
-                self.db.history_snapshot(table, range).map(|s| TemporalTable::new(s, true))
-            }
+            Reading::AsOf(seq) => self
+                .db
+                .table_snapshot(table, seq)
+                .map(|s| TemporalTable::new(s, false)),
+            Reading::SystemColumns(seq) => self
+                .db
+                .table_snapshot(table, seq)
+                .map(|s| TemporalTable::new(s, true)),
+            Reading::History(range) => self
+                .db
+                .history_snapshot(table, range)
+                .map(|s| TemporalTable::new(s, true)),
         })
     }
 }
@@ -150,7 +163,9 @@ pub fn history_range(
 ) -> crate::Result<HistoryRange> {
     let latest = db.visible_seq();
     let bound = |i: usize, end: bool| -> crate::Result<Option<u64>> {
-        let Some(value) = bounds.get(i).filter(|v| !v.is_null()) else { return Ok(None) };
+        let Some(value) = bounds.get(i).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
         let exclusive = end && bounds.get(2).is_some_and(|k| k.to_string() == "from_to");
         Ok(Some(match target_of(value)? {
             Target::Seq(seq) if exclusive => seq.saturating_sub(1),
@@ -170,7 +185,9 @@ pub fn history_range(
 
 /// If `expr` calls one of our marker functions, its name and arguments.
 fn marker_call(expr: &ast::Expr) -> Option<(String, Vec<ast::Expr>)> {
-    let ast::Expr::Function(function) = expr else { return None };
+    let ast::Expr::Function(function) = expr else {
+        return None;
+    };
     let name = function.name.to_string().to_lowercase();
     if !name.starts_with("__driftdb_") {
         return None;
@@ -198,7 +215,9 @@ fn driftdb_name(
     let ours = match &reference {
         TableReference::Bare { .. } => true,
         TableReference::Partial { schema, .. } => schema.as_ref() == crate::sql::SCHEMA_NAME,
-        TableReference::Full { catalog, schema, .. } => {
+        TableReference::Full {
+            catalog, schema, ..
+        } => {
             catalog.as_ref() == crate::sql::CATALOG_NAME
                 && schema.as_ref() == crate::sql::SCHEMA_NAME
         }
@@ -220,7 +239,14 @@ fn plan_view(
         columns: vec![],
         at: None,
     });
-    let derived = TableFactor::Derived { lateral: false, subquery: Box::new(query), alias: Some(alias), sample: None };
+    let derived = TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(query),
+        alias: Some(alias),
+        sample: None,
+    };
     let plan = context.plan(derived)?;
-    Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, None))))
+    Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+        plan, None,
+    ))))
 }

@@ -9,27 +9,27 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, RecordBatch};
+use arrow::array::{RecordBatch, new_null_array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Statistics};
-use datafusion::datasource::{TableProvider, TableType};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{col, lit, Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
 
 use super::scan::{OutputColumn, Visibility, VisibilityExec, VisibilitySpec};
-use crate::catalog::{logical_schema, physical_schema, ColumnDef, ROWID_COLUMN, SEQ_COLUMN};
+use crate::catalog::{ColumnDef, ROWID_COLUMN, SEQ_COLUMN, logical_schema, physical_schema};
 use crate::db::TableSnapshot;
 
 /// Column with the commit time of the commit that wrote a version.
@@ -54,8 +54,11 @@ pub struct TemporalTable {
 impl TemporalTable {
     /// `system_columns` adds `_rowid` and `_seq` (history scans always have them).
     pub fn new(snapshot: TableSnapshot, system_columns: bool) -> Self {
-        let mut fields: Vec<Field> =
-            logical_schema(&snapshot.columns).fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = logical_schema(&snapshot.columns)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         let mut kinds: Vec<OutputColumn> = (0..fields.len()).map(OutputColumn::User).collect();
         if system_columns || snapshot.history.is_some() {
             fields.push(Field::new(ROWID_COLUMN, DataType::UInt64, false));
@@ -68,7 +71,11 @@ impl TemporalTable {
             fields.push(Field::new(SYSTEM_TO_COLUMN, ts, true));
             kinds.extend([OutputColumn::SystemFrom, OutputColumn::SystemTo]);
         }
-        Self { snapshot, schema: Arc::new(Schema::new(fields)), fields: kinds }
+        Self {
+            snapshot,
+            schema: Arc::new(Schema::new(fields)),
+            fields: kinds,
+        }
     }
 
     pub fn snapshot(&self) -> &TableSnapshot {
@@ -92,7 +99,10 @@ impl TemporalTable {
             })
             .collect();
         let needed: Vec<usize> = needed.into_iter().collect();
-        let columns = needed.iter().map(|u| self.snapshot.columns[*u].clone()).collect();
+        let columns = needed
+            .iter()
+            .map(|u| self.snapshot.columns[*u].clone())
+            .collect();
         let output = projection
             .iter()
             .map(|i| match self.fields[*i] {
@@ -134,7 +144,8 @@ impl TemporalTable {
         if files.is_empty() {
             return Ok(None);
         }
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.clamp(1, files.len())];
+        let mut groups: Vec<Vec<PartitionedFile>> =
+            vec![Vec::new(); partitions.clamp(1, files.len())];
         for (i, file) in files.iter().enumerate() {
             let n = groups.len();
             groups[i % n].push(PartitionedFile::new(file.path.clone(), file.bytes));
@@ -177,17 +188,15 @@ impl TemporalTable {
         let mut ok = true;
         let rewritten = expr
             .transform(|e| match e {
-                Expr::Column(c) => {
-                    match self.snapshot.columns.iter().find(|d| d.name == c.name) {
-                        Some(def) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
-                            def.physical_name(),
-                        )))),
-                        None => {
-                            ok = false;
-                            Ok(Transformed::no(Expr::Column(c)))
-                        }
+                Expr::Column(c) => match self.snapshot.columns.iter().find(|d| d.name == c.name) {
+                    Some(def) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                        def.physical_name(),
+                    )))),
+                    None => {
+                        ok = false;
+                        Ok(Transformed::no(Expr::Column(c)))
                     }
-                }
+                },
                 other => Ok(Transformed::no(other)),
             })
             .ok()?
@@ -197,7 +206,11 @@ impl TemporalTable {
 }
 
 fn first_column(expr: &Expr) -> String {
-    expr.column_refs().into_iter().next().map(|c| c.name.clone()).unwrap_or_else(|| SEQ_COLUMN.into())
+    expr.column_refs()
+        .into_iter()
+        .next()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| SEQ_COLUMN.into())
 }
 
 /// Reorder `batch` to `schema` by column name; columns it lacks become NULL.

@@ -77,7 +77,9 @@ fn history_clause_at(tokens: &[Token], i: usize, out: &mut String) -> Result<Opt
         }
         _ => return Ok(None),
     };
-    out.push_str(&format!("FOR SYSTEM_TIME AS OF {HISTORY_MARKER}({from}, {to}, '{kind}')"));
+    out.push_str(&format!(
+        "FOR SYSTEM_TIME AS OF {HISTORY_MARKER}({from}, {to}, '{kind}')"
+    ));
     Ok(Some(end))
 }
 
@@ -86,7 +88,9 @@ fn expect_keyword(tokens: &[Token], i: usize, keyword: Keyword, clause: &str) ->
     if is_keyword(tokens.get(i), keyword) {
         Ok(i + 1)
     } else {
-        Err(Error::Syntax { message: format!("expected {keyword:?} in FOR SYSTEM_TIME {clause}") })
+        Err(Error::Syntax {
+            message: format!("expected {keyword:?} in FOR SYSTEM_TIME {clause}"),
+        })
     }
 }
 
@@ -109,7 +113,9 @@ fn bound(tokens: &[Token], i: usize) -> Result<(String, usize)> {
 /// A literal, a typed literal, a function call or a parenthesised expression.
 fn term(tokens: &[Token], i: usize) -> Result<(String, usize)> {
     let i = skip_whitespace(tokens, i);
-    let bad = || Error::Syntax { message: "expected a time or version in FOR SYSTEM_TIME".into() };
+    let bad = || Error::Syntax {
+        message: "expected a time or version in FOR SYSTEM_TIME".into(),
+    };
     match tokens.get(i).ok_or_else(bad)? {
         Token::LParen => group(tokens, i),
         Token::Word(w) => {
@@ -149,7 +155,9 @@ fn group(tokens: &[Token], i: usize) -> Result<(String, usize)> {
             _ => {}
         }
     }
-    Err(Error::Syntax { message: "unbalanced parentheses in FOR SYSTEM_TIME".into() })
+    Err(Error::Syntax {
+        message: "unbalanced parentheses in FOR SYSTEM_TIME".into(),
+    })
 }
 
 #[cfg(test)]
@@ -176,7 +184,9 @@ mod tests {
             "SELECT * FROM t FOR SYSTEM_TIME AS OF __driftdb_history(2, 5, 'between') h"
         );
         assert_eq!(
-            rewrite("SELECT * FROM t FOR SYSTEM_TIME FROM TIMESTAMP '2026-01-01' TO now() - INTERVAL '1 day'"),
+            rewrite(
+                "SELECT * FROM t FOR SYSTEM_TIME FROM TIMESTAMP '2026-01-01' TO now() - INTERVAL '1 day'"
+            ),
             "SELECT * FROM t FOR SYSTEM_TIME AS OF __driftdb_history(TIMESTAMP '2026-01-01', now() - INTERVAL '1 day', 'from_to')"
         );
     }

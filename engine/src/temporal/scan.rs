@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanBufferBuilder, BooleanArray, TimestampMicrosecondArray, UInt64Array,
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::compute::filter;
 use arrow::datatypes::SchemaRef;
@@ -70,7 +70,11 @@ impl VisibilityExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self { input, spec, properties: Arc::new(properties) }
+        Self {
+            input,
+            spec,
+            properties: Arc::new(properties),
+        }
     }
 }
 
@@ -110,9 +114,14 @@ impl ExecutionPlan for VisibilityExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if children.len() != 1 {
-            return Err(DataFusionError::Internal("VisibilityExec takes one child".into()));
+            return Err(DataFusionError::Internal(
+                "VisibilityExec takes one child".into(),
+            ));
         }
-        Ok(Arc::new(Self::new(children.swap_remove(0), self.spec.clone())))
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            self.spec.clone(),
+        )))
     }
 
     fn execute(
@@ -123,7 +132,10 @@ impl ExecutionPlan for VisibilityExec {
         let input = self.input.execute(partition, context)?;
         let spec = self.spec.clone();
         let stream = input.map(move |batch| batch.and_then(|b| visible_rows(&spec, &b)));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.spec.output_schema.clone(), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.spec.output_schema.clone(),
+            stream,
+        )))
     }
 }
 
@@ -146,7 +158,11 @@ fn visible_rows(spec: &VisibilitySpec, batch: &RecordBatch) -> Result<RecordBatc
         columns.push(column);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(kept));
-    Ok(RecordBatch::try_new_with_options(spec.output_schema.clone(), columns, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        spec.output_schema.clone(),
+        columns,
+        &options,
+    )?)
 }
 
 fn as_u64(array: &ArrayRef) -> Result<&UInt64Array> {
@@ -156,7 +172,11 @@ fn as_u64(array: &ArrayRef) -> Result<&UInt64Array> {
         .ok_or_else(|| DataFusionError::Internal("system column is not UInt64".into()))
 }
 
-fn visibility_mask(spec: &VisibilitySpec, rowids: &UInt64Array, seqs: &UInt64Array) -> BooleanArray {
+fn visibility_mask(
+    spec: &VisibilitySpec,
+    rowids: &UInt64Array,
+    seqs: &UInt64Array,
+) -> BooleanArray {
     let mut mask = BooleanBufferBuilder::new(rowids.len());
     let (lowest_retire, highest_seq) = match spec.visibility {
         // Live at S: written at or before S, not retired at or before S.
@@ -174,7 +194,9 @@ fn visibility_mask(spec: &VisibilitySpec, rowids: &UInt64Array, seqs: &UInt64Arr
 }
 
 fn commit_time(spec: &VisibilitySpec, seq: u64) -> Option<i64> {
-    spec.commit_times.get((seq as usize).checked_sub(1)?).copied()
+    spec.commit_times
+        .get((seq as usize).checked_sub(1)?)
+        .copied()
 }
 
 fn system_from(spec: &VisibilitySpec, seqs: &UInt64Array, mask: &BooleanArray) -> ArrayRef {
@@ -215,7 +237,11 @@ mod tests {
             retired: Arc::new(retired.iter().copied().collect()),
             commit_times: Arc::new(vec![10, 20, 30, 40]),
             output: vec![OutputColumn::RowId],
-            output_schema: Arc::new(Schema::new(vec![Field::new("_rowid", DataType::UInt64, false)])),
+            output_schema: Arc::new(Schema::new(vec![Field::new(
+                "_rowid",
+                DataType::UInt64,
+                false,
+            )])),
         }
     }
 
@@ -232,7 +258,13 @@ mod tests {
     fn history_keeps_versions_overlapping_the_range() {
         let rowids = UInt64Array::from(vec![1, 2, 3]);
         let seqs = UInt64Array::from(vec![1, 2, 4]);
-        let spec = spec(Visibility::History(HistoryRange { from_seq: 2, to_seq: 3 }), &[(1, 2)]);
+        let spec = spec(
+            Visibility::History(HistoryRange {
+                from_seq: 2,
+                to_seq: 3,
+            }),
+            &[(1, 2)],
+        );
         let mask = visibility_mask(&spec, &rowids, &seqs);
         assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
     }

@@ -16,14 +16,30 @@ pub type PkKey = Box<[u8]>;
 pub enum Write {
     /// `created_seq` is filled in at commit.
     CreateTable(TableDef),
-    DropTable { table_id: u64 },
-    SetColumns { table_id: u64, columns: Vec<ColumnDef>, next_column_id: u32 },
+    DropTable {
+        table_id: u64,
+    },
+    SetColumns {
+        table_id: u64,
+        columns: Vec<ColumnDef>,
+        next_column_id: u32,
+    },
     CreateView(ViewDef),
-    DropView { name: String },
+    DropView {
+        name: String,
+    },
     /// New rows in the table's current physical user schema; `keys` are their primary keys.
-    Insert { table_id: u64, batch: RecordBatch, keys: Vec<PkKey> },
+    Insert {
+        table_id: u64,
+        batch: RecordBatch,
+        keys: Vec<PkKey>,
+    },
     /// Row versions to retire; `keys` are their primary keys (empty without one).
-    Retire { table_id: u64, rowids: Vec<u64>, keys: Vec<PkKey> },
+    Retire {
+        table_id: u64,
+        rowids: Vec<u64>,
+        keys: Vec<PkKey>,
+    },
 }
 
 /// Everything one commit will do, in order.
@@ -36,7 +52,10 @@ pub struct WriteSet {
 
 impl WriteSet {
     pub fn new(kind: impl Into<String>) -> Self {
-        Self { kind: kind.into(), writes: Vec::new() }
+        Self {
+            kind: kind.into(),
+            writes: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, write: Write) {

@@ -16,20 +16,30 @@ const WRITERS: u64 = 4;
 
 /// Limits that make the child persist and checkpoint often, so kills land in every phase.
 fn busy_limits() -> Limits {
-    Limits { memtable_bytes_max: 16 * 1024, ..Limits::default() }
+    Limits {
+        memtable_bytes_max: 16 * 1024,
+        ..Limits::default()
+    }
 }
 
 /// The child: runs only when the parent sets `DRIFTDB_CRASH_CHILD_DIR`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let db = Database::open_with(&dir, busy_limits()).await.expect("child opens");
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = Database::open_with(&dir, busy_limits())
+        .await
+        .expect("child opens");
     let mut session = Session::new(&db);
     session
         .execute("CREATE TABLE IF NOT EXISTS acked (writer INT NOT NULL, n BIGINT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (writer, n))")
         .await
         .expect("create");
-    let start: i64 = std::env::var(START_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let start: i64 = std::env::var(START_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
         let db = db.clone();
@@ -59,7 +69,13 @@ async fn kill_9_loses_no_acknowledged_commit() {
     let mut rng = rand::rng();
     for trial in 0..TRIALS {
         let kill_after = rng.random_range(1..300);
-        acked.extend(run_child_until(&path, kill_after, trial as i64 * 1_000_000));
+        let this_trial = run_child_until(&path, kill_after, trial as i64 * 1_000_000);
+        assert_eq!(
+            this_trial.len(),
+            kill_after,
+            "trial {trial}: the child stopped before the kill"
+        );
+        acked.extend(this_trial);
         check_recovered(&path, &acked, trial).await;
     }
 }
@@ -68,7 +84,12 @@ async fn kill_9_loses_no_acknowledged_commit() {
 fn run_child_until(path: &std::path::Path, kill_after: usize, start: i64) -> Vec<(i64, i64)> {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["crash::crash_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash::crash_child_writer",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, path)
         .env(START_ENV, start.to_string())
         .stdout(Stdio::piped())
@@ -93,7 +114,9 @@ fn run_child_until(path: &std::path::Path, kill_after: usize, start: i64) -> Vec
 }
 
 async fn check_recovered(path: &std::path::Path, acked: &HashSet<(i64, i64)>, trial: usize) {
-    let db = Database::open(path.to_str().expect("utf-8")).await.expect("reopen after kill");
+    let db = Database::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("reopen after kill");
     let mut session = Session::new(&db);
     let result = session
         .execute_one("SELECT writer, n, payload FROM acked")
@@ -101,24 +124,52 @@ async fn check_recovered(path: &std::path::Path, acked: &HashSet<(i64, i64)>, tr
         .expect("query");
     let mut seen: HashSet<(i64, i64)> = HashSet::new();
     for batch in &result.batches {
-        let writers = batch.column(0).as_any().downcast_ref::<arrow::array::Int32Array>().expect("int");
-        let ns = batch.column(1).as_any().downcast_ref::<arrow::array::Int64Array>().expect("bigint");
-        let payloads = batch.column(2).as_any().downcast_ref::<arrow::array::StringArray>().expect("text");
+        let writers = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int32Array>()
+            .expect("int");
+        let ns = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("bigint");
+        let payloads = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("text");
         for row in 0..batch.num_rows() {
             let key = (writers.value(row) as i64, ns.value(row));
-            assert!(seen.insert(key), "trial {trial}: row {key:?} recovered twice");
+            assert!(
+                seen.insert(key),
+                "trial {trial}: row {key:?} recovered twice"
+            );
             let n = if key.1 < 0 { -key.1 - 1 } else { key.1 };
-            assert_eq!(payloads.value(row).len() as i64, n % 50 + 1, "trial {trial}: torn payload");
+            assert_eq!(
+                payloads.value(row).len() as i64,
+                n % 50 + 1,
+                "trial {trial}: torn payload"
+            );
         }
     }
     for (writer, n) in acked {
-        assert!(seen.contains(&(*writer, *n)), "trial {trial}: acked ({writer}, {n}) lost");
-        assert!(seen.contains(&(*writer, -n - 1)), "trial {trial}: half of commit ({writer}, {n}) lost");
+        assert!(
+            seen.contains(&(*writer, *n)),
+            "trial {trial}: acked ({writer}, {n}) lost"
+        );
+        assert!(
+            seen.contains(&(*writer, -n - 1)),
+            "trial {trial}: half of commit ({writer}, {n}) lost"
+        );
     }
     // Both rows of a commit are there or neither is.
     for (writer, n) in &seen {
         let partner = -n - 1; // pairs n with -n - 1, both ways
-        assert!(seen.contains(&(*writer, partner)), "trial {trial}: half-applied commit ({writer}, {n})");
+        assert!(
+            seen.contains(&(*writer, partner)),
+            "trial {trial}: half-applied commit ({writer}, {n})"
+        );
     }
     db.close().await.expect("close");
 }

@@ -79,10 +79,21 @@ async fn state_at(session: &mut Session, seq: u64) -> State {
         .expect("time travel query");
     let mut state = State::new();
     for batch in &result.batches {
-        let keys = batch.column(0).as_any().downcast_ref::<arrow::array::Int32Array>().expect("k");
-        let values = batch.column(1).as_any().downcast_ref::<arrow::array::Int32Array>().expect("v");
+        let keys = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int32Array>()
+            .expect("k");
+        let values = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int32Array>()
+            .expect("v");
         for row in 0..batch.num_rows() {
-            assert!(state.insert(keys.value(row), values.value(row)).is_none(), "duplicate key");
+            assert!(
+                state.insert(keys.value(row), values.value(row)).is_none(),
+                "duplicate key"
+            );
         }
     }
     state
@@ -91,7 +102,10 @@ async fn state_at(session: &mut Session, seq: u64) -> State {
 async fn check_history(session: &mut Session, history: &[(u64, State)], phase: &str) {
     for (seq, expected) in history {
         let actual = state_at(session, *seq).await;
-        assert_eq!(&actual, expected, "{phase}: state AS OF {seq} differs from the model");
+        assert_eq!(
+            &actual, expected,
+            "{phase}: state AS OF {seq} differs from the model"
+        );
     }
 }
 
@@ -101,7 +115,10 @@ async fn run_case(ops: Vec<Op>) {
     let path = path.to_str().expect("utf-8");
     let db = Database::open(path).await.expect("open");
     let mut session = Session::new(&db);
-    session.execute("CREATE TABLE t (k INT PRIMARY KEY, v INT NOT NULL)").await.expect("create");
+    session
+        .execute("CREATE TABLE t (k INT PRIMARY KEY, v INT NOT NULL)")
+        .await
+        .expect("create");
     let mut model = State::new();
     let mut history: Vec<(u64, State)> = Vec::new();
     for op in &ops {
@@ -112,7 +129,10 @@ async fn run_case(ops: Vec<Op>) {
         let should_succeed = apply_to_model(&mut model, op);
         match session.execute_one(&sql).await {
             Ok(result) => {
-                assert!(should_succeed, "{sql} succeeded but the model says it must fail");
+                assert!(
+                    should_succeed,
+                    "{sql} succeeded but the model says it must fail"
+                );
                 if let Some(seq) = result.seq {
                     history.push((seq, model.clone()));
                 }
@@ -134,10 +154,10 @@ async fn run_case(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     #[test]
-    fn as_of_every_commit_matches_the_model(ops in prop::collection::vec(op(), 1..30)) {
+    fn as_of_every_commit_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -27,7 +27,10 @@ struct SltError {
 
 impl From<driftdb_engine::Error> for SltError {
     fn from(e: driftdb_engine::Error) -> Self {
-        Self { sqlstate: e.sqlstate().to_string(), message: e.to_string() }
+        Self {
+            sqlstate: e.sqlstate().to_string(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -83,10 +86,15 @@ impl sqllogictest::AsyncDB for Connection {
         }
         let result = self.session().await.execute_one(sql).await?;
         if result.schema.fields().is_empty() {
-            return Ok(DBOutput::StatementComplete(result.rows_affected.unwrap_or(0)));
+            return Ok(DBOutput::StatementComplete(
+                result.rows_affected.unwrap_or(0),
+            ));
         }
         let types = vec![DefaultColumnType::Any; result.schema.fields().len()];
-        Ok(DBOutput::Rows { types, rows: render_rows(&result.batches)? })
+        Ok(DBOutput::Rows {
+            types,
+            rows: render_rows(&result.batches)?,
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -109,9 +117,17 @@ fn render_rows(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SltError { sqlstate: "XX000".into(), message: e.to_string() })?;
+            .map_err(|e| SltError {
+                sqlstate: "XX000".into(),
+                message: e.to_string(),
+            })?;
         for row in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
         }
     }
     Ok(rows)
@@ -120,11 +136,21 @@ fn render_rows(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>
 async fn run_file(file: &Path) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("db");
-    let db = Database::open(path.to_str().expect("utf-8 path")).await.expect("open database");
-    let shared = Arc::new(Shared { path, db: RwLock::new((0, db)) });
+    let db = Database::open(path.to_str().expect("utf-8 path"))
+        .await
+        .expect("open database");
+    let shared = Arc::new(Shared {
+        path,
+        db: RwLock::new((0, db)),
+    });
     let mut runner = sqllogictest::Runner::new(move || {
         let shared = shared.clone();
-        async move { Ok::<_, SltError>(Connection { shared, session: None }) }
+        async move {
+            Ok::<_, SltError>(Connection {
+                shared,
+                session: None,
+            })
+        }
     });
     if let Err(e) = runner.run_file_async(file).await {
         panic!("{}: {}", file.display(), e.display(true));
