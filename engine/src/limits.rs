@@ -13,8 +13,9 @@ pub struct Limits {
     pub parquet_row_group_rows_max: usize,
     /// Largest single commit-log record we accept when reading (guards against garbage lengths).
     pub log_record_bytes_max: usize,
-    /// Rows per batch handed to DataFusion from the memtable.
-    pub scan_batch_rows_max: usize,
+    /// Small commits are merged into memtable chunks of up to this many rows,
+    /// so scans see few large batches rather than one per commit.
+    pub memtable_chunk_rows_max: usize,
 }
 
 impl Default for Limits {
@@ -24,7 +25,7 @@ impl Default for Limits {
             memtable_age_max: Duration::from_secs(60),
             parquet_row_group_rows_max: 128 * 1024,
             log_record_bytes_max: 1024 * 1024 * 1024,
-            scan_batch_rows_max: 8192,
+            memtable_chunk_rows_max: 8192,
         }
     }
 }

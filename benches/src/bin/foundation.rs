@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             commits_per_writer: 20,
             history_rows: 2_000,
             open_commits: 200,
+            history_commits: vec![5, 20],
             runs: 1,
         }
     } else {
@@ -37,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             commits_per_writer: 300,
             history_rows: 100_000,
             open_commits: 10_000,
+            history_commits: vec![10, 100, 1000],
             runs: 5,
         }
     };

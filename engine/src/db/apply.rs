@@ -13,7 +13,7 @@ use crate::catalog::{SchemaVersion, TableDef};
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
-use crate::storage::memtable::{MemBatch, with_system_columns};
+use crate::storage::memtable::{append_chunk, with_system_columns};
 use crate::txn::{PkKey, Write, WriteSet};
 
 /// Validate `writes` against the latest state, then apply them as the next commit.
@@ -306,8 +306,15 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                     .ok_or_else(|| Error::internal("missing batch"))?;
                 let columns = table_def_mut(state, *table_id)?.columns_at(seq).to_vec();
                 let batch = with_system_columns(&columns, user_batch, *first_rowid, seq)?;
+                let (sealed_through, chunk_rows_max) = (state.sealed_through, state.chunk_rows_max);
                 let data = state.tables.entry(*table_id).or_default();
-                data.memtable.push(MemBatch { seq, batch });
+                append_chunk(
+                    &mut data.memtable,
+                    batch,
+                    seq,
+                    sealed_through,
+                    chunk_rows_max,
+                )?;
                 data.live_rows += rows;
                 state.next_rowid = state.next_rowid.max(first_rowid + rows);
                 state.memtable_since.get_or_insert_with(Instant::now);

@@ -44,6 +44,10 @@ pub(crate) struct DbState {
     pub last_time_us: i64,
     pub next_rowid: u64,
     pub memtable_since: Option<Instant>,
+    /// Memtable chunks holding commits at or before this are frozen for a persist.
+    pub sealed_through: u64,
+    /// Copy of `Limits::memtable_chunk_rows_max` for `apply_record`.
+    pub chunk_rows_max: usize,
 }
 
 /// What a successful commit reports.

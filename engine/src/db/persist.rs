@@ -84,7 +84,9 @@ impl Database {
     async fn freeze(&self) -> Result<Frozen> {
         let _no_commits = self.inner.writer.lock().await;
         let frozen = {
-            let state = self.inner.state.read();
+            let mut state = self.inner.state.write();
+            // No commit after P may merge into a chunk that is being persisted.
+            state.sealed_through = state.last_seq;
             Frozen {
                 seq: state.last_seq,
                 time_us: state.last_time_us,
@@ -134,7 +136,7 @@ impl Database {
     fn install_files(&self, seq: u64, written: Vec<(u64, DataFile)>) {
         let mut state = self.inner.state.write();
         for data in state.tables.values_mut() {
-            data.memtable.retain(|m| m.seq > seq);
+            data.memtable.retain(|m| m.min_seq > seq);
         }
         for (table_id, file) in written {
             state

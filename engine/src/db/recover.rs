@@ -30,6 +30,7 @@ pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Resul
             ..Default::default()
         },
     };
+    state.chunk_rows_max = limits.memtable_chunk_rows_max;
     let Some(root) = &location.local_root else {
         return Ok(state);
     };
@@ -75,6 +76,8 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
         last_time_us: checkpoint.time_us,
         next_rowid: checkpoint.next_rowid,
         memtable_since: None,
+        sealed_through: checkpoint.seq,
+        chunk_rows_max: 0,
     }
 }
 

@@ -46,7 +46,7 @@ impl Database {
             memtable: data
                 .memtable
                 .iter()
-                .filter(|m| m.seq <= seq)
+                .filter(|m| m.min_seq <= seq)
                 .cloned()
                 .collect(),
             files: data

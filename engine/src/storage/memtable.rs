@@ -11,11 +11,39 @@ use arrow::record_batch::RecordBatch;
 use crate::catalog::{ColumnDef, physical_schema};
 use crate::error::Result;
 
-/// Row versions written by one insert of one commit.
+/// Row versions written by the inserts of commits `min_seq..=max_seq`.
 #[derive(Debug, Clone)]
 pub struct MemBatch {
-    pub seq: u64,
+    pub min_seq: u64,
+    pub max_seq: u64,
     pub batch: RecordBatch,
+}
+
+/// Append a commit's batch to a table's memtable, merging it into the last
+/// chunk when that chunk is small, has the same schema, and is not frozen
+/// for a persist (`min_seq > sealed_through`).
+pub fn append_chunk(
+    memtable: &mut Vec<MemBatch>,
+    batch: RecordBatch,
+    seq: u64,
+    sealed_through: u64,
+    chunk_rows_max: usize,
+) -> Result<()> {
+    if let Some(last) = memtable.last_mut()
+        && last.min_seq > sealed_through
+        && last.batch.schema() == batch.schema()
+        && last.batch.num_rows() + batch.num_rows() <= chunk_rows_max
+    {
+        last.batch = arrow::compute::concat_batches(&batch.schema(), [&last.batch, &batch])?;
+        last.max_seq = seq;
+        return Ok(());
+    }
+    memtable.push(MemBatch {
+        min_seq: seq,
+        max_seq: seq,
+        batch,
+    });
+    Ok(())
 }
 
 /// Add `_rowid` (`first_rowid..`) and `_seq` columns to a batch of user columns.
