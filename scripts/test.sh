@@ -11,8 +11,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# Build everything once with the features the tests use (a `-p` or plain
+# `cargo build` would resolve features differently and rebuild DataFusion).
+echo "== cargo build"
+cargo build --workspace --all-targets
+
 echo "== cargo test"
 cargo test --workspace
 
 echo "== benchmark smoke run"
-cargo run -q -p driftdb-benches --bin foundation -- --quick
+"$CARGO_TARGET_DIR/debug/foundation" --quick

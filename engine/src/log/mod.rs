@@ -266,3 +266,6 @@ fn parse_frame(
     let record = CommitRecord::decode_payload(payload).map_err(|e| e.to_string())?;
     Ok((record, end))
 }
+
+#[cfg(test)]
+mod tests;

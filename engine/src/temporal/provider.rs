@@ -174,7 +174,10 @@ impl TemporalTable {
         }
         for filter in filters {
             if let Some(physical) = self.to_physical_names(filter.clone())
-                && df_schema.has_column_with_unqualified_name(&first_column(&physical))
+                && physical
+                    .column_refs()
+                    .iter()
+                    .all(|c| df_schema.has_column_with_unqualified_name(&c.name))
             {
                 conjuncts.push(physical);
             }
@@ -203,14 +206,6 @@ impl TemporalTable {
             .data;
         ok.then_some(rewritten)
     }
-}
-
-fn first_column(expr: &Expr) -> String {
-    expr.column_refs()
-        .into_iter()
-        .next()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| SEQ_COLUMN.into())
 }
 
 /// Reorder `batch` to `schema` by column name; columns it lacks become NULL.

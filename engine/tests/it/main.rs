@@ -5,3 +5,4 @@ mod concurrency;
 mod crash;
 mod model;
 mod slt;
+mod temporal;

@@ -1,0 +1,61 @@
+//! AS OF a timestamp maps to the last commit at or before it, exactly.
+
+use driftdb_engine::{Database, Session};
+
+async fn count_at(session: &mut Session, clause: &str) -> i64 {
+    let result = session
+        .execute_one(&format!("SELECT count(*) FROM t {clause}"))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: {e}"));
+    result.batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("BIGINT")
+        .value(0)
+}
+
+fn rfc3339(time_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(time_us)
+        .expect("valid time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[tokio::test]
+async fn timestamps_resolve_to_the_commit_in_force() {
+    let db = Database::open("memory://").await.expect("open");
+    let mut session = Session::new(&db);
+    session
+        .execute("CREATE TABLE t (n INT)")
+        .await
+        .expect("create");
+    for n in 0..3 {
+        session
+            .execute(&format!("INSERT INTO t VALUES ({n})"))
+            .await
+            .expect("insert");
+    }
+    let commits = db.commits();
+    for (i, commit) in commits.iter().enumerate().skip(1) {
+        let rows = i as i64; // commit i+1 holds i rows
+        let at = rfc3339(commit.time_us);
+        assert_eq!(
+            count_at(&mut session, &format!("FOR SYSTEM_TIME AS OF '{at}'")).await,
+            rows
+        );
+        assert_eq!(
+            count_at(&mut session, &format!("TIMESTAMP AS OF '{at}'")).await,
+            rows
+        );
+        assert_eq!(
+            count_at(&mut session, &format!("VERSION AS OF {}", commit.seq)).await,
+            rows
+        );
+        // One microsecond before the commit, the previous state was in force.
+        let before = rfc3339(commit.time_us - 1);
+        assert_eq!(
+            count_at(&mut session, &format!("FOR SYSTEM_TIME AS OF '{before}'")).await,
+            rows - 1
+        );
+    }
+}
