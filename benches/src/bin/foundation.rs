@@ -133,24 +133,7 @@ async fn single_row_commits(
             .execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)")
             .await?;
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for writer in 0..writers {
-            let db = db.clone();
-            let per_writer = config.commits_per_writer;
-            tasks.push(tokio::spawn(async move {
-                let mut session = Session::new(&db);
-                for n in 0..per_writer {
-                    let k = (writer * per_writer + n) as i64;
-                    session
-                        .execute(&format!("INSERT INTO kv VALUES ({k}, {n})"))
-                        .await
-                        .expect("insert");
-                }
-            }));
-        }
-        for task in tasks {
-            task.await?;
-        }
+        insert_from_writers(&db, writers, config.commits_per_writer).await?;
         let commits = writers * config.commits_per_writer;
         rates.push(commits as f64 / started.elapsed().as_secs_f64());
         db.close().await?;
@@ -159,6 +142,30 @@ async fn single_row_commits(
         "| single-row durable commits, {writers} writer(s) | {:.0} commits/s |",
         median(rates)
     );
+    Ok(())
+}
+
+/// `writers` sessions each commit `per_writer` single-row inserts into `kv`.
+async fn insert_from_writers(
+    db: &Database,
+    writers: usize,
+    per_writer: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut session = Session::new(&db);
+            for n in 0..per_writer {
+                let k = (writer * per_writer + n) as i64;
+                let sql = format!("INSERT INTO kv VALUES ({k}, {n})");
+                session.execute(&sql).await.expect("insert");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
     Ok(())
 }
 
@@ -240,25 +247,7 @@ async fn open_time(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         Session::new(&db)
             .execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)")
             .await?;
-        let mut tasks = Vec::new();
-        let writers = 16;
-        for writer in 0..writers {
-            let db = db.clone();
-            let per_writer = config.open_commits / writers;
-            tasks.push(tokio::spawn(async move {
-                let mut session = Session::new(&db);
-                for n in 0..per_writer {
-                    let k = (writer * per_writer + n) as i64;
-                    session
-                        .execute(&format!("INSERT INTO kv VALUES ({k}, {n})"))
-                        .await
-                        .expect("insert");
-                }
-            }));
-        }
-        for task in tasks {
-            task.await?;
-        }
+        insert_from_writers(&db, 16, config.open_commits / 16).await?;
         // Drop without closing: every commit stays in the log only.
     }
     let started = Instant::now();

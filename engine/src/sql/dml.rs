@@ -60,6 +60,29 @@ fn rowid_and_key_items(def: &TableDef, alias: &str) -> Vec<String> {
     items
 }
 
+/// The internal query of an UPDATE, DELETE or TRUNCATE: `items` from the
+/// target's system scan, joined with `from`, filtered by `selection`.
+fn internal_read(
+    def: &TableDef,
+    alias: &str,
+    items: Vec<String>,
+    from: &[ast::TableWithJoins],
+    selection: Option<&ast::Expr>,
+) -> String {
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        numbered(items),
+        system_scan(def, alias)
+    );
+    for table in from {
+        sql.push_str(&format!(", {table}"));
+    }
+    if let Some(selection) = selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    sql
+}
+
 fn numbered(items: Vec<String>) -> String {
     items
         .into_iter()
@@ -296,14 +319,19 @@ fn new_value_items(def: &TableDef, alias: &str, assignments: &[Assignment]) -> R
 }
 
 /// Retire the rows read, and write their new versions (columns after `_rowid` and the key).
-fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
+/// The rows an internal read found, one per `_rowid`; None when there are none.
+fn target_rows(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
     let Some(first) = batches.first() else {
-        return Ok(0);
+        return Ok(None);
     };
     let batch = dedupe_by_rowid(concat_batches(&first.schema(), &batches)?)?;
-    if batch.num_rows() == 0 {
+    Ok((batch.num_rows() > 0).then_some(batch))
+}
+
+fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
+    let Some(batch) = target_rows(batches)? else {
         return Ok(0);
-    }
+    };
     let retired = retired_rows(def, &batch)?;
     let offset = 1 + def.primary_key.len();
     let values = batch.project(&(offset..batch.num_columns()).collect::<Vec<_>>())?;
@@ -365,22 +393,13 @@ pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<Sta
     let alias = alias.unwrap_or_else(|| def.name.clone());
     let mut items = rowid_and_key_items(&def, &alias);
     items.extend(new_value_items(&def, &alias, &update.assignments)?);
-    let mut sql = format!(
-        "SELECT {} FROM {}",
-        numbered(items),
-        system_scan(&def, &alias)
-    );
-    if let Some(
-        ast::UpdateTableFromKind::AfterSet(from) | ast::UpdateTableFromKind::BeforeSet(from),
-    ) = &update.from
-    {
-        for table in from {
-            sql.push_str(&format!(", {table}"));
+    let from = match &update.from {
+        Some(ast::UpdateTableFromKind::AfterSet(f) | ast::UpdateTableFromKind::BeforeSet(f)) => {
+            f.as_slice()
         }
-    }
-    if let Some(selection) = &update.selection {
-        sql.push_str(&format!(" WHERE {selection}"));
-    }
+        None => &[],
+    };
+    let sql = internal_read(&def, &alias, items, from, update.selection.as_ref());
     let batches = session.run_internal_query(&sql).await?;
     let mut writes = WriteSet::new("UPDATE");
     let count = update_writes(&def, batches, &mut writes)?;
@@ -400,17 +419,9 @@ pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<Sta
     let (name, alias) = relation_of(&target.relation)?;
     let def = target_table(session, &name)?;
     let alias = alias.unwrap_or_else(|| def.name.clone());
-    let mut sql = format!(
-        "SELECT {} FROM {}",
-        numbered(rowid_and_key_items(&def, &alias)),
-        system_scan(&def, &alias)
-    );
-    for table in delete.using.iter().flatten() {
-        sql.push_str(&format!(", {table}"));
-    }
-    if let Some(selection) = &delete.selection {
-        sql.push_str(&format!(" WHERE {selection}"));
-    }
+    let items = rowid_and_key_items(&def, &alias);
+    let using = delete.using.as_deref().unwrap_or_default();
+    let sql = internal_read(&def, &alias, items, using, delete.selection.as_ref());
     let batches = session.run_internal_query(&sql).await?;
     let mut writes = WriteSet::new("DELETE");
     let count = retire_writes(&def, batches, &mut writes)?;
@@ -418,13 +429,9 @@ pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<Sta
 }
 
 fn retire_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
-    let Some(first) = batches.first() else {
+    let Some(batch) = target_rows(batches)? else {
         return Ok(0);
     };
-    let batch = dedupe_by_rowid(concat_batches(&first.schema(), &batches)?)?;
-    if batch.num_rows() == 0 {
-        return Ok(0);
-    }
     let retired = retired_rows(def, &batch)?;
     let count = retired.rowids.len() as u64;
     writes.push(Write::Retire {
@@ -443,11 +450,8 @@ pub(crate) async fn truncate(
     let mut count = 0;
     for target in &truncate.table_names {
         let def = target_table(session, &target.name)?;
-        let sql = format!(
-            "SELECT {} FROM {}",
-            numbered(rowid_and_key_items(&def, &def.name)),
-            system_scan(&def, &def.name)
-        );
+        let items = rowid_and_key_items(&def, &def.name);
+        let sql = internal_read(&def, &def.name, items, &[], None);
         let batches = session.run_internal_query(&sql).await?;
         count += retire_writes(&def, batches, &mut writes)?;
     }
