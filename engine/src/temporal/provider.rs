@@ -237,7 +237,7 @@ impl TableProvider for TemporalTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        _limit: Option<usize>,
+        limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let all: Vec<usize> = (0..self.fields.len()).collect();
         let projection = projection.unwrap_or(&all);
@@ -262,6 +262,7 @@ impl TableProvider for TemporalTable {
             commit_times: self.snapshot.commit_times.clone(),
             output,
             output_schema,
+            fetch: limit,
         };
         Ok(Arc::new(VisibilityExec::new(input, Arc::new(spec))))
     }

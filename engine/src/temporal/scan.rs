@@ -52,6 +52,8 @@ pub struct VisibilitySpec {
     pub commit_times: Arc<Vec<i64>>,
     pub output: Vec<OutputColumn>,
     pub output_schema: SchemaRef,
+    /// Stop after this many visible rows per partition (a pushed-down LIMIT).
+    pub fetch: Option<usize>,
 }
 
 /// Filters its input down to the visible versions.
@@ -131,11 +133,22 @@ impl ExecutionPlan for VisibilityExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let spec = self.spec.clone();
-        let stream = input.map(move |batch| batch.and_then(|b| visible_rows(&spec, &b)));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.spec.output_schema.clone(),
-            stream,
-        )))
+        let visible = input.map(move |batch| batch.and_then(|b| visible_rows(&spec, &b)));
+        let remaining = self.spec.fetch.unwrap_or(usize::MAX);
+        let limited = visible.scan(remaining, |remaining, batch| {
+            let out = match batch {
+                Ok(_) if *remaining == 0 => None,
+                Ok(batch) => {
+                    let keep = batch.num_rows().min(*remaining);
+                    *remaining -= keep;
+                    Some(Ok(batch.slice(0, keep)))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        });
+        let schema = self.spec.output_schema.clone();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, limited)))
     }
 }
 
@@ -237,6 +250,7 @@ mod tests {
             retired: Arc::new(retired.iter().copied().collect()),
             commit_times: Arc::new(vec![10, 20, 30, 40]),
             output: vec![OutputColumn::RowId],
+            fetch: None,
             output_schema: Arc::new(Schema::new(vec![Field::new(
                 "_rowid",
                 DataType::UInt64,
