@@ -66,10 +66,14 @@ impl RelationPlanner for TemporalPlanner {
             Some(version) => self.reading_of(version, context)?,
         };
         if let Reading::AsOf(seq) = reading
-            && version.is_none()
             && let Some(view) = self.db.view_at(&table, seq)
         {
-            return plan_view(&table, &view.sql, alias.clone(), context);
+            // A view AS OF a point reads its definition and its tables as of that point.
+            let statement_seq = self.snapshot.get();
+            self.snapshot.set(seq);
+            let planned = plan_view(&table, &view.sql, alias.clone(), context);
+            self.snapshot.set(statement_seq);
+            return planned;
         }
         let provider = self.provider_for(&table, reading)?;
         let Some(provider) = provider else {
