@@ -3,7 +3,9 @@
 //! Each insert of a commit becomes one [`MemBatch`] in the physical schema
 //! of the table at that commit (user columns as `c<id>`, then `_rowid`, `_seq`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::storage::stats::{ColumnStats, batch_column_stats};
 
 use arrow::array::{ArrayRef, UInt64Array};
 use arrow::record_batch::RecordBatch;
@@ -17,6 +19,24 @@ pub struct MemBatch {
     pub min_seq: u64,
     pub max_seq: u64,
     pub batch: RecordBatch,
+    /// Column statistics, computed on first use and shared by snapshots.
+    stats: Arc<OnceLock<Vec<ColumnStats>>>,
+}
+
+impl MemBatch {
+    pub fn new(min_seq: u64, max_seq: u64, batch: RecordBatch) -> Self {
+        Self {
+            min_seq,
+            max_seq,
+            batch,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Statistics of the chunk's user columns.
+    pub fn column_stats(&self) -> &[ColumnStats] {
+        self.stats.get_or_init(|| batch_column_stats(&self.batch))
+    }
 }
 
 /// Append a commit's batch to a table's memtable, merging it into the last
@@ -36,13 +56,10 @@ pub fn append_chunk(
     {
         last.batch = arrow::compute::concat_batches(&batch.schema(), [&last.batch, &batch])?;
         last.max_seq = seq;
+        last.stats = Arc::default();
         return Ok(());
     }
-    memtable.push(MemBatch {
-        min_seq: seq,
-        max_seq: seq,
-        batch,
-    });
+    memtable.push(MemBatch::new(seq, seq, batch));
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod location;
 pub mod memtable;
 pub mod parquet_file;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub struct DataFile {
     pub max_seq: u64,
     pub min_rowid: u64,
     pub max_rowid: u64,
+    /// Statistics of the user columns stored in the file.
+    #[serde(default)]
+    pub column_stats: Vec<stats::ColumnStats>,
 }
 
 /// `_rowid` → the `seq` that retired that row version.

@@ -39,6 +39,7 @@ pub fn encode_parquet(
         max_seq,
         min_rowid,
         max_rowid,
+        column_stats: crate::storage::stats::batch_column_stats(&batch),
     };
     Ok((bytes, file))
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, Statistics};
+use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -31,6 +31,7 @@ use datafusion::physical_plan::union::UnionExec;
 use super::scan::{OutputColumn, Visibility, VisibilityExec, VisibilitySpec};
 use crate::catalog::{ColumnDef, ROWID_COLUMN, SEQ_COLUMN, logical_schema, physical_schema};
 use crate::db::TableSnapshot;
+use crate::storage::stats::StatsMerger;
 
 /// Column with the commit time of the commit that wrote a version.
 pub const SYSTEM_FROM_COLUMN: &str = "_system_from";
@@ -186,6 +187,41 @@ impl TemporalTable {
         state.create_physical_expr(predicate, &df_schema).ok()
     }
 
+    /// Inexact statistics of one column over every stored version (files and memtable).
+    fn column_statistics(&self, column: &ColumnDef) -> ColumnStatistics {
+        let name = column.physical_name();
+        let data_type = column.sql_type.arrow_type();
+        let mut merged = StatsMerger::default();
+        for file in &self.snapshot.files {
+            if file.column_stats.is_empty() {
+                return ColumnStatistics::new_unknown();
+            }
+            merged.add(
+                file.column_stats.iter().find(|s| s.column == name),
+                file.rows,
+                &data_type,
+            );
+        }
+        for mem in &self.snapshot.memtable {
+            let rows = mem.batch.num_rows() as u64;
+            merged.add(
+                mem.column_stats().iter().find(|s| s.column == name),
+                rows,
+                &data_type,
+            );
+        }
+        let bound = |value: Option<ScalarValue>| match (value, merged.bounds_unknown) {
+            (Some(v), false) => Precision::Inexact(v),
+            _ => Precision::Absent,
+        };
+        ColumnStatistics {
+            null_count: Precision::Inexact(merged.null_count as usize),
+            min_value: bound(merged.min.clone()),
+            max_value: bound(merged.max.clone()),
+            ..ColumnStatistics::new_unknown()
+        }
+    }
+
     /// Rewrite a filter over user column names to stored (`c<id>`) names.
     fn to_physical_names(&self, expr: Expr) -> Option<Expr> {
         let mut ok = true;
@@ -280,6 +316,13 @@ impl TableProvider for TemporalTable {
             return None;
         }
         let rows = self.snapshot.live_rows as usize;
-        Some(Statistics::new_unknown(&self.schema).with_num_rows(Precision::Inexact(rows)))
+        let mut stats =
+            Statistics::new_unknown(&self.schema).with_num_rows(Precision::Inexact(rows));
+        for (field, kind) in stats.column_statistics.iter_mut().zip(&self.fields) {
+            if let OutputColumn::User(u) = kind {
+                *field = self.column_statistics(&self.snapshot.columns[*u]);
+            }
+        }
+        Some(stats)
     }
 }

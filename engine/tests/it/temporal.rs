@@ -59,3 +59,44 @@ async fn timestamps_resolve_to_the_commit_in_force() {
         );
     }
 }
+
+#[tokio::test]
+async fn scans_report_row_counts_and_column_bounds() {
+    use datafusion::common::ScalarValue;
+    use datafusion::common::stats::Precision;
+    use datafusion::datasource::TableProvider;
+    use driftdb_engine::temporal::provider::TemporalTable;
+
+    let db = Database::open("memory://").await.expect("open");
+    let mut session = Session::new(&db);
+    session
+        .execute("CREATE TABLE t (n INT, s TEXT)")
+        .await
+        .expect("create");
+    session
+        .execute("INSERT INTO t VALUES (3, 'b'), (NULL, 'a')")
+        .await
+        .expect("insert");
+    db.persist().await.expect("persist");
+    session
+        .execute("INSERT INTO t VALUES (-7, NULL)")
+        .await
+        .expect("insert");
+    let snapshot = db.table_snapshot("t", db.visible_seq()).expect("table");
+    let stats = TemporalTable::new(snapshot, false)
+        .statistics()
+        .expect("statistics");
+    assert_eq!(stats.num_rows, Precision::Inexact(3));
+    let n = &stats.column_statistics[0];
+    assert_eq!(n.null_count, Precision::Inexact(1));
+    assert_eq!(
+        n.min_value,
+        Precision::Inexact(ScalarValue::Int32(Some(-7)))
+    );
+    assert_eq!(n.max_value, Precision::Inexact(ScalarValue::Int32(Some(3))));
+    let s = &stats.column_statistics[1];
+    assert_eq!(
+        s.max_value,
+        Precision::Inexact(ScalarValue::Utf8(Some("b".into())))
+    );
+}
