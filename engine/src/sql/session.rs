@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -259,15 +260,42 @@ impl Session {
     /// Anything DataFusion runs: queries, EXPLAIN, DESCRIBE, SET of DataFusion options.
     async fn query(&self, statement: Statement, seq: u64) -> Result<StatementResult> {
         let tag = statement_tag(&statement);
+        let stream = self.read_stream(statement).await?;
+        let schema = stream.schema();
+        let batches = datafusion::physical_plan::common::collect(stream).await?;
+        Ok(StatementResult::rows(&tag, schema, batches, seq))
+    }
+
+    /// Run one read-only statement and stream its result, batch by batch,
+    /// instead of collecting it. Returns the snapshot it reads and the stream.
+    pub async fn query_stream(&mut self, sql: &str) -> Result<(u64, SendableRecordBatchStream)> {
+        let mut statements = parse_statements(sql)?;
+        let (Some(statement), true) = (statements.pop(), statements.is_empty()) else {
+            return Err(Error::InvalidArgument {
+                message: "expected exactly one statement".into(),
+            });
+        };
+        let seq = match self.as_of {
+            Some(target) => resolve_target(&self.db, target)?,
+            None => self.db.visible_seq(),
+        };
+        self.snapshot.set(seq);
+        Ok((seq, self.read_stream(statement).await?))
+    }
+
+    /// Plan a read-only statement (DDL and DML refused) and start it.
+    async fn read_stream(&self, statement: Statement) -> Result<SendableRecordBatchStream> {
         let plan = self.plan(statement).await?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .verify_plan(&plan)?;
-        let frame = self.ctx.execute_logical_plan(plan).await?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(StatementResult::rows(&tag, schema, batches, seq))
+        Ok(self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?)
     }
 
     /// Plan a statement with DataFusion (through DriftDB's relation planner).

@@ -100,3 +100,33 @@ async fn scans_report_row_counts_and_column_bounds() {
         Precision::Inexact(ScalarValue::Utf8(Some("b".into())))
     );
 }
+
+#[tokio::test]
+async fn query_stream_yields_batches_at_its_snapshot() {
+    use futures::TryStreamExt;
+
+    let db = Database::open("memory://").await.expect("open");
+    let mut session = Session::new(&db);
+    session
+        .execute("CREATE TABLE t (n INT)")
+        .await
+        .expect("create");
+    session
+        .execute("INSERT INTO t SELECT * FROM generate_series(1, 10000)")
+        .await
+        .expect("insert");
+    let (seq, stream) = session
+        .query_stream("SELECT n FROM t")
+        .await
+        .expect("stream");
+    assert_eq!(seq, 2);
+    // A commit after the stream started is not in it.
+    session
+        .execute("INSERT INTO t VALUES (0)")
+        .await
+        .expect("insert");
+    let batches: Vec<_> = stream.try_collect().await.expect("batches");
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10_000);
+    let refused = session.query_stream("DELETE FROM t").await;
+    assert!(refused.is_err(), "a stream is read-only");
+}
