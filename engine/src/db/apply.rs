@@ -1,7 +1,6 @@
 //! Validating a write set against the latest state and applying commits.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::Array;
@@ -320,12 +319,11 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 state.memtable_since.get_or_insert_with(Instant::now);
             }
             Op::Retire { table_id, rowids } => {
-                let data = state.tables.entry(*table_id).or_default();
-                let retired = Arc::make_mut(&mut data.retired);
-                for rowid in rowids {
-                    retired.insert(*rowid, seq);
-                }
-                data.live_rows = data.live_rows.saturating_sub(rowids.len() as u64);
+                state
+                    .tables
+                    .entry(*table_id)
+                    .or_default()
+                    .retire(rowids, seq);
             }
         }
     }

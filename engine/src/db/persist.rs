@@ -143,8 +143,7 @@ impl Database {
                 .tables
                 .entry(table_id)
                 .or_default()
-                .files
-                .push(Arc::new(file));
+                .add_file(Arc::new(file));
         }
         if state.tables.values().all(|t| t.memtable.is_empty()) {
             state.memtable_since = None;

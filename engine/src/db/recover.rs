@@ -59,12 +59,14 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
     for table in checkpoint.tables {
         let retired: HashMap<u64, u64> = table.retired.into_iter().collect();
         let rows: u64 = table.files.iter().map(|f| f.rows).sum();
-        let data = TableData {
-            memtable: Vec::new(),
+        let mut data = TableData {
             live_rows: rows.saturating_sub(retired.len() as u64),
-            files: table.files.into_iter().map(Arc::new).collect(),
             retired: Arc::new(retired),
+            ..TableData::default()
         };
+        for file in table.files {
+            data.add_file(Arc::new(file));
+        }
         tables.insert(table.id, data);
     }
     DbState {

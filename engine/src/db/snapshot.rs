@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::Database;
 use crate::catalog::{ColumnDef, TableDef, ViewDef};
 use crate::error::{Error, Result};
-use crate::storage::{DataFile, MemBatch, Retirements};
+use crate::storage::{DataFile, MemBatch, Retirements, TableData};
 
 /// Versions live at some snapshot in `from_seq..=to_seq` (`from_seq` 0 = all history).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +36,15 @@ pub struct TableSnapshot {
 impl Database {
     /// The table called `name` as of `seq`, or None if it did not exist then.
     pub fn table_snapshot(&self, name: &str, seq: u64) -> Option<TableSnapshot> {
+        self.snapshot_of(name, seq, true)
+    }
+
+    /// `prune_retired` drops files with no version live at `seq` (not for history scans).
+    fn snapshot_of(&self, name: &str, seq: u64, prune_retired: bool) -> Option<TableSnapshot> {
         let state = self.inner.state.read();
         let def = state.catalog.table_at(name, seq)?;
-        let data = state.tables.get(&def.id).cloned().unwrap_or_default();
+        let empty = TableData::default();
+        let data = state.tables.get(&def.id).unwrap_or(&empty);
         Some(TableSnapshot {
             def: Arc::new(def.clone()),
             columns: def.columns_at(seq).to_vec(),
@@ -52,8 +58,11 @@ impl Database {
             files: data
                 .files
                 .iter()
-                .filter(|f| f.min_seq <= seq)
-                .cloned()
+                .enumerate()
+                .filter(|(i, f)| {
+                    f.min_seq <= seq && (!prune_retired || data.file_has_live_rows_at(*i, seq))
+                })
+                .map(|(_, f)| f.clone())
                 .collect(),
             retired: data.retired.clone(),
             live_rows: data.live_rows,
@@ -64,7 +73,7 @@ impl Database {
 
     /// The table called `name` (as named at `range.to_seq`) with every version in `range`.
     pub fn history_snapshot(&self, name: &str, range: HistoryRange) -> Option<TableSnapshot> {
-        let mut snapshot = self.table_snapshot(name, range.to_seq)?;
+        let mut snapshot = self.snapshot_of(name, range.to_seq, false)?;
         snapshot.history = Some(range);
         let state = self.inner.state.read();
         snapshot.commit_times = Arc::new(state.commits.iter().map(|c| c.time_us).collect());

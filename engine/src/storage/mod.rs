@@ -38,12 +38,54 @@ pub type Retirements = HashMap<u64, u64>;
 pub struct TableData {
     pub memtable: Vec<MemBatch>,
     pub files: Vec<Arc<DataFile>>,
+    /// For each file (same order), the seqs that retired its rows, ascending;
+    /// a file is wholly retired at S once as many as it has rows are <= S.
+    pub file_retire_seqs: Vec<Vec<u64>>,
     pub retired: Arc<Retirements>,
     /// Live row versions at the latest commit.
     pub live_rows: u64,
 }
 
 impl TableData {
+    /// Add a data file, counting the retirements already recorded for its rows.
+    /// Files arrive in `_rowid` order (rowids grow with seq and persists take
+    /// the memtable in seq order), so their rowid ranges are disjoint and sorted.
+    pub fn add_file(&mut self, file: Arc<DataFile>) {
+        debug_assert!(
+            self.files
+                .last()
+                .is_none_or(|f| f.max_rowid < file.min_rowid)
+        );
+        let mut seqs: Vec<u64> = self
+            .retired
+            .iter()
+            .filter(|(rowid, _)| (file.min_rowid..=file.max_rowid).contains(*rowid))
+            .map(|(_, seq)| *seq)
+            .collect();
+        seqs.sort_unstable();
+        self.files.push(file);
+        self.file_retire_seqs.push(seqs);
+    }
+
+    /// Note that `rowids` were retired at `seq` (seqs arrive in ascending order).
+    pub fn retire(&mut self, rowids: &[u64], seq: u64) {
+        let retired = Arc::make_mut(&mut self.retired);
+        for rowid in rowids {
+            retired.insert(*rowid, seq);
+            let i = self.files.partition_point(|f| f.max_rowid < *rowid);
+            if self.files.get(i).is_some_and(|f| f.min_rowid <= *rowid) {
+                self.file_retire_seqs[i].push(seq);
+            }
+        }
+        self.live_rows = self.live_rows.saturating_sub(rowids.len() as u64);
+    }
+
+    /// Whether file `i` still has a row version live at snapshot `seq`.
+    pub fn file_has_live_rows_at(&self, i: usize, seq: u64) -> bool {
+        let retired = self.file_retire_seqs[i].partition_point(|s| *s <= seq) as u64;
+        retired < self.files[i].rows
+    }
+
     pub fn memtable_bytes(&self) -> usize {
         self.memtable
             .iter()
