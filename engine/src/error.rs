@@ -53,6 +53,13 @@ pub enum Error {
         message: String,
     },
 
+    #[error("value out of range for column \"{column}\" of relation \"{table}\": {message}")]
+    ValueOutOfRange {
+        table: String,
+        column: String,
+        message: String,
+    },
+
     #[error("unsupported type {type_name} for column \"{column}\"")]
     UnsupportedType { column: String, type_name: String },
 
@@ -164,7 +171,8 @@ impl Error {
             Error::UniqueViolation { .. } => "23505",
             Error::NotNullViolation { .. } => "23502",
             Error::ValueTooLong { .. } => "22001",
-            Error::BadValue { .. } => "22000",
+            Error::BadValue { .. } => "22P02",
+            Error::ValueOutOfRange { .. } => "22003",
             Error::UnsupportedType { .. } => "42704",
             Error::SerializationFailure { .. } => "40001",
             Error::BadSnapshot { .. } => "22008",

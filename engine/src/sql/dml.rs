@@ -150,14 +150,29 @@ fn cast_column(
         safe: false,
         format_options: FormatOptions::default(),
     };
-    cast_with_options(array, &target, &options).map_err(|e| Error::BadValue {
-        table: def.name.clone(),
-        column: column.into(),
-        message: e.to_string(),
+    let from_text = matches!(
+        array.data_type(),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    );
+    cast_with_options(array, &target, &options).map_err(|e| {
+        let (table, column, message) = (def.name.clone(), column.to_string(), e.to_string());
+        // Text that does not parse is bad input (22P02); a number that does not fit is 22003.
+        match from_text {
+            true => Error::BadValue {
+                table,
+                column,
+                message,
+            },
+            false => Error::ValueOutOfRange {
+                table,
+                column,
+                message,
+            },
+        }
     })
 }
 
-/// Text to BYTEA the PostgreSQL way: `\\x0102` is hex; anything else is its UTF-8 bytes.
+/// Text to BYTEA the PostgreSQL way: `\x0102` is hex; anything else is its UTF-8 bytes.
 fn bytea_from_text(def: &TableDef, column: &str, array: &ArrayRef) -> Result<ArrayRef> {
     let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())?;
     let bad = |value: &str| Error::BadValue {
