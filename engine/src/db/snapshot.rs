@@ -80,6 +80,16 @@ impl Database {
         Some(snapshot)
     }
 
+    /// Whether a table called `name` exists in snapshot `seq` (no snapshot is built).
+    pub fn table_exists_at(&self, name: &str, seq: u64) -> bool {
+        self.inner
+            .state
+            .read()
+            .catalog
+            .table_at(name, seq)
+            .is_some()
+    }
+
     /// The view called `name` as of `seq`.
     pub fn view_at(&self, name: &str, seq: u64) -> Option<ViewDef> {
         self.inner.state.read().catalog.view_at(name, seq).cloned()

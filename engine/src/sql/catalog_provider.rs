@@ -84,6 +84,6 @@ impl SchemaProvider for DriftSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.temporary.read().contains_key(name)
-            || self.db.table_snapshot(name, self.snapshot.get()).is_some()
+            || self.db.table_exists_at(name, self.snapshot.get())
     }
 }

@@ -40,11 +40,7 @@ pub(crate) async fn create_table(
     create: CreateTable,
 ) -> Result<StatementResult> {
     let name = table_name(&create.name)?;
-    if session
-        .db()
-        .table_snapshot(&name, session.statement_seq())
-        .is_some()
-    {
+    if session.db().table_exists_at(&name, session.statement_seq()) {
         if create.if_not_exists {
             return Ok(StatementResult::done("CREATE TABLE", None, None));
         }
@@ -367,7 +363,7 @@ pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<S
     }
     let name = table_name(&view.name)?;
     let seq = session.statement_seq();
-    if session.db().table_snapshot(&name, seq).is_some() {
+    if session.db().table_exists_at(&name, seq) {
         return Err(Error::TableExists { name });
     }
     let exists = session.db().view_at(&name, seq).is_some();
