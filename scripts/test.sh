@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every crate's tests, and a smoke
-# run of the benchmark programs so they cannot rot.
+# The whole test suite: formatting, lints, every crate's tests, the Flight
+# SQL suite with real Python clients, and a smoke run of the benchmark
+# programs so they cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/driftdb-target}"
+VENV="${DRIFTDB_VENV:-$HOME/driftdb-venv}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -18,6 +20,11 @@ cargo build --workspace --all-targets
 
 echo "== cargo test"
 cargo test --workspace
+
+echo "== Flight SQL suite (ADBC, pandas, polars against driftdb serve)"
+bash scripts/python-env.sh "$VENV"
+DRIFTDB_BIN="$CARGO_TARGET_DIR/debug/driftdb" \
+    "$VENV/bin/python" -m pytest -q flight-server/tests/python
 
 echo "== benchmark smoke run"
 "$CARGO_TARGET_DIR/debug/foundation" --quick

@@ -38,4 +38,4 @@ pub mod txn;
 pub use db::{CommitOutcome, Database};
 pub use error::{Error, Result};
 pub use limits::Limits;
-pub use sql::{Session, StatementResult};
+pub use sql::{Output, Prepared, Session, StatementResult};

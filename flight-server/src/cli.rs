@@ -18,6 +18,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// Create the demo database (if the folder is empty) and open the shell on it.
     Demo(DemoArgs),
+    /// Serve the database over Arrow Flight SQL.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Where the database lives.

@@ -1,13 +1,15 @@
 //! # driftdb-server
 //!
-//! The `driftdb` command line and, later, the Arrow Flight SQL service: a
+//! The `driftdb` command line and the Arrow Flight SQL service: a
 //! thin adapter from the outside world to `driftdb-engine`.
 //!
 //! ## Module map
 //! - [`cli`]: command-line structs (`clap`), one per concern.
 //! - [`repl`]: `driftdb sql`, the interactive shell and script runner.
 //! - [`demo`]: the demo database the README's first command opens.
+//! - [`serve`]: `driftdb serve`, the Arrow Flight SQL server.
 
 pub mod cli;
 pub mod demo;
 pub mod repl;
+pub mod serve;

@@ -1,9 +1,9 @@
-//! The `driftdb` binary.
+//! The `driftdb` binary: `sql`, `demo` and `serve`.
 
 use clap::Parser;
 use driftdb_engine::{Database, Error, Session};
 use driftdb_server::cli::{Cli, Command};
-use driftdb_server::{demo, repl};
+use driftdb_server::{demo, repl, serve};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -22,6 +22,18 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
+        Command::Serve(args) => {
+            let served = match serve::ServeConfig::resolve(args) {
+                Ok(config) => serve::run(config).await,
+                Err(e) => Err(e),
+            };
+            served.map_err(|e| match e {
+                serve::ServerError::Engine(engine) => engine,
+                other => {
+                    Error::internal_message(format!("{other} (SQLSTATE {})", other.sqlstate()))
+                }
+            })
+        }
         Command::Sql(args) => {
             let db = Database::open(&args.storage.data).await?;
             let mut session = Session::new(&db);

@@ -66,6 +66,7 @@ impl SqlType {
             DataType::Time32(_) | DataType::Time64(_) => SqlType::Time,
             DataType::Timestamp(_, None) => SqlType::Timestamp,
             DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+            DataType::Dictionary(_, values) => SqlType::from_arrow(column, values)?,
             other => {
                 return Err(Error::UnsupportedType {
                     column: column.to_string(),

@@ -50,9 +50,17 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     for write in &writes.writes {
         match write {
             Write::CreateTable(def) => {
-                if state.catalog.table_at(&def.name, latest).is_some()
-                    || state.catalog.view_at(&def.name, latest).is_some()
-                {
+                let replaced = |id: u64| {
+                    writes
+                        .writes
+                        .iter()
+                        .any(|w| matches!(w, Write::DropTable { table_id } if *table_id == id))
+                };
+                let table_taken = state
+                    .catalog
+                    .table_at(&def.name, latest)
+                    .is_some_and(|t| !replaced(t.id));
+                if table_taken || state.catalog.view_at(&def.name, latest).is_some() {
                     return Err(Error::TableExists {
                         name: def.name.clone(),
                     });

@@ -39,6 +39,11 @@ impl Database {
         self.snapshot_of(name, seq, true)
     }
 
+    /// The definition of table `name` as of `seq` (cheap: no data files).
+    pub fn table_def_at(&self, name: &str, seq: u64) -> Option<crate::catalog::TableDef> {
+        self.inner.state.read().catalog.table_at(name, seq).cloned()
+    }
+
     /// `prune_retired` drops files with no version live at `seq` (not for history scans).
     fn snapshot_of(&self, name: &str, seq: u64, prune_retired: bool) -> Option<TableSnapshot> {
         let state = self.inner.state.read();

@@ -140,6 +140,48 @@ fn table_def(
     })
 }
 
+/// Whether a table made from an Arrow schema keeps the schema's NOT NULLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nullability {
+    /// Every column nullable (CREATE TABLE AS, as in PostgreSQL).
+    AllNullable,
+    /// Non-nullable fields become NOT NULL columns (bulk ingest).
+    FromSchema,
+}
+
+/// A new table definition with one column per field of `schema`.
+pub(crate) fn table_def_from_arrow(
+    session: &Session,
+    name: &str,
+    schema: &arrow::datatypes::Schema,
+    nullability: Nullability,
+) -> Result<TableDef> {
+    let mut columns: Vec<ColumnDef> = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        if columns.iter().any(|c| &c.name == field.name()) {
+            return Err(Error::ColumnExists {
+                table: name.into(),
+                column: field.name().clone(),
+            });
+        }
+        columns.push(ColumnDef {
+            id: i as u32 + 1,
+            name: field.name().clone(),
+            sql_type: SqlType::from_arrow(field.name(), field.data_type())?,
+            nullable: nullability == Nullability::AllNullable || field.is_nullable(),
+        });
+    }
+    Ok(TableDef {
+        id: session.db().allocate_table_id(),
+        name: name.into(),
+        created_seq: 0,
+        dropped_seq: None,
+        primary_key: Vec::new(),
+        next_column_id: columns.len() as u32 + 1,
+        versions: vec![SchemaVersion { seq: 0, columns }],
+    })
+}
+
 async fn create_table_as(
     session: &Session,
     name: String,
@@ -149,28 +191,7 @@ async fn create_table_as(
     let frame = session.context().execute_logical_plan(plan).await?;
     let schema = frame.schema().as_arrow().clone();
     let batches = frame.collect().await?;
-    let columns = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            Ok(ColumnDef {
-                id: i as u32 + 1,
-                name: f.name().clone(),
-                sql_type: SqlType::from_arrow(f.name(), f.data_type())?,
-                nullable: true,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let def = TableDef {
-        id: session.db().allocate_table_id(),
-        name: name.clone(),
-        created_seq: 0,
-        dropped_seq: None,
-        primary_key: Vec::new(),
-        next_column_id: columns.len() as u32 + 1,
-        versions: vec![SchemaVersion { seq: 0, columns }],
-    };
+    let def = table_def_from_arrow(session, &name, &schema, Nullability::AllNullable)?;
     let targets: Vec<usize> = (0..def.columns().len()).collect();
     let source = arrow::compute::concat_batches(&Arc::new(schema), &batches)?;
     let batch = conform_batch(&def, &targets, &source)?;

@@ -7,7 +7,8 @@ use sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 
-/// PostgreSQL with time travel. Reports itself as PostgreSQL so the parser's
+/// PostgreSQL with time travel, where `?` is a parameter placeholder (as
+/// ADBC and JDBC send it) rather than a geometric or JSON operator. Reports itself as PostgreSQL so the parser's
 /// PostgreSQL-specific rules apply.
 #[derive(Debug, Default)]
 pub struct DriftDialect {
@@ -81,7 +82,6 @@ impl Dialect for DriftDialect {
         supports_string_escape_constant,
         supports_numeric_literal_underscores,
         supports_array_typedef_with_brackets,
-        supports_geometric_types,
         supports_set_names,
         supports_alter_column_type_using,
         supports_notnull_operator,

@@ -697,6 +697,18 @@ pub(crate) async fn append_batches(
             name: table.into(),
             context: String::new(),
         })?;
+    let mut writes = WriteSet::new("INSERT");
+    let count = push_batches(&mut writes, &def, batches)?;
+    commit_counted(session, "INSERT", writes, count).await
+}
+
+/// Conform `batches` to `def` (columns matched by name) and add them to
+/// `writes` as one insert. Returns the number of rows.
+pub(crate) fn push_batches(
+    writes: &mut WriteSet,
+    def: &TableDef,
+    batches: &[RecordBatch],
+) -> Result<u64> {
     let mut rows = Vec::with_capacity(batches.len());
     for batch in batches {
         let names: Vec<String> = batch
@@ -705,14 +717,13 @@ pub(crate) async fn append_batches(
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let targets = target_columns(&def, &names)?;
-        rows.push(conform_batch(&def, &targets, batch)?);
+        let targets = target_columns(def, &names)?;
+        rows.push(conform_batch(def, &targets, batch)?);
     }
     let schema = user_physical_schema(def.columns());
     let batch = concat_batches(&schema, &rows)?;
-    let keys = keys_of(&def, &batch)?;
+    let keys = keys_of(def, &batch)?;
     let count = batch.num_rows() as u64;
-    let mut writes = WriteSet::new("INSERT");
     if count > 0 {
         writes.push(Write::Insert {
             table_id: def.id,
@@ -720,5 +731,5 @@ pub(crate) async fn append_batches(
             keys,
         });
     }
-    commit_counted(session, "INSERT", writes, count).await
+    Ok(count)
 }

@@ -5,13 +5,16 @@ pub mod catalog_provider;
 pub mod ddl;
 pub mod dialect;
 pub mod dml;
+pub mod ingest;
+pub mod params;
 pub mod session;
 
 use sqlparser::ast::{Query, Statement};
 use sqlparser::parser::Parser;
 
 pub use dialect::DriftDialect;
-pub use session::{Session, StatementResult};
+pub use ingest::IngestMode;
+pub use session::{Output, Prepared, Session, StatementResult};
 
 use crate::error::{Error, Result};
 use crate::temporal::rewrite::rewrite_history_clauses;

@@ -2,14 +2,18 @@
 //! the temporal relation planner, its settings (`SET driftdb.as_of`), and
 //! statement routing.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
@@ -39,6 +43,42 @@ pub struct StatementResult {
     /// The snapshot read (queries) or the commit made (writes).
     pub seq: Option<u64>,
     pub elapsed: std::time::Duration,
+}
+
+/// What running one statement gives: rows to stream, or a finished result.
+pub enum Output {
+    /// A query's rows, read at snapshot `seq`, produced as the stream is polled.
+    Rows {
+        tag: String,
+        seq: u64,
+        stream: SendableRecordBatchStream,
+    },
+    /// A statement that has already run (DDL, DML, SET).
+    Done(StatementResult),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Rows { tag, seq, .. } => write!(f, "Rows({tag} at {seq})"),
+            Output::Done(result) => write!(f, "Done({})", result.tag),
+        }
+    }
+}
+
+/// A statement parsed and planned once, run many times with parameters.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The statement with its placeholders numbered `$1..$n`.
+    pub statement: Statement,
+    /// How many parameters it takes.
+    pub parameter_count: usize,
+    /// Each parameter's type where the planner could infer it.
+    pub parameter_types: Vec<Option<DataType>>,
+    /// The result schema of a query; empty for other statements.
+    pub schema: SchemaRef,
+    /// Whether the statement returns rows.
+    pub is_query: bool,
 }
 
 impl StatementResult {
@@ -76,6 +116,8 @@ pub struct Session {
     ctx: SessionContext,
     snapshot: Arc<StatementSnapshot>,
     as_of: Option<Target>,
+    /// Memory each query may use (DataFusion memory pool; operators that can spill do).
+    query_memory_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for Session {
@@ -114,7 +156,13 @@ impl Session {
             ctx,
             snapshot,
             as_of: None,
+            query_memory_bytes: None,
         }
+    }
+
+    /// Cap the memory of every query this session runs from now on.
+    pub fn set_query_memory_limit(&mut self, bytes: Option<usize>) {
+        self.query_memory_bytes = bytes;
     }
 
     pub fn db(&self) -> &Database {
@@ -144,51 +192,89 @@ impl Session {
     /// Run one parsed statement.
     pub async fn execute_statement(&mut self, statement: Statement) -> Result<StatementResult> {
         let started = Instant::now();
-        let mut result = self.route(statement).await?;
+        let mut result = match self.execute_streaming(statement).await? {
+            Output::Rows { tag, seq, stream } => {
+                let schema = stream.schema();
+                let batches = datafusion::physical_plan::common::collect(stream).await?;
+                StatementResult::rows(&tag, schema, batches, seq)
+            }
+            Output::Done(result) => result,
+        };
         result.elapsed = started.elapsed();
         Ok(result)
     }
 
-    async fn route(&mut self, statement: Statement) -> Result<StatementResult> {
-        let writes = matches!(
-            statement,
-            Statement::CreateTable(_)
-                | Statement::Drop { .. }
-                | Statement::AlterTable(_)
-                | Statement::CreateView(_)
-                | Statement::Insert(_)
-                | Statement::Update(_)
-                | Statement::Delete(_)
-                | Statement::Truncate(_)
-        );
-        // Writes always start from the latest commit; reads honour `driftdb.as_of`.
-        let seq = match (writes, self.as_of) {
-            (false, Some(target)) => resolve_target(&self.db, target)?,
-            _ => self.db.visible_seq(),
-        };
-        self.snapshot.set(seq);
+    /// Run one parsed statement; a query's rows come back as a stream that
+    /// computes them as it is polled (and stops when dropped).
+    pub async fn execute_streaming(&mut self, statement: Statement) -> Result<Output> {
+        let seq = self.begin_statement(&statement)?;
         match statement {
-            Statement::CreateTable(create) => ddl::create_table(self, create).await,
+            Statement::CreateTable(create) => {
+                Ok(Output::Done(ddl::create_table(self, create).await?))
+            }
             Statement::Drop {
                 object_type,
                 if_exists,
                 names,
                 ..
-            } => ddl::drop_objects(self, object_type, if_exists, names).await,
-            Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
-            Statement::CreateView(view) => ddl::create_view(self, view).await,
-            Statement::Insert(insert) => dml::insert(self, insert).await,
-            Statement::Update(update) => dml::update(self, update).await,
-            Statement::Delete(delete) => dml::delete(self, delete).await,
-            Statement::Truncate(truncate) => dml::truncate(self, truncate).await,
+            } => Ok(Output::Done(
+                ddl::drop_objects(self, object_type, if_exists, names).await?,
+            )),
+            Statement::AlterTable(alter) => Ok(Output::Done(ddl::alter_table(self, alter).await?)),
+            Statement::CreateView(view) => Ok(Output::Done(ddl::create_view(self, view).await?)),
+            Statement::Insert(insert) => Ok(Output::Done(dml::insert(self, insert).await?)),
+            Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
+            Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
+            Statement::Truncate(truncate) => Ok(Output::Done(dml::truncate(self, truncate).await?)),
             Statement::Set(ast::Set::SingleAssignment {
                 variable, values, ..
             }) if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) => {
-                self.set_as_of(values).await
+                Ok(Output::Done(self.set_as_of(values).await?))
             }
-            Statement::ShowTables { .. } => self.show_tables(seq),
-            other => self.query(other, seq).await,
+            Statement::ShowTables { .. } => Ok(Output::Done(self.show_tables(seq)?)),
+            other => Ok(Output::Rows {
+                tag: statement_tag(&other),
+                seq,
+                stream: self.read_stream(other).await?,
+            }),
         }
+    }
+
+    /// Pick and pin the snapshot a statement reads: writes always start from
+    /// the latest commit; reads honour `driftdb.as_of`.
+    fn begin_statement(&mut self, statement: &Statement) -> Result<u64> {
+        let seq = match (is_write(statement), self.as_of) {
+            (false, Some(target)) => resolve_target(&self.db, target)?,
+            _ => self.db.visible_seq(),
+        };
+        self.snapshot.set(seq);
+        Ok(seq)
+    }
+
+    /// Parse `sql` (one statement), number its placeholders and, for a query,
+    /// plan it to learn its result schema and parameter types.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        let mut statement = single_statement(sql)?;
+        let parameter_count = super::params::number_placeholders(&mut statement)?;
+        let mut prepared = Prepared {
+            statement: statement.clone(),
+            parameter_count,
+            parameter_types: vec![None; parameter_count],
+            schema: Arc::new(Schema::empty()),
+            is_query: is_query(&statement),
+        };
+        if prepared.is_query {
+            self.begin_statement(&statement)?;
+            let plan = self.plan(statement).await?;
+            prepared.schema = Arc::new(plan.schema().as_arrow().clone());
+            for (name, data_type) in plan.get_parameter_types()? {
+                let index = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
+                if let Some(slot) = index.and_then(|n| prepared.parameter_types.get_mut(n - 1)) {
+                    *slot = data_type;
+                }
+            }
+        }
+        Ok(prepared)
     }
 
     /// `SET driftdb.as_of = <version | timestamp | 'latest' | DEFAULT>`.
@@ -220,6 +306,18 @@ impl Session {
     ) -> Result<StatementResult> {
         self.snapshot.set(self.db.visible_seq());
         dml::append_batches(self, table, batches).await
+    }
+
+    /// Bulk-ingest Arrow batches into `table` in one commit (see [`IngestMode`]).
+    pub async fn ingest(
+        &mut self,
+        table: &str,
+        mode: super::IngestMode,
+        schema: &Schema,
+        batches: &[RecordBatch],
+    ) -> Result<StatementResult> {
+        self.snapshot.set(self.db.visible_seq());
+        super::ingest::ingest(self, table, mode, schema, batches).await
     }
 
     /// The session's time-travel default, if any.
@@ -257,24 +355,10 @@ impl Session {
         ))
     }
 
-    /// Anything DataFusion runs: queries, EXPLAIN, DESCRIBE, SET of DataFusion options.
-    async fn query(&self, statement: Statement, seq: u64) -> Result<StatementResult> {
-        let tag = statement_tag(&statement);
-        let stream = self.read_stream(statement).await?;
-        let schema = stream.schema();
-        let batches = datafusion::physical_plan::common::collect(stream).await?;
-        Ok(StatementResult::rows(&tag, schema, batches, seq))
-    }
-
     /// Run one read-only statement and stream its result, batch by batch,
     /// instead of collecting it. Returns the snapshot it reads and the stream.
     pub async fn query_stream(&mut self, sql: &str) -> Result<(u64, SendableRecordBatchStream)> {
-        let mut statements = parse_statements(sql)?;
-        let (Some(statement), true) = (statements.pop(), statements.is_empty()) else {
-            return Err(Error::InvalidArgument {
-                message: "expected exactly one statement".into(),
-            });
-        };
+        let statement = single_statement(sql)?;
         let seq = match self.as_of {
             Some(target) => resolve_target(&self.db, target)?,
             None => self.db.visible_seq(),
@@ -290,12 +374,20 @@ impl Session {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .verify_plan(&plan)?;
-        Ok(self
-            .ctx
-            .execute_logical_plan(plan)
-            .await?
-            .execute_stream()
-            .await?)
+        let Some(limit) = self
+            .query_memory_bytes
+            .filter(|_| !is_statement_plan(&plan))
+        else {
+            let frame = self.ctx.execute_logical_plan(plan).await?;
+            return Ok(frame.execute_stream().await?);
+        };
+        let state = self.ctx.state();
+        let physical = state.create_physical_plan(&plan).await?;
+        let task = TaskContext::from(&state).with_runtime(query_runtime(&state, limit)?);
+        Ok(datafusion::physical_plan::execute_stream(
+            physical,
+            Arc::new(task),
+        )?)
     }
 
     /// Plan a statement with DataFusion (through DriftDB's relation planner).
@@ -321,6 +413,60 @@ impl Session {
         self.snapshot.get()
     }
 }
+
+/// Exactly one statement from `sql`.
+fn single_statement(sql: &str) -> Result<Statement> {
+    let mut statements = parse_statements(sql)?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(statement), true) => Ok(statement),
+        _ => Err(Error::InvalidArgument {
+            message: "expected exactly one statement".into(),
+        }),
+    }
+}
+
+/// Statements that commit (and so always start from the latest snapshot).
+fn is_write(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::CreateTable(_)
+            | Statement::Drop { .. }
+            | Statement::AlterTable(_)
+            | Statement::CreateView(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Truncate(_)
+    )
+}
+
+/// Statements whose result is rows computed by DataFusion.
+pub fn is_query(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. }
+    )
+}
+
+/// DataFusion statement plans (`SET datafusion.…`) run in the context, not as operators.
+fn is_statement_plan(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Statement(_))
+}
+
+/// A runtime sharing the session's caches and disk manager with its own
+/// memory pool of `limit` bytes, so one query cannot starve the others.
+fn query_runtime(state: &SessionState, limit: usize) -> Result<Arc<RuntimeEnv>> {
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(limit),
+        NonZeroUsize::new(MEMORY_CONSUMERS_REPORTED).expect("non-zero"),
+    );
+    Ok(RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()?)
+}
+
+/// How many of the largest memory consumers an out-of-memory error names.
+const MEMORY_CONSUMERS_REPORTED: usize = 3;
 
 fn statement_tag(statement: &Statement) -> String {
     match statement {

@@ -1,0 +1,227 @@
+//! Users and passwords. Passwords are kept only as argon2 hashes, in
+//! `users.json` next to the data (in memory for `memory://` databases).
+//! The first start creates user `driftdb` with the password from
+//! `DRIFTDB_PASSWORD`, or generates one and prints it once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, ServerError};
+
+/// The user the first start creates.
+pub const DEFAULT_USER: &str = "driftdb";
+/// The variable that sets the first user's password.
+pub const PASSWORD_VARIABLE: &str = "DRIFTDB_PASSWORD";
+/// File (in the data folder) holding user names and password hashes.
+pub const USERS_FILE: &str = "users.json";
+/// Length of a generated password, in characters.
+const GENERATED_PASSWORD_CHARS: usize = 24;
+/// Random bytes in a session token.
+const TOKEN_BYTES: usize = 32;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct UsersFile {
+    /// User name → argon2 PHC string.
+    users: HashMap<String, String>,
+}
+
+/// The server's users.
+#[derive(Debug)]
+pub struct Users {
+    hashes: HashMap<String, String>,
+}
+
+/// What opening the user store did.
+#[derive(Debug)]
+pub struct UsersOpened {
+    pub users: Users,
+    /// A password generated for the first user, to print once.
+    pub generated_password: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+impl Users {
+    /// Load `users.json` from `folder` (or nothing, for in-memory databases),
+    /// creating the first user if there is none.
+    pub fn open(folder: Option<PathBuf>, initial_password: Option<String>) -> Result<UsersOpened> {
+        let path = folder.map(|f| f.join(USERS_FILE));
+        let mut file = match &path {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p)?;
+                serde_json::from_str::<UsersFile>(&text).map_err(|e| {
+                    ServerError::Config(format!("{} is not a users file: {e}", p.display()))
+                })?
+            }
+            _ => UsersFile::default(),
+        };
+        let mut generated_password = None;
+        if file.users.is_empty() {
+            let password = match initial_password {
+                Some(p) if !p.is_empty() => p,
+                _ => {
+                    let p = generate_password();
+                    generated_password = Some(p.clone());
+                    p
+                }
+            };
+            file.users
+                .insert(DEFAULT_USER.into(), hash_password(&password)?);
+            if let Some(p) = &path {
+                write_private(p, &serde_json::to_vec_pretty(&file).expect("serialisable"))?;
+            }
+        }
+        Ok(UsersOpened {
+            users: Users { hashes: file.users },
+            generated_password,
+            path,
+        })
+    }
+
+    /// Whether `password` is `user`'s. Slow on purpose (argon2): call off the async runtime.
+    pub fn verify(&self, user: &str, password: &str) -> bool {
+        let Some(hash) = self.hashes.get(user) else {
+            return false;
+        };
+        PasswordHash::new(hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    }
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    let mut salt_bytes = [0u8; 16];
+    rand::rng().fill(&mut salt_bytes);
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| ServerError::Config(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServerError::Config(format!("hashing the password: {e}")))
+}
+
+fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..GENERATED_PASSWORD_CHARS)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A new random session token.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rng().fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Base64 that accepts input with or without `=` padding (ADBC sends none).
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The credentials of an `authorization` header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+/// Parse an `authorization` header value.
+pub fn parse_authorization(value: &str) -> Result<Credentials> {
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Credentials::Bearer(rest.to_string()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ServerError::Unauthenticated(format!(
+            "unsupported authorization scheme {scheme:?}"
+        )));
+    }
+    let decoded = LENIENT_BASE64
+        .decode(rest)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ServerError::Unauthenticated("malformed basic credentials".into()))?;
+    let (user, password) = decoded.split_once(':').ok_or_else(|| {
+        ServerError::Unauthenticated("basic credentials need user:password".into())
+    })?;
+    Ok(Credentials::Basic {
+        user: user.into(),
+        password: password.into(),
+    })
+}
+
+/// Write a file only its owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode_with_or_without_padding() {
+        let padded = base64::engine::general_purpose::STANDARD.encode("ada:pass");
+        let unpadded = padded.trim_end_matches('=').to_string();
+        assert_ne!(padded, unpadded, "the sample must need padding");
+        for encoded in [padded, unpadded] {
+            assert_eq!(
+                parse_authorization(&format!("Basic {encoded}")).unwrap(),
+                Credentials::Basic {
+                    user: "ada".into(),
+                    password: "pass".into()
+                }
+            );
+        }
+        assert_eq!(
+            parse_authorization("Bearer abc").unwrap(),
+            Credentials::Bearer("abc".into())
+        );
+        assert!(parse_authorization("Digest x").is_err());
+    }
+
+    #[test]
+    fn first_start_stores_only_a_hash_and_verifies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = Users::open(Some(dir.path().into()), Some("s3cret".into())).unwrap();
+        assert!(opened.generated_password.is_none());
+        let stored = std::fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
+        assert!(!stored.contains("s3cret"));
+        assert!(stored.contains("$argon2"));
+        let again = Users::open(Some(dir.path().into()), None).unwrap();
+        assert!(again.users.verify(DEFAULT_USER, "s3cret"));
+        assert!(!again.users.verify(DEFAULT_USER, "wrong"));
+        assert!(!again.users.verify("nobody", "s3cret"));
+    }
+
+    #[test]
+    fn a_password_is_generated_when_none_is_given() {
+        let opened = Users::open(None, None).unwrap();
+        let password = opened.generated_password.unwrap();
+        assert_eq!(password.len(), GENERATED_PASSWORD_CHARS);
+        assert!(opened.users.verify(DEFAULT_USER, &password));
+    }
+}

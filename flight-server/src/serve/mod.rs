@@ -1,0 +1,158 @@
+//! `driftdb serve`: the engine over Arrow Flight SQL.
+//!
+//! ## Module map
+//! - [`config`]: settings from the command line, `DRIFTDB_*` and a TOML file; every limit.
+//! - [`auth`]: users with argon2 password hashes, basic → bearer token handshake.
+//! - [`sessions`]: one SQL session per token; started queries waiting for DoGet.
+//! - [`service`]: the `FlightSqlService` implementation.
+//! - [`results`]: streaming results as Flight data, with cancel and deadline.
+//! - [`metadata`]: catalogs, tables, keys, SqlInfo, XDBC types.
+//! - [`http`]: `/health` and `/metrics` over plain HTTP.
+//! - [`error`]: the server's error type and its gRPC mapping.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metadata;
+pub mod results;
+pub mod service;
+pub mod sessions;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use driftdb_engine::{Database, Session};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use config::{ServeArgs, ServeConfig};
+pub use error::ServerError;
+
+use auth::{PASSWORD_VARIABLE, Users};
+use service::{DriftFlightSql, ServerState};
+
+/// How often idle sessions and unfetched results are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Run the server until SIGINT or SIGTERM.
+pub async fn run(config: ServeConfig) -> error::Result<()> {
+    let db = Database::open(&config.data).await?;
+    if config.demo {
+        let mut session = Session::new(&db);
+        if crate::demo::create_demo(&mut session).await? {
+            println!("Created the demo database in {}", db.location());
+        }
+    }
+    let opened = Users::open(
+        local_folder(&config.data),
+        std::env::var(PASSWORD_VARIABLE).ok(),
+    )?;
+    if let Some(password) = &opened.generated_password {
+        println!(
+            "Created user {:?} with password {password:?} (shown once; only its hash is stored)",
+            auth::DEFAULT_USER
+        );
+    }
+    let state = Arc::new(ServerState::new(
+        db.clone(),
+        opened.users,
+        config.limits.clone(),
+        config.auth,
+    ));
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    if let Some(http) = config.http {
+        http::spawn(http, state.clone()).await?;
+    }
+    tokio::spawn(sweep(state.clone()));
+    print_banner(&config, address);
+
+    let service = FlightServiceServer::new(DriftFlightSql::new(state.clone()))
+        .max_decoding_message_size(config.limits.max_message_bytes)
+        .max_encoding_message_size(config.limits.max_message_bytes);
+    let mut server = Server::builder().tcp_nodelay(true);
+    if let Some(tls) = &config.tls {
+        let identity = Identity::from_pem(std::fs::read(&tls.cert)?, std::fs::read(&tls.key)?);
+        server = server.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let incoming = TcpListenerStream::new(listener);
+    let incoming = futures::StreamExt::map(incoming, |conn| {
+        conn.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
+    server
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await?;
+    eprintln!("Shutting down: flushing to Parquet");
+    db.persist().await?;
+    db.close().await?;
+    Ok(())
+}
+
+/// The local folder a database lives in, for the users file.
+fn local_folder(data: &str) -> Option<PathBuf> {
+    if data.starts_with("memory://") {
+        return None;
+    }
+    Some(PathBuf::from(data.strip_prefix("file://").unwrap_or(data)))
+}
+
+fn print_banner(config: &ServeConfig, address: std::net::SocketAddr) {
+    let scheme = if config.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    println!(
+        "DriftDB {} serving Flight SQL on {scheme}://{address}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("Data: {}", config.data);
+    let credentials = if config.auth {
+        format!(
+            ", db_kwargs={{\"username\": \"{}\", \"password\": \"<password>\"}}",
+            auth::DEFAULT_USER
+        )
+    } else {
+        String::new()
+    };
+    println!("Connect from Python (pip install adbc-driver-flightsql pyarrow):");
+    println!("  import adbc_driver_flightsql.dbapi as flight_sql");
+    println!("  conn = flight_sql.connect(\"{scheme}://{address}\"{credentials})");
+    println!("  conn.cursor().execute(\"SELECT 1\").fetch_arrow_table()");
+}
+
+/// Periodically drop idle sessions and results nobody fetched.
+async fn sweep(state: Arc<ServerState>) {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let dropped = state.sessions.drop_idle();
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped idle sessions");
+        }
+        state.queries.drop_stale(state.limits.query_timeout);
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,967 @@
+//! The Flight SQL service: arrow-flight's `FlightSqlService`, implemented
+//! over DriftDB sessions. Each method authenticates the caller, finds its
+//! session and hands the work to the engine; results stream out through
+//! [`super::results`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
+    ActionBeginTransactionResult, ActionCancelQueryRequest, ActionCancelQueryResult,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
+    Any, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TableExistsOption, TableNotExistOption, TicketStatementQuery,
+    metadata::{SqlInfoData, XdbcTypeInfoData},
+};
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::scalar::ScalarValue;
+use driftdb_engine::sql::{IngestMode, params, parse_statements};
+use driftdb_engine::{Database, Output};
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use sqlparser::ast::Statement;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::auth::{Credentials, Users, parse_authorization};
+use super::config::ServerLimits;
+use super::error::{Result, ServerError};
+use super::metadata;
+use super::results::{Guard, encode, encode_batch, wire_schema};
+use super::sessions::{ClientSession, PendingQuery, PreparedEntry, Queries, Sessions};
+
+/// Everything the service shares between calls.
+pub struct ServerState {
+    pub db: Database,
+    pub users: Users,
+    pub sessions: Sessions,
+    pub queries: Queries,
+    pub limits: ServerLimits,
+    pub auth: bool,
+    sql_info: SqlInfoData,
+    xdbc: XdbcTypeInfoData,
+    anonymous: parking_lot::Mutex<Option<Arc<ClientSession>>>,
+}
+
+impl ServerState {
+    pub fn new(db: Database, users: Users, limits: ServerLimits, auth: bool) -> Self {
+        Self {
+            sessions: Sessions::new(db.clone(), limits.clone()),
+            db,
+            users,
+            queries: Queries::default(),
+            limits,
+            auth,
+            sql_info: metadata::sql_info(false),
+            xdbc: metadata::xdbc_type_info(),
+            anonymous: parking_lot::Mutex::new(None),
+        }
+    }
+}
+
+/// DriftDB's Flight SQL service.
+#[derive(Clone)]
+pub struct DriftFlightSql {
+    state: Arc<ServerState>,
+}
+
+impl DriftFlightSql {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        Self { state }
+    }
+
+    /// The caller's session, from its bearer token (or the shared anonymous
+    /// session when authentication is off and no token is given).
+    fn client<T>(&self, request: &Request<T>) -> Result<Arc<ClientSession>> {
+        let Some(header) = request.metadata().get("authorization") else {
+            if self.state.auth {
+                return Err(ServerError::Unauthenticated(
+                    "no bearer token: call Handshake with basic credentials first".into(),
+                ));
+            }
+            return self.anonymous();
+        };
+        let value = header
+            .to_str()
+            .map_err(|_| ServerError::Unauthenticated("unreadable authorization header".into()))?;
+        match parse_authorization(value)? {
+            Credentials::Bearer(token) => self.state.sessions.get(&token).ok_or_else(|| {
+                ServerError::Unauthenticated("invalid or expired token: log in again".into())
+            }),
+            Credentials::Basic { .. } => Err(ServerError::Unauthenticated(
+                "basic credentials are only accepted by Handshake".into(),
+            )),
+        }
+    }
+
+    fn anonymous(&self) -> Result<Arc<ClientSession>> {
+        let mut slot = self.state.anonymous.lock();
+        if let Some(session) = slot.as_ref() {
+            return Ok(session.clone());
+        }
+        let (_, session) = self.state.sessions.open("anonymous")?;
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Log in with basic credentials; returns a new session's token.
+    async fn log_in(&self, user: String, password: String) -> Result<String> {
+        let state = self.state.clone();
+        let name = user.clone();
+        let ok = tokio::task::spawn_blocking(move || state.users.verify(&name, &password))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            tokio::time::sleep(self.state.limits.login_failure_delay).await;
+            return Err(ServerError::Unauthenticated(format!(
+                "wrong user name or password for {user:?}"
+            )));
+        }
+        let (token, _) = self.state.sessions.open(&user)?;
+        Ok(token)
+    }
+
+    /// Run a statement and register its result for DoGet.
+    async fn start(
+        &self,
+        client: &ClientSession,
+        statement: Statement,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let started = Instant::now();
+        let timeout = self.state.limits.query_timeout;
+        let output = {
+            let mut sql = client.sql.lock().await;
+            tokio::time::timeout(timeout, sql.execute_streaming(statement))
+                .await
+                .map_err(|_| ServerError::QueryTimeout(timeout))??
+        };
+        let (seq, stream) = match output {
+            Output::Rows { seq, stream, .. } => (Some(seq), stream),
+            Output::Done(result) => {
+                let batches = futures::stream::iter(result.batches.into_iter().map(Ok));
+                let stream = RecordBatchStreamAdapter::new(result.schema.clone(), batches);
+                (result.seq, Box::pin(stream) as _)
+            }
+        };
+        let schema = wire_schema(&stream.schema());
+        let id = self.state.queries.add(PendingQuery {
+            session_id: client.id,
+            schema: schema.clone(),
+            stream: Some(stream),
+            cancel: CancellationToken::new(),
+            started,
+        });
+        result_info(id, &schema, seq, descriptor)
+    }
+
+    /// Run a statement for its effect; returns the rows it changed.
+    async fn update(&self, client: &ClientSession, statement: Statement) -> Result<i64> {
+        let timeout = self.state.limits.query_timeout;
+        let mut sql = client.sql.lock().await;
+        let result = tokio::time::timeout(timeout, sql.execute_statement(statement))
+            .await
+            .map_err(|_| ServerError::QueryTimeout(timeout))??;
+        Ok(result.rows_affected.map_or(0, |n| n as i64))
+    }
+
+    fn prepared(&self, client: &ClientSession, handle: &[u8]) -> Result<PreparedEntry> {
+        let id = parse_handle(handle, "prepared statement")?;
+        client
+            .prepared
+            .lock()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ServerError::UnknownHandle {
+                kind: "prepared statement",
+                handle: id.to_string(),
+            })
+    }
+
+    fn store_parameters(
+        &self,
+        client: &ClientSession,
+        handle: &[u8],
+        rows: Vec<Vec<ScalarValue>>,
+    ) -> Result<()> {
+        let id = parse_handle(handle, "prepared statement")?;
+        match client.prepared.lock().get_mut(&id) {
+            Some(entry) => {
+                entry.parameters = rows;
+                Ok(())
+            }
+            None => Err(ServerError::UnknownHandle {
+                kind: "prepared statement",
+                handle: id.to_string(),
+            }),
+        }
+    }
+
+    /// A DoGet for a result already in memory.
+    fn batch_response(
+        &self,
+        batch: Result<RecordBatch>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(Response::new(encode_batch(batch?)))
+    }
+
+    fn metadata_info(
+        &self,
+        command: impl ProstMessageExt,
+        schema: &Schema,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let ticket = Ticket::new(command.as_any().encode_to_vec());
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(ServerError::from)?
+            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+
+    /// FlightInfo for any of the foreign-key commands (imported, exported, cross reference).
+    fn foreign_keys_info(
+        &self,
+        command: impl ProstMessageExt,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = metadata::foreign_keys_schema();
+        self.metadata_info(command, &schema, request.into_inner())
+    }
+
+    /// The rows of any foreign-key command.
+    fn foreign_keys_data(&self, request: &Request<Ticket>) -> DoGetResponse {
+        self.client(request)?;
+        self.batch_response(metadata::foreign_keys())
+    }
+
+    fn cancel_query_in(&self, client: &ClientSession, info: &FlightInfo) -> bool {
+        query_id_of(info).is_some_and(|id| self.state.queries.cancel(id, client.id))
+    }
+}
+
+/// `ActionCancelQueryResult.CancelResult` values (the enum is not re-exported).
+const CANCEL_RESULT_CANCELLED: i32 = 1;
+const CANCEL_RESULT_NOT_CANCELLABLE: i32 = 3;
+
+/// The FlightInfo of a started query: its wire schema, one endpoint whose
+/// ticket names the query, and the snapshot it reads as app metadata.
+fn result_info(
+    id: u64,
+    schema: &Schema,
+    seq: Option<u64>,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo> {
+    let ticket = TicketStatementQuery {
+        statement_handle: id.to_string().into(),
+    };
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+    let metadata = serde_json::json!({ "seq": seq }).to_string();
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor)
+        .with_total_records(-1)
+        .with_total_bytes(-1)
+        .with_app_metadata(metadata.into_bytes()))
+}
+
+/// The query a FlightInfo's first ticket names.
+fn query_id_of(info: &FlightInfo) -> Option<u64> {
+    let ticket = info.endpoint.first()?.ticket.as_ref()?;
+    let any = Any::decode(ticket.ticket.as_ref()).ok()?;
+    let statement: TicketStatementQuery = any.unpack().ok()??;
+    parse_handle(&statement.statement_handle, "query").ok()
+}
+
+fn parse_handle(handle: &[u8], kind: &'static str) -> Result<u64> {
+    std::str::from_utf8(handle)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ServerError::UnknownHandle {
+            kind,
+            handle: String::from_utf8_lossy(handle).into_owned(),
+        })
+}
+
+fn one_statement(sql: &str) -> Result<Statement> {
+    let mut statements = parse_statements(sql)?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(statement), true) => Ok(statement),
+        (None, _) => Err(ServerError::BadRequest("empty statement".into())),
+        _ => Err(ServerError::BadRequest(
+            "send one statement per request".into(),
+        )),
+    }
+}
+
+/// Read every batch of a DoPut stream, refusing more than `max_bytes`.
+async fn read_batches(
+    stream: PeekableFlightDataStream,
+    max_bytes: usize,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    // The first message may carry only the command (no schema, no data).
+    let messages = stream
+        .map_err(FlightError::from)
+        .try_filter(|data| std::future::ready(!data.data_header.is_empty()));
+    let mut decoded = FlightRecordBatchStream::new_from_flight_data(messages);
+    let mut batches = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(batch) = decoded.try_next().await? {
+        bytes += batch.get_array_memory_size();
+        if bytes > max_bytes {
+            return Err(ServerError::TooLarge {
+                what: "uploaded data",
+                size: bytes,
+                limit: max_bytes,
+            });
+        }
+        batches.push(batch);
+    }
+    let schema = decoded
+        .schema()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    Ok((schema, batches))
+}
+
+/// Parameter rows from bound batches: one row of values per statement run.
+fn parameter_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<ScalarValue>>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.push(values);
+        }
+    }
+    Ok(rows)
+}
+
+fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes> {
+    let IpcMessage(bytes) =
+        SchemaAsIpc::new(schema, &arrow::ipc::writer::IpcWriteOptions::default()).try_into()?;
+    Ok(bytes)
+}
+
+fn ingest_mode(command: &CommandStatementIngest) -> Result<IngestMode> {
+    let options = command.table_definition_options.unwrap_or_default();
+    let if_missing = TableNotExistOption::try_from(options.if_not_exist)
+        .unwrap_or(TableNotExistOption::Unspecified);
+    let if_exists =
+        TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+    use TableExistsOption as E;
+    use TableNotExistOption as N;
+    Ok(match (if_missing, if_exists) {
+        (N::Create, E::Fail | E::Unspecified) => IngestMode::Create,
+        (N::Fail | N::Unspecified, E::Append) => IngestMode::Append,
+        (N::Create, E::Append) => IngestMode::CreateOrAppend,
+        (N::Create, E::Replace) => IngestMode::Replace,
+        (N::Fail | N::Unspecified, E::Replace) => IngestMode::ReplaceExisting,
+        (missing, exists) => {
+            return Err(ServerError::BadRequest(format!(
+                "unsupported ingest options: if_not_exist={missing:?}, if_exists={exists:?}"
+            )));
+        }
+    })
+}
+
+type HandshakeStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
+type DoGetResponse = Result<Response<<DriftFlightSql as FlightService>::DoGetStream>, Status>;
+type ActionResponse = Result<Response<<DriftFlightSql as FlightService>::DoActionStream>, Status>;
+
+#[tonic::async_trait]
+impl FlightSqlService for DriftFlightSql {
+    type FlightService = DriftFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<HandshakeStream>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().map(str::to_string));
+        let token = match header {
+            Some(Ok(value)) => match parse_authorization(&value)? {
+                Credentials::Basic { user, password } => self.log_in(user, password).await?,
+                Credentials::Bearer(token) => {
+                    // JDBC calls Handshake again with the token it holds.
+                    self.state.sessions.get(&token).ok_or_else(|| {
+                        ServerError::Unauthenticated("invalid or expired token".into())
+                    })?;
+                    token
+                }
+            },
+            Some(Err(_)) => {
+                return Err(
+                    ServerError::Unauthenticated("unreadable authorization header".into()).into(),
+                );
+            }
+            None if self.state.auth => {
+                return Err(ServerError::Unauthenticated(
+                    "send basic credentials (user and password)".into(),
+                )
+                .into());
+            }
+            None => self.state.sessions.open("anonymous")?.0,
+        };
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let mut response =
+            Response::new(Box::pin(futures::stream::iter([Ok(response)])) as HandshakeStream);
+        let value: MetadataValue<_> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::internal("token is not a header value"))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let client = self.client(&request)?;
+        if query.transaction_id.is_some() {
+            return Err(ServerError::Unsupported("transactions".into()).into());
+        }
+        let statement = one_statement(&query.query)?;
+        let info = self.start(&client, statement, request.into_inner()).await?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let client = self.client(&request)?;
+        let entry = self.prepared(&client, &query.prepared_statement_handle)?;
+        let statement = match entry.parameters.as_slice() {
+            [] => entry.prepared.statement.clone(),
+            [row] => params::bind(&entry.prepared.statement, row).map_err(ServerError::from)?,
+            rows => {
+                return Err(ServerError::BadRequest(format!(
+                    "a query runs with one parameter row; {} were bound",
+                    rows.len()
+                ))
+                .into());
+            }
+        };
+        let info = self.start(&client, statement, request.into_inner()).await?;
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        let client = self.client(&request)?;
+        let id = parse_handle(&ticket.statement_handle, "query")?;
+        let (stream, cancel, started) = self.state.queries.take_stream(id, client.id)?;
+        let timeout = self.state.limits.query_timeout;
+        let guard = Guard {
+            cancel,
+            deadline: started + timeout,
+            timeout,
+        };
+        let state = self.state.clone();
+        Ok(Response::new(encode(stream, guard, move || {
+            state.queries.finish(id)
+        })))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        // Tickets we hand out always name a started query; a client that
+        // sends the command itself gets it run now.
+        let client = self.client(&request)?;
+        let entry = self.prepared(&client, &query.prepared_statement_handle)?;
+        let statement = match entry.parameters.first() {
+            Some(row) => params::bind(&entry.prepared.statement, row).map_err(ServerError::from)?,
+            None => entry.prepared.statement.clone(),
+        };
+        let info = self
+            .start(&client, statement, FlightDescriptor::default())
+            .await?;
+        let id = query_id_of(&info).ok_or_else(|| Status::internal("no ticket"))?;
+        let ticket = TicketStatementQuery {
+            statement_handle: id.to_string().into(),
+        };
+        self.do_get_statement(ticket, request).await
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = query.into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        _query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.client(&request)?;
+        self.batch_response(metadata::catalogs())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.client(&request)?;
+        self.batch_response(metadata::db_schemas(query))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = metadata::tables_schema(query.include_schema);
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        let client = self.client(&request)?;
+        let mut sql = client.sql.lock().await;
+        let batch = metadata::tables(query, &mut sql).await;
+        self.batch_response(batch)
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = query.into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.client(&request)?;
+        self.batch_response(metadata::table_types())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = query.clone().into_builder(&self.state.sql_info).schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.client(&request)?;
+        let batch = query.into_builder(&self.state.sql_info).build();
+        self.batch_response(batch.map_err(ServerError::from))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        self.metadata_info(
+            query,
+            &metadata::primary_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        let client = self.client(&request)?;
+        let sql = client.sql.lock().await;
+        self.batch_response(metadata::primary_keys(&query, &sql))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.foreign_keys_info(query, request)
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.foreign_keys_data(&request)
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.foreign_keys_info(query, request)
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.foreign_keys_data(&request)
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.foreign_keys_info(query, request)
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.foreign_keys_data(&request)
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.client(&request)?;
+        let schema = query.into_builder(&self.state.xdbc).schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> DoGetResponse {
+        self.client(&request)?;
+        let batch = query.into_builder(&self.state.xdbc).build();
+        self.batch_response(batch.map_err(ServerError::from))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let client = self.client(&request)?;
+        if command.transaction_id.is_some() {
+            return Err(ServerError::Unsupported("transactions".into()).into());
+        }
+        let statement = one_statement(&command.query)?;
+        Ok(self.update(&client, statement).await?)
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let client = self.client(&request)?;
+        if command.temporary {
+            return Err(ServerError::Unsupported("ingest into a temporary table".into()).into());
+        }
+        if command.transaction_id.is_some() {
+            return Err(ServerError::Unsupported("transactions".into()).into());
+        }
+        check_namespace(command.catalog.as_deref(), command.schema.as_deref())?;
+        let mode = ingest_mode(&command)?;
+        let (schema, batches) =
+            read_batches(request.into_inner(), self.state.limits.ingest_max_bytes).await?;
+        let mut sql = client.sql.lock().await;
+        let result = sql
+            .ingest(&command.table, mode, &schema, &batches)
+            .await
+            .map_err(ServerError::from)?;
+        Ok(result.rows_affected.map_or(0, |n| n as i64))
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let client = self.client(&request)?;
+        let (_, batches) =
+            read_batches(request.into_inner(), self.state.limits.max_message_bytes).await?;
+        let rows = parameter_rows(&batches)?;
+        self.store_parameters(&client, &query.prepared_statement_handle, rows)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let client = self.client(&request)?;
+        let mut entry = self.prepared(&client, &query.prepared_statement_handle)?;
+        let (_, batches) =
+            read_batches(request.into_inner(), self.state.limits.ingest_max_bytes).await?;
+        if !batches.is_empty() {
+            entry.parameters = parameter_rows(&batches)?;
+        }
+        let prepared = &entry.prepared;
+        let rows = match (entry.parameters.len(), prepared.parameter_count) {
+            (0, 0) => return Ok(self.update(&client, prepared.statement.clone()).await?),
+            (0, n) => {
+                return Err(ServerError::BadRequest(format!(
+                    "the statement takes {n} parameter(s) and none were bound"
+                ))
+                .into());
+            }
+            _ => entry.parameters,
+        };
+        // Many rows for one INSERT … VALUES become one multi-row insert: one commit.
+        let combined = match rows.len() {
+            1 => None,
+            _ => params::bind_insert_rows(&prepared.statement, &rows).map_err(ServerError::from)?,
+        };
+        if let Some(statement) = combined {
+            return Ok(self.update(&client, statement).await?);
+        }
+        let mut total = 0;
+        for row in &rows {
+            let statement = params::bind(&prepared.statement, row).map_err(ServerError::from)?;
+            total += self.update(&client, statement).await?;
+        }
+        Ok(total)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let client = self.client(&request)?;
+        if query.transaction_id.is_some() {
+            return Err(ServerError::Unsupported("transactions".into()).into());
+        }
+        let prepared = {
+            let mut sql = client.sql.lock().await;
+            sql.prepare(&query.query).await.map_err(ServerError::from)?
+        };
+        let dataset_schema = ipc_schema(&wire_schema(&prepared.schema))?;
+        let parameter_fields: Vec<arrow::datatypes::Field> = prepared
+            .parameter_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let data_type = t.clone().unwrap_or(arrow::datatypes::DataType::Null);
+                arrow::datatypes::Field::new(format!("${}", i + 1), data_type, true)
+            })
+            .collect();
+        let parameter_schema = ipc_schema(&Schema::new(parameter_fields))?;
+        let id = self.state.queries.add_handle();
+        client.prepared.lock().insert(
+            id,
+            PreparedEntry {
+                prepared,
+                parameters: Vec::new(),
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: id.to_string().into(),
+            dataset_schema,
+            parameter_schema,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let client = self.client(&request)?;
+        let id = parse_handle(&query.prepared_statement_handle, "prepared statement")?;
+        client.prepared.lock().remove(&id);
+        Ok(())
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        self.client(&request)?;
+        Err(ServerError::Unsupported("transactions".into()).into())
+    }
+
+    async fn do_action_end_transaction(
+        &self,
+        _query: ActionEndTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.client(&request)?;
+        Err(ServerError::Unsupported("transactions".into()).into())
+    }
+
+    async fn do_action_begin_savepoint(
+        &self,
+        _query: ActionBeginSavepointRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginSavepointResult, Status> {
+        self.client(&request)?;
+        Err(ServerError::Unsupported("savepoints".into()).into())
+    }
+
+    async fn do_action_end_savepoint(
+        &self,
+        _query: ActionEndSavepointRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.client(&request)?;
+        Err(ServerError::Unsupported("savepoints".into()).into())
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let client = self.client(&request)?;
+        let info = FlightInfo::decode(query.info.as_ref())
+            .map_err(|e| ServerError::BadRequest(format!("CancelQuery: {e}")))?;
+        let result = if self.cancel_query_in(&client, &info) {
+            CANCEL_RESULT_CANCELLED
+        } else {
+            CANCEL_RESULT_NOT_CANCELLABLE
+        };
+        Ok(ActionCancelQueryResult { result })
+    }
+
+    async fn do_action_fallback(&self, request: Request<Action>) -> ActionResponse {
+        match request.get_ref().r#type.as_str() {
+            "CancelFlightInfo" => self.cancel_flight_info(request),
+            "CloseSession" => self.close_session(request),
+            other => Err(ServerError::BadRequest(format!("unknown action {other:?}")).into()),
+        }
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl DriftFlightSql {
+    /// The standard `CancelFlightInfo` action: stop the query a FlightInfo names.
+    fn cancel_flight_info(&self, request: Request<Action>) -> ActionResponse {
+        let client = self.client(&request)?;
+        let cancel = CancelFlightInfoRequest::decode(request.get_ref().body.as_ref())
+            .map_err(|e| ServerError::BadRequest(format!("CancelFlightInfo: {e}")))?;
+        let status = match cancel.info {
+            Some(info) if self.cancel_query_in(&client, &info) => CancelStatus::Cancelled,
+            _ => CancelStatus::NotCancellable,
+        };
+        let body = CancelFlightInfoResult::new(status).encode_to_vec();
+        let result = arrow_flight::Result::new(body);
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
+    }
+
+    /// The standard `CloseSession` action: forget the caller's session now
+    /// rather than when it times out.
+    fn close_session(&self, request: Request<Action>) -> ActionResponse {
+        self.client(&request)?;
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| match parse_authorization(v) {
+                Ok(Credentials::Bearer(token)) => Some(token),
+                _ => None,
+            });
+        if let Some(token) = token {
+            self.state.sessions.close(&token);
+        }
+        // CloseSessionResult { status: CLOSED (1) }, field 1 as a varint.
+        let body = bytes::Bytes::from_static(&[0x08, 0x01]);
+        let result = arrow_flight::Result::new(body);
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
+    }
+}
+
+/// Only the one catalog and schema exist.
+fn check_namespace(catalog: Option<&str>, schema: Option<&str>) -> Result<()> {
+    use driftdb_engine::sql::{CATALOG_NAME, SCHEMA_NAME};
+    if catalog.is_some_and(|c| !c.is_empty() && c != CATALOG_NAME)
+        || schema.is_some_and(|s| !s.is_empty() && s != SCHEMA_NAME)
+    {
+        return Err(ServerError::Engine(driftdb_engine::Error::UnknownTable {
+            name: format!("{}.{}", catalog.unwrap_or(""), schema.unwrap_or("")),
+            context: format!(" (the only schema is {CATALOG_NAME}.{SCHEMA_NAME})"),
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Start a real `driftdb serve` process and connect to it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow_flight::FlightInfo;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use futures::TryStreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+
+pub const PASSWORD: &str = "rust-test-password";
+
+pub struct Server {
+    pub address: String,
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driftdb"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(extra)
+            .env("DRIFTDB_PASSWORD", PASSWORD)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (found, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("serving Flight SQL on grpc://").nth(1) {
+                    let _ = found.send(rest.trim().to_string());
+                }
+            }
+        });
+        let address = address
+            .recv_timeout(Duration::from_secs(60))
+            .expect("driftdb serve starts and prints its address");
+        Self {
+            address,
+            child,
+            _data: data,
+        }
+    }
+
+    /// SIGTERM, and the server must exit cleanly.
+    pub async fn stop(mut self) {
+        let pid = self.child.id();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        let status =
+            tokio::task::spawn_blocking(move || wait_with_timeout(child, Duration::from_secs(30)))
+                .await
+                .unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_with_timeout(mut child: Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not stop within {timeout:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub async fn raw_client(server: &Server) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{}", server.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    FlightSqlServiceClient::new(channel)
+}
+
+/// A client logged in as the default user.
+pub async fn connect(server: &Server) -> FlightSqlServiceClient<Channel> {
+    let mut client = raw_client(server).await;
+    client.handshake("driftdb", PASSWORD).await.unwrap();
+    assert!(client.token().is_some(), "handshake returns a bearer token");
+    client
+}
+
+/// Every batch of every endpoint of `info`.
+pub async fn collect(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    for endpoint in &info.endpoint {
+        let stream = client
+            .do_get(endpoint.ticket.clone().unwrap())
+            .await
+            .unwrap();
+        batches.extend(stream.try_collect::<Vec<_>>().await.unwrap());
+    }
+    batches
+}
+
+/// The gRPC code and message inside a client error.
+pub fn status_of(err: &impl std::fmt::Display) -> (Code, String) {
+    let text = err.to_string();
+    let code = [
+        Code::InvalidArgument,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::FailedPrecondition,
+        Code::Unauthenticated,
+        Code::Aborted,
+        Code::Cancelled,
+        Code::ResourceExhausted,
+        Code::DeadlineExceeded,
+        Code::Unimplemented,
+    ]
+    .into_iter()
+    .find(|c| text.contains(c.description()))
+    .unwrap_or(Code::Unknown);
+    (code, text)
+}

@@ -1,0 +1,277 @@
+//! Protocol-level tests of `driftdb serve` with arrow-flight's Rust
+//! `FlightSqlServiceClient`, following the call sequence the Flight SQL
+//! JDBC driver makes: Handshake (again, even with a token), GetSqlInfo on
+//! connect, GetTables with `include_schema`, and every statement — DDL,
+//! DML and queries — as a prepared statement.
+
+mod harness;
+
+use std::time::Duration;
+
+use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow_flight::sql::{CommandGetPrimaryKeys, CommandGetTables, SqlInfo};
+use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
+use futures::TryStreamExt;
+use prost::Message;
+use std::sync::Arc;
+use tonic::Code;
+
+use harness::{Server, collect, connect, status_of};
+
+#[tokio::test]
+async fn jdbc_style_session() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+
+    // JDBC calls Handshake again with the token it already holds.
+    let token = client.token().cloned().unwrap();
+    let mut again = harness::raw_client(&server).await;
+    again.set_token(token.clone());
+    let mut request = tonic::Request::new(futures::stream::iter([
+        arrow_flight::HandshakeRequest::default(),
+    ]));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let response = again.inner_mut().handshake(request).await.unwrap();
+    assert_eq!(
+        response.metadata().get("authorization").unwrap(),
+        &format!("Bearer {token}")
+    );
+
+    // GetSqlInfo on connect.
+    let info = client
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+            SqlInfo::FlightSqlServerTransaction,
+        ])
+        .await
+        .unwrap();
+    let batches = collect(&mut client, &info).await;
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+
+    // Every statement as a prepared statement: DDL, DML with parameters, queries.
+    let mut create = client
+        .prepare(
+            "CREATE TABLE people (id INT PRIMARY KEY, name TEXT NOT NULL)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(create.dataset_schema().unwrap().fields().len(), 0);
+    assert_eq!(create.execute_update().await.unwrap(), 0);
+    create.close().await.unwrap();
+
+    let mut insert = client
+        .prepare("INSERT INTO people VALUES (?, ?)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(insert.parameter_schema().unwrap().fields().len(), 2);
+    let params = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int32, false),
+            Field::new("b", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec!["ada", "bob", "cy"])),
+        ],
+    )
+    .unwrap();
+    insert.set_parameters(params).unwrap();
+    assert_eq!(insert.execute_update().await.unwrap(), 3);
+    insert.close().await.unwrap();
+
+    let mut select = client
+        .prepare("SELECT name FROM people WHERE id = ?".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(select.dataset_schema().unwrap().field(0).name(), "name");
+    assert_eq!(
+        select.parameter_schema().unwrap().field(0).data_type(),
+        &DataType::Int32,
+        "the parameter type is inferred from the column it is compared with"
+    );
+    let one = Int32Array::from(vec![2]);
+    select
+        .set_parameters(
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)])),
+                vec![Arc::new(one)],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let info = select.execute().await.unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&info.app_metadata).unwrap();
+    assert!(
+        metadata["seq"].as_u64().unwrap() >= 2,
+        "the snapshot seq is reported: {metadata}"
+    );
+    let schema_promised = info.clone().try_decode_schema().unwrap();
+    let batches = collect(&mut client, &info).await;
+    assert_eq!(batches[0].schema().as_ref(), &schema_promised);
+    let names = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(names.value(0), "bob");
+
+    // GetTables with include_schema, and with no catalog named.
+    let tables = client
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: Some("peo%".into()),
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .unwrap();
+    let batch = &collect(&mut client, &tables).await[0];
+    assert_eq!(batch.num_rows(), 1);
+    let schema_bytes = batch
+        .column_by_name("table_schema")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::BinaryArray>()
+        .unwrap()
+        .value(0)
+        .to_vec();
+    let schema = arrow::ipc::convert::try_schema_from_ipc_buffer(&schema_bytes).unwrap();
+    assert_eq!(schema.field(0).name(), "id");
+    assert!(!schema.field(1).is_nullable());
+
+    let keys = client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "people".into(),
+        })
+        .await
+        .unwrap();
+    let batch = &collect(&mut client, &keys).await[0];
+    let column = batch
+        .column_by_name("column_name")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(column.value(0), "id");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_map_to_grpc_codes_with_sqlstate() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    client
+        .execute_update(
+            "CREATE TABLE k (id INT PRIMARY KEY, v TEXT NOT NULL)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    client
+        .execute_update("INSERT INTO k VALUES (1, 'a')".into(), None)
+        .await
+        .unwrap();
+    let cases = [
+        ("SELEC 1", Code::InvalidArgument, "42601"),
+        ("SELECT * FROM nope", Code::NotFound, "42P01"),
+        (
+            "INSERT INTO k VALUES (1, 'b')",
+            Code::AlreadyExists,
+            "23505",
+        ),
+        (
+            "INSERT INTO k VALUES (2, NULL)",
+            Code::FailedPrecondition,
+            "23502",
+        ),
+        ("CREATE TABLE k (x INT)", Code::AlreadyExists, "42P07"),
+        (
+            "INSERT INTO k VALUES ('x', 'y')",
+            Code::InvalidArgument,
+            "22P02",
+        ),
+    ];
+    for (sql, code, sqlstate) in cases {
+        let err = client.execute_update(sql.into(), None).await.unwrap_err();
+        let status = status_of(&err);
+        assert_eq!(status.0, code, "{sql}: {err}");
+        assert!(status.1.contains(sqlstate), "{sql}: {err}");
+    }
+    // A call without a token is refused.
+    let mut anonymous = harness::raw_client(&server).await;
+    let err = anonymous
+        .execute("SELECT 1".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&err).0, Code::Unauthenticated, "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_flight_info_stops_the_query() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    let info = client
+        .execute(
+            "SELECT count(*) FROM generate_series(1, 20000000000) AS g(x)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut reader = client.do_get(ticket).await.unwrap();
+    let reading = tokio::spawn(async move { reader.try_next().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = CancelFlightInfoRequest {
+        info: Some(info.clone()),
+    }
+    .encode_to_vec();
+    let mut results = client
+        .do_action(Action::new("CancelFlightInfo", body))
+        .await
+        .unwrap();
+    let result =
+        CancelFlightInfoResult::decode(results.try_next().await.unwrap().unwrap().body).unwrap();
+    assert_eq!(result.status, CancelStatus::Cancelled as i32);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), reading)
+        .await
+        .expect("the cancelled query ends")
+        .unwrap();
+    let err = outcome.expect_err("a cancelled query does not finish");
+    assert!(err.to_string().contains("57014"), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn results_stream_in_bounded_batches() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    let info = client
+        .execute(
+            "SELECT x, x * 2 AS y FROM generate_series(1, 300000) AS g(x)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let batches = collect(&mut client, &info).await;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 300_000);
+    assert!(batches.len() > 10, "a large result arrives as many batches");
+    assert!(batches.iter().all(|b| b.num_rows() <= 65_536));
+    let last = batches.last().unwrap();
+    let y = last
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(y.value(y.len() - 1), 600_000);
+    server.stop().await;
+}
