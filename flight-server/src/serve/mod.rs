@@ -34,8 +34,9 @@ pub use error::ServerError;
 use auth::{PASSWORD_VARIABLE, Users};
 use service::{DriftFlightSql, ServerState};
 
-/// How often idle sessions and unfetched results are swept.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often idle sessions and unfetched results are swept (at most; a short
+/// idle limit sweeps more often).
+const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(5);
 
 /// Run the server until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> error::Result<()> {
@@ -84,11 +85,17 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
             let _ = stream.set_nodelay(true);
         })
     });
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        eprintln!("Shutting down: refusing new calls, cancelling running queries");
+        stopping.queries.cancel_all();
+    };
     server
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
-    eprintln!("Shutting down: flushing to Parquet");
+    eprintln!("Flushing to Parquet");
     db.persist().await?;
     db.close().await?;
     Ok(())
@@ -129,7 +136,8 @@ fn print_banner(config: &ServeConfig, address: std::net::SocketAddr) {
 
 /// Periodically drop idle sessions and results nobody fetched.
 async fn sweep(state: Arc<ServerState>) {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    let every = SWEEP_INTERVAL_MAX.min(state.limits.session_idle / 2);
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(10)));
     loop {
         ticks.tick().await;
         let dropped = state.sessions.drop_idle();

@@ -195,6 +195,13 @@ impl Queries {
         }
     }
 
+    /// Cancel every query (shutdown): running streams end with 57014.
+    pub fn cancel_all(&self) {
+        for query in self.by_id.lock().values() {
+            query.cancel.cancel();
+        }
+    }
+
     /// Drop queries nobody fetched within `max_age`.
     pub fn drop_stale(&self, max_age: std::time::Duration) {
         let now = Instant::now();

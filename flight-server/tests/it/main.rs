@@ -275,3 +275,83 @@ async fn results_stream_in_bounded_batches() {
     assert_eq!(y.value(y.len() - 1), 600_000);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn type_info_and_empty_foreign_keys() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    let info = client
+        .get_xdbc_type_info(arrow_flight::sql::CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    let batch = &collect(&mut client, &info).await[0];
+    let names = batch
+        .column_by_name("type_name")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let names: Vec<&str> = names.iter().flatten().collect();
+    for expected in ["BIGINT", "VARCHAR", "TIMESTAMP", "DECIMAL"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    client
+        .execute_update("CREATE TABLE parent (id INT PRIMARY KEY)".into(), None)
+        .await
+        .unwrap();
+    let info = client
+        .get_cross_reference(arrow_flight::sql::CommandGetCrossReference {
+            pk_catalog: None,
+            pk_db_schema: None,
+            pk_table: "parent".into(),
+            fk_catalog: None,
+            fk_db_schema: None,
+            fk_table: "parent".into(),
+        })
+        .await
+        .unwrap();
+    let promised = info.clone().try_decode_schema().unwrap();
+    assert_eq!(promised.field(2).name(), "pk_table_name");
+    assert_eq!(promised.field(12).name(), "delete_rule");
+    let batches = collect(&mut client, &info).await;
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let server = Server::start(&["--session-idle-secs", "1"]).await;
+    let mut client = connect(&server).await;
+    client.execute("SELECT 1".into(), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = client.execute("SELECT 1".into(), None).await.unwrap_err();
+    assert_eq!(status_of(&err).0, Code::Unauthenticated, "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_cancels_running_queries_and_exits_cleanly() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    let info = client
+        .execute(
+            "SELECT count(*) FROM generate_series(1, 20000000000) AS g(x)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut reader = client
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap();
+    let reading = tokio::spawn(async move { reader.try_next().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let outcome = reading.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "the running query was cancelled, not finished"
+    );
+}

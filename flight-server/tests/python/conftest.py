@@ -65,13 +65,9 @@ class Server:
             self.process.kill()
             raise RuntimeError("driftdb serve did not start:\n" + "".join(self.output))
 
-    def connect(self, username="driftdb", password=PASSWORD, **kwargs):
-        return flight_sql.connect(
-            self.uri,
-            db_kwargs={"username": username, "password": password},
-            autocommit=True,
-            **kwargs,
-        )
+    def connect(self, username="driftdb", password=PASSWORD, db_kwargs_extra=None, **kwargs):
+        db_kwargs = {"username": username, "password": password, **(db_kwargs_extra or {})}
+        return flight_sql.connect(self.uri, db_kwargs=db_kwargs, autocommit=True, **kwargs)
 
     def metrics(self):
         with urllib.request.urlopen(self.http + "/metrics", timeout=5) as r:

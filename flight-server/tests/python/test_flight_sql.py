@@ -129,6 +129,7 @@ ALL_TYPES = pa.table(
         "s": pa.array(["héllo", None, ""], pa.string()),
         "bin": pa.array([b"\x00\x01", None, b""], pa.binary()),
         "d": pa.array([datetime.date(2026, 1, 1), None, datetime.date(1970, 1, 1)], pa.date32()),
+        "t": pa.array([datetime.time(12, 30, 1, 5), None, datetime.time(0, 0)], pa.time64("us")),
         "ts": pa.array(
             [datetime.datetime(2026, 1, 1, 12, 30, 0, 123456), None, datetime.datetime(1999, 12, 31)],
             pa.timestamp("us"),
@@ -419,6 +420,32 @@ def test_max_sessions():
         assert "53300" in str(err.value) or "too many sessions" in str(err.value).lower()
         first.close()
         second.close()
+    finally:
+        s.stop()
+
+
+def test_tls(tmp_path):
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    s = Server("--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert s.uri.startswith("grpc+tls://")
+        with s.connect(db_kwargs_extra={"adbc.flight.sql.client_option.tls_root_certs": cert.read_text()}) as c:
+            assert scalar(c, "SELECT 40 + 2") == 42
+        # A client that does not trust the certificate cannot connect.
+        with pytest.raises(adbc_driver_manager.Error):
+            with s.connect() as untrusted:
+                scalar(untrusted, "SELECT 1")
     finally:
         s.stop()
 
