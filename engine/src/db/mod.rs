@@ -222,15 +222,30 @@ fn lock_writer(location: &Location) -> Result<Option<File>> {
         .truncate(false)
         .write(true)
         .open(root.join("LOCK"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            location: root.display().to_string(),
-            detail: "another DriftDB process has it open for writing".into(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    // A lock can outlive its holder by a moment: a process being forked
+    // shares the descriptor until it execs. Retry briefly before refusing.
+    let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY_INTERVAL);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    location: root.display().to_string(),
+                    detail: "another DriftDB process has it open for writing".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
     }
 }
+
+/// How long opening waits for another holder of the writer lock to let go.
+const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(1000);
+/// Pause between attempts to take the writer lock.
+const LOCK_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Persist the memtable when its oldest commit gets too old, until the database is dropped.
 fn spawn_age_persister(inner: Weak<Inner>) {
