@@ -35,6 +35,15 @@ pub enum Error {
     },
 
     #[error(
+        "new row for relation \"{table}\" violates check constraint \"{constraint}\": failing row contains {row}"
+    )]
+    CheckViolation {
+        table: String,
+        constraint: String,
+        row: String,
+    },
+
+    #[error(
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
     NotNullViolation { table: String, column: String },
@@ -170,6 +179,7 @@ impl Error {
             Error::ColumnExists { .. } => "42701",
             Error::UniqueViolation { .. } => "23505",
             Error::NotNullViolation { .. } => "23502",
+            Error::CheckViolation { .. } => "23514",
             Error::ValueTooLong { .. } => "22001",
             Error::BadValue { .. } => "22P02",
             Error::ValueOutOfRange { .. } => "22003",
@@ -215,6 +225,14 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
     match err {
         DataFusionError::SQL(..) => "42601",
         DataFusionError::Plan(msg) if msg.contains("not found") => "42P01",
+        DataFusionError::SchemaError(e, _)
+            if matches!(
+                e.as_ref(),
+                datafusion::common::SchemaError::FieldNotFound { .. }
+            ) =>
+        {
+            "42703"
+        }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => "42000",
         DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => "22000",
         DataFusionError::NotImplemented(_) => "0A000",

@@ -28,6 +28,9 @@ pub struct ColumnDef {
     pub name: String,
     pub sql_type: SqlType,
     pub nullable: bool,
+    /// SQL expression filling the column when an insert leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 impl ColumnDef {
@@ -69,6 +72,17 @@ pub struct TableDef {
     pub primary_key: Vec<u32>,
     pub versions: Vec<SchemaVersion>,
     pub next_column_id: u32,
+    /// CHECK constraints every row version written from now on must satisfy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckDef>,
+}
+
+/// A CHECK constraint: a boolean SQL expression over the row's columns.
+/// A row satisfies it unless the expression is FALSE (NULL passes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    pub expr: String,
 }
 
 impl TableDef {

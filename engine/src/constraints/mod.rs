@@ -1,6 +1,8 @@
-//! Constraint checks. For now: primary keys (encoded with the arrow row
-//! format so composite keys of any type compare as bytes) and NOT NULL
-//! (checked at commit, see `db::apply`).
+//! Constraint checks: primary keys (encoded with the arrow row format so
+//! composite keys of any type compare as bytes), NOT NULL (checked at
+//! commit, see `db::apply`), and CHECK / DEFAULT expressions ([`check`]).
+
+pub mod check;
 
 use arrow::array::ArrayRef;
 use arrow::record_batch::RecordBatch;

@@ -44,6 +44,11 @@ impl Database {
         self.inner.state.read().catalog.table_at(name, seq).cloned()
     }
 
+    /// The current definition of the table with id `id`.
+    pub fn table_def_by_id(&self, id: u64) -> Option<crate::catalog::TableDef> {
+        self.inner.state.read().catalog.table_by_id(id).cloned()
+    }
+
     /// `prune_retired` drops files with no version live at `seq` (not for history scans).
     fn snapshot_of(&self, name: &str, seq: u64, prune_retired: bool) -> Option<TableSnapshot> {
         let state = self.inner.state.read();

@@ -11,7 +11,8 @@ use sqlparser::ast::{
 
 use super::dml::conform_batch;
 use super::session::{Session, StatementResult};
-use crate::catalog::{ColumnDef, SchemaVersion, SqlType, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, SchemaVersion, SqlType, TableDef, ViewDef};
+use crate::constraints::check::{default_values, validate_check};
 use crate::constraints::primary_keys;
 use crate::error::{Error, Result};
 use crate::txn::{Write, WriteSet};
@@ -50,6 +51,7 @@ pub(crate) async fn create_table(
         return create_table_as(session, name, *query).await;
     }
     let def = table_def(session, &name, &create.columns, &create.constraints)?;
+    validate_expressions(session, &def)?;
     let mut writes = WriteSet::new("CREATE TABLE");
     writes.push(Write::CreateTable(def));
     let outcome = session.commit(writes).await?;
@@ -68,6 +70,7 @@ fn table_def(
 ) -> Result<TableDef> {
     let mut defs: Vec<ColumnDef> = Vec::with_capacity(columns.len());
     let mut primary_key: Vec<String> = Vec::new();
+    let mut checks: Vec<CheckDef> = Vec::new();
     for (i, column) in columns.iter().enumerate() {
         let column_name = normalize_ident(&column.name);
         if defs.iter().any(|d| d.name == column_name) {
@@ -81,12 +84,20 @@ fn table_def(
             sql_type: SqlType::from_sql(&column_name, &column.data_type)?,
             name: column_name.clone(),
             nullable: true,
+            default: None,
         };
         for option in &column.options {
             match &option.option {
                 ColumnOption::NotNull => def.nullable = false,
                 ColumnOption::Null => def.nullable = true,
                 ColumnOption::PrimaryKey(_) => primary_key.push(column_name.clone()),
+                ColumnOption::Default(expr) => def.default = Some(expr.to_string()),
+                ColumnOption::Check(check) => checks.push(CheckDef {
+                    name: constraint_name(check.name.as_ref().or(option.name.as_ref()), || {
+                        unused_name(&format!("{name}_{column_name}_check"), &checks)
+                    }),
+                    expr: check.expr.to_string(),
+                }),
                 other => return Err(Error::unsupported(format!("column option {other}"))),
             }
         }
@@ -105,6 +116,13 @@ fn table_def(
                             .to_lowercase(),
                     );
                 }
+            }
+            TableConstraint::Check(check) => {
+                let made_up = || unused_name(&format!("{name}_check"), &checks);
+                checks.push(CheckDef {
+                    name: constraint_name(check.name.as_ref(), made_up),
+                    expr: check.expr.to_string(),
+                });
             }
             TableConstraint::PrimaryKey(_) => {
                 return Err(Error::InvalidArgument {
@@ -137,7 +155,33 @@ fn table_def(
             seq: 0,
             columns: defs,
         }],
+        checks,
     })
+}
+
+/// Refuse a table whose CHECK or DEFAULT expressions cannot be evaluated.
+fn validate_expressions(session: &Session, def: &TableDef) -> Result<()> {
+    for check in &def.checks {
+        validate_check(session.context(), def, check)?;
+    }
+    for column in def.columns().iter().filter(|c| c.default.is_some()) {
+        default_values(session.context(), column, 0)?;
+    }
+    Ok(())
+}
+
+/// `base`, or `base1`, `base2`, … : the first no check is called yet.
+fn unused_name(base: &str, checks: &[CheckDef]) -> String {
+    let taken = |candidate: &str| checks.iter().any(|c| c.name == candidate);
+    std::iter::once(base.to_string())
+        .chain((1..).map(|n| format!("{base}{n}")))
+        .find(|candidate| !taken(candidate))
+        .expect("an unused name exists")
+}
+
+/// A constraint's given name, or the one PostgreSQL would make up.
+fn constraint_name(given: Option<&ast::Ident>, made_up: impl FnOnce() -> String) -> String {
+    given.map(normalize_ident).unwrap_or_else(made_up)
 }
 
 /// Whether a table made from an Arrow schema keeps the schema's NOT NULLs.
@@ -169,6 +213,7 @@ pub(crate) fn table_def_from_arrow(
             name: field.name().clone(),
             sql_type: SqlType::from_arrow(field.name(), field.data_type())?,
             nullable: nullability == Nullability::AllNullable || field.is_nullable(),
+            default: None,
         });
     }
     Ok(TableDef {
@@ -179,6 +224,7 @@ pub(crate) fn table_def_from_arrow(
         primary_key: Vec::new(),
         next_column_id: columns.len() as u32 + 1,
         versions: vec![SchemaVersion { seq: 0, columns }],
+        checks: Vec::new(),
     })
 }
 
@@ -194,7 +240,7 @@ async fn create_table_as(
     let def = table_def_from_arrow(session, &name, &schema, Nullability::AllNullable)?;
     let targets: Vec<usize> = (0..def.columns().len()).collect();
     let source = arrow::compute::concat_batches(&Arc::new(schema), &batches)?;
-    let batch = conform_batch(&def, &targets, &source)?;
+    let batch = conform_batch(session, &def, &targets, &source)?;
     let rows = batch.num_rows() as u64;
     let mut writes = WriteSet::new("CREATE TABLE AS");
     let table_id = def.id;
@@ -295,6 +341,7 @@ pub(crate) async fn alter_table(
                     sql_type: SqlType::from_sql(&column, &column_def.data_type)?,
                     name: column.clone(),
                     nullable: true,
+                    default: None,
                 };
                 next_column_id += 1;
                 for option in &column_def.options {

@@ -22,6 +22,7 @@ use super::ddl::{keys_of, normalize_ident, table_name};
 use super::quote_ident;
 use super::session::{Session, StatementResult};
 use crate::catalog::{SqlType, TableDef, user_physical_schema};
+use crate::constraints::check::default_values;
 use crate::error::{Error, Result};
 use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
 use crate::txn::{PkKey, Write, WriteSet};
@@ -202,8 +203,10 @@ fn bytea_from_text(def: &TableDef, column: &str, array: &ArrayRef) -> Result<Arr
 }
 
 /// Shape `source` (one column per target, in order) into a full row batch of `def`.
-/// Columns not targeted are NULL. Values are cast to the column types and length-checked.
+/// Columns not targeted get their DEFAULT (else NULL). Values are cast to the
+/// column types and length-checked.
 pub(crate) fn conform_batch(
+    session: &Session,
     def: &TableDef,
     targets: &[usize],
     source: &RecordBatch,
@@ -220,10 +223,13 @@ pub(crate) fn conform_batch(
         });
     }
     let rows = source.num_rows();
-    let mut arrays: Vec<ArrayRef> = columns
-        .iter()
-        .map(|c| arrow::array::new_null_array(&c.sql_type.arrow_type(), rows))
-        .collect();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (index, column) in columns.iter().enumerate() {
+        arrays.push(match targets.contains(&index) {
+            true => arrow::array::new_null_array(&column.sql_type.arrow_type(), 0),
+            false => default_values(session.context(), column, rows)?,
+        });
+    }
     for (value_index, column_index) in targets.iter().enumerate() {
         let column = &columns[*column_index];
         let array = cast_column(
@@ -343,7 +349,12 @@ fn target_rows(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
     Ok((batch.num_rows() > 0).then_some(batch))
 }
 
-fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
+fn update_writes(
+    session: &Session,
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+    writes: &mut WriteSet,
+) -> Result<u64> {
     let Some(batch) = target_rows(batches)? else {
         return Ok(0);
     };
@@ -351,7 +362,7 @@ fn update_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSe
     let offset = 1 + def.primary_key.len();
     let values = batch.project(&(offset..batch.num_columns()).collect::<Vec<_>>())?;
     let targets: Vec<usize> = (0..def.columns().len()).collect();
-    let new_rows = conform_batch(def, &targets, &values)?;
+    let new_rows = conform_batch(session, def, &targets, &values)?;
     let keys = keys_of(def, &new_rows)?;
     let count = retired.rowids.len() as u64;
     writes.push(Write::Retire {
@@ -417,7 +428,7 @@ pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<Sta
     let sql = internal_read(&def, &alias, items, from, update.selection.as_ref());
     let batches = session.run_internal_query(&sql).await?;
     let mut writes = WriteSet::new("UPDATE");
-    let count = update_writes(&def, batches, &mut writes)?;
+    let count = update_writes(session, &def, batches, &mut writes)?;
     commit_counted(session, "UPDATE", writes, count).await
 }
 
@@ -508,7 +519,7 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
     let source_schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
     let source = concat_batches(&source_schema, &batches)?;
-    let rows = conform_batch(&def, &targets, &source)?;
+    let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;
     let mut writes = WriteSet::new("INSERT");
     let count = match insert.on {
@@ -679,7 +690,7 @@ async fn update_conflicts(
     }
     let result = session.run_internal_query(&sql).await;
     session.context().deregister_table(EXCLUDED_TABLE)?;
-    update_writes(def, result?, writes)
+    update_writes(session, def, result?, writes)
 }
 
 /// Append Arrow batches to `table` as one commit. Columns are matched by
@@ -698,13 +709,14 @@ pub(crate) async fn append_batches(
             context: String::new(),
         })?;
     let mut writes = WriteSet::new("INSERT");
-    let count = push_batches(&mut writes, &def, batches)?;
+    let count = push_batches(session, &mut writes, &def, batches)?;
     commit_counted(session, "INSERT", writes, count).await
 }
 
 /// Conform `batches` to `def` (columns matched by name) and add them to
 /// `writes` as one insert. Returns the number of rows.
 pub(crate) fn push_batches(
+    session: &Session,
     writes: &mut WriteSet,
     def: &TableDef,
     batches: &[RecordBatch],
@@ -718,7 +730,7 @@ pub(crate) fn push_batches(
             .map(|f| f.name().clone())
             .collect();
         let targets = target_columns(def, &names)?;
-        rows.push(conform_batch(def, &targets, batch)?);
+        rows.push(conform_batch(session, def, &targets, batch)?);
     }
     let schema = user_physical_schema(def.columns());
     let batch = concat_batches(&schema, &rows)?;

@@ -60,7 +60,7 @@ pub(crate) async fn ingest(
         }
         (_, None) => create(session, &mut writes, table, schema)?,
     };
-    let rows = push_batches(&mut writes, &def, batches)?;
+    let rows = push_batches(session, &mut writes, &def, batches)?;
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done(
         "INGEST",

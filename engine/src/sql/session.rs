@@ -405,7 +405,28 @@ impl Session {
 
     /// Commit a statement's writes.
     pub(crate) async fn commit(&self, writes: WriteSet) -> Result<CommitOutcome> {
+        self.check_constraints(&writes)?;
         self.db.commit(writes).await
+    }
+
+    /// Evaluate the CHECK constraints of every table the writes insert into.
+    fn check_constraints(&self, writes: &WriteSet) -> Result<()> {
+        for write in &writes.writes {
+            let crate::txn::Write::Insert {
+                table_id, batch, ..
+            } = write
+            else {
+                continue;
+            };
+            let created = writes.writes.iter().find_map(|w| match w {
+                crate::txn::Write::CreateTable(def) if def.id == *table_id => Some(def.clone()),
+                _ => None,
+            });
+            if let Some(def) = created.or_else(|| self.db.table_def_by_id(*table_id)) {
+                crate::constraints::check::check_rows(&self.ctx, &def, batch)?;
+            }
+        }
+        Ok(())
     }
 
     /// The snapshot the current statement reads.

@@ -300,6 +300,14 @@ def test_constraint_errors(conn):
         with pytest.raises(adbc_driver_manager.Error) as exists:
             cur.execute(f"CREATE TABLE {t} (x INT)")
         assert "42P07" in str(exists.value)
+        c = unique("checked")
+        cur.execute(f"CREATE TABLE {c} (id INT, qty INT DEFAULT 1 CHECK (qty > 0))")
+        with pytest.raises(adbc_driver_manager.Error) as check:
+            cur.executemany(f"INSERT INTO {c} VALUES (?, ?)", [(1, 5), (2, -5)])
+        assert "23514" in str(check.value) and f"{c}_qty_check" in str(check.value)
+        assert "FailedPrecondition" in str(check.value)
+        cur.execute(f"INSERT INTO {c} (id) VALUES (3)")
+        assert scalar(cur.connection, f"SELECT sum(qty) FROM {c}") == 1
 
 
 # --- time travel --------------------------------------------------------------------
