@@ -44,6 +44,21 @@ pub enum Error {
     },
 
     #[error(
+        "check constraint \"{constraint}\" of relation \"{table}\" is violated by some row: {row}"
+    )]
+    CheckViolatedByExistingRow {
+        table: String,
+        constraint: String,
+        row: String,
+    },
+
+    #[error("constraint \"{constraint}\" for relation \"{table}\" already exists")]
+    ConstraintExists { table: String, constraint: String },
+
+    #[error("constraint \"{constraint}\" of relation \"{table}\" does not exist")]
+    UnknownConstraint { table: String, constraint: String },
+
+    #[error(
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
     NotNullViolation { table: String, column: String },
@@ -179,7 +194,9 @@ impl Error {
             Error::ColumnExists { .. } => "42701",
             Error::UniqueViolation { .. } => "23505",
             Error::NotNullViolation { .. } => "23502",
-            Error::CheckViolation { .. } => "23514",
+            Error::CheckViolation { .. } | Error::CheckViolatedByExistingRow { .. } => "23514",
+            Error::ConstraintExists { .. } => "42710",
+            Error::UnknownConstraint { .. } => "42704",
             Error::ValueTooLong { .. } => "22001",
             Error::BadValue { .. } => "22P02",
             Error::ValueOutOfRange { .. } => "22003",

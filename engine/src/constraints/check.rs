@@ -77,7 +77,7 @@ fn logical_batch(columns: &[ColumnDef], batch: &RecordBatch) -> Result<RecordBat
 }
 
 /// `(v1, v2, …)` as PostgreSQL shows a failing row.
-fn render_row(batch: &RecordBatch, row: usize) -> String {
+pub fn render_row(batch: &RecordBatch, row: usize) -> String {
     let values: Vec<String> = batch
         .columns()
         .iter()

@@ -67,7 +67,9 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 }
                 created.insert(def.id, def);
             }
-            Write::DropTable { table_id } | Write::SetColumns { table_id, .. } => {
+            Write::DropTable { table_id }
+            | Write::SetColumns { table_id, .. }
+            | Write::SetChecks { table_id, .. } => {
                 live_table(state, *table_id, latest)?;
             }
             Write::CreateView(view) => {
@@ -198,6 +200,7 @@ fn build_record(
                 ops.push(Op::CreateTable(def));
             }
             Write::DropTable { table_id } => ops.push(Op::DropTable { table_id }),
+            Write::SetChecks { table_id, checks } => ops.push(Op::SetChecks { table_id, checks }),
             Write::SetColumns {
                 table_id,
                 columns,
@@ -278,6 +281,9 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
             Op::DropTable { table_id } => {
                 table_def_mut(state, *table_id)?.dropped_seq = Some(seq);
                 state.pk_index.remove(table_id);
+            }
+            Op::SetChecks { table_id, checks } => {
+                table_def_mut(state, *table_id)?.checks = checks.clone();
             }
             Op::SetColumns {
                 table_id,

@@ -11,7 +11,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ColumnDef, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, TableDef, ViewDef};
 use crate::error::{Error, Result};
 
 /// Bytes before the payload in a frame.
@@ -29,6 +29,11 @@ pub enum Op {
         table_id: u64,
         columns: Vec<ColumnDef>,
         next_column_id: u32,
+    },
+    /// The table's CHECK constraints from this commit on.
+    SetChecks {
+        table_id: u64,
+        checks: Vec<CheckDef>,
     },
     CreateView(ViewDef),
     DropView {

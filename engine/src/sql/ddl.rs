@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use sqlparser::ast::{
-    self, AlterTableOperation, ColumnOption, CreateTable, CreateView, ObjectName, ObjectType,
-    Statement, TableConstraint,
+    self, AlterColumnOperation, AlterTableOperation, ColumnOption, CreateTable, CreateView,
+    ObjectName, ObjectType, Statement, TableConstraint,
 };
 
 use super::dml::conform_batch;
@@ -170,6 +170,24 @@ fn validate_expressions(session: &Session, def: &TableDef) -> Result<()> {
     Ok(())
 }
 
+/// ALTER TABLE … ADD CONSTRAINT … CHECK validates the rows already there.
+async fn check_existing_rows(session: &Session, def: &TableDef, check: &CheckDef) -> Result<()> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE NOT ({}) LIMIT 1",
+        super::quote_ident(&def.name),
+        check.expr
+    );
+    let batches = session.run_internal_query(&sql).await?;
+    match batches.iter().find(|b| b.num_rows() > 0) {
+        Some(batch) => Err(Error::CheckViolatedByExistingRow {
+            table: def.name.clone(),
+            constraint: check.name.clone(),
+            row: crate::constraints::check::render_row(batch, 0),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `base`, or `base1`, `base2`, … : the first no check is called yet.
 fn unused_name(base: &str, checks: &[CheckDef]) -> String {
     let taken = |candidate: &str| checks.iter().any(|c| c.name == candidate);
@@ -319,6 +337,8 @@ pub(crate) async fn alter_table(
     let def = snapshot.def.as_ref();
     let mut columns = def.columns().to_vec();
     let mut next_column_id = def.next_column_id;
+    let mut checks = def.checks.clone();
+    let mut added_checks: Vec<CheckDef> = Vec::new();
     for operation in alter.operations {
         match operation {
             AlterTableOperation::AddColumn {
@@ -403,6 +423,62 @@ pub(crate) async fn alter_table(
                 })?;
                 column.name = new;
             }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::Check(check),
+                ..
+            } => {
+                let made_up = || unused_name(&format!("{name}_check"), &checks);
+                let added = CheckDef {
+                    name: constraint_name(check.name.as_ref(), made_up),
+                    expr: check.expr.to_string(),
+                };
+                if checks.iter().any(|c| c.name == added.name) {
+                    return Err(Error::ConstraintExists {
+                        table: name,
+                        constraint: added.name,
+                    });
+                }
+                added_checks.push(added.clone());
+                checks.push(added);
+            }
+            AlterTableOperation::DropConstraint {
+                if_exists,
+                name: constraint,
+                ..
+            } => {
+                let constraint = normalize_ident(&constraint);
+                match checks.iter().position(|c| c.name == constraint) {
+                    Some(pos) => {
+                        checks.remove(pos);
+                    }
+                    None if if_exists => {}
+                    None => {
+                        return Err(Error::UnknownConstraint {
+                            table: name,
+                            constraint,
+                        });
+                    }
+                }
+            }
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let column_name = normalize_ident(&column_name);
+                let column = columns
+                    .iter_mut()
+                    .find(|c| c.name == column_name)
+                    .ok_or_else(|| Error::UnknownColumn {
+                        table: name.clone(),
+                        column: column_name.clone(),
+                    })?;
+                match op {
+                    AlterColumnOperation::SetDefault { value } => {
+                        column.default = Some(value.to_string());
+                    }
+                    AlterColumnOperation::DropDefault => column.default = None,
+                    other => {
+                        return Err(Error::unsupported(format!("ALTER COLUMN … {other}")));
+                    }
+                }
+            }
             other => return Err(Error::unsupported(format!("ALTER TABLE … {other}"))),
         }
     }
@@ -411,12 +487,33 @@ pub(crate) async fn alter_table(
             message: format!("table \"{name}\" would have no columns"),
         });
     }
-    let mut writes = WriteSet::new("ALTER TABLE");
-    writes.push(Write::SetColumns {
-        table_id: def.id,
-        columns,
-        next_column_id,
+    let mut altered = def.clone();
+    altered.versions.push(SchemaVersion {
+        seq: u64::MAX,
+        columns: columns.clone(),
     });
+    altered.checks = checks.clone();
+    validate_expressions(session, &altered)?;
+    for check in &added_checks {
+        check_existing_rows(session, &altered, check).await?;
+    }
+    let mut writes = WriteSet::new("ALTER TABLE");
+    if columns != def.columns() || next_column_id != def.next_column_id {
+        writes.push(Write::SetColumns {
+            table_id: def.id,
+            columns,
+            next_column_id,
+        });
+    }
+    if checks != def.checks {
+        writes.push(Write::SetChecks {
+            table_id: def.id,
+            checks,
+        });
+    }
+    if writes.is_empty() {
+        return Ok(StatementResult::done("ALTER TABLE", None, None));
+    }
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done(
         "ALTER TABLE",

@@ -6,7 +6,7 @@
 
 use arrow::record_batch::RecordBatch;
 
-use crate::catalog::{ColumnDef, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, TableDef, ViewDef};
 
 /// Encoded primary key of one row (arrow row format).
 pub type PkKey = Box<[u8]>;
@@ -23,6 +23,11 @@ pub enum Write {
         table_id: u64,
         columns: Vec<ColumnDef>,
         next_column_id: u32,
+    },
+    /// The table's CHECK constraints from this commit on.
+    SetChecks {
+        table_id: u64,
+        checks: Vec<CheckDef>,
     },
     CreateView(ViewDef),
     DropView {
