@@ -26,5 +26,6 @@ bash scripts/python-env.sh "$VENV"
 DRIFTDB_BIN="$CARGO_TARGET_DIR/debug/driftdb" \
     "$VENV/bin/python" -m pytest -q flight-server/tests/python
 
-echo "== benchmark smoke run"
+echo "== benchmark smoke runs"
 "$CARGO_TARGET_DIR/debug/foundation" --quick
+"$VENV/bin/python" benches/flight/flight_sql_bench.py --quick --driftdb "$CARGO_TARGET_DIR/debug/driftdb"

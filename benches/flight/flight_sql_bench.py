@@ -77,6 +77,36 @@ class MemoryServer(flight.FlightServerBase):
         return flight.RecordBatchStream(self.table.filter(mask).select(["l_orderkey", "l_quantity"]))
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """The largest resident set size of a process while a block runs."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.running = pid, 0.0, True
+
+    def __enter__(self):
+        self.before = rss_mib(self.pid)
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, rss_mib(self.pid))
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
 def percentile(samples, p):
     s = sorted(samples)
     return s[min(len(s) - 1, int(p / 100 * len(s)))]
@@ -119,7 +149,8 @@ def main():
         with conn.cursor() as cur:
             cur.adbc_ingest("lineitem", big, mode="create")
         timed_fetch_driftdb(conn, "SELECT * FROM lineitem LIMIT 1000")  # warm-up
-        runs = [timed_fetch_driftdb(conn, "SELECT * FROM lineitem") for _ in range(3)]
+        with RssSampler(proc.pid) as rss:
+            runs = [timed_fetch_driftdb(conn, "SELECT * FROM lineitem") for _ in range(3)]
         drift_s = statistics.median(r[0] for r in runs)
         result = runs[0][1]
         assert result.num_rows == args.scan_rows
@@ -137,6 +168,10 @@ def main():
         assert got.num_rows == args.scan_rows
         ceiling_s = statistics.median(ceiling_runs)
         mb = nbytes / 1e6
+        print(
+            f"server RSS while streaming {mb:,.0f} MB results: {rss.before:,.0f} MiB before, "
+            f"{rss.peak:,.0f} MiB peak (+{rss.peak - rss.before:,.0f} MiB)"
+        )
         print(
             f"DoGet {args.scan_rows:,} rows ({mb:,.0f} MB): DriftDB {mb / drift_s:,.0f} MB/s, "
             f"{args.scan_rows / drift_s:,.0f} rows/s; pyarrow.flight from memory {mb / ceiling_s:,.0f} MB/s; "
