@@ -464,3 +464,14 @@ def test_message_size_limit(limited_server):
         with pytest.raises(adbc_driver_manager.Error):
             with c.cursor() as cur:
                 cur.adbc_ingest(unique("big"), big, mode="create")
+
+
+def test_no_auth_on_loopback():
+    import adbc_driver_flightsql.dbapi as flight_sql
+
+    s = Server("--no-auth")
+    try:
+        with flight_sql.connect(s.uri, autocommit=True) as c:
+            assert scalar(c, "SELECT 6 * 7") == 42
+    finally:
+        s.stop()
