@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 PASSWORD = "bench-password"
+# Rows per batch the client uploads with adbc_ingest.
+INGEST_CHUNK_ROWS = 65_536
 
 
 def lineitem(n):
@@ -140,14 +142,15 @@ def main():
         small = lineitem(args.ingest_rows)
         with conn.cursor() as cur:
             started = time.perf_counter()
-            cur.adbc_ingest("lineitem_ingest", small, mode="create")
+            # ADBC sends each batch as one gRPC message (client limit 16 MiB): stream chunks.
+            cur.adbc_ingest("lineitem_ingest", small.to_reader(max_chunksize=INGEST_CHUNK_ROWS), mode="create")
             ingest_s = time.perf_counter() - started
         print(f"adbc_ingest: {args.ingest_rows:,} rows in {ingest_s:.2f} s = {args.ingest_rows / ingest_s:,.0f} rows/s")
 
         # 2. DoGet of a large result.
         big = lineitem(args.scan_rows)
         with conn.cursor() as cur:
-            cur.adbc_ingest("lineitem", big, mode="create")
+            cur.adbc_ingest("lineitem", big.to_reader(max_chunksize=INGEST_CHUNK_ROWS), mode="create")
         timed_fetch_driftdb(conn, "SELECT * FROM lineitem LIMIT 1000")  # warm-up
         with RssSampler(proc.pid) as rss:
             runs = [timed_fetch_driftdb(conn, "SELECT * FROM lineitem") for _ in range(3)]
@@ -156,7 +159,8 @@ def main():
         assert result.num_rows == args.scan_rows
         nbytes = result.nbytes
 
-        memory = MemoryServer(big)
+        # The ceiling serves exactly what DriftDB sent: same rows, same batches.
+        memory = MemoryServer(result)
         threading.Thread(target=memory.serve, daemon=True).start()
         client = flight.connect(f"grpc://127.0.0.1:{memory.port}")
         client.do_get(flight.Ticket(b"all")).read_all()  # warm-up

@@ -315,27 +315,34 @@ fn one_statement(sql: &str) -> Result<Statement> {
     }
 }
 
-/// Read every batch of a DoPut stream, refusing more than `max_bytes`.
+/// Read every batch of a DoPut stream, refusing more than `max_bytes` of
+/// Arrow data as sent (message bodies).
 async fn read_batches(
     stream: PeekableFlightDataStream,
     max_bytes: usize,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut received = 0usize;
     // The first message may carry only the command (no schema, no data).
     let messages = stream
         .map_err(FlightError::from)
-        .try_filter(|data| std::future::ready(!data.data_header.is_empty()));
+        .try_filter(|data| std::future::ready(!data.data_header.is_empty()))
+        .and_then(move |data| {
+            received += data.data_body.len();
+            let result = match received > max_bytes {
+                true => Err(FlightError::ExternalError(Box::new(
+                    ServerError::TooLarge {
+                        what: "uploaded data",
+                        size: received,
+                        limit: max_bytes,
+                    },
+                ))),
+                false => Ok(data),
+            };
+            std::future::ready(result)
+        });
     let mut decoded = FlightRecordBatchStream::new_from_flight_data(messages);
     let mut batches = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(batch) = decoded.try_next().await? {
-        bytes += batch.get_array_memory_size();
-        if bytes > max_bytes {
-            return Err(ServerError::TooLarge {
-                what: "uploaded data",
-                size: bytes,
-                limit: max_bytes,
-            });
-        }
+    while let Some(batch) = decoded.try_next().await.map_err(tunnelled)? {
         batches.push(batch);
     }
     let schema = decoded
@@ -343,6 +350,17 @@ async fn read_batches(
         .cloned()
         .unwrap_or_else(|| Arc::new(Schema::empty()));
     Ok((schema, batches))
+}
+
+/// A server error that travelled through a Flight stream, back as itself.
+fn tunnelled(err: FlightError) -> ServerError {
+    match err {
+        FlightError::ExternalError(inner) => match inner.downcast::<ServerError>() {
+            Ok(ours) => *ours,
+            Err(other) => ServerError::BadRequest(other.to_string()),
+        },
+        other => other.into(),
+    }
 }
 
 /// Parameter rows from bound batches: one row of values per statement run.

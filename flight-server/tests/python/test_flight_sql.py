@@ -388,6 +388,7 @@ def limited_server():
         "--query-timeout-secs", "2",
         "--query-memory-mib", "8",
         "--max-message-bytes", "1048576",
+        "--ingest-max-mib", "2",
     )
     yield s
     s.stop()
@@ -430,6 +431,18 @@ def test_max_sessions():
         second.close()
     finally:
         s.stop()
+
+
+def test_ingest_size_limit(limited_server):
+    t = unique("toolarge")
+    chunks = pa.table({"s": pa.array(["y" * 100] * 40_000)}).to_reader(max_chunksize=4_000)
+    with limited_server.connect() as c:
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            with c.cursor() as cur:
+                cur.adbc_ingest(t, chunks, mode="create")
+        assert "54000" in str(err.value)
+        with pytest.raises(adbc_driver_manager.Error):
+            scalar(c, f"SELECT count(*) FROM {t}")
 
 
 def test_tls(tmp_path):
