@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
 use crate::storage::memtable::{append_chunk, with_system_columns};
-use crate::txn::{PkKey, Write, WriteSet};
+use crate::txn::{KeyHash, PkIndex, PkKey, Write, WriteSet};
 
 /// Validate `writes` against the latest state, then apply them as the next commit.
 /// Returns the outcome and the log frame to make durable (None for in-memory databases).
@@ -43,8 +43,8 @@ type PkChanges = Vec<(u64, PkKey, Option<u64>)>;
 fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     let latest = state.last_seq;
     // Keys removed and added by earlier writes of this same commit.
-    let mut removed: HashMap<u64, HashSet<&PkKey>> = HashMap::new();
-    let mut added: HashMap<u64, HashSet<&PkKey>> = HashMap::new();
+    let mut removed: HashMap<u64, HashSet<&PkKey, KeyHash>> = HashMap::new();
+    let mut added: HashMap<u64, HashSet<&PkKey, KeyHash>> = HashMap::new();
     let mut retired_here: HashSet<(u64, u64)> = HashSet::new();
     let mut created: HashMap<u64, &TableDef> = HashMap::new();
     for write in &writes.writes {
@@ -255,6 +255,13 @@ fn build_record(
 }
 
 fn apply_pk_changes(state: &mut DbState, changes: PkChanges) {
+    let mut inserts: HashMap<u64, usize> = HashMap::new();
+    for (table_id, _, rowid) in &changes {
+        *inserts.entry(*table_id).or_default() += usize::from(rowid.is_some());
+    }
+    for (table_id, count) in inserts {
+        state.pk_index.entry(table_id).or_default().reserve(count);
+    }
     for (table_id, key, rowid) in changes {
         let index = state.pk_index.entry(table_id).or_default();
         match rowid {
@@ -274,7 +281,7 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
             Op::CreateTable(def) => {
                 state.tables.insert(def.id, TableData::default());
                 if def.has_primary_key() {
-                    state.pk_index.insert(def.id, HashMap::new());
+                    state.pk_index.insert(def.id, PkIndex::default());
                 }
                 state.catalog.tables.push(def.clone());
             }

@@ -28,7 +28,7 @@ use crate::limits::Limits;
 use crate::log::{CommitInfo, CommitLog};
 use crate::storage::TableData;
 use crate::storage::location::Location;
-use crate::txn::{PkKey, WriteSet};
+use crate::txn::WriteSet;
 
 pub use snapshot::{HistoryRange, TableSnapshot};
 
@@ -38,7 +38,7 @@ pub(crate) struct DbState {
     pub catalog: Catalog,
     pub tables: HashMap<u64, TableData>,
     /// Primary key → live `_rowid`, per table with a primary key, at the latest commit.
-    pub pk_index: HashMap<u64, HashMap<PkKey, u64>>,
+    pub pk_index: HashMap<u64, crate::txn::PkIndex>,
     pub commits: Vec<CommitInfo>,
     pub last_seq: u64,
     pub last_time_us: i64,

@@ -19,7 +19,7 @@ use crate::log::{LOG_DIR, read_log};
 use crate::storage::checkpoint::{Checkpoint, read_latest_checkpoint};
 use crate::storage::location::Location;
 use crate::storage::{DataFile, TableData};
-use crate::txn::PkKey;
+use crate::txn::PkIndex;
 
 /// The state as of the last durable commit.
 pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<DbState> {
@@ -108,12 +108,8 @@ pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
     Ok(())
 }
 
-async fn build_pk_index(
-    db: &Database,
-    def: &TableDef,
-    data: &TableData,
-) -> Result<HashMap<PkKey, u64>> {
-    let mut index = HashMap::new();
+async fn build_pk_index(db: &Database, def: &TableDef, data: &TableData) -> Result<PkIndex> {
+    let mut index = PkIndex::default();
     for mem in &data.memtable {
         index_live_rows(def, &mem.batch, &data.retired, &mut index)?;
     }
@@ -129,7 +125,7 @@ fn index_live_rows(
     def: &TableDef,
     batch: &RecordBatch,
     retired: &HashMap<u64, u64>,
-    index: &mut HashMap<PkKey, u64>,
+    index: &mut PkIndex,
 ) -> Result<()> {
     let rowids = batch
         .column_by_name(ROWID_COLUMN)

@@ -11,6 +11,13 @@ use crate::catalog::{CheckDef, ColumnDef, TableDef, ViewDef};
 /// Encoded primary key of one row (arrow row format).
 pub type PkKey = Box<[u8]>;
 
+/// Hash state for primary-key maps and sets: SipHash dominated bulk inserts
+/// into keyed tables; ahash is several times faster on short byte keys.
+pub type KeyHash = ahash::RandomState;
+
+/// Primary key → live `_rowid` of one table.
+pub type PkIndex = std::collections::HashMap<PkKey, u64, KeyHash>;
+
 /// One change a statement makes.
 #[derive(Debug, Clone)]
 pub enum Write {
