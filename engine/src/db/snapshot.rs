@@ -44,9 +44,12 @@ impl Database {
         self.inner.state.read().catalog.table_at(name, seq).cloned()
     }
 
-    /// The current definition of the table with id `id`.
-    pub fn table_def_by_id(&self, id: u64) -> Option<crate::catalog::TableDef> {
-        self.inner.state.read().catalog.table_by_id(id).cloned()
+    /// The current definition of table `id` if it has CHECK constraints
+    /// (tables without any are not cloned: this runs on every commit).
+    pub fn checked_table_def(&self, id: u64) -> Option<crate::catalog::TableDef> {
+        let state = self.inner.state.read();
+        let def = state.catalog.table_by_id(id)?;
+        (!def.checks.is_empty()).then(|| def.clone())
     }
 
     /// `prune_retired` drops files with no version live at `seq` (not for history scans).

@@ -225,21 +225,20 @@ pub(crate) fn conform_batch(
     let rows = source.num_rows();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
     for (index, column) in columns.iter().enumerate() {
-        arrays.push(match targets.contains(&index) {
-            true => arrow::array::new_null_array(&column.sql_type.arrow_type(), 0),
-            false => default_values(session.context(), column, rows)?,
-        });
-    }
-    for (value_index, column_index) in targets.iter().enumerate() {
-        let column = &columns[*column_index];
-        let array = cast_column(
-            def,
-            &column.name,
-            &column.sql_type,
-            source.column(value_index),
-        )?;
-        check_length(def, &column.name, &column.sql_type, &array)?;
-        arrays[*column_index] = array;
+        let array = match targets.iter().position(|t| *t == index) {
+            Some(value_index) => {
+                let array = cast_column(
+                    def,
+                    &column.name,
+                    &column.sql_type,
+                    source.column(value_index),
+                )?;
+                check_length(def, &column.name, &column.sql_type, &array)?;
+                array
+            }
+            None => default_values(session.context(), column, rows)?,
+        };
+        arrays.push(array);
     }
     let schema = user_physical_schema(columns);
     Ok(RecordBatch::try_new_with_options(

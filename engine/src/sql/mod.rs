@@ -31,6 +31,17 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     Ok(Parser::parse_sql(&dialect, &sql)?)
 }
 
+/// Parse exactly one statement.
+pub fn parse_statement(sql: &str) -> Result<Statement> {
+    let mut statements = parse_statements(sql)?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(statement), true) => Ok(statement),
+        _ => Err(Error::InvalidArgument {
+            message: "expected exactly one statement".into(),
+        }),
+    }
+}
+
 /// Parse exactly one query (a view body, an internal DML read).
 pub fn parse_query(sql: &str) -> Result<Query> {
     let mut statements = parse_statements(sql)?;

@@ -19,7 +19,7 @@ use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
-use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statements};
+use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
 use crate::db::{CommitOutcome, Database};
 use crate::error::{Error, Result};
 use crate::temporal::functions::{CommitsFunction, HistoryFunction};
@@ -254,7 +254,7 @@ impl Session {
     /// Parse `sql` (one statement), number its placeholders and, for a query,
     /// plan it to learn its result schema and parameter types.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        let mut statement = single_statement(sql)?;
+        let mut statement = parse_statement(sql)?;
         let parameter_count = super::params::number_placeholders(&mut statement)?;
         let mut prepared = Prepared {
             statement: statement.clone(),
@@ -358,12 +358,8 @@ impl Session {
     /// Run one read-only statement and stream its result, batch by batch,
     /// instead of collecting it. Returns the snapshot it reads and the stream.
     pub async fn query_stream(&mut self, sql: &str) -> Result<(u64, SendableRecordBatchStream)> {
-        let statement = single_statement(sql)?;
-        let seq = match self.as_of {
-            Some(target) => resolve_target(&self.db, target)?,
-            None => self.db.visible_seq(),
-        };
-        self.snapshot.set(seq);
+        let statement = parse_statement(sql)?;
+        let seq = self.begin_statement(&statement)?;
         Ok((seq, self.read_stream(statement).await?))
     }
 
@@ -419,10 +415,17 @@ impl Session {
                 continue;
             };
             let created = writes.writes.iter().find_map(|w| match w {
-                crate::txn::Write::CreateTable(def) if def.id == *table_id => Some(def.clone()),
+                crate::txn::Write::CreateTable(def) if def.id == *table_id => Some(def),
                 _ => None,
             });
-            if let Some(def) = created.or_else(|| self.db.table_def_by_id(*table_id)) {
+            let checked = match created {
+                Some(def) => Some(std::borrow::Cow::Borrowed(def)),
+                None => self
+                    .db
+                    .checked_table_def(*table_id)
+                    .map(std::borrow::Cow::Owned),
+            };
+            if let Some(def) = checked {
                 crate::constraints::check::check_rows(&self.ctx, &def, batch)?;
             }
         }
@@ -432,17 +435,6 @@ impl Session {
     /// The snapshot the current statement reads.
     pub(crate) fn statement_seq(&self) -> u64 {
         self.snapshot.get()
-    }
-}
-
-/// Exactly one statement from `sql`.
-fn single_statement(sql: &str) -> Result<Statement> {
-    let mut statements = parse_statements(sql)?;
-    match (statements.pop(), statements.is_empty()) {
-        (Some(statement), true) => Ok(statement),
-        _ => Err(Error::InvalidArgument {
-            message: "expected exactly one statement".into(),
-        }),
     }
 }
 

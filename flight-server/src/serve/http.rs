@@ -48,14 +48,15 @@ async fn answer(mut stream: tokio::net::TcpStream, state: Arc<ServerState>) {
 }
 
 fn metrics(state: &ServerState) -> String {
+    let (running, waiting) = state.queries.running_and_waiting();
     format!(
         "# TYPE driftdb_sessions gauge\ndriftdb_sessions {}\n\
          # TYPE driftdb_running_queries gauge\ndriftdb_running_queries {}\n\
          # TYPE driftdb_waiting_results gauge\ndriftdb_waiting_results {}\n\
          # TYPE driftdb_visible_seq gauge\ndriftdb_visible_seq {}\n",
         state.sessions.len(),
-        state.queries.running(),
-        state.queries.waiting(),
+        running,
+        waiting,
         state.db.visible_seq()
     )
 }

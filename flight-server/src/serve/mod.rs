@@ -74,11 +74,13 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
     let service = FlightServiceServer::new(DriftFlightSql::new(state.clone()))
         .max_decoding_message_size(config.limits.max_message_bytes)
         .max_encoding_message_size(config.limits.max_message_bytes);
-    let mut server = Server::builder().tcp_nodelay(true);
+    let mut server = Server::builder();
     if let Some(tls) = &config.tls {
         let identity = Identity::from_pem(std::fs::read(&tls.cert)?, std::fs::read(&tls.key)?);
         server = server.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
+    // TCP_NODELAY per accepted connection (the builder's setting only
+    // applies when tonic binds the socket itself).
     let incoming = TcpListenerStream::new(listener);
     let incoming = futures::StreamExt::map(incoming, |conn| {
         conn.inspect(|stream| {

@@ -8,6 +8,7 @@
 //! gets. A query stops when it is cancelled, runs past its deadline, or the
 //! client goes away (the stream is dropped).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -121,8 +122,6 @@ impl Stream for GuardedStream {
         }
     }
 }
-
-use std::future::Future;
 
 /// The Flight data stream DoGet returns for a result.
 pub type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;

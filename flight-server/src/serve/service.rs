@@ -32,7 +32,7 @@ use arrow_flight::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
-use driftdb_engine::sql::{IngestMode, params, parse_statements};
+use driftdb_engine::sql::{IngestMode, params, parse_statement};
 use driftdb_engine::{Database, Output};
 use futures::{Stream, TryStreamExt};
 use prost::Message;
@@ -91,24 +91,14 @@ impl DriftFlightSql {
     /// The caller's session, from its bearer token (or the shared anonymous
     /// session when authentication is off and no token is given).
     fn client<T>(&self, request: &Request<T>) -> Result<Arc<ClientSession>> {
-        let Some(header) = request.metadata().get("authorization") else {
-            if self.state.auth {
-                return Err(ServerError::Unauthenticated(
-                    "no bearer token: call Handshake with basic credentials first".into(),
-                ));
-            }
-            return self.anonymous();
-        };
-        let value = header
-            .to_str()
-            .map_err(|_| ServerError::Unauthenticated("unreadable authorization header".into()))?;
-        match parse_authorization(value)? {
-            Credentials::Bearer(token) => self.state.sessions.get(&token).ok_or_else(|| {
+        match bearer_token(request)? {
+            Some(token) => self.state.sessions.get(&token).ok_or_else(|| {
                 ServerError::Unauthenticated("invalid or expired token: log in again".into())
             }),
-            Credentials::Basic { .. } => Err(ServerError::Unauthenticated(
-                "basic credentials are only accepted by Handshake".into(),
+            None if self.state.auth => Err(ServerError::Unauthenticated(
+                "no bearer token: call Handshake with basic credentials first".into(),
             )),
+            None => self.anonymous(),
         }
     }
 
@@ -139,13 +129,25 @@ impl DriftFlightSql {
         Ok(token)
     }
 
-    /// Run a statement and register its result for DoGet.
+    /// Run a statement and register its result for DoGet; returns the
+    /// FlightInfo whose ticket names it.
     async fn start(
         &self,
         client: &ClientSession,
         statement: Statement,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
+        let (id, schema, seq) = self.park(client, statement).await?;
+        result_info(id, &schema, seq, descriptor)
+    }
+
+    /// Run a statement and park its result stream under a new query id.
+    /// Returns the id, the result's wire schema and the snapshot it reads.
+    async fn park(
+        &self,
+        client: &ClientSession,
+        statement: Statement,
+    ) -> Result<(u64, SchemaRef, Option<u64>)> {
         let started = Instant::now();
         let timeout = self.state.limits.query_timeout;
         let output = {
@@ -165,12 +167,26 @@ impl DriftFlightSql {
         let schema = wire_schema(&stream.schema());
         let id = self.state.queries.add(PendingQuery {
             session_id: client.id,
-            schema: schema.clone(),
             stream: Some(stream),
             cancel: CancellationToken::new(),
             started,
         });
-        result_info(id, &schema, seq, descriptor)
+        Ok((id, schema, seq))
+    }
+
+    /// DoGet of parked query `id`: stream it under its cancel token and deadline.
+    fn stream_query(&self, client: &ClientSession, id: u64) -> DoGetResponse {
+        let (stream, cancel, started) = self.state.queries.take_stream(id, client.id)?;
+        let timeout = self.state.limits.query_timeout;
+        let guard = Guard {
+            cancel,
+            deadline: started + timeout,
+            timeout,
+        };
+        let state = self.state.clone();
+        Ok(Response::new(encode(stream, guard, move || {
+            state.queries.finish(id)
+        })))
     }
 
     /// Run a statement for its effect; returns the rows it changed.
@@ -183,36 +199,25 @@ impl DriftFlightSql {
         Ok(result.rows_affected.map_or(0, |n| n as i64))
     }
 
-    fn prepared(&self, client: &ClientSession, handle: &[u8]) -> Result<PreparedEntry> {
-        let id = parse_handle(handle, "prepared statement")?;
-        client
-            .prepared
-            .lock()
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| ServerError::UnknownHandle {
-                kind: "prepared statement",
-                handle: id.to_string(),
-            })
-    }
-
-    fn store_parameters(
+    /// Work on the caller's prepared statement `handle`.
+    fn with_prepared<T>(
         &self,
         client: &ClientSession,
         handle: &[u8],
-        rows: Vec<Vec<ScalarValue>>,
-    ) -> Result<()> {
+        f: impl FnOnce(&mut PreparedEntry) -> T,
+    ) -> Result<T> {
         let id = parse_handle(handle, "prepared statement")?;
         match client.prepared.lock().get_mut(&id) {
-            Some(entry) => {
-                entry.parameters = rows;
-                Ok(())
-            }
+            Some(entry) => Ok(f(entry)),
             None => Err(ServerError::UnknownHandle {
                 kind: "prepared statement",
                 handle: id.to_string(),
             }),
         }
+    }
+
+    fn prepared(&self, client: &ClientSession, handle: &[u8]) -> Result<PreparedEntry> {
+        self.with_prepared(client, handle, |entry| entry.clone())
     }
 
     /// A DoGet for a result already in memory.
@@ -304,13 +309,31 @@ fn parse_handle(handle: &[u8], kind: &'static str) -> Result<u64> {
         })
 }
 
-fn one_statement(sql: &str) -> Result<Statement> {
-    let mut statements = parse_statements(sql)?;
-    match (statements.pop(), statements.is_empty()) {
-        (Some(statement), true) => Ok(statement),
-        (None, _) => Err(ServerError::BadRequest("empty statement".into())),
-        _ => Err(ServerError::BadRequest(
-            "send one statement per request".into(),
+/// A prepared query with its bound parameter row (a query runs with one).
+fn bound_query(entry: &PreparedEntry) -> Result<Statement> {
+    let statement = &entry.prepared.statement;
+    match entry.parameters.as_slice() {
+        [] => Ok(statement.clone()),
+        [row] => Ok(params::bind(statement, row)?),
+        rows => Err(ServerError::BadRequest(format!(
+            "a query runs with one parameter row; {} were bound",
+            rows.len()
+        ))),
+    }
+}
+
+/// The bearer token of a request, if it carries one; other credentials are refused.
+fn bearer_token<T>(request: &Request<T>) -> Result<Option<String>> {
+    let Some(header) = request.metadata().get("authorization") else {
+        return Ok(None);
+    };
+    let value = header
+        .to_str()
+        .map_err(|_| ServerError::Unauthenticated("unreadable authorization header".into()))?;
+    match parse_authorization(value)? {
+        Credentials::Bearer(token) => Ok(Some(token)),
+        Credentials::Basic { .. } => Err(ServerError::Unauthenticated(
+            "basic credentials are only accepted by Handshake".into(),
         )),
     }
 }
@@ -470,7 +493,7 @@ impl FlightSqlService for DriftFlightSql {
         if query.transaction_id.is_some() {
             return Err(ServerError::Unsupported("transactions".into()).into());
         }
-        let statement = one_statement(&query.query)?;
+        let statement = parse_statement(&query.query).map_err(ServerError::from)?;
         let info = self.start(&client, statement, request.into_inner()).await?;
         Ok(Response::new(info))
     }
@@ -482,17 +505,7 @@ impl FlightSqlService for DriftFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let client = self.client(&request)?;
         let entry = self.prepared(&client, &query.prepared_statement_handle)?;
-        let statement = match entry.parameters.as_slice() {
-            [] => entry.prepared.statement.clone(),
-            [row] => params::bind(&entry.prepared.statement, row).map_err(ServerError::from)?,
-            rows => {
-                return Err(ServerError::BadRequest(format!(
-                    "a query runs with one parameter row; {} were bound",
-                    rows.len()
-                ))
-                .into());
-            }
-        };
+        let statement = bound_query(&entry)?;
         let info = self.start(&client, statement, request.into_inner()).await?;
         Ok(Response::new(info))
     }
@@ -504,17 +517,7 @@ impl FlightSqlService for DriftFlightSql {
     ) -> DoGetResponse {
         let client = self.client(&request)?;
         let id = parse_handle(&ticket.statement_handle, "query")?;
-        let (stream, cancel, started) = self.state.queries.take_stream(id, client.id)?;
-        let timeout = self.state.limits.query_timeout;
-        let guard = Guard {
-            cancel,
-            deadline: started + timeout,
-            timeout,
-        };
-        let state = self.state.clone();
-        Ok(Response::new(encode(stream, guard, move || {
-            state.queries.finish(id)
-        })))
+        self.stream_query(&client, id)
     }
 
     async fn do_get_prepared_statement(
@@ -526,18 +529,8 @@ impl FlightSqlService for DriftFlightSql {
         // sends the command itself gets it run now.
         let client = self.client(&request)?;
         let entry = self.prepared(&client, &query.prepared_statement_handle)?;
-        let statement = match entry.parameters.first() {
-            Some(row) => params::bind(&entry.prepared.statement, row).map_err(ServerError::from)?,
-            None => entry.prepared.statement.clone(),
-        };
-        let info = self
-            .start(&client, statement, FlightDescriptor::default())
-            .await?;
-        let id = query_id_of(&info).ok_or_else(|| Status::internal("no ticket"))?;
-        let ticket = TicketStatementQuery {
-            statement_handle: id.to_string().into(),
-        };
-        self.do_get_statement(ticket, request).await
+        let (id, _, _) = self.park(&client, bound_query(&entry)?).await?;
+        self.stream_query(&client, id)
     }
 
     async fn get_flight_info_catalogs(
@@ -738,7 +731,7 @@ impl FlightSqlService for DriftFlightSql {
         if command.transaction_id.is_some() {
             return Err(ServerError::Unsupported("transactions".into()).into());
         }
-        let statement = one_statement(&command.query)?;
+        let statement = parse_statement(&command.query).map_err(ServerError::from)?;
         Ok(self.update(&client, statement).await?)
     }
 
@@ -775,7 +768,9 @@ impl FlightSqlService for DriftFlightSql {
         let (_, batches) =
             read_batches(request.into_inner(), self.state.limits.max_message_bytes).await?;
         let rows = parameter_rows(&batches)?;
-        self.store_parameters(&client, &query.prepared_statement_handle, rows)?;
+        self.with_prepared(&client, &query.prepared_statement_handle, |entry| {
+            entry.parameters = rows
+        })?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(query.prepared_statement_handle),
         })
@@ -952,15 +947,7 @@ impl DriftFlightSql {
     /// rather than when it times out.
     fn close_session(&self, request: Request<Action>) -> ActionResponse {
         self.client(&request)?;
-        let token = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| match parse_authorization(v) {
-                Ok(Credentials::Bearer(token)) => Some(token),
-                _ => None,
-            });
-        if let Some(token) = token {
+        if let Some(token) = bearer_token(&request)? {
             self.state.sessions.close(&token);
         }
         // CloseSessionResult { status: CLOSED (1) }, field 1 as a varint.

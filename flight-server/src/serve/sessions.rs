@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::scalar::ScalarValue;
 use driftdb_engine::{Database, Prepared, Session};
@@ -131,7 +130,6 @@ impl Sessions {
 /// A query waiting for (or being read by) DoGet.
 pub struct PendingQuery {
     pub session_id: u64,
-    pub schema: SchemaRef,
     /// Taken by the DoGet that reads it.
     pub stream: Option<SendableRecordBatchStream>,
     pub cancel: CancellationToken,
@@ -210,21 +208,10 @@ impl Queries {
             .retain(|_, q| q.stream.is_none() || now.duration_since(q.started) < max_age);
     }
 
-    /// Queries being read by a DoGet right now.
-    pub fn running(&self) -> usize {
-        self.by_id
-            .lock()
-            .values()
-            .filter(|q| q.stream.is_none())
-            .count()
-    }
-
-    /// Results started by GetFlightInfo that no DoGet has taken yet.
-    pub fn waiting(&self) -> usize {
-        self.by_id
-            .lock()
-            .values()
-            .filter(|q| q.stream.is_some())
-            .count()
+    /// (queries a DoGet is reading now, results no DoGet has taken yet).
+    pub fn running_and_waiting(&self) -> (usize, usize) {
+        let map = self.by_id.lock();
+        let waiting = map.values().filter(|q| q.stream.is_some()).count();
+        (map.len() - waiting, waiting)
     }
 }

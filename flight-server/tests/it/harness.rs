@@ -104,6 +104,23 @@ pub async fn connect(server: &Server) -> FlightSqlServiceClient<Channel> {
     client
 }
 
+/// What reading a query's first batch gave.
+pub type FirstBatch = Result<Option<RecordBatch>, arrow_flight::error::FlightError>;
+
+/// Start a query that runs for minutes and begin reading it in the
+/// background; returns its FlightInfo and the reader's outcome.
+pub async fn start_long_read(
+    client: &mut FlightSqlServiceClient<Channel>,
+) -> (FlightInfo, tokio::task::JoinHandle<FirstBatch>) {
+    let sql = "SELECT count(*) FROM generate_series(1, 20000000000) AS g(x)";
+    let info = client.execute(sql.into(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut reader = client.do_get(ticket).await.unwrap();
+    let reading = tokio::spawn(async move { reader.try_next().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (info, reading)
+}
+
 /// Every batch of every endpoint of `info`.
 pub async fn collect(
     client: &mut FlightSqlServiceClient<Channel>,

@@ -219,17 +219,7 @@ async fn errors_map_to_grpc_codes_with_sqlstate() {
 async fn cancel_flight_info_stops_the_query() {
     let server = Server::start(&[]).await;
     let mut client = connect(&server).await;
-    let info = client
-        .execute(
-            "SELECT count(*) FROM generate_series(1, 20000000000) AS g(x)".into(),
-            None,
-        )
-        .await
-        .unwrap();
-    let ticket = info.endpoint[0].ticket.clone().unwrap();
-    let mut reader = client.do_get(ticket).await.unwrap();
-    let reading = tokio::spawn(async move { reader.try_next().await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (info, reading) = harness::start_long_read(&mut client).await;
     let body = CancelFlightInfoRequest {
         info: Some(info.clone()),
     }
@@ -335,19 +325,7 @@ async fn idle_sessions_expire() {
 async fn shutdown_cancels_running_queries_and_exits_cleanly() {
     let server = Server::start(&[]).await;
     let mut client = connect(&server).await;
-    let info = client
-        .execute(
-            "SELECT count(*) FROM generate_series(1, 20000000000) AS g(x)".into(),
-            None,
-        )
-        .await
-        .unwrap();
-    let mut reader = client
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap();
-    let reading = tokio::spawn(async move { reader.try_next().await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, reading) = harness::start_long_read(&mut client).await;
     let started = std::time::Instant::now();
     server.stop().await;
     assert!(started.elapsed() < Duration::from_secs(20));
