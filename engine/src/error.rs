@@ -90,6 +90,21 @@ pub enum Error {
     #[error("could not serialize access due to concurrent update of \"{table}\": {detail}")]
     SerializationFailure { table: String, detail: String },
 
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
+
+    #[error("cannot execute {statement} in a read-only transaction")]
+    ReadOnlyTransaction { statement: String },
+
+    #[error("{statement} can only be used in transaction blocks")]
+    NoActiveTransaction { statement: String },
+
+    #[error("{message}")]
+    ActiveTransaction { message: String },
+
+    #[error("savepoint \"{name}\" does not exist")]
+    UnknownSavepoint { name: String },
+
     #[error("invalid time travel target: {message}")]
     BadSnapshot { message: String },
 
@@ -202,6 +217,11 @@ impl Error {
             Error::ValueOutOfRange { .. } => "22003",
             Error::UnsupportedType { .. } => "42704",
             Error::SerializationFailure { .. } => "40001",
+            Error::InFailedTransaction => "25P02",
+            Error::ReadOnlyTransaction { .. } => "25006",
+            Error::NoActiveTransaction { .. } => "25P01",
+            Error::ActiveTransaction { .. } => "25001",
+            Error::UnknownSavepoint { .. } => "3B001",
             Error::BadSnapshot { .. } => "22008",
             Error::Unsupported { .. } => "0A000",
             Error::InvalidArgument { .. } => "22023",

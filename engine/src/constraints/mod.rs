@@ -4,9 +4,10 @@
 
 pub mod check;
 
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use arrow::util::display::array_value_to_string;
 
 use crate::catalog::{TableDef, physical_name};
 use crate::error::{Error, Result};
@@ -40,4 +41,36 @@ fn pk_arrays(def: &TableDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
                 })
         })
         .collect()
+}
+
+/// Every NOT NULL column of `def` is free of NULLs in `batch` (user physical schema).
+pub(crate) fn check_not_null(def: &TableDef, batch: &RecordBatch) -> Result<()> {
+    for (column, array) in def.columns().iter().zip(batch.columns()) {
+        if !column.nullable && array.null_count() > 0 {
+            return Err(Error::NotNullViolation {
+                table: def.name.clone(),
+                column: column.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The 23505 error for row `row` of `batch`, naming the primary key and its value.
+pub(crate) fn unique_violation(def: &TableDef, batch: &RecordBatch, row: usize) -> Error {
+    let columns = def.columns();
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    for pk_id in &def.primary_key {
+        if let Some(pos) = columns.iter().position(|c| c.id == *pk_id) {
+            names.push(columns[pos].name.clone());
+            values
+                .push(array_value_to_string(batch.column(pos), row).unwrap_or_else(|_| "?".into()));
+        }
+    }
+    Error::UniqueViolation {
+        table: def.name.clone(),
+        constraint: def.primary_key_name(),
+        key: format!("({})=({})", names.join(", "), values.join(", ")),
+    }
 }

@@ -3,12 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use arrow::array::Array;
-use arrow::record_batch::RecordBatch;
-use arrow::util::display::array_value_to_string;
-
-use super::{CommitOutcome, DbState, Inner};
-use crate::catalog::{SchemaVersion, TableDef};
+use super::{CommitChecks, CommitOutcome, DbState, Inner, TableChanges};
+use crate::catalog::{Catalog, SchemaVersion, TableDef};
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
@@ -20,8 +16,10 @@ use crate::txn::{KeyHash, PkIndex, PkKey, Write, WriteSet};
 pub(super) fn validate_and_apply(
     inner: &Inner,
     writes: WriteSet,
+    checks: &CommitChecks,
 ) -> Result<(CommitOutcome, Option<Vec<u8>>)> {
     let mut state = inner.state.write();
+    validate_concurrency(&state, &writes, checks)?;
     validate(&state, &writes)?;
     let seq = state.last_seq + 1;
     let time_us = chrono::Utc::now()
@@ -35,6 +33,60 @@ pub(super) fn validate_and_apply(
     apply_record(&mut state, &record)?;
     apply_pk_changes(&mut state, pk_changes);
     Ok((CommitOutcome { seq, time_us }, frame))
+}
+
+/// Fail with 40001 when a commit after `checks.since` changed the definition
+/// of a table this write set changes the definition of, or (SERIALIZABLE)
+/// changed anything in a table the transaction read.
+pub(super) fn validate_concurrency(
+    state: &DbState,
+    writes: &WriteSet,
+    checks: &CommitChecks,
+) -> Result<()> {
+    let changed_after = |table_id: u64, what: fn(&TableChanges) -> u64| {
+        state
+            .table_changes
+            .get(&table_id)
+            .is_some_and(|c| what(c) > checks.since)
+    };
+    for write in &writes.writes {
+        let table_id = match write {
+            Write::DropTable { table_id }
+            | Write::SetColumns { table_id, .. }
+            | Write::SetChecks { table_id, .. }
+            | Write::Insert { table_id, .. } => *table_id,
+            _ => continue,
+        };
+        if changed_after(table_id, |c| c.schema_seq) {
+            return Err(concurrent_change(
+                state,
+                table_id,
+                "its definition was changed by a concurrent commit",
+            ));
+        }
+    }
+    for table_id in &checks.reads {
+        if changed_after(*table_id, |c| c.schema_seq.max(c.data_seq)) {
+            return Err(concurrent_change(
+                state,
+                *table_id,
+                "a table this serializable transaction read was changed by a concurrent commit",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn concurrent_change(state: &DbState, table_id: u64, detail: &str) -> Error {
+    let table = state
+        .catalog
+        .table_by_id(table_id)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| format!("#{table_id}"));
+    Error::SerializationFailure {
+        table,
+        detail: detail.into(),
+    }
 }
 
 /// Primary-key index edits of one commit: (table, key, Some(rowid) to insert | None to remove).
@@ -70,7 +122,9 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             Write::DropTable { table_id }
             | Write::SetColumns { table_id, .. }
             | Write::SetChecks { table_id, .. } => {
-                live_table(state, *table_id, latest)?;
+                if !created.contains_key(table_id) {
+                    live_table(state, *table_id, latest)?;
+                }
             }
             Write::CreateView(view) => {
                 if state.catalog.table_at(&view.name, latest).is_some()
@@ -95,7 +149,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     Some(def) => *def,
                     None => live_table(state, *table_id, latest)?,
                 };
-                check_not_null(def, batch)?;
+                crate::constraints::check_not_null(def, batch)?;
                 if def.has_primary_key() {
                     let index = state.pk_index.get(table_id);
                     let gone = removed.entry(*table_id).or_default();
@@ -104,7 +158,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                         let taken =
                             index.is_some_and(|i| i.contains_key(key)) && !gone.contains(key);
                         if taken || !new.insert(key) {
-                            return Err(unique_violation(def, batch, row));
+                            return Err(crate::constraints::unique_violation(def, batch, row));
                         }
                     }
                 }
@@ -149,36 +203,6 @@ fn live_table(state: &DbState, table_id: u64, latest: u64) -> Result<&TableDef> 
         })
 }
 
-fn check_not_null(def: &TableDef, batch: &RecordBatch) -> Result<()> {
-    for (column, array) in def.columns().iter().zip(batch.columns()) {
-        if !column.nullable && array.null_count() > 0 {
-            return Err(Error::NotNullViolation {
-                table: def.name.clone(),
-                column: column.name.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn unique_violation(def: &TableDef, batch: &RecordBatch, row: usize) -> Error {
-    let columns = def.columns();
-    let mut names = Vec::new();
-    let mut values = Vec::new();
-    for pk_id in &def.primary_key {
-        if let Some(pos) = columns.iter().position(|c| c.id == *pk_id) {
-            names.push(columns[pos].name.clone());
-            values
-                .push(array_value_to_string(batch.column(pos), row).unwrap_or_else(|_| "?".into()));
-        }
-    }
-    Error::UniqueViolation {
-        table: def.name.clone(),
-        constraint: def.primary_key_name(),
-        key: format!("({})=({})", names.join(", "), values.join(", ")),
-    }
-}
-
 /// Turn validated writes into a log record, assigning `_rowid`s.
 fn build_record(
     state: &mut DbState,
@@ -192,29 +216,6 @@ fn build_record(
     let mut next_rowid = state.next_rowid;
     for write in writes.writes {
         match write {
-            Write::CreateTable(mut def) => {
-                def.created_seq = seq;
-                for version in &mut def.versions {
-                    version.seq = seq;
-                }
-                ops.push(Op::CreateTable(def));
-            }
-            Write::DropTable { table_id } => ops.push(Op::DropTable { table_id }),
-            Write::SetChecks { table_id, checks } => ops.push(Op::SetChecks { table_id, checks }),
-            Write::SetColumns {
-                table_id,
-                columns,
-                next_column_id,
-            } => ops.push(Op::SetColumns {
-                table_id,
-                columns,
-                next_column_id,
-            }),
-            Write::CreateView(mut view) => {
-                view.created_seq = seq;
-                ops.push(Op::CreateView(view));
-            }
-            Write::DropView { name } => ops.push(Op::DropView { name }),
             Write::Insert {
                 table_id,
                 batch,
@@ -243,6 +244,7 @@ fn build_record(
                 }
                 ops.push(Op::Retire { table_id, rowids });
             }
+            schema => ops.extend(schema_op(schema, seq)),
         }
     }
     let header = CommitHeader {
@@ -252,6 +254,36 @@ fn build_record(
         ops,
     };
     (CommitRecord { header, batches }, pk_changes)
+}
+
+/// The log op of a schema write (None for data writes), stamped with `seq`.
+pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
+    Some(match write {
+        Write::CreateTable(mut def) => {
+            def.created_seq = seq;
+            for version in &mut def.versions {
+                version.seq = seq;
+            }
+            Op::CreateTable(def)
+        }
+        Write::DropTable { table_id } => Op::DropTable { table_id },
+        Write::SetChecks { table_id, checks } => Op::SetChecks { table_id, checks },
+        Write::SetColumns {
+            table_id,
+            columns,
+            next_column_id,
+        } => Op::SetColumns {
+            table_id,
+            columns,
+            next_column_id,
+        },
+        Write::CreateView(mut view) => {
+            view.created_seq = seq;
+            Op::CreateView(view)
+        }
+        Write::DropView { name } => Op::DropView { name },
+        Write::Insert { .. } | Write::Retire { .. } => return None,
+    })
 }
 
 fn apply_pk_changes(state: &mut DbState, changes: PkChanges) {
@@ -283,38 +315,20 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 if def.has_primary_key() {
                     state.pk_index.insert(def.id, PkIndex::default());
                 }
-                state.catalog.tables.push(def.clone());
+                apply_catalog_op(&mut state.catalog, op, seq)?;
+                state.table_changes.entry(def.id).or_default().schema_seq = seq;
             }
             Op::DropTable { table_id } => {
-                table_def_mut(state, *table_id)?.dropped_seq = Some(seq);
+                apply_catalog_op(&mut state.catalog, op, seq)?;
                 state.pk_index.remove(table_id);
+                state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
-            Op::SetChecks { table_id, checks } => {
-                table_def_mut(state, *table_id)?.checks = checks.clone();
+            Op::SetChecks { table_id, .. } | Op::SetColumns { table_id, .. } => {
+                apply_catalog_op(&mut state.catalog, op, seq)?;
+                state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
-            Op::SetColumns {
-                table_id,
-                columns,
-                next_column_id,
-            } => {
-                let def = table_def_mut(state, *table_id)?;
-                def.versions.push(SchemaVersion {
-                    seq,
-                    columns: columns.clone(),
-                });
-                def.next_column_id = *next_column_id;
-            }
-            Op::CreateView(view) => state.catalog.views.push(view.clone()),
-            Op::DropView { name } => {
-                if let Some(view) = state
-                    .catalog
-                    .views
-                    .iter_mut()
-                    .rev()
-                    .find(|v| &v.name == name && v.dropped_seq.is_none())
-                {
-                    view.dropped_seq = Some(seq);
-                }
+            Op::CreateView(_) | Op::DropView { .. } => {
+                apply_catalog_op(&mut state.catalog, op, seq)?
             }
             Op::Insert {
                 table_id,
@@ -336,6 +350,7 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                     chunk_rows_max,
                 )?;
                 data.live_rows += rows;
+                state.table_changes.entry(*table_id).or_default().data_seq = seq;
                 state.next_rowid = state.next_rowid.max(first_rowid + rows);
                 state.memtable_since.get_or_insert_with(Instant::now);
             }
@@ -345,6 +360,7 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                     .entry(*table_id)
                     .or_default()
                     .retire(rowids, seq);
+                state.table_changes.entry(*table_id).or_default().data_seq = seq;
             }
         }
     }
@@ -354,9 +370,51 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
     Ok(())
 }
 
+/// Apply a schema op to a catalog (the shared one at commit, or a
+/// transaction's private one for its own statements).
+pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Result<()> {
+    match op {
+        Op::CreateTable(def) => catalog.tables.push(def.clone()),
+        Op::DropTable { table_id } => {
+            catalog_table_mut(catalog, *table_id)?.dropped_seq = Some(seq);
+        }
+        Op::SetChecks { table_id, checks } => {
+            catalog_table_mut(catalog, *table_id)?.checks = checks.clone();
+        }
+        Op::SetColumns {
+            table_id,
+            columns,
+            next_column_id,
+        } => {
+            let def = catalog_table_mut(catalog, *table_id)?;
+            def.versions.push(SchemaVersion {
+                seq,
+                columns: columns.clone(),
+            });
+            def.next_column_id = *next_column_id;
+        }
+        Op::CreateView(view) => catalog.views.push(view.clone()),
+        Op::DropView { name } => {
+            if let Some(view) = catalog
+                .views
+                .iter_mut()
+                .rev()
+                .find(|v| &v.name == name && v.dropped_seq.is_none())
+            {
+                view.dropped_seq = Some(seq);
+            }
+        }
+        Op::Insert { .. } | Op::Retire { .. } => {}
+    }
+    Ok(())
+}
+
 fn table_def_mut(state: &mut DbState, table_id: u64) -> Result<&mut TableDef> {
-    state
-        .catalog
+    catalog_table_mut(&mut state.catalog, table_id)
+}
+
+fn catalog_table_mut(catalog: &mut Catalog, table_id: u64) -> Result<&mut TableDef> {
+    catalog
         .table_by_id_mut(table_id)
         .ok_or_else(|| Error::Corrupt {
             detail: format!("commit names unknown table #{table_id}"),

@@ -30,6 +30,7 @@ use crate::storage::TableData;
 use crate::storage::location::Location;
 use crate::txn::WriteSet;
 
+pub(crate) use apply::{apply_catalog_op, schema_op};
 pub use snapshot::{HistoryRange, TableSnapshot};
 
 /// The mutable in-memory state, guarded by one lock.
@@ -48,6 +49,26 @@ pub(crate) struct DbState {
     pub sealed_through: u64,
     /// Copy of `Limits::memtable_chunk_rows_max` for `apply_record`.
     pub chunk_rows_max: usize,
+    /// The last commits that changed each table (since this process opened it).
+    pub table_changes: HashMap<u64, TableChanges>,
+}
+
+/// The last commit that changed a table's definition and its rows.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TableChanges {
+    pub schema_seq: u64,
+    pub data_seq: u64,
+}
+
+/// What a commit must re-check against commits made since its writer read.
+#[derive(Debug, Clone, Default)]
+pub struct CommitChecks {
+    /// The oldest snapshot the writes were computed from: a definition
+    /// change after it to a table they touch is a conflict (40001).
+    pub since: u64,
+    /// Tables a SERIALIZABLE transaction read: any change to them after
+    /// `since` is a conflict (40001).
+    pub reads: Vec<u64>,
 }
 
 /// What a successful commit reports.
@@ -164,10 +185,29 @@ impl Database {
     }
 
     /// Commit `writes` atomically; returns once the commit is durable.
+    /// The writes were computed from the latest commit.
     pub async fn commit(&self, writes: WriteSet) -> Result<CommitOutcome> {
+        let since = self.inner.state.read().last_seq;
+        self.commit_checked(
+            writes,
+            &CommitChecks {
+                since,
+                reads: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    /// Commit `writes` atomically after re-checking `checks` against the
+    /// commits made meanwhile; returns once the commit is durable.
+    pub async fn commit_checked(
+        &self,
+        writes: WriteSet,
+        checks: &CommitChecks,
+    ) -> Result<CommitOutcome> {
         self.check_poisoned()?;
         let guard = self.inner.writer.lock().await;
-        let (outcome, frame) = apply::validate_and_apply(&self.inner, writes)?;
+        let (outcome, frame) = apply::validate_and_apply(&self.inner, writes, checks)?;
         // Queue the frame before letting the next writer in, so frames reach the log in seq order.
         let durable = match (&self.inner.log, frame) {
             (Some(log), Some(frame)) => Some(log.submit(frame)),
@@ -190,6 +230,22 @@ impl Database {
             .fetch_max(outcome.seq, Ordering::AcqRel);
         self.maybe_persist();
         Ok(outcome)
+    }
+
+    /// Check `checks` without committing (a SERIALIZABLE transaction that wrote nothing).
+    pub fn validate_reads(&self, checks: &CommitChecks) -> Result<()> {
+        let state = self.inner.state.read();
+        apply::validate_concurrency(&state, &WriteSet::default(), checks)
+    }
+
+    /// The first of `rowids` of table `table_id` that some commit already retired.
+    pub fn first_retired(&self, table_id: u64, rowids: &[u64]) -> Option<u64> {
+        let state = self.inner.state.read();
+        let data = state.tables.get(&table_id)?;
+        rowids
+            .iter()
+            .copied()
+            .find(|r| data.retired.contains_key(r))
     }
 
     /// Persist everything, checkpoint, and release the database for another opener.

@@ -80,6 +80,7 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
         memtable_since: None,
         sealed_through: checkpoint.seq,
         chunk_rows_max: 0,
+        table_changes: HashMap::new(),
     }
 }
 

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use super::Database;
-use crate::catalog::{ColumnDef, TableDef, ViewDef};
+use crate::catalog::{Catalog, ColumnDef, TableDef, ViewDef};
 use crate::error::{Error, Result};
 use crate::storage::{DataFile, MemBatch, Retirements, TableData};
+use crate::txn::TxnView;
 
 /// Versions live at some snapshot in `from_seq..=to_seq` (`from_seq` 0 = all history).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct TableSnapshot {
     pub live_rows: u64,
     /// Set for history scans.
     pub history: Option<HistoryRange>,
+    /// Rows the reading transaction retired but has not committed (hidden from it).
+    pub own_retired: Option<Arc<std::collections::HashSet<u64>>>,
     /// Commit time of every seq (index = seq - 1), for history scans.
     pub commit_times: Arc<Vec<i64>>,
 }
@@ -36,7 +39,23 @@ pub struct TableSnapshot {
 impl Database {
     /// The table called `name` as of `seq`, or None if it did not exist then.
     pub fn table_snapshot(&self, name: &str, seq: u64) -> Option<TableSnapshot> {
-        self.snapshot_of(name, seq, true)
+        self.snapshot_of(name, seq, true, None)
+    }
+
+    /// Like [`Self::table_snapshot`], as a transaction sees it through `view`
+    /// (its own schema changes and rows; only when `seq` is the view's).
+    pub fn table_snapshot_in(
+        &self,
+        name: &str,
+        seq: u64,
+        view: Option<&TxnView>,
+    ) -> Option<TableSnapshot> {
+        self.snapshot_of(name, seq, true, view.filter(|v| v.seq == seq))
+    }
+
+    /// The current definition of table `id`.
+    pub fn table_def_by_id(&self, id: u64) -> Option<TableDef> {
+        self.inner.state.read().catalog.table_by_id(id).cloned()
     }
 
     /// The definition of table `name` as of `seq` (cheap: no data files).
@@ -46,19 +65,34 @@ impl Database {
 
     /// The current definition of table `id` if it has CHECK constraints
     /// (tables without any are not cloned: this runs on every commit).
-    pub fn checked_table_def(&self, id: u64) -> Option<crate::catalog::TableDef> {
-        let state = self.inner.state.read();
-        let def = state.catalog.table_by_id(id)?;
-        (!def.checks.is_empty()).then(|| def.clone())
+    pub fn checked_table_def(&self, id: u64, view: Option<&TxnView>) -> Option<TableDef> {
+        let find = |c: &Catalog| c.table_by_id(id).filter(|d| !d.checks.is_empty()).cloned();
+        match view.and_then(|v| v.catalog.as_deref()) {
+            Some(catalog) => find(catalog),
+            None => find(&self.inner.state.read().catalog),
+        }
     }
 
     /// `prune_retired` drops files with no version live at `seq` (not for history scans).
-    fn snapshot_of(&self, name: &str, seq: u64, prune_retired: bool) -> Option<TableSnapshot> {
+    fn snapshot_of(
+        &self,
+        name: &str,
+        seq: u64,
+        prune_retired: bool,
+        view: Option<&TxnView>,
+    ) -> Option<TableSnapshot> {
         let state = self.inner.state.read();
-        let def = state.catalog.table_at(name, seq)?;
+        let catalog = view
+            .and_then(|v| v.catalog.as_deref())
+            .unwrap_or(&state.catalog);
+        let def = catalog.table_at(name, seq)?;
         let empty = TableData::default();
         let data = state.tables.get(&def.id).unwrap_or(&empty);
-        Some(TableSnapshot {
+        let own = view.and_then(|v| {
+            v.note_read(def.id);
+            v.own(def.id)
+        });
+        let mut snapshot = TableSnapshot {
             def: Arc::new(def.clone()),
             columns: def.columns_at(seq).to_vec(),
             seq,
@@ -80,13 +114,19 @@ impl Database {
             retired: data.retired.clone(),
             live_rows: data.live_rows,
             history: None,
+            own_retired: None,
             commit_times: Arc::new(Vec::new()),
-        })
+        };
+        if let Some(own) = own {
+            snapshot.memtable.extend(own.rows.iter().cloned());
+            snapshot.own_retired = Some(own.retired.clone());
+        }
+        Some(snapshot)
     }
 
     /// The table called `name` (as named at `range.to_seq`) with every version in `range`.
     pub fn history_snapshot(&self, name: &str, range: HistoryRange) -> Option<TableSnapshot> {
-        let mut snapshot = self.snapshot_of(name, range.to_seq, false)?;
+        let mut snapshot = self.snapshot_of(name, range.to_seq, false, None)?;
         snapshot.history = Some(range);
         let state = self.inner.state.read();
         snapshot.commit_times = Arc::new(state.commits.iter().map(|c| c.time_us).collect());
@@ -95,26 +135,52 @@ impl Database {
 
     /// Whether a table called `name` exists in snapshot `seq` (no snapshot is built).
     pub fn table_exists_at(&self, name: &str, seq: u64) -> bool {
-        self.inner
-            .state
-            .read()
-            .catalog
-            .table_at(name, seq)
-            .is_some()
+        self.table_exists_in(name, seq, None)
+    }
+
+    /// Whether a table called `name` exists in snapshot `seq` as `view`'s transaction sees it.
+    pub fn table_exists_in(&self, name: &str, seq: u64, view: Option<&TxnView>) -> bool {
+        self.with_catalog(seq, view, |c| c.table_at(name, seq).is_some())
     }
 
     /// The view called `name` as of `seq`.
     pub fn view_at(&self, name: &str, seq: u64) -> Option<ViewDef> {
-        self.inner.state.read().catalog.view_at(name, seq).cloned()
+        self.view_in(name, seq, None)
+    }
+
+    /// The view called `name` as of `seq` as `view`'s transaction sees it.
+    pub fn view_in(&self, name: &str, seq: u64, view: Option<&TxnView>) -> Option<ViewDef> {
+        self.with_catalog(seq, view, |c| c.view_at(name, seq).cloned())
     }
 
     /// Names of tables and views at `seq`.
     pub fn relation_names_at(&self, seq: u64) -> (Vec<String>, Vec<String>) {
-        let state = self.inner.state.read();
-        (
-            state.catalog.table_names_at(seq),
-            state.catalog.view_names_at(seq),
-        )
+        self.relation_names_in(seq, None)
+    }
+
+    /// Names of tables and views at `seq` as `view`'s transaction sees them.
+    pub fn relation_names_in(
+        &self,
+        seq: u64,
+        view: Option<&TxnView>,
+    ) -> (Vec<String>, Vec<String>) {
+        self.with_catalog(seq, view, |c| (c.table_names_at(seq), c.view_names_at(seq)))
+    }
+
+    /// Run `f` on the catalog a reader of `seq` through `view` sees.
+    fn with_catalog<T>(
+        &self,
+        seq: u64,
+        view: Option<&TxnView>,
+        f: impl FnOnce(&Catalog) -> T,
+    ) -> T {
+        if let Some(catalog) = view
+            .filter(|v| v.seq == seq)
+            .and_then(|v| v.catalog.as_deref())
+        {
+            return f(catalog);
+        }
+        f(&self.inner.state.read().catalog)
     }
 
     /// Check that `seq` names a commit that exists.
@@ -174,6 +240,25 @@ pub fn format_time(time_us: i64) -> String {
 }
 
 impl Database {
+    /// The `_rowid` holding each key in table `table_id` as `view`'s
+    /// transaction sees it (its own inserts and deletes over the latest commit).
+    pub fn lookup_primary_keys_in(
+        &self,
+        table_id: u64,
+        keys: &[crate::txn::PkKey],
+        view: Option<&TxnView>,
+    ) -> Vec<Option<u64>> {
+        let mut holders = self.lookup_primary_keys(table_id, keys);
+        if let Some(view) = view {
+            for (holder, key) in holders.iter_mut().zip(keys) {
+                if let Some(own) = view.key_holder(table_id, key) {
+                    *holder = own;
+                }
+            }
+        }
+        holders
+    }
+
     /// The live `_rowid` holding each key in table `table_id`, at the latest commit.
     pub fn lookup_primary_keys(
         &self,

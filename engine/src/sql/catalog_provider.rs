@@ -56,7 +56,10 @@ pub struct DriftSchema {
 #[async_trait]
 impl SchemaProvider for DriftSchema {
     fn table_names(&self) -> Vec<String> {
-        let (tables, _views) = self.db.relation_names_at(self.snapshot.get());
+        let view = self.snapshot.view();
+        let (tables, _views) = self
+            .db
+            .relation_names_in(self.snapshot.get(), view.as_deref());
         tables
     }
 
@@ -64,9 +67,10 @@ impl SchemaProvider for DriftSchema {
         if let Some(table) = self.temporary.read().get(name) {
             return Ok(Some(table.clone()));
         }
+        let view = self.snapshot.view();
         Ok(self
             .db
-            .table_snapshot(name, self.snapshot.get())
+            .table_snapshot_in(name, self.snapshot.get(), view.as_deref())
             .map(|s| Arc::new(TemporalTable::new(s, false)) as Arc<dyn TableProvider>))
     }
 
@@ -84,6 +88,8 @@ impl SchemaProvider for DriftSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.temporary.read().contains_key(name)
-            || self.db.table_exists_at(name, self.snapshot.get())
+            || self
+                .db
+                .table_exists_in(name, self.snapshot.get(), self.snapshot.view().as_deref())
     }
 }

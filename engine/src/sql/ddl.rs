@@ -41,7 +41,7 @@ pub(crate) async fn create_table(
     create: CreateTable,
 ) -> Result<StatementResult> {
     let name = table_name(&create.name)?;
-    if session.db().table_exists_at(&name, session.statement_seq()) {
+    if session.table_exists(&name) {
         if create.if_not_exists {
             return Ok(StatementResult::done("CREATE TABLE", None, None));
         }
@@ -55,11 +55,7 @@ pub(crate) async fn create_table(
     let mut writes = WriteSet::new("CREATE TABLE");
     writes.push(Write::CreateTable(def));
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done(
-        "CREATE TABLE",
-        None,
-        Some(outcome.seq),
-    ))
+    Ok(StatementResult::done("CREATE TABLE", None, outcome))
 }
 
 fn table_def(
@@ -274,7 +270,7 @@ async fn create_table_as(
     Ok(StatementResult::done(
         "CREATE TABLE AS",
         Some(rows),
-        Some(outcome.seq),
+        outcome,
     ))
 }
 
@@ -284,7 +280,6 @@ pub(crate) async fn drop_objects(
     if_exists: bool,
     names: Vec<ObjectName>,
 ) -> Result<StatementResult> {
-    let seq = session.statement_seq();
     let (tag, mut writes) = match object_type {
         ObjectType::Table => ("DROP TABLE", WriteSet::new("DROP TABLE")),
         ObjectType::View => ("DROP VIEW", WriteSet::new("DROP VIEW")),
@@ -294,12 +289,10 @@ pub(crate) async fn drop_objects(
         let name = table_name(name)?;
         let write = match object_type {
             ObjectType::Table => session
-                .db()
-                .table_snapshot(&name, seq)
+                .table_snapshot(&name)
                 .map(|t| Write::DropTable { table_id: t.def.id }),
             _ => session
-                .db()
-                .view_at(&name, seq)
+                .view_def(&name)
                 .map(|_| Write::DropView { name: name.clone() }),
         };
         match write {
@@ -317,7 +310,7 @@ pub(crate) async fn drop_objects(
         return Ok(StatementResult::done(tag, None, None));
     }
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done(tag, None, Some(outcome.seq)))
+    Ok(StatementResult::done(tag, None, outcome))
 }
 
 pub(crate) async fn alter_table(
@@ -325,7 +318,7 @@ pub(crate) async fn alter_table(
     alter: ast::AlterTable,
 ) -> Result<StatementResult> {
     let name = table_name(&alter.name)?;
-    let Some(snapshot) = session.db().table_snapshot(&name, session.statement_seq()) else {
+    let Some(snapshot) = session.table_snapshot(&name) else {
         if alter.if_exists {
             return Ok(StatementResult::done("ALTER TABLE", None, None));
         }
@@ -515,11 +508,7 @@ pub(crate) async fn alter_table(
         return Ok(StatementResult::done("ALTER TABLE", None, None));
     }
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done(
-        "ALTER TABLE",
-        None,
-        Some(outcome.seq),
-    ))
+    Ok(StatementResult::done("ALTER TABLE", None, outcome))
 }
 
 pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<StatementResult> {
@@ -527,11 +516,10 @@ pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<S
         return Err(Error::unsupported("materialized views"));
     }
     let name = table_name(&view.name)?;
-    let seq = session.statement_seq();
-    if session.db().table_exists_at(&name, seq) {
+    if session.table_exists(&name) {
         return Err(Error::TableExists { name });
     }
-    let exists = session.db().view_at(&name, seq).is_some();
+    let exists = session.view_def(&name).is_some();
     if exists && view.if_not_exists {
         return Ok(StatementResult::done("CREATE VIEW", None, None));
     }
@@ -551,11 +539,7 @@ pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<S
         dropped_seq: None,
     }));
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done(
-        "CREATE VIEW",
-        None,
-        Some(outcome.seq),
-    ))
+    Ok(StatementResult::done("CREATE VIEW", None, outcome))
 }
 
 /// Primary keys for an insert batch of `def` (empty without a primary key).

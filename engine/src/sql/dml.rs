@@ -31,8 +31,7 @@ use crate::txn::{PkKey, Write, WriteSet};
 fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
     let name = table_name(name)?;
     session
-        .db()
-        .table_snapshot(&name, session.statement_seq())
+        .table_snapshot(&name)
         .map(|s| s.def.as_ref().clone())
         .ok_or(Error::UnknownTable {
             name,
@@ -493,7 +492,7 @@ async fn commit_counted(
         return Ok(StatementResult::done(tag, Some(0), None));
     }
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done(tag, Some(count), Some(outcome.seq)))
+    Ok(StatementResult::done(tag, Some(count), outcome))
 }
 
 pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<StatementResult> {
@@ -603,7 +602,7 @@ async fn upsert(
     action: OnConflictAction,
     writes: &mut WriteSet,
 ) -> Result<u64> {
-    let existing = session.db().lookup_primary_keys(def.id, &keys);
+    let existing = session.lookup_primary_keys(def.id, &keys);
     let mut seen = HashSet::with_capacity(keys.len());
     let mut fresh = Vec::with_capacity(keys.len());
     let mut conflicting = Vec::new();
@@ -700,8 +699,7 @@ pub(crate) async fn append_batches(
     batches: &[RecordBatch],
 ) -> Result<StatementResult> {
     let def = session
-        .db()
-        .table_snapshot(table, session.statement_seq())
+        .table_snapshot(table)
         .map(|s| s.def.as_ref().clone())
         .ok_or_else(|| Error::UnknownTable {
             name: table.into(),

@@ -37,10 +37,8 @@ pub(crate) async fn ingest(
     schema: &Schema,
     batches: &[RecordBatch],
 ) -> Result<StatementResult> {
-    let seq = session.statement_seq();
     let existing = session
-        .db()
-        .table_snapshot(table, seq)
+        .table_snapshot(table)
         .map(|s| s.def.as_ref().clone());
     let mut writes = WriteSet::new("INGEST");
     let def = match (mode, existing) {
@@ -62,11 +60,7 @@ pub(crate) async fn ingest(
     };
     let rows = push_batches(session, &mut writes, &def, batches)?;
     let outcome = session.commit(writes).await?;
-    Ok(StatementResult::done(
-        "INGEST",
-        Some(rows),
-        Some(outcome.seq),
-    ))
+    Ok(StatementResult::done("INGEST", Some(rows), outcome))
 }
 
 fn create(

@@ -8,6 +8,7 @@ pub mod dml;
 pub mod ingest;
 pub mod params;
 pub mod session;
+mod txn_control;
 
 use sqlparser::ast::{Query, Statement};
 use sqlparser::parser::Parser;

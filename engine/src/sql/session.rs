@@ -20,13 +20,14 @@ use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
 use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
-use crate::db::{CommitOutcome, Database};
+use crate::db::{CommitChecks, Database};
 use crate::error::{Error, Result};
 use crate::temporal::functions::{CommitsFunction, HistoryFunction};
 use crate::temporal::planner::TemporalPlanner;
 use crate::temporal::provider::data_store_url;
 use crate::temporal::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
-use crate::txn::WriteSet;
+use crate::txn::{Transaction, TxnOptions, TxnView, WriteSet};
+use parking_lot::Mutex;
 
 /// The setting that makes tables without a temporal clause read an older snapshot.
 pub const AS_OF_SETTING: &str = "driftdb.as_of";
@@ -112,12 +113,16 @@ impl StatementResult {
 
 /// One client's SQL session over a database.
 pub struct Session {
-    db: Database,
+    pub(super) db: Database,
     ctx: SessionContext,
-    snapshot: Arc<StatementSnapshot>,
+    pub(super) snapshot: Arc<StatementSnapshot>,
     as_of: Option<Target>,
     /// Memory each query may use (DataFusion memory pool; operators that can spill do).
     query_memory_bytes: Option<usize>,
+    /// The open transaction block, if any (statements outside one autocommit).
+    pub(super) txn: Mutex<Option<Transaction>>,
+    /// What `BEGIN` starts (`SET default_transaction_isolation`, `SET SESSION CHARACTERISTICS`).
+    pub(super) txn_defaults: TxnOptions,
 }
 
 impl std::fmt::Debug for Session {
@@ -157,6 +162,8 @@ impl Session {
             snapshot,
             as_of: None,
             query_memory_bytes: None,
+            txn: Mutex::new(None),
+            txn_defaults: TxnOptions::default(),
         }
     }
 
@@ -195,7 +202,9 @@ impl Session {
         let mut result = match self.execute_streaming(statement).await? {
             Output::Rows { tag, seq, stream } => {
                 let schema = stream.schema();
-                let batches = datafusion::physical_plan::common::collect(stream).await?;
+                let batches = datafusion::physical_plan::common::collect(stream)
+                    .await
+                    .inspect_err(|_| self.abort_transaction())?;
                 StatementResult::rows(&tag, schema, batches, seq)
             }
             Output::Done(result) => result,
@@ -205,8 +214,30 @@ impl Session {
     }
 
     /// Run one parsed statement; a query's rows come back as a stream that
-    /// computes them as it is polled (and stops when dropped).
+    /// computes them as it is polled (and stops when dropped). Inside a
+    /// transaction block, a failing statement aborts the block (25P02).
     pub async fn execute_streaming(&mut self, statement: Statement) -> Result<Output> {
+        if let Some(done) = self.transaction_control(&statement).await? {
+            return Ok(Output::Done(done));
+        }
+        if self.txn.lock().as_ref().is_some_and(|t| t.is_aborted()) {
+            return Err(Error::InFailedTransaction);
+        }
+        let result = self.run_statement(statement).await;
+        if result.is_err() {
+            self.abort_transaction();
+        }
+        result
+    }
+
+    /// Mark the open transaction block (if any) failed.
+    pub fn abort_transaction(&self) {
+        if let Some(txn) = self.txn.lock().as_mut() {
+            txn.abort();
+        }
+    }
+
+    async fn run_statement(&mut self, statement: Statement) -> Result<Output> {
         let seq = self.begin_statement(&statement)?;
         match statement {
             Statement::CreateTable(create) => {
@@ -240,15 +271,29 @@ impl Session {
         }
     }
 
-    /// Pick and pin the snapshot a statement reads: writes always start from
-    /// the latest commit; reads honour `driftdb.as_of`.
+    /// Pick and pin the snapshot a statement reads: reads honour
+    /// `driftdb.as_of`; otherwise the open transaction decides (see
+    /// [`Transaction::statement_seq`]); outside one, the latest commit.
     fn begin_statement(&mut self, statement: &Statement) -> Result<u64> {
         let seq = match (is_write(statement), self.as_of) {
             (false, Some(target)) => resolve_target(&self.db, target)?,
-            _ => self.db.visible_seq(),
+            _ => self.now_seq(),
         };
         self.snapshot.set(seq);
         Ok(seq)
+    }
+
+    /// The snapshot a statement reading "now" uses, with the transaction's overlay installed.
+    fn now_seq(&self) -> u64 {
+        let latest = self.db.visible_seq();
+        let mut txn = self.txn.lock();
+        let Some(txn) = txn.as_mut() else {
+            self.snapshot.set_view(None);
+            return latest;
+        };
+        let seq = txn.statement_seq(latest);
+        self.snapshot.set_view(txn.view(&self.db, seq));
+        seq
     }
 
     /// Parse `sql` (one statement), number its placeholders and, for a query,
@@ -304,8 +349,10 @@ impl Session {
         table: &str,
         batches: &[RecordBatch],
     ) -> Result<StatementResult> {
-        self.snapshot.set(self.db.visible_seq());
-        dml::append_batches(self, table, batches).await
+        self.begin_internal_write()?;
+        dml::append_batches(self, table, batches)
+            .await
+            .inspect_err(|_| self.abort_transaction())
     }
 
     /// Bulk-ingest Arrow batches into `table` in one commit (see [`IngestMode`]).
@@ -316,8 +363,20 @@ impl Session {
         schema: &Schema,
         batches: &[RecordBatch],
     ) -> Result<StatementResult> {
-        self.snapshot.set(self.db.visible_seq());
-        super::ingest::ingest(self, table, mode, schema, batches).await
+        self.begin_internal_write()?;
+        super::ingest::ingest(self, table, mode, schema, batches)
+            .await
+            .inspect_err(|_| self.abort_transaction())
+    }
+
+    /// Start a write that does not come from SQL text (append, ingest).
+    fn begin_internal_write(&mut self) -> Result<()> {
+        if self.txn.lock().as_ref().is_some_and(|t| t.is_aborted()) {
+            return Err(Error::InFailedTransaction);
+        }
+        let seq = self.now_seq();
+        self.snapshot.set(seq);
+        Ok(())
     }
 
     /// The session's time-travel default, if any.
@@ -399,14 +458,59 @@ impl Session {
         Ok(self.ctx.execute_logical_plan(plan).await?.collect().await?)
     }
 
-    /// Commit a statement's writes.
-    pub(crate) async fn commit(&self, writes: WriteSet) -> Result<CommitOutcome> {
-        self.check_constraints(&writes)?;
-        self.db.commit(writes).await
+    /// Commit a statement's writes, or fold them into the open transaction.
+    /// Returns the commit's seq (None inside a transaction block).
+    pub(crate) async fn commit(&self, writes: WriteSet) -> Result<Option<u64>> {
+        let view = self.snapshot.view();
+        self.check_constraints(&writes, view.as_deref())?;
+        drop(view);
+        if let Some(txn) = self.txn.lock().as_mut() {
+            // The statement is done reading; release the overlay so folding need not copy it.
+            self.snapshot.set_view(None);
+            let tag = writes.kind.clone();
+            txn.absorb(&self.db, writes, &tag)?;
+            return Ok(None);
+        }
+        let checks = CommitChecks {
+            since: self.statement_seq(),
+            reads: Vec::new(),
+        };
+        Ok(Some(self.db.commit_checked(writes, &checks).await?.seq))
+    }
+
+    /// The table called `name` as the current statement sees it.
+    pub(crate) fn table_snapshot(&self, name: &str) -> Option<crate::db::TableSnapshot> {
+        let view = self.snapshot.view();
+        self.db
+            .table_snapshot_in(name, self.statement_seq(), view.as_deref())
+    }
+
+    /// Whether a table called `name` exists for the current statement.
+    pub(crate) fn table_exists(&self, name: &str) -> bool {
+        let view = self.snapshot.view();
+        self.db
+            .table_exists_in(name, self.statement_seq(), view.as_deref())
+    }
+
+    /// The view called `name` as the current statement sees it.
+    pub(crate) fn view_def(&self, name: &str) -> Option<crate::catalog::ViewDef> {
+        let view = self.snapshot.view();
+        self.db.view_in(name, self.statement_seq(), view.as_deref())
+    }
+
+    /// The `_rowid` holding each key of table `table_id`, counting this session's open transaction.
+    pub(crate) fn lookup_primary_keys(
+        &self,
+        table_id: u64,
+        keys: &[crate::txn::PkKey],
+    ) -> Vec<Option<u64>> {
+        let view = self.snapshot.view();
+        self.db
+            .lookup_primary_keys_in(table_id, keys, view.as_deref())
     }
 
     /// Evaluate the CHECK constraints of every table the writes insert into.
-    fn check_constraints(&self, writes: &WriteSet) -> Result<()> {
+    fn check_constraints(&self, writes: &WriteSet, view: Option<&TxnView>) -> Result<()> {
         for write in &writes.writes {
             let crate::txn::Write::Insert {
                 table_id, batch, ..
@@ -422,7 +526,7 @@ impl Session {
                 Some(def) => Some(std::borrow::Cow::Borrowed(def)),
                 None => self
                     .db
-                    .checked_table_def(*table_id)
+                    .checked_table_def(*table_id, view)
                     .map(std::borrow::Cow::Owned),
             };
             if let Some(def) = checked {

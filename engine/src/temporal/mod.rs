@@ -13,6 +13,7 @@ pub mod provider;
 pub mod rewrite;
 pub mod scan;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::{DataType, TimeUnit};
@@ -23,18 +24,34 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
 use crate::db::Database;
 use crate::error::{Error, Result};
+use crate::txn::TxnView;
 
-/// The snapshot the current statement reads (tables without a clause), set per statement.
+/// The snapshot the current statement reads (tables without a clause), set
+/// per statement, and the open transaction's overlay, if any.
 #[derive(Debug, Default)]
-pub struct StatementSnapshot(AtomicU64);
+pub struct StatementSnapshot {
+    seq: AtomicU64,
+    view: parking_lot::RwLock<Option<Arc<TxnView>>>,
+}
 
 impl StatementSnapshot {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.seq.load(Ordering::Acquire)
     }
 
     pub fn set(&self, seq: u64) {
-        self.0.store(seq, Ordering::Release)
+        self.seq.store(seq, Ordering::Release)
+    }
+
+    /// The transaction overlay for reads of "now" at the current seq.
+    pub fn view(&self) -> Option<Arc<TxnView>> {
+        let seq = self.get();
+        self.view.read().clone().filter(|v| v.seq == seq)
+    }
+
+    /// Install (or clear) the open transaction's overlay.
+    pub fn set_view(&self, view: Option<Arc<TxnView>>) {
+        *self.view.write() = view;
     }
 }
 

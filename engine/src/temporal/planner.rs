@@ -18,6 +18,7 @@ use super::rewrite::HISTORY_MARKER;
 use super::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
 use crate::db::{Database, HistoryRange};
 use crate::error::Error;
+use crate::txn::TxnView;
 
 /// Marker function in `FOR SYSTEM_TIME AS OF` that asks for `_rowid`/`_seq` (used by DML).
 pub const SYSTEM_COLUMNS_MARKER: &str = "__driftdb_system_columns";
@@ -65,8 +66,14 @@ impl RelationPlanner for TemporalPlanner {
             None => Reading::AsOf(self.snapshot.get()),
             Some(version) => self.reading_of(version, context)?,
         };
+        // Only reads of "now" see the open transaction's own writes.
+        let txn = if version.is_none() || matches!(reading, Reading::SystemColumns(_)) {
+            self.snapshot.view()
+        } else {
+            None
+        };
         if let Reading::AsOf(seq) = reading
-            && let Some(view) = self.db.view_at(&table, seq)
+            && let Some(view) = self.db.view_in(&table, seq, txn.as_deref())
         {
             // A view AS OF a point reads its definition and its tables as of that point.
             let statement_seq = self.snapshot.get();
@@ -75,7 +82,7 @@ impl RelationPlanner for TemporalPlanner {
             self.snapshot.set(statement_seq);
             return planned;
         }
-        let provider = self.provider_for(&table, reading)?;
+        let provider = self.provider_for(&table, reading, txn.as_deref())?;
         let Some(provider) = provider else {
             if version.is_none() {
                 return Ok(RelationPlanning::Original(Box::new(relation)));
@@ -141,15 +148,20 @@ impl TemporalPlanner {
         history_range(&self.db, &bounds).map_err(Error::into_datafusion)
     }
 
-    fn provider_for(&self, table: &str, reading: Reading) -> Result<Option<TemporalTable>> {
+    fn provider_for(
+        &self,
+        table: &str,
+        reading: Reading,
+        txn: Option<&TxnView>,
+    ) -> Result<Option<TemporalTable>> {
         Ok(match reading {
             Reading::AsOf(seq) => self
                 .db
-                .table_snapshot(table, seq)
+                .table_snapshot_in(table, seq, txn)
                 .map(|s| TemporalTable::new(s, false)),
             Reading::SystemColumns(seq) => self
                 .db
-                .table_snapshot(table, seq)
+                .table_snapshot_in(table, seq, txn)
                 .map(|s| TemporalTable::new(s, true)),
             Reading::History(range) => self
                 .db

@@ -295,6 +295,7 @@ impl TableProvider for TemporalTable {
         let spec = VisibilitySpec {
             visibility: self.visibility(),
             retired: self.snapshot.retired.clone(),
+            own_retired: self.snapshot.own_retired.clone(),
             commit_times: self.snapshot.commit_times.clone(),
             output,
             output_schema,

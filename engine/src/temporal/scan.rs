@@ -5,6 +5,7 @@
 //! names), then `_rowid`, then `_seq`. Visibility is a per-row check of
 //! `_seq` and the retirement map, applied as one boolean mask per batch.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub enum Visibility {
 pub struct VisibilitySpec {
     pub visibility: Visibility,
     pub retired: Arc<Retirements>,
+    /// Rows the reading transaction retired itself (not committed yet).
+    pub own_retired: Option<Arc<HashSet<u64>>>,
     pub commit_times: Arc<Vec<i64>>,
     pub output: Vec<OutputColumn>,
     pub output_schema: SchemaRef,
@@ -198,9 +201,11 @@ fn visibility_mask(
         Visibility::History(r) => (r.from_seq, r.to_seq),
     };
     let no_retirements = spec.retired.is_empty();
+    let own_retired = spec.own_retired.as_deref().filter(|o| !o.is_empty());
     for (rowid, seq) in rowids.values().iter().zip(seqs.values().iter()) {
         let visible = *seq <= highest_seq
-            && (no_retirements || spec.retired.get(rowid).is_none_or(|r| *r > lowest_retire));
+            && (no_retirements || spec.retired.get(rowid).is_none_or(|r| *r > lowest_retire))
+            && own_retired.is_none_or(|o| !o.contains(rowid));
         mask.append(visible);
     }
     BooleanArray::new(mask.finish(), None)
@@ -248,6 +253,7 @@ mod tests {
         VisibilitySpec {
             visibility,
             retired: Arc::new(retired.iter().copied().collect()),
+            own_retired: None,
             commit_times: Arc::new(vec![10, 20, 30, 40]),
             output: vec![OutputColumn::RowId],
             fetch: None,

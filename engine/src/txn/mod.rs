@@ -1,8 +1,17 @@
-//! Write sets: what a statement (later, a transaction) wants to commit.
+//! Write sets and transactions: what a statement or a transaction wants
+//! to commit.
 //!
 //! The SQL layer turns statements into [`Write`]s against a snapshot; the
 //! database validates them against the latest state and commits them
-//! atomically (see [`crate::db::Database::commit`]).
+//! atomically (see [`crate::db::Database::commit`]). Inside `BEGIN … COMMIT`
+//! a [`Transaction`] collects them first and its statements read through a
+//! [`TxnView`].
+
+pub mod transaction;
+pub mod view;
+
+pub use transaction::{IsolationLevel, Transaction, TxnOptions};
+pub use view::{PROVISIONAL_ROWID_BASE, TxnView};
 
 use arrow::record_batch::RecordBatch;
 
