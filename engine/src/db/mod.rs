@@ -232,12 +232,6 @@ impl Database {
         Ok(outcome)
     }
 
-    /// Check `checks` without committing (a SERIALIZABLE transaction that wrote nothing).
-    pub fn validate_reads(&self, checks: &CommitChecks) -> Result<()> {
-        let state = self.inner.state.read();
-        apply::validate_concurrency(&state, &WriteSet::default(), checks)
-    }
-
     /// The first of `rowids` of table `table_id` that some commit already retired.
     pub fn first_retired(&self, table_id: u64, rowids: &[u64]) -> Option<u64> {
         let state = self.inner.state.read();

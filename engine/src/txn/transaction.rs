@@ -15,10 +15,12 @@
 //!   write-write conflict (40001), found when the statement runs or at
 //!   COMMIT (first committer wins).
 //! - SERIALIZABLE: snapshot isolation plus validation of reads at COMMIT:
-//!   if a table the transaction read was changed by a commit after its
-//!   snapshot, COMMIT fails with 40001. A committed serializable
-//!   transaction thus behaves as if it ran alone at its commit point. Reads
-//!   are tracked per table: conservative (more retries), never wrong.
+//!   if a table a writing transaction read was changed by a commit after
+//!   its snapshot, COMMIT fails with 40001. A committed serializable writer
+//!   thus behaves as if it ran alone at its commit point, so writers are
+//!   serialized in commit order and every snapshot is a state of that
+//!   serial history: read-only transactions need no check and never fail.
+//!   Reads are tracked per table: conservative (more retries), never wrong.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
