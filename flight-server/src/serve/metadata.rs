@@ -40,7 +40,10 @@ pub fn sql_info(transactions: bool) -> SqlInfoData {
     b.append(SqlInfo::FlightSqlServerTransaction, level as i32);
     b.append(SqlInfo::FlightSqlServerCancel, true);
     b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
-    b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
+    b.append(
+        SqlInfo::FlightSqlServerIngestTransactionsSupported,
+        transactions,
+    );
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
     b.append(SqlInfo::SqlDdlTable, true);

@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod results;
 pub mod service;
 pub mod sessions;
+pub mod transactions;
 
 use std::path::PathBuf;
 use std::sync::Arc;

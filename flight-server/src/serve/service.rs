@@ -21,7 +21,7 @@ use arrow_flight::sql::{
     CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
     CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
     CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    CommandStatementUpdate, DoPutPreparedStatementResult, EndTransaction, ProstMessageExt, SqlInfo,
     TableExistsOption, TableNotExistOption, TicketStatementQuery,
     metadata::{SqlInfoData, XdbcTypeInfoData},
 };
@@ -47,6 +47,7 @@ use super::error::{Result, ServerError};
 use super::metadata;
 use super::results::{Guard, encode, encode_batch, wire_schema};
 use super::sessions::{ClientSession, PendingQuery, PreparedEntry, Queries, Sessions};
+use super::transactions::Ending;
 
 /// Everything the service shares between calls.
 pub struct ServerState {
@@ -70,7 +71,7 @@ impl ServerState {
             queries: Queries::default(),
             limits,
             auth,
-            sql_info: metadata::sql_info(false),
+            sql_info: metadata::sql_info(true),
             xdbc: metadata::xdbc_type_info(),
             anonymous: parking_lot::Mutex::new(None),
         }
@@ -80,7 +81,7 @@ impl ServerState {
 /// DriftDB's Flight SQL service.
 #[derive(Clone)]
 pub struct DriftFlightSql {
-    state: Arc<ServerState>,
+    pub(super) state: Arc<ServerState>,
 }
 
 impl DriftFlightSql {
@@ -490,9 +491,7 @@ impl FlightSqlService for DriftFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let client = self.client(&request)?;
-        if query.transaction_id.is_some() {
-            return Err(ServerError::Unsupported("transactions".into()).into());
-        }
+        self.check_transaction(&client, query.transaction_id.as_ref())?;
         let statement = parse_statement(&query.query).map_err(ServerError::from)?;
         let info = self.start(&client, statement, request.into_inner()).await?;
         Ok(Response::new(info))
@@ -728,9 +727,7 @@ impl FlightSqlService for DriftFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let client = self.client(&request)?;
-        if command.transaction_id.is_some() {
-            return Err(ServerError::Unsupported("transactions".into()).into());
-        }
+        self.check_transaction(&client, command.transaction_id.as_ref())?;
         let statement = parse_statement(&command.query).map_err(ServerError::from)?;
         Ok(self.update(&client, statement).await?)
     }
@@ -744,9 +741,7 @@ impl FlightSqlService for DriftFlightSql {
         if command.temporary {
             return Err(ServerError::Unsupported("ingest into a temporary table".into()).into());
         }
-        if command.transaction_id.is_some() {
-            return Err(ServerError::Unsupported("transactions".into()).into());
-        }
+        self.check_transaction(&client, command.transaction_id.as_ref())?;
         check_namespace(command.catalog.as_deref(), command.schema.as_deref())?;
         let mode = ingest_mode(&command)?;
         let (schema, batches) =
@@ -821,9 +816,7 @@ impl FlightSqlService for DriftFlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let client = self.client(&request)?;
-        if query.transaction_id.is_some() {
-            return Err(ServerError::Unsupported("transactions".into()).into());
-        }
+        self.check_transaction(&client, query.transaction_id.as_ref())?;
         let prepared = {
             let mut sql = client.sql.lock().await;
             sql.prepare(&query.query).await.map_err(ServerError::from)?
@@ -870,35 +863,60 @@ impl FlightSqlService for DriftFlightSql {
         _query: ActionBeginTransactionRequest,
         request: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
-        self.client(&request)?;
-        Err(ServerError::Unsupported("transactions".into()).into())
+        let client = self.client(&request)?;
+        let transaction_id = self.begin_transaction(&client).await?;
+        Ok(ActionBeginTransactionResult { transaction_id })
     }
 
     async fn do_action_end_transaction(
         &self,
-        _query: ActionEndTransactionRequest,
+        query: ActionEndTransactionRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.client(&request)?;
-        Err(ServerError::Unsupported("transactions".into()).into())
+        let client = self.client(&request)?;
+        let ending = match query.action() {
+            EndTransaction::Commit => Ending::Commit,
+            EndTransaction::Rollback => Ending::Rollback,
+            EndTransaction::Unspecified => {
+                return Err(
+                    ServerError::BadRequest("EndTransaction needs an action".into()).into(),
+                );
+            }
+        };
+        Ok(self
+            .end_transaction(&client, &query.transaction_id, ending)
+            .await?)
     }
 
     async fn do_action_begin_savepoint(
         &self,
-        _query: ActionBeginSavepointRequest,
+        query: ActionBeginSavepointRequest,
         request: Request<Action>,
     ) -> Result<ActionBeginSavepointResult, Status> {
-        self.client(&request)?;
-        Err(ServerError::Unsupported("savepoints".into()).into())
+        let client = self.client(&request)?;
+        let savepoint_id = self
+            .begin_savepoint(&client, &query.transaction_id, &query.name)
+            .await?;
+        Ok(ActionBeginSavepointResult { savepoint_id })
     }
 
     async fn do_action_end_savepoint(
         &self,
-        _query: ActionEndSavepointRequest,
+        query: ActionEndSavepointRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.client(&request)?;
-        Err(ServerError::Unsupported("savepoints".into()).into())
+        let client = self.client(&request)?;
+        // arrow-flight does not re-export the `EndSavepoint` enum: 1 = RELEASE, 2 = ROLLBACK.
+        let ending = match query.action {
+            1 => Ending::Commit,
+            2 => Ending::Rollback,
+            _ => {
+                return Err(ServerError::BadRequest("EndSavepoint needs an action".into()).into());
+            }
+        };
+        Ok(self
+            .end_savepoint(&client, &query.savepoint_id, ending)
+            .await?)
     }
 
     async fn do_action_cancel_query(

@@ -28,7 +28,16 @@ pub struct ClientSession {
     pub sql: tokio::sync::Mutex<Session>,
     /// Prepared statements by handle.
     pub prepared: Mutex<HashMap<u64, PreparedEntry>>,
+    /// The Flight SQL transaction open in `sql`, and its savepoints by id.
+    pub transaction: Mutex<OpenTransaction>,
     last_used: Mutex<Instant>,
+}
+
+/// Ids a client uses for its open transaction and savepoints.
+#[derive(Debug, Default)]
+pub struct OpenTransaction {
+    pub id: Option<u64>,
+    pub savepoints: HashMap<u64, String>,
 }
 
 impl std::fmt::Debug for ClientSession {
@@ -90,6 +99,7 @@ impl Sessions {
             user: user.into(),
             sql: tokio::sync::Mutex::new(sql),
             prepared: Mutex::new(HashMap::new()),
+            transaction: Mutex::default(),
             last_used: Mutex::new(Instant::now()),
         });
         let token = new_token();

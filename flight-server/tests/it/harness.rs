@@ -87,6 +87,9 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> std::process::ExitS
     }
 }
 
+/// The Flight SQL client the tests use.
+pub type Client = FlightSqlServiceClient<Channel>;
+
 pub async fn raw_client(server: &Server) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{}", server.address))
         .unwrap()

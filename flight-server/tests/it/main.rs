@@ -10,7 +10,11 @@ use std::time::Duration;
 
 use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow_flight::sql::{CommandGetPrimaryKeys, CommandGetTables, SqlInfo};
+use arrow_flight::sql::{
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionEndSavepointRequest,
+    CommandGetPrimaryKeys, CommandGetTables, EndTransaction, ProstMessageExt, SqlInfo,
+    SqlSupportedTransaction,
+};
 use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use futures::TryStreamExt;
 use prost::Message;
@@ -334,4 +338,170 @@ async fn shutdown_cancels_running_queries_and_exits_cleanly() {
         outcome.is_err(),
         "the running query was cancelled, not finished"
     );
+}
+
+/// Count the rows of `table` through `client` (outside any transaction).
+async fn count_rows(client: &mut harness::Client, table: &str) -> i64 {
+    let info = client
+        .execute(format!("SELECT count(*) AS n FROM {table}"), None)
+        .await
+        .unwrap();
+    let batches = collect(client, &info).await;
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+/// Run a Flight SQL action and decode its one result message as `R`.
+async fn action<Req: ProstMessageExt, R: ProstMessageExt + Default>(
+    client: &mut harness::Client,
+    kind: &str,
+    request: Req,
+) -> Result<Option<R>, tonic::Status> {
+    let action = Action {
+        r#type: kind.into(),
+        body: request.as_any().encode_to_vec().into(),
+    };
+    let mut stream = client
+        .do_action(action)
+        .await
+        .map_err(|e| tonic::Status::unknown(e.to_string()))?;
+    let Some(message) = stream
+        .try_next()
+        .await
+        .map_err(|e| tonic::Status::unknown(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let any = arrow_flight::sql::Any::decode(&*message.body).unwrap();
+    Ok(any.unpack::<R>().unwrap())
+}
+
+#[tokio::test]
+async fn transactions_and_savepoints() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    let mut other = connect(&server).await;
+
+    // GetSqlInfo advertises transactions with savepoints.
+    let info = client
+        .get_sql_info(vec![SqlInfo::FlightSqlServerTransaction])
+        .await
+        .unwrap();
+    let batches = collect(&mut client, &info).await;
+    let values = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow::array::UnionArray>()
+        .unwrap()
+        .value(0);
+    let level = values
+        .as_any()
+        .downcast_ref::<arrow::array::Int32Array>()
+        .unwrap();
+    assert_eq!(level.value(0), SqlSupportedTransaction::Savepoint as i32);
+
+    client
+        .execute_update("CREATE TABLE tx (id INT PRIMARY KEY)".into(), None)
+        .await
+        .unwrap();
+    let txn = client.begin_transaction().await.unwrap();
+    client
+        .execute_update("INSERT INTO tx VALUES (1)".into(), Some(txn.clone()))
+        .await
+        .unwrap();
+    let savepoint: ActionBeginSavepointResult = action(
+        &mut client,
+        "BeginSavepoint",
+        ActionBeginSavepointRequest {
+            transaction_id: txn.clone(),
+            name: "before two".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    client
+        .execute_update("INSERT INTO tx VALUES (2)".into(), Some(txn.clone()))
+        .await
+        .unwrap();
+    // Own writes are visible inside, invisible outside.
+    let inside = client
+        .execute("SELECT id FROM tx".into(), Some(txn.clone()))
+        .await
+        .unwrap();
+    let rows: usize = collect(&mut client, &inside)
+        .await
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 2);
+    assert_eq!(count_rows(&mut other, "tx").await, 0);
+    // Roll back to the savepoint: row 2 goes, row 1 stays.
+    let none: Option<ActionBeginSavepointResult> = action(
+        &mut client,
+        "EndSavepoint",
+        ActionEndSavepointRequest {
+            savepoint_id: savepoint.savepoint_id,
+            action: 2,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(none.is_none());
+    // A statement naming another transaction is refused.
+    let err = client
+        .execute_update("INSERT INTO tx VALUES (3)".into(), Some("999999".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&err).0, Code::NotFound, "{err}");
+    client
+        .end_transaction(txn, EndTransaction::Commit)
+        .await
+        .unwrap();
+    assert_eq!(count_rows(&mut other, "tx").await, 1);
+
+    // A write-write conflict: the second committer gets Aborted with 40001.
+    let first = client.begin_transaction().await.unwrap();
+    let second = other.begin_transaction().await.unwrap();
+    client
+        .execute_update(
+            "UPDATE tx SET id = 10 WHERE id = 1".into(),
+            Some(first.clone()),
+        )
+        .await
+        .unwrap();
+    other
+        .execute_update(
+            "UPDATE tx SET id = 20 WHERE id = 1".into(),
+            Some(second.clone()),
+        )
+        .await
+        .unwrap();
+    client
+        .end_transaction(first, EndTransaction::Commit)
+        .await
+        .unwrap();
+    let err = other
+        .end_transaction(second, EndTransaction::Commit)
+        .await
+        .unwrap_err();
+    let (code, message) = status_of(&err);
+    assert_eq!(code, Code::Aborted, "{err}");
+    assert!(message.contains("40001"), "{err}");
+    let info = other
+        .execute("SELECT id FROM tx".into(), None)
+        .await
+        .unwrap();
+    let batches = collect(&mut other, &info).await;
+    let ids = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .unwrap();
+    assert_eq!(ids.values().to_vec(), vec![10]);
+    server.stop().await;
 }
