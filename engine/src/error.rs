@@ -105,6 +105,17 @@ pub enum Error {
     #[error("savepoint \"{name}\" does not exist")]
     UnknownSavepoint { name: String },
 
+    #[error("nextval: {detail}")]
+    SequenceExhausted { name: String, detail: String },
+
+    #[error("{message}")]
+    ObjectNotInPrerequisiteState { message: String },
+
+    #[error(
+        "cannot insert a non-DEFAULT value into column \"{column}\": it is an identity column defined as GENERATED ALWAYS"
+    )]
+    GeneratedAlways { column: String },
+
     #[error("invalid time travel target: {message}")]
     BadSnapshot { message: String },
 
@@ -222,6 +233,9 @@ impl Error {
             Error::NoActiveTransaction { .. } => "25P01",
             Error::ActiveTransaction { .. } => "25001",
             Error::UnknownSavepoint { .. } => "3B001",
+            Error::SequenceExhausted { .. } => "2200H",
+            Error::ObjectNotInPrerequisiteState { .. } => "55000",
+            Error::GeneratedAlways { .. } => "428C9",
             Error::BadSnapshot { .. } => "22008",
             Error::Unsupported { .. } => "0A000",
             Error::InvalidArgument { .. } => "22023",

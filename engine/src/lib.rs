@@ -15,6 +15,7 @@
 //! - [`catalog`]: tables with their schema history, views, SQL types.
 //! - [`temporal`]: the relation planner for `AS OF` clauses, the temporal
 //!   table provider and scan, `history()` and `commits()`.
+//! - [`sequences`]: sequence positions and `nextval` and friends.
 //! - [`limits`]: every tunable, with units.
 //!
 //! ## Invariants
@@ -30,6 +31,7 @@ pub mod db;
 pub mod error;
 pub mod limits;
 pub mod log;
+pub mod sequences;
 pub mod sql;
 pub mod storage;
 pub mod temporal;

@@ -112,7 +112,9 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     .catalog
                     .table_at(&def.name, latest)
                     .is_some_and(|t| !replaced(t.id));
-                if table_taken || state.catalog.view_at(&def.name, latest).is_some() {
+                let name_taken = state.catalog.view_at(&def.name, latest).is_some()
+                    || state.catalog.sequence_at(&def.name, latest).is_some();
+                if table_taken || name_taken {
                     return Err(Error::TableExists {
                         name: def.name.clone(),
                     });
@@ -139,7 +141,18 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     });
                 }
             }
-            Write::DropView { .. } => {}
+            Write::DropView { .. } | Write::DropSequence { .. } => {}
+            Write::CreateSequence(sequence) => {
+                let catalog = &state.catalog;
+                if catalog.sequence_at(&sequence.name, latest).is_some()
+                    || catalog.table_at(&sequence.name, latest).is_some()
+                    || catalog.view_at(&sequence.name, latest).is_some()
+                {
+                    return Err(Error::TableExists {
+                        name: sequence.name.clone(),
+                    });
+                }
+            }
             Write::Insert {
                 table_id,
                 batch,
@@ -282,6 +295,11 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
             Op::CreateView(view)
         }
         Write::DropView { name } => Op::DropView { name },
+        Write::CreateSequence(mut sequence) => {
+            sequence.created_seq = seq;
+            Op::CreateSequence(sequence)
+        }
+        Write::DropSequence { id } => Op::DropSequence { id },
         Write::Insert { .. } | Write::Retire { .. } => return None,
     })
 }
@@ -327,9 +345,10 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 apply_catalog_op(&mut state.catalog, op, seq)?;
                 state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
-            Op::CreateView(_) | Op::DropView { .. } => {
-                apply_catalog_op(&mut state.catalog, op, seq)?
-            }
+            Op::CreateView(_)
+            | Op::DropView { .. }
+            | Op::CreateSequence(_)
+            | Op::DropSequence { .. } => apply_catalog_op(&mut state.catalog, op, seq)?,
             Op::Insert {
                 table_id,
                 first_rowid,
@@ -377,6 +396,12 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         Op::CreateTable(def) => catalog.tables.push(def.clone()),
         Op::DropTable { table_id } => {
             catalog_table_mut(catalog, *table_id)?.dropped_seq = Some(seq);
+            // Sequences a column of the table owns go with it.
+            for sequence in &mut catalog.sequences {
+                if sequence.owner == Some(*table_id) && sequence.dropped_seq.is_none() {
+                    sequence.dropped_seq = Some(seq);
+                }
+            }
         }
         Op::SetChecks { table_id, checks } => {
             catalog_table_mut(catalog, *table_id)?.checks = checks.clone();
@@ -402,6 +427,12 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
                 .find(|v| &v.name == name && v.dropped_seq.is_none())
             {
                 view.dropped_seq = Some(seq);
+            }
+        }
+        Op::CreateSequence(sequence) => catalog.sequences.push(sequence.clone()),
+        Op::DropSequence { id } => {
+            if let Some(sequence) = catalog.sequences.iter_mut().find(|s| s.id == *id) {
+                sequence.dropped_seq = Some(seq);
             }
         }
         Op::Insert { .. } | Op::Retire { .. } => {}

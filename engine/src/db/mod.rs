@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     pub poisoned: Mutex<Option<String>>,
     pub persisting: AtomicBool,
     pub persist_lock: tokio::sync::Mutex<()>,
+    /// Where every sequence stands (not transactional; see [`crate::sequences`]).
+    pub sequences: crate::sequences::Positions,
     lock_file: Mutex<Option<File>>,
 }
 
@@ -123,6 +125,7 @@ impl Database {
             None => None,
         };
         let next_table_id = state.catalog.max_table_id() + 1;
+        let sequences = crate::sequences::Positions::open(location.local_root.clone())?;
         let visible = state.last_seq;
         let inner = Arc::new(Inner {
             location,
@@ -135,6 +138,7 @@ impl Database {
             poisoned: Mutex::new(None),
             persisting: AtomicBool::new(false),
             persist_lock: tokio::sync::Mutex::new(()),
+            sequences,
             lock_file: Mutex::new(lock_file),
         });
         let db = Self { inner };
@@ -151,6 +155,11 @@ impl Database {
     /// A fresh table id (ids are never reused; gaps are harmless).
     pub fn allocate_table_id(&self) -> u64 {
         self.inner.next_table_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sequence positions (`nextval`, `setval`).
+    pub fn sequence_positions(&self) -> &crate::sequences::Positions {
+        &self.inner.sequences
     }
 
     /// Where the database lives, for messages.

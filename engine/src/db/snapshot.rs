@@ -167,6 +167,16 @@ impl Database {
         self.with_catalog(seq, view, |c| (c.table_names_at(seq), c.view_names_at(seq)))
     }
 
+    /// The sequence called `name` as of `seq` as `view`'s transaction sees it.
+    pub fn sequence_in(
+        &self,
+        name: &str,
+        seq: u64,
+        view: Option<&TxnView>,
+    ) -> Option<crate::catalog::SequenceDef> {
+        self.with_catalog(seq, view, |c| c.sequence_at(name, seq).cloned())
+    }
+
     /// Run `f` on the catalog a reader of `seq` through `view` sees.
     fn with_catalog<T>(
         &self,

@@ -11,7 +11,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CheckDef, ColumnDef, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, ViewDef};
 use crate::error::{Error, Result};
 
 /// Bytes before the payload in a frame.
@@ -36,6 +36,10 @@ pub enum Op {
         checks: Vec<CheckDef>,
     },
     CreateView(ViewDef),
+    CreateSequence(SequenceDef),
+    DropSequence {
+        id: u64,
+    },
     DropView {
         name: String,
     },

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use sqlparser::ast::{
     self, AlterColumnOperation, AlterTableOperation, ColumnOption, CreateTable, CreateView,
-    ObjectName, ObjectType, Statement, TableConstraint,
+    GeneratedAs, ObjectName, ObjectType, Statement, TableConstraint,
 };
 
 use super::dml::conform_batch;
+use super::sequence_ddl::{attach_sequence, serial_type};
 use super::session::{Session, StatementResult};
-use crate::catalog::{CheckDef, ColumnDef, SchemaVersion, SqlType, TableDef, ViewDef};
+use crate::catalog::{
+    CheckDef, ColumnDef, Identity, SchemaVersion, SequenceDef, SqlType, TableDef, ViewDef,
+};
 use crate::constraints::check::{default_values, validate_check};
 use crate::constraints::primary_keys;
 use crate::error::{Error, Result};
@@ -41,7 +44,7 @@ pub(crate) async fn create_table(
     create: CreateTable,
 ) -> Result<StatementResult> {
     let name = table_name(&create.name)?;
-    if session.table_exists(&name) {
+    if session.table_exists(&name) || session.sequence_def(&name).is_some() {
         if create.if_not_exists {
             return Ok(StatementResult::done("CREATE TABLE", None, None));
         }
@@ -50,20 +53,25 @@ pub(crate) async fn create_table(
     if let Some(query) = create.query {
         return create_table_as(session, name, *query).await;
     }
-    let def = table_def(session, &name, &create.columns, &create.constraints)?;
-    validate_expressions(session, &def)?;
+    let (def, sequences) = table_def(session, &name, &create.columns, &create.constraints)?;
     let mut writes = WriteSet::new("CREATE TABLE");
+    writes.extend(sequences.into_iter().map(Write::CreateSequence));
+    validate_expressions(session, &def)?;
     writes.push(Write::CreateTable(def));
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done("CREATE TABLE", None, outcome))
 }
 
+/// The table a `CREATE TABLE` defines, and the sequences its `SERIAL` and
+/// identity columns draw from.
 fn table_def(
     session: &Session,
     name: &str,
     columns: &[ast::ColumnDef],
     constraints: &[TableConstraint],
-) -> Result<TableDef> {
+) -> Result<(TableDef, Vec<SequenceDef>)> {
+    let table_id = session.db().allocate_table_id();
+    let mut sequences = Vec::new();
     let mut defs: Vec<ColumnDef> = Vec::with_capacity(columns.len());
     let mut primary_key: Vec<String> = Vec::new();
     let mut checks: Vec<CheckDef> = Vec::new();
@@ -75,13 +83,19 @@ fn table_def(
                 column: column_name,
             });
         }
+        let serial = serial_type(&column.data_type);
         let mut def = ColumnDef {
             id: i as u32 + 1,
-            sql_type: SqlType::from_sql(&column_name, &column.data_type)?,
+            sql_type: match &serial {
+                Some(sql_type) => sql_type.clone(),
+                None => SqlType::from_sql(&column_name, &column.data_type)?,
+            },
             name: column_name.clone(),
             nullable: true,
             default: None,
+            identity: None,
         };
+        let mut identity = serial.map(|_| (Identity::ByDefault, Vec::new()));
         for option in &column.options {
             match &option.option {
                 ColumnOption::NotNull => def.nullable = false,
@@ -94,8 +108,28 @@ fn table_def(
                     }),
                     expr: check.expr.to_string(),
                 }),
+                ColumnOption::Generated {
+                    generated_as,
+                    sequence_options,
+                    generation_expr: None,
+                    ..
+                } => {
+                    let kind = match generated_as {
+                        GeneratedAs::Always => Identity::Always,
+                        GeneratedAs::ByDefault => Identity::ByDefault,
+                        GeneratedAs::ExpStored => {
+                            return Err(Error::unsupported("stored generated columns"));
+                        }
+                    };
+                    identity = Some((kind, sequence_options.clone().unwrap_or_default()));
+                }
                 other => return Err(Error::unsupported(format!("column option {other}"))),
             }
+        }
+        if let Some((kind, options)) = identity {
+            sequences.push(attach_sequence(
+                session, name, table_id, &mut def, kind, &options,
+            )?);
         }
         defs.push(def);
     }
@@ -140,8 +174,8 @@ fn table_def(
         def.nullable = false;
         pk_ids.push(def.id);
     }
-    Ok(TableDef {
-        id: session.db().allocate_table_id(),
+    let table = TableDef {
+        id: table_id,
         name: name.into(),
         created_seq: 0,
         dropped_seq: None,
@@ -152,7 +186,8 @@ fn table_def(
             columns: defs,
         }],
         checks,
-    })
+    };
+    Ok((table, sequences))
 }
 
 /// Refuse a table whose CHECK or DEFAULT expressions cannot be evaluated.
@@ -160,7 +195,12 @@ fn validate_expressions(session: &Session, def: &TableDef) -> Result<()> {
     for check in &def.checks {
         validate_check(session.context(), def, check)?;
     }
-    for column in def.columns().iter().filter(|c| c.default.is_some()) {
+    // Identity defaults name a sequence created in the same commit: nothing to try yet.
+    let defaults = def
+        .columns()
+        .iter()
+        .filter(|c| c.default.is_some() && c.identity.is_none());
+    for column in defaults {
         default_values(session.context(), column, 0)?;
     }
     Ok(())
@@ -228,6 +268,7 @@ pub(crate) fn table_def_from_arrow(
             sql_type: SqlType::from_arrow(field.name(), field.data_type())?,
             nullable: nullability == Nullability::AllNullable || field.is_nullable(),
             default: None,
+            identity: None,
         });
     }
     Ok(TableDef {
@@ -283,6 +324,7 @@ pub(crate) async fn drop_objects(
     let (tag, mut writes) = match object_type {
         ObjectType::Table => ("DROP TABLE", WriteSet::new("DROP TABLE")),
         ObjectType::View => ("DROP VIEW", WriteSet::new("DROP VIEW")),
+        ObjectType::Sequence => ("DROP SEQUENCE", WriteSet::new("DROP SEQUENCE")),
         other => return Err(Error::unsupported(format!("DROP {other}"))),
     };
     for name in &names {
@@ -291,6 +333,7 @@ pub(crate) async fn drop_objects(
             ObjectType::Table => session
                 .table_snapshot(&name)
                 .map(|t| Write::DropTable { table_id: t.def.id }),
+            ObjectType::Sequence => super::sequence_ddl::drop_sequence(session, &name),
             _ => session
                 .view_def(&name)
                 .map(|_| Write::DropView { name: name.clone() }),
@@ -355,6 +398,7 @@ pub(crate) async fn alter_table(
                     name: column.clone(),
                     nullable: true,
                     default: None,
+                    identity: None,
                 };
                 next_column_id += 1;
                 for option in &column_def.options {

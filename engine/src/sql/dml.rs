@@ -517,6 +517,7 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
     let source_schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
     let source = concat_batches(&source_schema, &batches)?;
+    refuse_generated_always(&def, &targets[..targets.len().min(source.num_columns())])?;
     let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;
     let mut writes = WriteSet::new("INSERT");
@@ -558,6 +559,21 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
         Some(other) => return Err(Error::unsupported(format!("INSERT … {other}"))),
     };
     commit_counted(session, "INSERT", writes, count).await
+}
+
+/// `GENERATED ALWAYS AS IDENTITY` columns take no explicit values (428C9).
+fn refuse_generated_always(def: &TableDef, targets: &[usize]) -> Result<()> {
+    let columns = def.columns();
+    match targets
+        .iter()
+        .map(|t| &columns[*t])
+        .find(|c| c.identity == Some(crate::catalog::Identity::Always))
+    {
+        Some(column) => Err(Error::GeneratedAlways {
+            column: column.name.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_conflict_target(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<()> {

@@ -7,6 +7,7 @@ pub mod dialect;
 pub mod dml;
 pub mod ingest;
 pub mod params;
+pub mod sequence_ddl;
 pub mod session;
 mod txn_control;
 

@@ -156,6 +156,7 @@ impl Session {
         ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
         ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
         driftdb_udfs::register_all(&ctx);
+        crate::sequences::functions::register(&ctx, db, snapshot.clone());
         Self {
             db: db.clone(),
             ctx,
@@ -253,6 +254,24 @@ impl Session {
             )),
             Statement::AlterTable(alter) => Ok(Output::Done(ddl::alter_table(self, alter).await?)),
             Statement::CreateView(view) => Ok(Output::Done(ddl::create_view(self, view).await?)),
+            Statement::CreateSequence {
+                temporary: false,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by,
+            } => Ok(Output::Done(
+                super::sequence_ddl::create_sequence(
+                    self,
+                    if_not_exists,
+                    &name,
+                    data_type.as_ref(),
+                    &sequence_options,
+                    owned_by.as_ref(),
+                )
+                .await?,
+            )),
             Statement::Insert(insert) => Ok(Output::Done(dml::insert(self, insert).await?)),
             Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
             Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
@@ -492,6 +511,13 @@ impl Session {
             .table_exists_in(name, self.statement_seq(), view.as_deref())
     }
 
+    /// The sequence called `name` as the current statement sees it.
+    pub(crate) fn sequence_def(&self, name: &str) -> Option<crate::catalog::SequenceDef> {
+        let view = self.snapshot.view();
+        self.db
+            .sequence_in(name, self.statement_seq(), view.as_deref())
+    }
+
     /// The view called `name` as the current statement sees it.
     pub(crate) fn view_def(&self, name: &str) -> Option<crate::catalog::ViewDef> {
         let view = self.snapshot.view();
@@ -550,6 +576,7 @@ fn is_write(statement: &Statement) -> bool {
             | Statement::Drop { .. }
             | Statement::AlterTable(_)
             | Statement::CreateView(_)
+            | Statement::CreateSequence { .. }
             | Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)

@@ -15,7 +15,7 @@ pub use view::{PROVISIONAL_ROWID_BASE, TxnView};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::catalog::{CheckDef, ColumnDef, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, ViewDef};
 
 /// Encoded primary key of one row (arrow row format).
 pub type PkKey = Box<[u8]>;
@@ -48,6 +48,11 @@ pub enum Write {
     CreateView(ViewDef),
     DropView {
         name: String,
+    },
+    /// `created_seq` is filled in at commit.
+    CreateSequence(SequenceDef),
+    DropSequence {
+        id: u64,
     },
     /// New rows in the table's current physical user schema; `keys` are their primary keys.
     Insert {
@@ -85,5 +90,11 @@ impl WriteSet {
 
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+    }
+}
+
+impl Extend<Write> for WriteSet {
+    fn extend<I: IntoIterator<Item = Write>>(&mut self, writes: I) {
+        self.writes.extend(writes);
     }
 }

@@ -492,6 +492,9 @@ fn touched_id(write: &Write) -> Option<u64> {
         | Write::SetChecks { table_id, .. }
         | Write::Insert { table_id, .. }
         | Write::Retire { table_id, .. } => Some(*table_id),
-        Write::CreateView(_) | Write::DropView { .. } => None,
+        Write::CreateView(_)
+        | Write::DropView { .. }
+        | Write::CreateSequence(_)
+        | Write::DropSequence { .. } => None,
     }
 }

@@ -82,17 +82,30 @@ async fn kill_9_loses_no_acknowledged_commit() {
 
 /// Start the child, read `ACK` lines until `kill_after` of them, SIGKILL it; return what it acked.
 fn run_child_until(path: &std::path::Path, kill_after: usize, start: i64) -> Vec<(i64, i64)> {
+    let start = start.to_string();
+    let envs = [(CHILD_ENV, path.as_os_str()), (START_ENV, start.as_ref())];
+    run_child("crash::crash_child_writer", &envs, kill_after)
+        .iter()
+        .map(|ack| {
+            let mut parts = ack.split(' ').map(|p| p.parse::<i64>().expect("number"));
+            (parts.next().expect("writer"), parts.next().expect("n"))
+        })
+        .collect()
+}
+
+/// Run the ignored test `test` of this binary as a child with `envs`, read
+/// its `ACK …` lines until `kill_after` of them, SIGKILL it; return the acks.
+pub fn run_child(test: &str, envs: &[(&str, &std::ffi::OsStr)], kill_after: usize) -> Vec<String> {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args([
-            "crash::crash_child_writer",
+            test,
             "--exact",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, path)
-        .env(START_ENV, start.to_string())
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -101,9 +114,8 @@ fn run_child_until(path: &std::path::Path, kill_after: usize, start: i64) -> Vec
     let mut acked = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        if let Some(rest) = line.strip_prefix("ACK ") {
-            let mut parts = rest.split(' ').map(|p| p.parse::<i64>().expect("number"));
-            acked.push((parts.next().expect("writer"), parts.next().expect("n")));
+        if let Some(rest) = line.split("ACK ").nth(1) {
+            acked.push(rest.to_string());
             if acked.len() >= kill_after {
                 child.kill().expect("SIGKILL");
                 break;
@@ -173,4 +185,85 @@ async fn check_recovered(path: &std::path::Path, acked: &HashSet<(i64, i64)>, tr
         );
     }
     db.close().await.expect("close");
+}
+
+const SEQUENCE_CHILD_ENV: &str = "DRIFTDB_SEQUENCE_CHILD_DIR";
+
+/// The child of `sequence_values_never_repeat_across_kill_9`: takes values
+/// from one sequence in several sessions and prints each as `ACK v`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of sequence_values_never_repeat_across_kill_9"]
+async fn sequence_child() {
+    let dir = std::env::var(SEQUENCE_CHILD_ENV).expect("run by the sequence crash test");
+    let db = Database::open(&dir).await.expect("child opens");
+    let mut session = Session::new(&db);
+    session
+        .execute("CREATE SEQUENCE IF NOT EXISTS ids")
+        .await
+        .expect("create");
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut session = Session::new(&db);
+                loop {
+                    let result = session
+                        .execute_one("SELECT nextval('ids') FROM generate_series(1, 7)")
+                        .await
+                        .expect("nextval");
+                    for batch in &result.batches {
+                        let values = batch
+                            .column(0)
+                            .as_any()
+                            .downcast_ref::<arrow::array::Int64Array>()
+                            .expect("bigint");
+                        for v in values.values() {
+                            println!("ACK {v}");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("taker");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_values_never_repeat_across_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("db");
+    let mut seen: HashSet<i64> = HashSet::new();
+    let mut rng = rand::rng();
+    for trial in 0..5 {
+        let kill_after = rng.random_range(1..5000);
+        let envs = [(SEQUENCE_CHILD_ENV, path.as_os_str())];
+        for ack in run_child("crash::sequence_child", &envs, kill_after) {
+            let value: i64 = ack.parse().expect("value");
+            assert!(
+                seen.insert(value),
+                "trial {trial}: value {value} handed out twice"
+            );
+        }
+    }
+    let db = Database::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("reopen");
+    let mut session = Session::new(&db);
+    let result = session
+        .execute_one("SELECT nextval('ids')")
+        .await
+        .expect("nextval");
+    let next = result.batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("bigint")
+        .value(0);
+    let highest = seen.iter().max().copied().unwrap_or(0);
+    assert!(
+        next > highest,
+        "{next} after a crash repeats values up to {highest}"
+    );
 }

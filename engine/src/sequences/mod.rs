@@ -1,0 +1,182 @@
+//! Sequence positions: which value each sequence hands out next.
+//!
+//! A sequence's *definition* is catalog (created and dropped by commits);
+//! its *position* is not transactional, as in PostgreSQL: a value handed
+//! out is gone even if the transaction that took it rolls back. Positions
+//! are made durable ahead of use: before handing out a value past the last
+//! reservation, the next [`RESERVE_VALUES`] values are reserved by writing
+//! `sequences.json` (write, fsync, rename, fsync the folder). After a crash
+//! every sequence resumes after its last reservation, so no value is ever
+//! handed out twice; the price is a gap of at most one reservation.
+//!
+//! - [`functions`]: `nextval`, `currval`, `setval`, `lastval`.
+
+pub mod functions;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{SequenceDef, SqlType};
+use crate::error::{Error, Result};
+
+/// Values reserved (made durable) at a time; a crash skips at most this many.
+pub const RESERVE_VALUES: u64 = 1024;
+/// The file holding every sequence's reservation.
+const POSITIONS_FILE: &str = "sequences.json";
+
+/// The position of one sequence.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// The value `nextval` returns next; None once a sequence without CYCLE is used up.
+    next: Option<i64>,
+    /// Values that may still be handed out before the next reservation.
+    reserved: u64,
+}
+
+/// What the positions file stores per sequence id: where to resume after a restart.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Reservations {
+    resume_at: HashMap<u64, Option<i64>>,
+}
+
+/// The positions of every sequence of one database.
+#[derive(Debug)]
+pub struct Positions {
+    /// None for in-memory databases.
+    folder: Option<PathBuf>,
+    inner: Mutex<(HashMap<u64, Position>, Reservations)>,
+}
+
+impl Positions {
+    /// Load the reservations of the database in `folder` (None: in memory).
+    pub fn open(folder: Option<PathBuf>) -> Result<Self> {
+        let reservations = match &folder {
+            Some(folder) => match std::fs::read(folder.join(POSITIONS_FILE)) {
+                Ok(bytes) => serde_json::from_slice(&bytes)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Reservations::default(),
+                Err(e) => return Err(e.into()),
+            },
+            None => Reservations::default(),
+        };
+        Ok(Self {
+            folder,
+            inner: Mutex::new((HashMap::new(), reservations)),
+        })
+    }
+
+    /// The next `count` values of `def`, in order.
+    pub fn next_values(&self, def: &SequenceDef, count: usize) -> Result<Vec<i64>> {
+        let mut guard = self.inner.lock();
+        let (positions, reservations) = &mut *guard;
+        let mut position = *positions.entry(def.id).or_insert_with(|| Position {
+            next: reservations
+                .resume_at
+                .get(&def.id)
+                .copied()
+                .unwrap_or(Some(def.start)),
+            reserved: 0,
+        });
+        let mut values = Vec::with_capacity(count);
+        while values.len() < count {
+            if position.reserved == 0 {
+                let block = RESERVE_VALUES.max((count - values.len()) as u64);
+                let resume = advance(def, position.next, block);
+                reservations.resume_at.insert(def.id, resume);
+                self.write(reservations)?;
+                position.reserved = block;
+            }
+            let value = position.next.ok_or_else(|| exhausted(def))?;
+            values.push(value);
+            position.next = step(def, value);
+            position.reserved -= 1;
+        }
+        positions.insert(def.id, position);
+        Ok(values)
+    }
+
+    /// `setval`: the next value will be `value` (or the one after it when `is_called`).
+    pub fn set(&self, def: &SequenceDef, value: i64, is_called: bool) -> Result<()> {
+        if value < def.min || value > def.max {
+            return Err(Error::ValueOutOfRange {
+                table: def.name.clone(),
+                column: "setval".into(),
+                message: format!(
+                    "value {value} is out of bounds for sequence \"{}\" ({}..{})",
+                    def.name, def.min, def.max
+                ),
+            });
+        }
+        let next = if is_called {
+            step(def, value)
+        } else {
+            Some(value)
+        };
+        let mut guard = self.inner.lock();
+        let (positions, reservations) = &mut *guard;
+        reservations.resume_at.insert(def.id, next);
+        self.write(reservations)?;
+        positions.insert(def.id, Position { next, reserved: 0 });
+        Ok(())
+    }
+
+    /// Write the reservations durably (nothing for in-memory databases).
+    fn write(&self, reservations: &Reservations) -> Result<()> {
+        let Some(folder) = &self.folder else {
+            return Ok(());
+        };
+        let tmp = folder.join(format!("{POSITIONS_FILE}.tmp"));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(reservations)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, folder.join(POSITIONS_FILE))?;
+        std::fs::File::open(folder)?.sync_all()?;
+        Ok(())
+    }
+}
+
+/// The value after `value`, wrapping for CYCLE; None past the end otherwise.
+fn step(def: &SequenceDef, value: i64) -> Option<i64> {
+    match value.checked_add(def.increment) {
+        Some(next) if next >= def.min && next <= def.max => Some(next),
+        _ if def.cycle => Some(if def.increment > 0 { def.min } else { def.max }),
+        _ => None,
+    }
+}
+
+/// Where the sequence stands after handing out `count` values from `next`.
+fn advance(def: &SequenceDef, mut next: Option<i64>, count: u64) -> Option<i64> {
+    for _ in 0..count {
+        next = step(def, next?);
+    }
+    next
+}
+
+fn exhausted(def: &SequenceDef) -> Error {
+    let (end, limit) = match def.increment > 0 {
+        true => ("maximum", def.max),
+        false => ("minimum", def.min),
+    };
+    Error::SequenceExhausted {
+        name: def.name.clone(),
+        detail: format!("reached {end} value of sequence \"{}\" ({limit})", def.name),
+    }
+}
+
+/// The range of values a sequence of `sql_type` may take.
+pub fn type_range(sql_type: &SqlType) -> Result<(i64, i64)> {
+    match sql_type {
+        SqlType::SmallInt => Ok((i16::MIN as i64, i16::MAX as i64)),
+        SqlType::Int => Ok((i32::MIN as i64, i32::MAX as i64)),
+        SqlType::BigInt => Ok((i64::MIN, i64::MAX)),
+        other => Err(Error::InvalidArgument {
+            message: format!(
+                "sequence type must be smallint, integer, or bigint, not {}",
+                other.sql_name()
+            ),
+        }),
+    }
+}
