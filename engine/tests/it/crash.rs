@@ -225,9 +225,8 @@ async fn sequence_child() {
             })
         })
         .collect();
-    for task in tasks {
-        task.await.expect("taker");
-    }
+    // The takers loop until the parent kills this process.
+    futures::future::join_all(tasks).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
