@@ -29,4 +29,5 @@ DRIFTDB_BIN="$CARGO_TARGET_DIR/debug/driftdb" \
 echo "== benchmark smoke runs"
 "$CARGO_TARGET_DIR/debug/foundation" --quick
 "$CARGO_TARGET_DIR/debug/constraints" --quick
+"$CARGO_TARGET_DIR/debug/transactions" --quick
 "$VENV/bin/python" benches/flight/flight_sql_bench.py --quick --driftdb "$CARGO_TARGET_DIR/debug/driftdb"
