@@ -113,10 +113,7 @@ pub fn register(ctx: &SessionContext, db: &Database, snapshot: Arc<StatementSnap
             Kind::Set,
             exact(&[&[DataType::Int64], &[DataType::Int64, DataType::Boolean]]),
         ),
-        (
-            Kind::Last,
-            Signature::exact(vec![], Volatility::Volatile),
-        ),
+        (Kind::Last, Signature::exact(vec![], Volatility::Volatile)),
     ];
     for (kind, signature) in functions {
         ctx.register_udf(ScalarUDF::new_from_impl(SequenceFunction {
