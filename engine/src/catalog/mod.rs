@@ -114,6 +114,17 @@ pub struct TableDef {
     /// CHECK constraints every row version written from now on must satisfy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckDef>,
+    /// UNIQUE constraints (NULLs are distinct: a key with a NULL never conflicts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uniques: Vec<UniqueDef>,
+}
+
+/// A UNIQUE constraint over one or more columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UniqueDef {
+    pub name: String,
+    /// Column ids, in key order.
+    pub columns: Vec<u32>,
 }
 
 /// A CHECK constraint: a boolean SQL expression over the row's columns.
@@ -152,6 +163,15 @@ impl TableDef {
     /// Current primary key columns, in key order.
     pub fn primary_key_columns(&self) -> Vec<&ColumnDef> {
         self.primary_key
+            .iter()
+            .filter_map(|id| self.columns().iter().find(|c| c.id == *id))
+            .collect()
+    }
+
+    /// The columns of UNIQUE constraint `unique`, in key order.
+    pub fn unique_columns(&self, unique: &UniqueDef) -> Vec<&ColumnDef> {
+        unique
+            .columns
             .iter()
             .filter_map(|id| self.columns().iter().find(|c| c.id == *id))
             .collect()

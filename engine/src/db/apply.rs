@@ -5,11 +5,14 @@ use std::time::Instant;
 
 use super::{CommitChecks, CommitOutcome, DbState, Inner, TableChanges};
 use crate::catalog::{Catalog, SchemaVersion, TableDef};
+use arrow::record_batch::RecordBatch;
+
+use crate::constraints::unique::UniqueIndex;
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
 use crate::storage::memtable::{append_chunk, with_system_columns};
-use crate::txn::{KeyHash, PkIndex, PkKey, Write, WriteSet};
+use crate::txn::{KeyHash, PkIndex, PkKey, UniqueBuild, Write, WriteSet};
 
 /// Validate `writes` against the latest state, then apply them as the next commit.
 /// Returns the outcome and the log frame to make durable (None for in-memory databases).
@@ -21,6 +24,8 @@ pub(super) fn validate_and_apply(
     let mut state = inner.state.write();
     validate_concurrency(&state, &writes, checks)?;
     validate(&state, &writes)?;
+    let unique_keys = validate_uniques(&state, &writes)?;
+    let builds = unique_builds(&writes);
     let seq = state.last_seq + 1;
     let time_us = chrono::Utc::now()
         .timestamp_micros()
@@ -32,6 +37,7 @@ pub(super) fn validate_and_apply(
     };
     apply_record(&mut state, &record)?;
     apply_pk_changes(&mut state, pk_changes);
+    apply_unique_changes(&mut state, &record.header.ops, unique_keys, builds);
     Ok((CommitOutcome { seq, time_us }, frame))
 }
 
@@ -50,8 +56,18 @@ pub(super) fn validate_concurrency(
             .is_some_and(|c| what(c) > checks.since)
     };
     for write in &writes.writes {
+        if let Write::SetUniques { table_id, .. } = write
+            && changed_after(*table_id, |c| c.data_seq)
+        {
+            return Err(concurrent_change(
+                state,
+                *table_id,
+                "rows were written while its UNIQUE index was built",
+            ));
+        }
         let table_id = match write {
-            Write::DropTable { table_id }
+            Write::SetUniques { table_id, .. }
+            | Write::DropTable { table_id }
             | Write::SetColumns { table_id, .. }
             | Write::SetChecks { table_id, .. }
             | Write::Insert { table_id, .. } => *table_id,
@@ -89,6 +105,158 @@ fn concurrent_change(state: &DbState, table_id: u64, detail: &str) -> Error {
     }
 }
 
+/// Each inserted row's UNIQUE keys, per Insert write in order (None: the table has none).
+type UniqueKeys = Vec<Option<Vec<Vec<Option<PkKey>>>>>;
+
+/// Check every inserted row against the UNIQUE indexes (keys freed by rows
+/// this commit retires are free) and against the commit's other rows.
+fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
+    let mut retired: HashSet<(u64, u64)> = HashSet::new();
+    let mut added: HashSet<(u64, usize, &[u8])> = HashSet::new();
+    let mut created: HashMap<u64, &TableDef> = HashMap::new();
+    let mut per_insert = Vec::new();
+    for write in &writes.writes {
+        match write {
+            Write::CreateTable(def) => {
+                created.insert(def.id, def);
+            }
+            Write::Retire {
+                table_id, rowids, ..
+            } => retired.extend(rowids.iter().map(|r| (*table_id, *r))),
+            Write::Insert {
+                table_id, batch, ..
+            } => {
+                let def = match created.get(table_id) {
+                    Some(def) => *def,
+                    None => live_table(state, *table_id, state.last_seq)?,
+                };
+                if def.uniques.is_empty() {
+                    per_insert.push(None);
+                    continue;
+                }
+                let keys = crate::constraints::unique_keys(def, batch)?;
+                let index = state.unique_index.get(table_id);
+                for (row, row_keys) in keys.iter().enumerate() {
+                    for (c, key) in row_keys.iter().enumerate() {
+                        let Some(key) = key else { continue };
+                        let held = index
+                            .and_then(|i| i.holder(c, key))
+                            .is_some_and(|holder| !retired.contains(&(*table_id, holder)));
+                        if held {
+                            return Err(unique_violation_of(def, c, batch, row));
+                        }
+                    }
+                }
+                // Duplicates inside this commit are checked below, once all keys exist.
+                per_insert.push(Some((def, keys)));
+            }
+            _ => {}
+        }
+    }
+    let mut index_of_insert = 0;
+    for write in &writes.writes {
+        let Write::Insert {
+            table_id, batch, ..
+        } = write
+        else {
+            continue;
+        };
+        let insert = index_of_insert;
+        index_of_insert += 1;
+        let Some((def, keys)) = &per_insert[insert] else {
+            continue;
+        };
+        for (row, row_keys) in keys.iter().enumerate() {
+            for (c, key) in row_keys.iter().enumerate() {
+                let Some(key) = key else { continue };
+                if !added.insert((*table_id, c, key.as_ref())) {
+                    return Err(unique_violation_of(def, c, batch, row));
+                }
+            }
+        }
+    }
+    Ok(per_insert
+        .into_iter()
+        .map(|entry| entry.map(|(_, keys)| keys))
+        .collect())
+}
+
+/// The 23505 error for row `row` of `batch` under `def`'s UNIQUE constraint number `c`.
+fn unique_violation_of(def: &TableDef, c: usize, batch: &RecordBatch, row: usize) -> Error {
+    let unique = &def.uniques[c];
+    crate::constraints::key_violation(def, &unique.name, &unique.columns, batch, row)
+}
+
+/// The index each SetUniques write brings, by table.
+fn unique_builds(writes: &WriteSet) -> HashMap<u64, UniqueBuild> {
+    writes
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::SetUniques {
+                table_id, build, ..
+            } => Some((*table_id, build.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Bring the UNIQUE indexes up to date with a commit just applied.
+fn apply_unique_changes(
+    state: &mut DbState,
+    ops: &[Op],
+    keys: UniqueKeys,
+    mut builds: HashMap<u64, UniqueBuild>,
+) {
+    let mut keys = keys.into_iter();
+    for op in ops {
+        match op {
+            Op::CreateTable(def) if !def.uniques.is_empty() => {
+                state
+                    .unique_index
+                    .insert(def.id, UniqueIndex::new(def.uniques.len()));
+            }
+            Op::DropTable { table_id } => {
+                state.unique_index.remove(table_id);
+            }
+            Op::Retire { table_id, rowids } => {
+                if let Some(index) = state.unique_index.get_mut(table_id) {
+                    for rowid in rowids {
+                        index.remove_row(*rowid);
+                    }
+                }
+            }
+            Op::Insert {
+                table_id,
+                first_rowid,
+                ..
+            } => {
+                let rows = keys.next().flatten();
+                if let (Some(rows), Some(index)) = (rows, state.unique_index.get_mut(table_id)) {
+                    for (i, row_keys) in rows.into_iter().enumerate() {
+                        index.insert_row(first_rowid + i as u64, row_keys);
+                    }
+                }
+            }
+            Op::SetUniques { table_id, uniques } => match builds.remove(table_id) {
+                Some(UniqueBuild::Index(index)) => {
+                    state.unique_index.insert(*table_id, index.as_ref().clone());
+                }
+                Some(UniqueBuild::Keep(keep)) => {
+                    if let Some(index) = state.unique_index.get_mut(table_id) {
+                        index.retain_constraints(&keep);
+                    }
+                    if uniques.is_empty() {
+                        state.unique_index.remove(table_id);
+                    }
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+}
+
 /// Primary-key index edits of one commit: (table, key, Some(rowid) to insert | None to remove).
 type PkChanges = Vec<(u64, PkKey, Option<u64>)>;
 
@@ -123,7 +291,8 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             }
             Write::DropTable { table_id }
             | Write::SetColumns { table_id, .. }
-            | Write::SetChecks { table_id, .. } => {
+            | Write::SetChecks { table_id, .. }
+            | Write::SetUniques { table_id, .. } => {
                 if !created.contains_key(table_id) {
                     live_table(state, *table_id, latest)?;
                 }
@@ -281,6 +450,9 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
         }
         Write::DropTable { table_id } => Op::DropTable { table_id },
         Write::SetChecks { table_id, checks } => Op::SetChecks { table_id, checks },
+        Write::SetUniques {
+            table_id, uniques, ..
+        } => Op::SetUniques { table_id, uniques },
         Write::SetColumns {
             table_id,
             columns,
@@ -341,7 +513,9 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 state.pk_index.remove(table_id);
                 state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
-            Op::SetChecks { table_id, .. } | Op::SetColumns { table_id, .. } => {
+            Op::SetChecks { table_id, .. }
+            | Op::SetColumns { table_id, .. }
+            | Op::SetUniques { table_id, .. } => {
                 apply_catalog_op(&mut state.catalog, op, seq)?;
                 state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
@@ -405,6 +579,9 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         }
         Op::SetChecks { table_id, checks } => {
             catalog_table_mut(catalog, *table_id)?.checks = checks.clone();
+        }
+        Op::SetUniques { table_id, uniques } => {
+            catalog_table_mut(catalog, *table_id)?.uniques = uniques.clone();
         }
         Op::SetColumns {
             table_id,

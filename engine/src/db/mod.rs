@@ -40,6 +40,8 @@ pub(crate) struct DbState {
     pub tables: HashMap<u64, TableData>,
     /// Primary key → live `_rowid`, per table with a primary key, at the latest commit.
     pub pk_index: HashMap<u64, crate::txn::PkIndex>,
+    /// The UNIQUE constraints' index, per table with any, at the latest commit.
+    pub unique_index: HashMap<u64, crate::constraints::unique::UniqueIndex>,
     pub commits: Vec<CommitInfo>,
     pub last_seq: u64,
     pub last_time_us: i64,
@@ -155,6 +157,14 @@ impl Database {
     /// A fresh table id (ids are never reused; gaps are harmless).
     pub fn allocate_table_id(&self) -> u64 {
         self.inner.next_table_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The UNIQUE index of table `def` built from its live rows (23505 on a duplicate).
+    pub(crate) async fn build_unique_index(
+        &self,
+        def: &crate::catalog::TableDef,
+    ) -> Result<crate::constraints::unique::UniqueIndex> {
+        recover::build_unique_index(self, def).await
     }
 
     /// Sequence positions (`nextval`, `setval`).

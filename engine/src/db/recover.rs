@@ -13,6 +13,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::{Database, DbState, apply::apply_record};
 use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN, TableDef, physical_name};
 use crate::constraints::primary_keys;
+use crate::constraints::unique::UniqueIndex;
+use crate::constraints::{key_violation, unique_keys};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{LOG_DIR, read_log};
@@ -73,6 +75,7 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
         catalog: checkpoint.catalog,
         tables,
         pk_index: HashMap::new(),
+        unique_index: HashMap::new(),
         commits: checkpoint.commits,
         last_seq: checkpoint.seq,
         last_time_us: checkpoint.time_us,
@@ -84,7 +87,7 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
     }
 }
 
-/// Rebuild every live table's key → `_rowid` index from its live rows.
+/// Rebuild every live table's primary-key and UNIQUE indexes from its live rows.
 pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
     let tables: Vec<(TableDef, TableData)> = {
         let state = db.inner.state.read();
@@ -93,7 +96,7 @@ pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
             .catalog
             .tables
             .iter()
-            .filter(|t| t.exists_at(latest) && t.has_primary_key())
+            .filter(|t| t.exists_at(latest) && (t.has_primary_key() || !t.uniques.is_empty()))
             .map(|t| {
                 (
                     t.clone(),
@@ -103,30 +106,52 @@ pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
             .collect()
     };
     for (def, data) in tables {
-        let index = build_pk_index(db, &def, &data).await?;
-        db.inner.state.write().pk_index.insert(def.id, index);
+        let (pk, unique) = build_indexes(db, &def, &data).await?;
+        let mut state = db.inner.state.write();
+        if def.has_primary_key() {
+            state.pk_index.insert(def.id, pk);
+        }
+        if !def.uniques.is_empty() {
+            state.unique_index.insert(def.id, unique);
+        }
     }
     Ok(())
 }
 
-async fn build_pk_index(db: &Database, def: &TableDef, data: &TableData) -> Result<PkIndex> {
-    let mut index = PkIndex::default();
+/// The UNIQUE index of `def` over its rows at the latest commit; 23505 if
+/// two live rows share a key (for ALTER TABLE … ADD CONSTRAINT … UNIQUE).
+pub(crate) async fn build_unique_index(db: &Database, def: &TableDef) -> Result<UniqueIndex> {
+    let data = {
+        let state = db.inner.state.read();
+        state.tables.get(&def.id).cloned().unwrap_or_default()
+    };
+    Ok(build_indexes(db, def, &data).await?.1)
+}
+
+async fn build_indexes(
+    db: &Database,
+    def: &TableDef,
+    data: &TableData,
+) -> Result<(PkIndex, UniqueIndex)> {
+    let mut pk = PkIndex::default();
+    let mut unique = UniqueIndex::new(def.uniques.len());
     for mem in &data.memtable {
-        index_live_rows(def, &mem.batch, &data.retired, &mut index)?;
+        index_live_rows(def, &mem.batch, &data.retired, &mut pk, &mut unique)?;
     }
     for file in &data.files {
         for batch in read_key_columns(db, def, file).await? {
-            index_live_rows(def, &batch, &data.retired, &mut index)?;
+            index_live_rows(def, &batch, &data.retired, &mut pk, &mut unique)?;
         }
     }
-    Ok(index)
+    Ok((pk, unique))
 }
 
 fn index_live_rows(
     def: &TableDef,
     batch: &RecordBatch,
     retired: &HashMap<u64, u64>,
-    index: &mut PkIndex,
+    pk: &mut PkIndex,
+    unique: &mut UniqueIndex,
 ) -> Result<()> {
     let rowids = batch
         .column_by_name(ROWID_COLUMN)
@@ -134,17 +159,59 @@ fn index_live_rows(
         .ok_or_else(|| Error::Corrupt {
             detail: "batch without _rowid".into(),
         })?;
-    let keys = primary_keys(def, batch)?;
-    for (row, key) in keys.into_iter().enumerate() {
-        let rowid = rowids.value(row);
-        if !retired.contains_key(&rowid) {
-            index.insert(key, rowid);
+    let live = |row: usize| !retired.contains_key(&rowids.value(row));
+    if def.has_primary_key() {
+        for (row, key) in primary_keys(def, batch)?.into_iter().enumerate() {
+            if live(row) {
+                pk.insert(key, rowids.value(row));
+            }
         }
+    }
+    if def.uniques.is_empty() {
+        return Ok(());
+    }
+    for (row, keys) in unique_keys(def, batch)?.into_iter().enumerate() {
+        if !live(row) {
+            continue;
+        }
+        if let Some(c) = keys
+            .iter()
+            .enumerate()
+            .find_map(|(c, k)| k.as_ref().and_then(|k| unique.holder(c, k)).map(|_| c))
+        {
+            let named = user_columns(def, batch)?;
+            let constraint = &def.uniques[c];
+            return Err(key_violation(
+                def,
+                &constraint.name,
+                &constraint.columns,
+                &named,
+                row,
+            ));
+        }
+        unique.insert_row(rowids.value(row), keys);
     }
     Ok(())
 }
 
-/// The primary-key columns and `_rowid` of one data file.
+/// `batch` (any subset of physical columns) widened to the table's user
+/// columns in order, missing ones NULL, for error messages.
+fn user_columns(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = crate::catalog::user_physical_schema(def.columns());
+    let arrays = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            batch
+                .column_by_name(f.name())
+                .cloned()
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), batch.num_rows()))
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema, arrays)?)
+}
+
+/// The key columns (primary key and UNIQUE) and `_rowid` of one data file.
 async fn read_key_columns(
     db: &Database,
     def: &TableDef,
@@ -156,6 +223,7 @@ async fn read_key_columns(
     let mut wanted: Vec<String> = def
         .primary_key
         .iter()
+        .chain(def.uniques.iter().flat_map(|u| u.columns.iter()))
         .map(|id| physical_name(*id))
         .collect();
     wanted.push(ROWID_COLUMN.to_string());

@@ -11,7 +11,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, UniqueDef, ViewDef};
 use crate::error::{Error, Result};
 
 /// Bytes before the payload in a frame.
@@ -36,6 +36,11 @@ pub enum Op {
         checks: Vec<CheckDef>,
     },
     CreateView(ViewDef),
+    /// The table's UNIQUE constraints from this commit on (the index is rebuilt on open).
+    SetUniques {
+        table_id: u64,
+        uniques: Vec<UniqueDef>,
+    },
     CreateSequence(SequenceDef),
     DropSequence {
         id: u64,

@@ -13,12 +13,13 @@ use super::dml::conform_batch;
 use super::sequence_ddl::{attach_sequence, serial_type};
 use super::session::{Session, StatementResult};
 use crate::catalog::{
-    CheckDef, ColumnDef, Identity, SchemaVersion, SequenceDef, SqlType, TableDef, ViewDef,
+    CheckDef, ColumnDef, Identity, SchemaVersion, SequenceDef, SqlType, TableDef, UniqueDef,
+    ViewDef,
 };
 use crate::constraints::check::{default_values, validate_check};
 use crate::constraints::primary_keys;
 use crate::error::{Error, Result};
-use crate::txn::{Write, WriteSet};
+use crate::txn::{UniqueBuild, Write, WriteSet};
 
 /// An identifier as stored: unquoted names fold to lower case, as in PostgreSQL.
 pub fn normalize_ident(ident: &ast::Ident) -> String {
@@ -75,6 +76,8 @@ fn table_def(
     let mut defs: Vec<ColumnDef> = Vec::with_capacity(columns.len());
     let mut primary_key: Vec<String> = Vec::new();
     let mut checks: Vec<CheckDef> = Vec::new();
+    // UNIQUE constraints as (name if given, column names) until the columns exist.
+    let mut unique_specs: Vec<(Option<String>, Vec<String>)> = Vec::new();
     for (i, column) in columns.iter().enumerate() {
         let column_name = normalize_ident(&column.name);
         if defs.iter().any(|d| d.name == column_name) {
@@ -101,6 +104,14 @@ fn table_def(
                 ColumnOption::NotNull => def.nullable = false,
                 ColumnOption::Null => def.nullable = true,
                 ColumnOption::PrimaryKey(_) => primary_key.push(column_name.clone()),
+                ColumnOption::Unique(unique) => unique_specs.push((
+                    unique
+                        .name
+                        .as_ref()
+                        .or(option.name.as_ref())
+                        .map(normalize_ident),
+                    vec![column_name.clone()],
+                )),
                 ColumnOption::Default(expr) => def.default = Some(expr.to_string()),
                 ColumnOption::Check(check) => checks.push(CheckDef {
                     name: constraint_name(check.name.as_ref().or(option.name.as_ref()), || {
@@ -154,6 +165,10 @@ fn table_def(
                     expr: check.expr.to_string(),
                 });
             }
+            TableConstraint::Unique(unique) => unique_specs.push((
+                unique.name.as_ref().map(normalize_ident),
+                index_column_names(&unique.columns),
+            )),
             TableConstraint::PrimaryKey(_) => {
                 return Err(Error::InvalidArgument {
                     message: format!("multiple primary keys for table \"{name}\" are not allowed"),
@@ -174,6 +189,7 @@ fn table_def(
         def.nullable = false;
         pk_ids.push(def.id);
     }
+    let uniques = unique_defs(name, &defs, unique_specs, &checks)?;
     let table = TableDef {
         id: table_id,
         name: name.into(),
@@ -186,8 +202,108 @@ fn table_def(
             columns: defs,
         }],
         checks,
+        uniques,
     };
     Ok((table, sequences))
+}
+
+/// How the index of `uniques` (replacing `before.uniques`) is obtained: by
+/// keeping entries when constraints were only dropped, else by building it
+/// from every live row (23505 if two share a key).
+async fn unique_build(
+    session: &Session,
+    altered: &TableDef,
+    before: &TableDef,
+    uniques: &[UniqueDef],
+) -> Result<UniqueBuild> {
+    let kept: Option<Vec<usize>> = uniques
+        .iter()
+        .map(|u| before.uniques.iter().position(|b| b == u))
+        .collect();
+    if let Some(keep) = kept {
+        return Ok(UniqueBuild::Keep(keep));
+    }
+    let index = session.db().build_unique_index(altered).await?;
+    Ok(UniqueBuild::Index(Arc::new(index)))
+}
+
+/// Existing UNIQUE constraints as (name, column names) specs.
+fn uniques_as_specs(
+    columns: &[ColumnDef],
+    uniques: &[UniqueDef],
+) -> Vec<(Option<String>, Vec<String>)> {
+    uniques
+        .iter()
+        .map(|u| {
+            let names = u
+                .columns
+                .iter()
+                .filter_map(|id| columns.iter().find(|c| c.id == *id))
+                .map(|c| c.name.clone())
+                .collect();
+            (Some(u.name.clone()), names)
+        })
+        .collect()
+}
+
+/// The column names of a UNIQUE constraint's column list.
+fn index_column_names(columns: &[ast::IndexColumn]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| match &c.column.expr {
+            ast::Expr::Identifier(ident) => normalize_ident(ident),
+            other => other.to_string().to_lowercase(),
+        })
+        .collect()
+}
+
+/// UNIQUE constraint definitions, named as PostgreSQL names them
+/// (`<table>_<col>[_<col>…]_key`, made unique against `taken` names).
+fn unique_defs(
+    table: &str,
+    columns: &[ColumnDef],
+    specs: Vec<(Option<String>, Vec<String>)>,
+    checks: &[CheckDef],
+) -> Result<Vec<UniqueDef>> {
+    let mut uniques: Vec<UniqueDef> = Vec::new();
+    for (name, names) in specs {
+        let ids = names
+            .iter()
+            .map(|n| {
+                columns
+                    .iter()
+                    .find(|c| &c.name == n)
+                    .map(|c| c.id)
+                    .ok_or_else(|| Error::UnknownColumn {
+                        table: table.into(),
+                        column: n.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let taken =
+            |n: &str| checks.iter().any(|c| c.name == n) || uniques.iter().any(|u| u.name == n);
+        let name = match name {
+            Some(name) if taken(&name) => {
+                return Err(Error::ConstraintExists {
+                    table: table.into(),
+                    constraint: name,
+                });
+            }
+            Some(name) => name,
+            None => {
+                let base = format!("{table}_{}_key", names.join("_"));
+                let mut candidate = base.clone();
+                let mut n = 0;
+                while taken(&candidate) {
+                    n += 1;
+                    candidate = format!("{base}{n}");
+                }
+                candidate
+            }
+        };
+        uniques.push(UniqueDef { name, columns: ids });
+    }
+    Ok(uniques)
 }
 
 /// Refuse a table whose CHECK or DEFAULT expressions cannot be evaluated.
@@ -280,6 +396,7 @@ pub(crate) fn table_def_from_arrow(
         next_column_id: columns.len() as u32 + 1,
         versions: vec![SchemaVersion { seq: 0, columns }],
         checks: Vec::new(),
+        uniques: Vec::new(),
     })
 }
 
@@ -375,6 +492,7 @@ pub(crate) async fn alter_table(
     let mut next_column_id = def.next_column_id;
     let mut checks = def.checks.clone();
     let mut added_checks: Vec<CheckDef> = Vec::new();
+    let mut uniques = def.uniques.clone();
     for operation in alter.operations {
         match operation {
             AlterTableOperation::AddColumn {
@@ -432,6 +550,12 @@ pub(crate) async fn alter_table(
                             column,
                         });
                     };
+                    let id = columns[pos].id;
+                    if def.uniques.iter().any(|u| u.columns.contains(&id)) {
+                        return Err(Error::unsupported(format!(
+                            "dropping column \"{column}\" of \"{name}\" while a UNIQUE constraint uses it"
+                        )));
+                    }
                     if def.primary_key.contains(&columns[pos].id) {
                         return Err(Error::unsupported(format!(
                             "dropping primary key column \"{column}\" of \"{name}\""
@@ -478,15 +602,31 @@ pub(crate) async fn alter_table(
                 added_checks.push(added.clone());
                 checks.push(added);
             }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::Unique(unique),
+                ..
+            } => {
+                let spec = (
+                    unique.name.as_ref().map(normalize_ident),
+                    index_column_names(&unique.columns),
+                );
+                let mut all = uniques_as_specs(&columns, &uniques);
+                all.push(spec);
+                uniques = unique_defs(&name, &columns, all, &checks)?;
+            }
             AlterTableOperation::DropConstraint {
                 if_exists,
                 name: constraint,
                 ..
             } => {
                 let constraint = normalize_ident(&constraint);
+                let unique = uniques.iter().position(|u| u.name == constraint);
                 match checks.iter().position(|c| c.name == constraint) {
                     Some(pos) => {
                         checks.remove(pos);
+                    }
+                    None if unique.is_some() => {
+                        uniques.remove(unique.unwrap_or_default());
                     }
                     None if if_exists => {}
                     None => {
@@ -530,6 +670,7 @@ pub(crate) async fn alter_table(
         columns: columns.clone(),
     });
     altered.checks = checks.clone();
+    altered.uniques = uniques.clone();
     validate_expressions(session, &altered)?;
     for check in &added_checks {
         check_existing_rows(session, &altered, check).await?;
@@ -546,6 +687,14 @@ pub(crate) async fn alter_table(
         writes.push(Write::SetChecks {
             table_id: def.id,
             checks,
+        });
+    }
+    if uniques != def.uniques {
+        let build = unique_build(session, &altered, def, &uniques).await?;
+        writes.push(Write::SetUniques {
+            table_id: def.id,
+            uniques,
+            build,
         });
     }
     if writes.is_empty() {

@@ -15,7 +15,7 @@ pub use view::{PROVISIONAL_ROWID_BASE, TxnView};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, ViewDef};
+use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, UniqueDef, ViewDef};
 
 /// Encoded primary key of one row (arrow row format).
 pub type PkKey = Box<[u8]>;
@@ -45,6 +45,12 @@ pub enum Write {
         table_id: u64,
         checks: Vec<CheckDef>,
     },
+    /// The table's UNIQUE constraints from this commit on, and how to get their index.
+    SetUniques {
+        table_id: u64,
+        uniques: Vec<UniqueDef>,
+        build: UniqueBuild,
+    },
     CreateView(ViewDef),
     DropView {
         name: String,
@@ -66,6 +72,15 @@ pub enum Write {
         rowids: Vec<u64>,
         keys: Vec<PkKey>,
     },
+}
+
+/// How a commit that changes a table's UNIQUE constraints gets their index.
+#[derive(Debug, Clone)]
+pub enum UniqueBuild {
+    /// Keep these constraints' entries of the current index (DROP CONSTRAINT).
+    Keep(Vec<usize>),
+    /// Built from every live row by the statement (ADD CONSTRAINT).
+    Index(std::sync::Arc<crate::constraints::unique::UniqueIndex>),
 }
 
 /// Everything one commit will do, in order.

@@ -305,6 +305,11 @@ impl Transaction {
                         statement_keys.insert((*table_id, key), false);
                     }
                 }
+                Write::SetUniques { .. } => {
+                    return Err(Error::unsupported(
+                        "adding or dropping a UNIQUE constraint inside a transaction block",
+                    ));
+                }
                 Write::SetColumns { table_id, .. }
                     if self
                         .writes
@@ -490,6 +495,7 @@ fn touched_id(write: &Write) -> Option<u64> {
         Write::DropTable { table_id }
         | Write::SetColumns { table_id, .. }
         | Write::SetChecks { table_id, .. }
+        | Write::SetUniques { table_id, .. }
         | Write::Insert { table_id, .. }
         | Write::Retire { table_id, .. } => Some(*table_id),
         Write::CreateView(_)
