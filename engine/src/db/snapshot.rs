@@ -269,6 +269,25 @@ impl Database {
         holders
     }
 
+    /// For each row's UNIQUE keys (see [`crate::constraints::unique_keys`]),
+    /// the live `_rowid` holding each at the latest commit.
+    pub fn unique_holders(
+        &self,
+        table_id: u64,
+        keys: &[Vec<Option<crate::txn::PkKey>>],
+    ) -> Vec<Vec<Option<u64>>> {
+        let state = self.inner.state.read();
+        let index = state.unique_index.get(&table_id);
+        keys.iter()
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .map(|(c, key)| index.zip(key.as_ref()).and_then(|(i, k)| i.holder(c, k)))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The live `_rowid` holding each key in table `table_id`, at the latest commit.
     pub fn lookup_primary_keys(
         &self,

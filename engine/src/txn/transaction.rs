@@ -260,6 +260,7 @@ impl Transaction {
     ) -> Result<()> {
         // Keys taken (true) or freed (false) by this statement's earlier writes.
         let mut statement_keys: HashMap<(u64, &PkKey), bool> = HashMap::new();
+        let mut statement_retired: HashSet<(u64, u64)> = HashSet::new();
         for write in &writes.writes {
             match write {
                 Write::Insert {
@@ -284,6 +285,11 @@ impl Transaction {
                         }
                         statement_keys.insert((*table_id, key), true);
                     }
+                    let retired_by_us = |rowid: u64| {
+                        statement_retired.contains(&(*table_id, rowid))
+                            || own.is_some_and(|o| o.retired.contains(&rowid))
+                    };
+                    check_committed_uniques(db, &def, batch, retired_by_us)?;
                 }
                 Write::Retire {
                     table_id,
@@ -304,6 +310,7 @@ impl Transaction {
                     for key in keys {
                         statement_keys.insert((*table_id, key), false);
                     }
+                    statement_retired.extend(rowids.iter().map(|r| (*table_id, *r)));
                 }
                 Write::SetUniques { .. } => {
                     return Err(Error::unsupported(
@@ -431,6 +438,37 @@ impl Transaction {
         }
         Ok((writes, checks))
     }
+}
+
+/// Fail with 23505 when a row of `batch` takes a UNIQUE key a committed
+/// row holds, unless that row is retired (by this statement or transaction).
+/// Duplicates among the transaction's own rows are caught at COMMIT.
+fn check_committed_uniques(
+    db: &Database,
+    def: &TableDef,
+    batch: &arrow::record_batch::RecordBatch,
+    retired_by_us: impl Fn(u64) -> bool,
+) -> Result<()> {
+    if def.uniques.is_empty() {
+        return Ok(());
+    }
+    let keys = crate::constraints::unique_keys(def, batch)?;
+    let holders = db.unique_holders(def.id, &keys);
+    for (row, row_holders) in holders.iter().enumerate() {
+        for (c, holder) in row_holders.iter().enumerate() {
+            if holder.is_some_and(|h| !retired_by_us(h)) {
+                let unique = &def.uniques[c];
+                return Err(crate::constraints::key_violation(
+                    def,
+                    &unique.name,
+                    &unique.columns,
+                    batch,
+                    row,
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The committed rows `own` retired, then the inserted rows still live.
