@@ -29,6 +29,14 @@ impl UniqueIndex {
         self.keys.get(constraint)?.get(key).copied()
     }
 
+    /// Make room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        for index in &mut self.keys {
+            index.reserve(rows);
+        }
+        self.rows.reserve(rows);
+    }
+
     /// Index a new live row.
     pub fn insert_row(&mut self, rowid: u64, keys: Vec<Option<PkKey>>) {
         for (index, key) in self.keys.iter_mut().zip(&keys) {

@@ -111,8 +111,7 @@ type UniqueKeys = Vec<Option<Vec<Vec<Option<PkKey>>>>>;
 /// Check every inserted row against the UNIQUE indexes (keys freed by rows
 /// this commit retires are free) and against the commit's other rows.
 fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
-    let mut retired: HashSet<(u64, u64)> = HashSet::new();
-    let mut added: HashSet<(u64, usize, &[u8])> = HashSet::new();
+    let mut retired: HashSet<(u64, u64), KeyHash> = HashSet::default();
     let mut created: HashMap<u64, &TableDef> = HashMap::new();
     let mut per_insert = Vec::new();
     for write in &writes.writes {
@@ -153,6 +152,8 @@ fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
             _ => {}
         }
     }
+    // Keys taken by this commit's rows, per (table, constraint).
+    let mut added: HashMap<(u64, usize), HashSet<&[u8], KeyHash>> = HashMap::new();
     let mut index_of_insert = 0;
     for write in &writes.writes {
         let Write::Insert {
@@ -166,10 +167,12 @@ fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
         let Some((def, keys)) = &per_insert[insert] else {
             continue;
         };
-        for (row, row_keys) in keys.iter().enumerate() {
-            for (c, key) in row_keys.iter().enumerate() {
-                let Some(key) = key else { continue };
-                if !added.insert((*table_id, c, key.as_ref())) {
+        for c in 0..def.uniques.len() {
+            let taken = added.entry((*table_id, c)).or_default();
+            taken.reserve(keys.len());
+            for (row, row_keys) in keys.iter().enumerate() {
+                let Some(key) = &row_keys[c] else { continue };
+                if !taken.insert(key.as_ref()) {
                     return Err(unique_violation_of(def, c, batch, row));
                 }
             }
@@ -233,6 +236,7 @@ fn apply_unique_changes(
             } => {
                 let rows = keys.next().flatten();
                 if let (Some(rows), Some(index)) = (rows, state.unique_index.get_mut(table_id)) {
+                    index.reserve(rows.len());
                     for (i, row_keys) in rows.into_iter().enumerate() {
                         index.insert_row(first_rowid + i as u64, row_keys);
                     }
@@ -265,7 +269,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     // Keys removed and added by earlier writes of this same commit.
     let mut removed: HashMap<u64, HashSet<&PkKey, KeyHash>> = HashMap::new();
     let mut added: HashMap<u64, HashSet<&PkKey, KeyHash>> = HashMap::new();
-    let mut retired_here: HashSet<(u64, u64)> = HashSet::new();
+    let mut retired_here: HashSet<(u64, u64), KeyHash> = HashSet::default();
     let mut created: HashMap<u64, &TableDef> = HashMap::new();
     for write in &writes.writes {
         match write {

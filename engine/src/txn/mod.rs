@@ -17,8 +17,8 @@ use arrow::record_batch::RecordBatch;
 
 use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, UniqueDef, ViewDef};
 
-/// Encoded primary key of one row (arrow row format).
-pub type PkKey = Box<[u8]>;
+/// Encoded key of one row (arrow row format); shared, so indexes clone it cheaply.
+pub type PkKey = std::sync::Arc<[u8]>;
 
 /// Hash state for primary-key maps and sets: SipHash dominated bulk inserts
 /// into keyed tables; ahash is several times faster on short byte keys.
