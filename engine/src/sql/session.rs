@@ -231,6 +231,21 @@ impl Session {
         result
     }
 
+    /// Inside a block, make `stream` abort the block if it fails while
+    /// streaming (after its statement has returned).
+    fn flag_failures(&self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let Some(flag) = self.txn.lock().as_ref().map(|t| t.failure_flag()) else {
+            return stream;
+        };
+        let schema = stream.schema();
+        let flagged = futures::StreamExt::inspect(stream, move |batch| {
+            if batch.is_err() {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+        });
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, flagged))
+    }
+
     /// Mark the open transaction block (if any) failed.
     pub fn abort_transaction(&self) {
         if let Some(txn) = self.txn.lock().as_mut() {
@@ -285,7 +300,7 @@ impl Session {
             other => Ok(Output::Rows {
                 tag: statement_tag(&other),
                 seq,
-                stream: self.read_stream(other).await?,
+                stream: self.flag_failures(self.read_stream(other).await?),
             }),
         }
     }

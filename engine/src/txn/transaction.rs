@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{Array, BooleanArray, UInt64Array};
 use arrow::compute::filter_record_batch;
@@ -133,6 +134,8 @@ pub struct Transaction {
     writes: TxnWrites,
     savepoints: Vec<(String, TxnWrites)>,
     aborted: bool,
+    /// Set by a result stream of this block that failed after its statement returned.
+    stream_failed: Arc<AtomicBool>,
     reads: Arc<Mutex<HashSet<u64>>>,
     next_rowid: u64,
     /// The private catalog for the snapshot it was built at (schema changes only).
@@ -148,6 +151,7 @@ impl Transaction {
             writes: TxnWrites::default(),
             savepoints: Vec::new(),
             aborted: false,
+            stream_failed: Arc::default(),
             reads: Arc::default(),
             next_rowid: PROVISIONAL_ROWID_BASE,
             catalog: None,
@@ -160,7 +164,13 @@ impl Transaction {
     }
 
     pub fn is_aborted(&self) -> bool {
-        self.aborted
+        self.aborted || self.stream_failed.load(Ordering::Acquire)
+    }
+
+    /// A flag a streamed result raises when it fails, aborting the block
+    /// just as a failed statement does.
+    pub fn failure_flag(&self) -> Arc<AtomicBool> {
+        self.stream_failed.clone()
     }
 
     /// A statement failed: everything up to ROLLBACK [TO SAVEPOINT] fails with 25P02.
@@ -399,6 +409,7 @@ impl Transaction {
         self.writes = self.savepoints[at].1.clone();
         self.catalog = None;
         self.aborted = false;
+        self.stream_failed.store(false, Ordering::Release);
         Ok(())
     }
 

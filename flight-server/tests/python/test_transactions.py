@@ -63,6 +63,26 @@ def test_failed_statement_aborts_the_transaction(server, conn):
         tx.close()
 
 
+def test_error_while_streaming_aborts_the_transaction(server, conn):
+    """A query that fails during DoGet (after GetFlightInfo succeeded) aborts the block."""
+    run(conn, "CREATE TABLE tx_stream (id INT PRIMARY KEY)")
+    run(conn, "CREATE SEQUENCE tx_stream_tiny MAXVALUE 2")
+    tx = connect_tx(server)
+    try:
+        run(tx, "INSERT INTO tx_stream VALUES (1)")
+        with pytest.raises(Exception, match="2200H"):
+            with tx.cursor() as cur:
+                cur.execute("SELECT nextval('tx_stream_tiny') FROM generate_series(1, 5)")
+                cur.fetchall()
+        with pytest.raises(Exception, match="25P02"):
+            run(tx, "INSERT INTO tx_stream VALUES (2)")
+        with pytest.raises(Exception, match="25P02"):
+            tx.commit()
+        assert scalar(conn, "SELECT count(*) FROM tx_stream") == 0
+    finally:
+        tx.close()
+
+
 def test_write_conflict_fails_the_second_committer(server, conn):
     run(conn, "CREATE TABLE tx_conflict (id INT PRIMARY KEY, v INT)")
     run(conn, "INSERT INTO tx_conflict VALUES (1, 0)")
