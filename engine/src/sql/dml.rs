@@ -513,10 +513,15 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
         return Err(Error::unsupported("INSERT … DEFAULT VALUES"));
     };
     let plan = session.plan(ast::Statement::Query(source)).await?;
-    let frame = session.context().execute_logical_plan(plan).await?;
-    let source_schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    let source = concat_batches(&source_schema, &batches)?;
+    let source = match literal_values(&plan)? {
+        Some(batch) => batch,
+        None => {
+            let frame = session.context().execute_logical_plan(plan).await?;
+            let source_schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            concat_batches(&source_schema, &batches)?
+        }
+    };
     refuse_generated_always(&def, &targets[..targets.len().min(source.num_columns())])?;
     let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;
@@ -559,6 +564,33 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
         Some(other) => return Err(Error::unsupported(format!("INSERT … {other}"))),
     };
     commit_counted(session, "INSERT", writes, count).await
+}
+
+/// The rows of a `VALUES` list made only of literals, built directly (no
+/// optimizer, physical plan or execution: the common single-row INSERT).
+/// None for anything else.
+fn literal_values(plan: &datafusion::logical_expr::LogicalPlan) -> Result<Option<RecordBatch>> {
+    use datafusion::logical_expr::{Expr, LogicalPlan};
+    let LogicalPlan::Values(values) = plan else {
+        return Ok(None);
+    };
+    let schema = Arc::new(values.schema.as_arrow().clone());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (j, field) in schema.fields().iter().enumerate() {
+        let mut scalars = Vec::with_capacity(values.values.len());
+        for row in &values.values {
+            let Some(Expr::Literal(value, _)) = row.get(j) else {
+                return Ok(None);
+            };
+            scalars.push(value.cast_to(field.data_type())?);
+        }
+        columns.push(datafusion::common::ScalarValue::iter_to_array(scalars)?);
+    }
+    let options =
+        arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(values.values.len()));
+    Ok(Some(RecordBatch::try_new_with_options(
+        schema, columns, &options,
+    )?))
 }
 
 /// `GENERATED ALWAYS AS IDENTITY` columns take no explicit values (428C9).
