@@ -91,6 +91,17 @@ pub(crate) fn unique_violation(def: &TableDef, batch: &RecordBatch, row: usize) 
     key_violation(def, &def.primary_key_name(), &def.primary_key, batch, row)
 }
 
+/// The 23505 error for row `row` of `batch` under `def`'s UNIQUE constraint number `c`.
+pub(crate) fn unique_constraint_violation(
+    def: &TableDef,
+    c: usize,
+    batch: &RecordBatch,
+    row: usize,
+) -> Error {
+    let unique = &def.uniques[c];
+    key_violation(def, &unique.name, &unique.columns, batch, row)
+}
+
 /// The 23505 error for row `row` of `batch` (user physical schema) under
 /// constraint `constraint` over columns `column_ids`.
 pub(crate) fn key_violation(

@@ -5,9 +5,8 @@ use std::time::Instant;
 
 use super::{CommitChecks, CommitOutcome, DbState, Inner, TableChanges};
 use crate::catalog::{Catalog, SchemaVersion, TableDef};
-use arrow::record_batch::RecordBatch;
-
 use crate::constraints::unique::UniqueIndex;
+use crate::constraints::unique_constraint_violation;
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
@@ -142,7 +141,7 @@ fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
                             .and_then(|i| i.holder(c, key))
                             .is_some_and(|holder| !retired.contains(&(*table_id, holder)));
                         if held {
-                            return Err(unique_violation_of(def, c, batch, row));
+                            return Err(unique_constraint_violation(def, c, batch, row));
                         }
                     }
                 }
@@ -173,7 +172,7 @@ fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
             for (row, row_keys) in keys.iter().enumerate() {
                 let Some(key) = &row_keys[c] else { continue };
                 if !taken.insert(key.as_ref()) {
-                    return Err(unique_violation_of(def, c, batch, row));
+                    return Err(unique_constraint_violation(def, c, batch, row));
                 }
             }
         }
@@ -182,12 +181,6 @@ fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
         .into_iter()
         .map(|entry| entry.map(|(_, keys)| keys))
         .collect())
-}
-
-/// The 23505 error for row `row` of `batch` under `def`'s UNIQUE constraint number `c`.
-fn unique_violation_of(def: &TableDef, c: usize, batch: &RecordBatch, row: usize) -> Error {
-    let unique = &def.uniques[c];
-    crate::constraints::key_violation(def, &unique.name, &unique.columns, batch, row)
 }
 
 /// The index each SetUniques write brings, by table.

@@ -144,7 +144,7 @@ impl Database {
             lock_file: Mutex::new(lock_file),
         });
         let db = Self { inner };
-        recover::rebuild_pk_indexes(&db).await?;
+        recover::rebuild_indexes(&db).await?;
         spawn_age_persister(Arc::downgrade(&db.inner));
         Ok(db)
     }

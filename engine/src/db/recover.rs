@@ -14,7 +14,7 @@ use super::{Database, DbState, apply::apply_record};
 use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN, TableDef, physical_name};
 use crate::constraints::primary_keys;
 use crate::constraints::unique::UniqueIndex;
-use crate::constraints::{key_violation, unique_keys};
+use crate::constraints::{unique_constraint_violation, unique_keys};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{LOG_DIR, read_log};
@@ -88,7 +88,7 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
 }
 
 /// Rebuild every live table's primary-key and UNIQUE indexes from its live rows.
-pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
+pub(super) async fn rebuild_indexes(db: &Database) -> Result<()> {
     let tables: Vec<(TableDef, TableData)> = {
         let state = db.inner.state.read();
         let latest = state.last_seq;
@@ -106,7 +106,7 @@ pub(super) async fn rebuild_pk_indexes(db: &Database) -> Result<()> {
             .collect()
     };
     for (def, data) in tables {
-        let (pk, unique) = build_indexes(db, &def, &data).await?;
+        let (pk, unique) = build_indexes(db, &def, &data, def.has_primary_key()).await?;
         let mut state = db.inner.state.write();
         if def.has_primary_key() {
             state.pk_index.insert(def.id, pk);
@@ -125,22 +125,36 @@ pub(crate) async fn build_unique_index(db: &Database, def: &TableDef) -> Result<
         let state = db.inner.state.read();
         state.tables.get(&def.id).cloned().unwrap_or_default()
     };
-    Ok(build_indexes(db, def, &data).await?.1)
+    Ok(build_indexes(db, def, &data, false).await?.1)
 }
 
+/// The primary-key index (empty unless `with_pk`) and the UNIQUE index of `def`.
 async fn build_indexes(
     db: &Database,
     def: &TableDef,
     data: &TableData,
+    with_pk: bool,
 ) -> Result<(PkIndex, UniqueIndex)> {
     let mut pk = PkIndex::default();
     let mut unique = UniqueIndex::new(def.uniques.len());
     for mem in &data.memtable {
-        index_live_rows(def, &mem.batch, &data.retired, &mut pk, &mut unique)?;
+        index_live_rows(
+            def,
+            &mem.batch,
+            &data.retired,
+            with_pk.then_some(&mut pk),
+            &mut unique,
+        )?;
     }
     for file in &data.files {
         for batch in read_key_columns(db, def, file).await? {
-            index_live_rows(def, &batch, &data.retired, &mut pk, &mut unique)?;
+            index_live_rows(
+                def,
+                &batch,
+                &data.retired,
+                with_pk.then_some(&mut pk),
+                &mut unique,
+            )?;
         }
     }
     Ok((pk, unique))
@@ -150,7 +164,7 @@ fn index_live_rows(
     def: &TableDef,
     batch: &RecordBatch,
     retired: &HashMap<u64, u64>,
-    pk: &mut PkIndex,
+    pk: Option<&mut PkIndex>,
     unique: &mut UniqueIndex,
 ) -> Result<()> {
     let rowids = batch
@@ -160,7 +174,7 @@ fn index_live_rows(
             detail: "batch without _rowid".into(),
         })?;
     let live = |row: usize| !retired.contains_key(&rowids.value(row));
-    if def.has_primary_key() {
+    if let Some(pk) = pk {
         for (row, key) in primary_keys(def, batch)?.into_iter().enumerate() {
             if live(row) {
                 pk.insert(key, rowids.value(row));
@@ -180,14 +194,7 @@ fn index_live_rows(
             .find_map(|(c, k)| k.as_ref().and_then(|k| unique.holder(c, k)).map(|_| c))
         {
             let named = user_columns(def, batch)?;
-            let constraint = &def.uniques[c];
-            return Err(key_violation(
-                def,
-                &constraint.name,
-                &constraint.columns,
-                &named,
-                row,
-            ));
+            return Err(unique_constraint_violation(def, c, &named, row));
         }
         unique.insert_row(rowids.value(row), keys);
     }

@@ -157,23 +157,25 @@ impl ScalarUDFImpl for SequenceFunction {
 
 impl SequenceFunction {
     fn next_values(&self, args: &[ColumnarValue], rows: usize) -> Result<Vec<i64>> {
-        let context = &self.context;
-        let values = match &args[0] {
-            ColumnarValue::Scalar(name) => {
-                let def = context.resolve(&name.to_string())?;
-                context.db.sequence_positions().next_values(&def, rows)?
-            }
+        match &args[0] {
+            ColumnarValue::Scalar(name) => self.take(&name.to_string(), rows),
             ColumnarValue::Array(names) => {
                 let mut values = Vec::with_capacity(rows);
                 for name in strings(names)? {
-                    let def = context.resolve(&name)?;
-                    values.extend(context.db.sequence_positions().next_values(&def, 1)?);
+                    values.extend(self.take(&name, 1)?);
                 }
-                values
+                Ok(values)
             }
-        };
-        if let (Some(last), ColumnarValue::Scalar(name)) = (values.last(), &args[0]) {
-            context.remember(&context.resolve(&name.to_string())?, *last);
+        }
+    }
+
+    /// The next `count` values of sequence `name`; the last becomes this session's `currval`.
+    fn take(&self, name: &str, count: usize) -> Result<Vec<i64>> {
+        let context = &self.context;
+        let def = context.resolve(name)?;
+        let values = context.db.sequence_positions().next_values(&def, count)?;
+        if let Some(last) = values.last() {
+            context.remember(&def, *last);
         }
         Ok(values)
     }

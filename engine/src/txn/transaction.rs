@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use sqlparser::ast::{TransactionAccessMode, TransactionIsolationLevel, TransactionMode};
 
 use super::view::{OwnWrites, PROVISIONAL_ROWID_BASE, TxnView};
-use super::{PkKey, Write, WriteSet};
+use super::{KeyHash, PkKey, Write, WriteSet};
 use crate::catalog::{Catalog, TableDef};
 use crate::constraints::{check_not_null, unique_violation};
 use crate::db::{CommitChecks, Database, apply_catalog_op, schema_op};
@@ -270,7 +270,7 @@ impl Transaction {
     ) -> Result<()> {
         // Keys taken (true) or freed (false) by this statement's earlier writes.
         let mut statement_keys: HashMap<(u64, &PkKey), bool> = HashMap::new();
-        let mut statement_retired: HashSet<(u64, u64)> = HashSet::new();
+        let mut statement_retired: HashSet<(u64, u64), KeyHash> = HashSet::default();
         for write in &writes.writes {
             match write {
                 Write::Insert {
@@ -468,13 +468,8 @@ fn check_committed_uniques(
     for (row, row_holders) in holders.iter().enumerate() {
         for (c, holder) in row_holders.iter().enumerate() {
             if holder.is_some_and(|h| !retired_by_us(h)) {
-                let unique = &def.uniques[c];
-                return Err(crate::constraints::key_violation(
-                    def,
-                    &unique.name,
-                    &unique.columns,
-                    batch,
-                    row,
+                return Err(crate::constraints::unique_constraint_violation(
+                    def, c, batch, row,
                 ));
             }
         }
