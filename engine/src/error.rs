@@ -52,6 +52,32 @@ pub enum Error {
         row: String,
     },
 
+    #[error(
+        "insert or update on table \"{table}\" violates foreign key constraint \"{constraint}\": key {key} is not present in table \"{parent}\""
+    )]
+    ForeignKeyMissing {
+        table: String,
+        constraint: String,
+        key: String,
+        parent: String,
+    },
+
+    #[error(
+        "update or delete on table \"{parent}\" violates foreign key constraint \"{constraint}\" on table \"{table}\": key {key} is still referenced from table \"{table}\""
+    )]
+    ForeignKeyReferenced {
+        parent: String,
+        constraint: String,
+        table: String,
+        key: String,
+    },
+
+    #[error("invalid foreign key \"{constraint}\": {message}")]
+    InvalidForeignKey { constraint: String, message: String },
+
+    #[error("cannot drop {object} because other objects depend on it: {detail}")]
+    DependentObjects { object: String, detail: String },
+
     #[error("constraint \"{constraint}\" for relation \"{table}\" already exists")]
     ConstraintExists { table: String, constraint: String },
 
@@ -222,6 +248,9 @@ impl Error {
             Error::NotNullViolation { .. } => "23502",
             Error::CheckViolation { .. } | Error::CheckViolatedByExistingRow { .. } => "23514",
             Error::ConstraintExists { .. } => "42710",
+            Error::ForeignKeyMissing { .. } | Error::ForeignKeyReferenced { .. } => "23503",
+            Error::InvalidForeignKey { .. } => "42830",
+            Error::DependentObjects { .. } => "2BP01",
             Error::UnknownConstraint { .. } => "42704",
             Error::ValueTooLong { .. } => "22001",
             Error::BadValue { .. } => "22P02",

@@ -117,6 +117,46 @@ pub struct TableDef {
     /// UNIQUE constraints (NULLs are distinct: a key with a NULL never conflicts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uniques: Vec<UniqueDef>,
+    /// FOREIGN KEY constraints: this table's rows reference another's key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKeyDef>,
+}
+
+/// A FOREIGN KEY constraint (MATCH SIMPLE: a key with a NULL references nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    /// Referencing column ids of this table, in the referenced key's order.
+    pub columns: Vec<u32>,
+    /// The referenced table's id.
+    pub parent: u64,
+    /// Referenced column ids: the parent's primary key or one of its UNIQUE constraints.
+    pub parent_columns: Vec<u32>,
+    pub on_delete: RefAction,
+    pub on_update: RefAction,
+}
+
+/// What happens to referencing rows when their referenced key goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl RefAction {
+    /// The SQL words, e.g. `SET NULL`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            RefAction::NoAction => "NO ACTION",
+            RefAction::Restrict => "RESTRICT",
+            RefAction::Cascade => "CASCADE",
+            RefAction::SetNull => "SET NULL",
+            RefAction::SetDefault => "SET DEFAULT",
+        }
+    }
 }
 
 /// A UNIQUE constraint over one or more columns.
@@ -177,10 +217,35 @@ impl TableDef {
             .collect()
     }
 
+    /// The columns with ids `ids` (current definition), in that order.
+    pub fn columns_by_id(&self, ids: &[u32]) -> Vec<&ColumnDef> {
+        ids.iter()
+            .filter_map(|id| self.columns().iter().find(|c| c.id == *id))
+            .collect()
+    }
+
+    /// Which of this table's keys `columns` (ids, in key order) is.
+    pub fn key_named_by(&self, columns: &[u32]) -> Option<KeyRef> {
+        if self.primary_key == columns {
+            return Some(KeyRef::Primary);
+        }
+        self.uniques
+            .iter()
+            .position(|u| u.columns == columns)
+            .map(KeyRef::Unique)
+    }
+
     /// Name used for the primary key constraint in messages.
     pub fn primary_key_name(&self) -> String {
         format!("{}_pkey", self.name)
     }
+}
+
+/// One of a table's keys: its primary key or its UNIQUE constraint number `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRef {
+    Primary,
+    Unique(usize),
 }
 
 /// A persisted view: its SQL is planned afresh on every use.
@@ -263,6 +328,16 @@ impl Catalog {
             .chain(self.sequences.iter().map(|s| s.id))
             .max()
             .unwrap_or(0)
+    }
+
+    /// Every FOREIGN KEY of a table live at `seq` that references table `parent`.
+    pub fn referencing(&self, parent: u64, seq: u64) -> Vec<(&TableDef, &ForeignKeyDef)> {
+        self.tables
+            .iter()
+            .filter(|t| t.exists_at(seq))
+            .flat_map(|t| t.foreign_keys.iter().map(move |fk| (t, fk)))
+            .filter(|(_, fk)| fk.parent == parent)
+            .collect()
     }
 
     /// The sequence called `name` in snapshot `seq`.

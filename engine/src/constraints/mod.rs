@@ -3,6 +3,7 @@
 //! commit, see `db::apply`), and CHECK / DEFAULT expressions ([`check`]).
 
 pub mod check;
+pub mod foreign;
 pub mod unique;
 
 use arrow::array::{Array, ArrayRef};

@@ -24,6 +24,7 @@ pub(super) fn validate_and_apply(
     validate_concurrency(&state, &writes, checks)?;
     validate(&state, &writes)?;
     let unique_keys = validate_uniques(&state, &writes)?;
+    super::foreign::validate_foreign_keys(&state, &writes, checks)?;
     let builds = unique_builds(&writes);
     let seq = state.last_seq + 1;
     let time_us = chrono::Utc::now()
@@ -69,6 +70,7 @@ pub(super) fn validate_concurrency(
             | Write::DropTable { table_id }
             | Write::SetColumns { table_id, .. }
             | Write::SetChecks { table_id, .. }
+            | Write::SetForeignKeys { table_id, .. }
             | Write::Insert { table_id, .. } => *table_id,
             _ => continue,
         };
@@ -92,7 +94,7 @@ pub(super) fn validate_concurrency(
     Ok(())
 }
 
-fn concurrent_change(state: &DbState, table_id: u64, detail: &str) -> Error {
+pub(super) fn concurrent_change(state: &DbState, table_id: u64, detail: &str) -> Error {
     let table = state
         .catalog
         .table_by_id(table_id)
@@ -289,6 +291,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             Write::DropTable { table_id }
             | Write::SetColumns { table_id, .. }
             | Write::SetChecks { table_id, .. }
+            | Write::SetForeignKeys { table_id, .. }
             | Write::SetUniques { table_id, .. } => {
                 if !created.contains_key(table_id) {
                     live_table(state, *table_id, latest)?;
@@ -447,6 +450,13 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
         }
         Write::DropTable { table_id } => Op::DropTable { table_id },
         Write::SetChecks { table_id, checks } => Op::SetChecks { table_id, checks },
+        Write::SetForeignKeys {
+            table_id,
+            foreign_keys,
+        } => Op::SetForeignKeys {
+            table_id,
+            foreign_keys,
+        },
         Write::SetUniques {
             table_id, uniques, ..
         } => Op::SetUniques { table_id, uniques },
@@ -511,6 +521,7 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
             Op::SetChecks { table_id, .. }
+            | Op::SetForeignKeys { table_id, .. }
             | Op::SetColumns { table_id, .. }
             | Op::SetUniques { table_id, .. } => {
                 apply_catalog_op(&mut state.catalog, op, seq)?;
@@ -579,6 +590,12 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         }
         Op::SetUniques { table_id, uniques } => {
             catalog_table_mut(catalog, *table_id)?.uniques = uniques.clone();
+        }
+        Op::SetForeignKeys {
+            table_id,
+            foreign_keys,
+        } => {
+            catalog_table_mut(catalog, *table_id)?.foreign_keys = foreign_keys.clone();
         }
         Op::SetColumns {
             table_id,

@@ -10,8 +10,10 @@
 //!   mutex; their fsyncs are shared (group commit) outside it.
 
 mod apply;
+mod foreign;
 mod persist;
 mod recover;
+mod references;
 mod snapshot;
 
 use std::collections::HashMap;

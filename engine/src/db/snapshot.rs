@@ -178,7 +178,7 @@ impl Database {
     }
 
     /// Run `f` on the catalog a reader of `seq` through `view` sees.
-    fn with_catalog<T>(
+    pub(super) fn with_catalog<T>(
         &self,
         seq: u64,
         view: Option<&TxnView>,

@@ -11,7 +11,9 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, UniqueDef, ViewDef};
+use crate::catalog::{
+    CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
+};
 use crate::error::{Error, Result};
 
 /// Bytes before the payload in a frame.
@@ -40,6 +42,11 @@ pub enum Op {
     SetUniques {
         table_id: u64,
         uniques: Vec<UniqueDef>,
+    },
+    /// The table's FOREIGN KEY constraints from this commit on.
+    SetForeignKeys {
+        table_id: u64,
+        foreign_keys: Vec<ForeignKeyDef>,
     },
     CreateSequence(SequenceDef),
     DropSequence {

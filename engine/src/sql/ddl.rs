@@ -10,6 +10,7 @@ use sqlparser::ast::{
 };
 
 use super::dml::conform_batch;
+use super::foreign_keys::{self, ForeignKeySpec};
 use super::sequence_ddl::{attach_sequence, serial_type};
 use super::session::{Session, StatementResult};
 use crate::catalog::{
@@ -78,6 +79,7 @@ fn table_def(
     let mut checks: Vec<CheckDef> = Vec::new();
     // UNIQUE constraints as (name if given, column names) until the columns exist.
     let mut unique_specs: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    let mut foreign_key_specs: Vec<ForeignKeySpec> = Vec::new();
     for (i, column) in columns.iter().enumerate() {
         let column_name = normalize_ident(&column.name);
         if defs.iter().any(|d| d.name == column_name) {
@@ -113,6 +115,11 @@ fn table_def(
                     vec![column_name.clone()],
                 )),
                 ColumnOption::Default(expr) => def.default = Some(expr.to_string()),
+                ColumnOption::ForeignKey(fk) => foreign_key_specs.push(ForeignKeySpec::from_ast(
+                    fk,
+                    Some(&column_name),
+                    option.name.as_ref(),
+                )?),
                 ColumnOption::Check(check) => checks.push(CheckDef {
                     name: constraint_name(check.name.as_ref().or(option.name.as_ref()), || {
                         unused_name(&format!("{name}_{column_name}_check"), &checks)
@@ -169,6 +176,9 @@ fn table_def(
                 unique.name.as_ref().map(normalize_ident),
                 index_column_names(&unique.columns),
             )),
+            TableConstraint::ForeignKey(fk) => {
+                foreign_key_specs.push(ForeignKeySpec::from_ast(fk, None, None)?)
+            }
             TableConstraint::PrimaryKey(_) => {
                 return Err(Error::InvalidArgument {
                     message: format!("multiple primary keys for table \"{name}\" are not allowed"),
@@ -190,7 +200,7 @@ fn table_def(
         pk_ids.push(def.id);
     }
     let uniques = unique_defs(name, &defs, unique_specs, &checks)?;
-    let table = TableDef {
+    let mut table = TableDef {
         id: table_id,
         name: name.into(),
         created_seq: 0,
@@ -203,8 +213,31 @@ fn table_def(
         }],
         checks,
         uniques,
+        foreign_keys: Vec::new(),
     };
+    for spec in foreign_key_specs {
+        let fk = resolve_foreign_key(session, &table, spec)?;
+        table.foreign_keys.push(fk);
+    }
     Ok((table, sequences))
+}
+
+/// Resolve a FOREIGN KEY of `table`, its name unique among the table's constraints.
+fn resolve_foreign_key(
+    session: &Session,
+    table: &TableDef,
+    spec: ForeignKeySpec,
+) -> Result<crate::catalog::ForeignKeyDef> {
+    let taken = |name: &str| constraint_name_taken(table, name);
+    foreign_keys::resolve(session, table, spec, &taken)
+}
+
+/// Whether one of `table`'s constraints is called `name`.
+fn constraint_name_taken(table: &TableDef, name: &str) -> bool {
+    table.primary_key_name() == name
+        || table.checks.iter().any(|c| c.name == name)
+        || table.uniques.iter().any(|u| u.name == name)
+        || table.foreign_keys.iter().any(|f| f.name == name)
 }
 
 /// How the index of `uniques` (replacing `before.uniques`) is obtained: by
@@ -397,6 +430,7 @@ pub(crate) fn table_def_from_arrow(
         versions: vec![SchemaVersion { seq: 0, columns }],
         checks: Vec::new(),
         uniques: Vec::new(),
+        foreign_keys: Vec::new(),
     })
 }
 
@@ -437,6 +471,7 @@ pub(crate) async fn drop_objects(
     object_type: ObjectType,
     if_exists: bool,
     names: Vec<ObjectName>,
+    cascade: bool,
 ) -> Result<StatementResult> {
     let (tag, mut writes) = match object_type {
         ObjectType::Table => ("DROP TABLE", WriteSet::new("DROP TABLE")),
@@ -469,8 +504,83 @@ pub(crate) async fn drop_objects(
     if writes.is_empty() {
         return Ok(StatementResult::done(tag, None, None));
     }
+    if object_type == ObjectType::Table {
+        drop_dependent_foreign_keys(session, &mut writes, cascade)?;
+    }
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done(tag, None, outcome))
+}
+
+/// FOREIGN KEYs of other tables referencing a table `writes` drops: with
+/// CASCADE they are dropped too, else the DROP is refused (2BP01).
+fn drop_dependent_foreign_keys(
+    session: &Session,
+    writes: &mut WriteSet,
+    cascade: bool,
+) -> Result<()> {
+    let dropped: Vec<u64> = writes
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::DropTable { table_id } => Some(*table_id),
+            _ => None,
+        })
+        .collect();
+    let mut children: Vec<TableDef> = Vec::new();
+    for parent in &dropped {
+        for (child, fk) in session.referencing(*parent) {
+            if dropped.contains(&child.id) {
+                continue;
+            }
+            if !cascade {
+                let parent_name = session.table_by_id(*parent).map(|t| t.name);
+                return Err(Error::DependentObjects {
+                    object: format!("table {}", parent_name.unwrap_or_default()),
+                    detail: format!(
+                        "constraint {} on table {} depends on it (use DROP … CASCADE)",
+                        fk.name, child.name
+                    ),
+                });
+            }
+            if !children.iter().any(|c| c.id == child.id) {
+                children.push(child);
+            }
+        }
+    }
+    for child in children {
+        let foreign_keys = child
+            .foreign_keys
+            .into_iter()
+            .filter(|fk| !dropped.contains(&fk.parent))
+            .collect();
+        writes.push(Write::SetForeignKeys {
+            table_id: child.id,
+            foreign_keys,
+        });
+    }
+    Ok(())
+}
+
+/// Refuse to drop UNIQUE constraint `unique` of `def` while a FOREIGN KEY references it (2BP01).
+fn refuse_referenced_unique(
+    session: &Session,
+    def: &TableDef,
+    unique: &crate::catalog::UniqueDef,
+) -> Result<()> {
+    match session
+        .referencing(def.id)
+        .into_iter()
+        .find(|(_, fk)| fk.parent_columns == unique.columns)
+    {
+        Some((child, fk)) => Err(Error::DependentObjects {
+            object: format!("constraint {} on table {}", unique.name, def.name),
+            detail: format!(
+                "constraint {} on table {} depends on it",
+                fk.name, child.name
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 pub(crate) async fn alter_table(
@@ -493,6 +603,8 @@ pub(crate) async fn alter_table(
     let mut checks = def.checks.clone();
     let mut added_checks: Vec<CheckDef> = Vec::new();
     let mut uniques = def.uniques.clone();
+    let mut foreign_keys = def.foreign_keys.clone();
+    let mut added_foreign_keys = Vec::new();
     for operation in alter.operations {
         match operation {
             AlterTableOperation::AddColumn {
@@ -551,6 +663,11 @@ pub(crate) async fn alter_table(
                         });
                     };
                     let id = columns[pos].id;
+                    if def.foreign_keys.iter().any(|f| f.columns.contains(&id)) {
+                        return Err(Error::unsupported(format!(
+                            "dropping column \"{column}\" of \"{name}\" while a FOREIGN KEY uses it"
+                        )));
+                    }
                     if def.uniques.iter().any(|u| u.columns.contains(&id)) {
                         return Err(Error::unsupported(format!(
                             "dropping column \"{column}\" of \"{name}\" while a UNIQUE constraint uses it"
@@ -614,6 +731,23 @@ pub(crate) async fn alter_table(
                 all.push(spec);
                 uniques = unique_defs(&name, &columns, all, &checks)?;
             }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::ForeignKey(fk),
+                ..
+            } => {
+                let mut current = def.clone();
+                current.versions.push(SchemaVersion {
+                    seq: u64::MAX,
+                    columns: columns.clone(),
+                });
+                current.checks = checks.clone();
+                current.uniques = uniques.clone();
+                current.foreign_keys = foreign_keys.clone();
+                let spec = ForeignKeySpec::from_ast(&fk, None, None)?;
+                let fk = resolve_foreign_key(session, &current, spec)?;
+                added_foreign_keys.push(fk.clone());
+                foreign_keys.push(fk);
+            }
             AlterTableOperation::DropConstraint {
                 if_exists,
                 name: constraint,
@@ -621,12 +755,17 @@ pub(crate) async fn alter_table(
             } => {
                 let constraint = normalize_ident(&constraint);
                 let unique = uniques.iter().position(|u| u.name == constraint);
+                let foreign = foreign_keys.iter().position(|f| f.name == constraint);
                 match checks.iter().position(|c| c.name == constraint) {
                     Some(pos) => {
                         checks.remove(pos);
                     }
                     None if unique.is_some() => {
-                        uniques.remove(unique.unwrap_or_default());
+                        let removed = uniques.remove(unique.unwrap_or_default());
+                        refuse_referenced_unique(session, def, &removed)?;
+                    }
+                    None if foreign.is_some() => {
+                        foreign_keys.remove(foreign.unwrap_or_default());
                     }
                     None if if_exists => {}
                     None => {
@@ -672,8 +811,12 @@ pub(crate) async fn alter_table(
     altered.checks = checks.clone();
     altered.uniques = uniques.clone();
     validate_expressions(session, &altered)?;
+    altered.foreign_keys = foreign_keys.clone();
     for check in &added_checks {
         check_existing_rows(session, &altered, check).await?;
+    }
+    for fk in &added_foreign_keys {
+        foreign_keys::check_existing_rows(session, &altered, fk).await?;
     }
     let mut writes = WriteSet::new("ALTER TABLE");
     if columns != def.columns() || next_column_id != def.next_column_id {
@@ -687,6 +830,12 @@ pub(crate) async fn alter_table(
         writes.push(Write::SetChecks {
             table_id: def.id,
             checks,
+        });
+    }
+    if foreign_keys != def.foreign_keys {
+        writes.push(Write::SetForeignKeys {
+            table_id: def.id,
+            foreign_keys,
         });
     }
     if uniques != def.uniques {

@@ -21,7 +21,7 @@ use sqlparser::ast::{
 use super::ddl::{keys_of, normalize_ident, table_name};
 use super::quote_ident;
 use super::session::{Session, StatementResult};
-use crate::catalog::{SqlType, TableDef, user_physical_schema};
+use crate::catalog::{ForeignKeyDef, SqlType, TableDef, user_physical_schema};
 use crate::constraints::check::default_values;
 use crate::error::{Error, Result};
 use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
@@ -466,6 +466,74 @@ fn retire_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSe
     Ok(count)
 }
 
+/// A referencing table read for its rows whose referenced key a statement
+/// removes (see `foreign_keys`): joined with the removed keys.
+pub(crate) struct ChildScan<'a> {
+    pub def: &'a TableDef,
+    pub fk: &'a ForeignKeyDef,
+    pub parent: &'a TableDef,
+    /// The removed keys, one array per key column.
+    pub old_values: Vec<ArrayRef>,
+    /// ON UPDATE: the keys that replace them, row for row.
+    pub new_values: Option<Vec<ArrayRef>>,
+}
+
+/// Alias of the referencing table in a [`ChildScan`] query.
+const CHILD_ALIAS: &str = "__child";
+
+impl ChildScan<'_> {
+    /// `_rowid`, primary key, then `values` (None: the referencing columns)
+    /// of the live rows whose key is in `keys` (columns `old0…`, alias `k`).
+    pub fn join_sql(&self, keys: &str, values: Option<&[String]>) -> String {
+        let q = quote_ident(CHILD_ALIAS);
+        let columns = self.def.columns_by_id(&self.fk.columns);
+        let mut items = rowid_and_key_items(self.def, CHILD_ALIAS);
+        match values {
+            Some(values) => items.extend(values.iter().cloned()),
+            None => items.extend(
+                columns
+                    .iter()
+                    .map(|c| format!("{q}.{}", quote_ident(&c.name))),
+            ),
+        }
+        let on: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{q}.{} = k.\"old{i}\"", quote_ident(&c.name)))
+            .collect();
+        format!(
+            "SELECT {} FROM {} JOIN {keys} AS k ON {}",
+            numbered(items),
+            system_scan(self.def, CHILD_ALIAS),
+            on.join(" AND ")
+        )
+    }
+
+    /// How a select item names column `name` of the referencing table.
+    pub fn column(name: &str) -> String {
+        format!("{}.{}", quote_ident(CHILD_ALIAS), quote_ident(name))
+    }
+}
+
+/// Retire the rows a [`ChildScan`] read.
+pub(crate) fn retire_rows_read(
+    def: &TableDef,
+    rows: RecordBatch,
+    writes: &mut WriteSet,
+) -> Result<()> {
+    retire_writes(def, vec![rows], writes).map(|_| ())
+}
+
+/// Write the new versions a [`ChildScan`] read (its values are every column's new value).
+pub(crate) fn update_rows_read(
+    session: &Session,
+    def: &TableDef,
+    rows: RecordBatch,
+    writes: &mut WriteSet,
+) -> Result<()> {
+    update_writes(session, def, vec![rows], writes).map(|_| ())
+}
+
 pub(crate) async fn truncate(
     session: &Session,
     truncate: ast::Truncate,
@@ -485,9 +553,10 @@ pub(crate) async fn truncate(
 async fn commit_counted(
     session: &Session,
     tag: &str,
-    writes: WriteSet,
+    mut writes: WriteSet,
     count: u64,
 ) -> Result<StatementResult> {
+    super::foreign_keys::enforce(session, &mut writes).await?;
     if writes.is_empty() {
         return Ok(StatementResult::done(tag, Some(0), None));
     }

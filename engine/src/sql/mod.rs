@@ -5,6 +5,7 @@ pub mod catalog_provider;
 pub mod ddl;
 pub mod dialect;
 pub mod dml;
+mod foreign_keys;
 pub mod ingest;
 pub mod params;
 pub mod sequence_ddl;

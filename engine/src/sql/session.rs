@@ -263,9 +263,10 @@ impl Session {
                 object_type,
                 if_exists,
                 names,
+                cascade,
                 ..
             } => Ok(Output::Done(
-                ddl::drop_objects(self, object_type, if_exists, names).await?,
+                ddl::drop_objects(self, object_type, if_exists, names, cascade).await?,
             )),
             Statement::AlterTable(alter) => Ok(Output::Done(ddl::alter_table(self, alter).await?)),
             Statement::CreateView(view) => Ok(Output::Done(ddl::create_view(self, view).await?)),
@@ -537,6 +538,58 @@ impl Session {
     pub(crate) fn view_def(&self, name: &str) -> Option<crate::catalog::ViewDef> {
         let view = self.snapshot.view();
         self.db.view_in(name, self.statement_seq(), view.as_deref())
+    }
+
+    /// Whether the current statement can see any FOREIGN KEY at all.
+    pub(crate) fn any_foreign_keys(&self) -> bool {
+        let view = self.snapshot.view();
+        self.db
+            .any_foreign_keys_in(self.statement_seq(), view.as_deref())
+    }
+
+    /// Every (table, FOREIGN KEY) referencing table `parent`, as the current statement sees them.
+    pub(crate) fn referencing(
+        &self,
+        parent: u64,
+    ) -> Vec<(crate::catalog::TableDef, crate::catalog::ForeignKeyDef)> {
+        let view = self.snapshot.view();
+        self.db
+            .referencing_in(parent, self.statement_seq(), view.as_deref())
+    }
+
+    /// Table `id` as the current statement sees it.
+    pub(crate) fn table_by_id(&self, id: u64) -> Option<crate::catalog::TableDef> {
+        let view = self.snapshot.view();
+        self.db
+            .table_by_id_in(id, self.statement_seq(), view.as_deref())
+    }
+
+    /// The keys rows `rowids` of `def` hold under its UNIQUE constraint `c`.
+    pub(crate) fn unique_keys_of_rows(
+        &self,
+        def: &crate::catalog::TableDef,
+        c: usize,
+        rowids: &[u64],
+    ) -> Result<Vec<Option<crate::txn::PkKey>>> {
+        let view = self.snapshot.view();
+        self.db
+            .unique_keys_of_rows_in(def, c, rowids, view.as_deref())
+    }
+
+    /// Whether each key of `def`'s UNIQUE constraint `c` is held for the current statement.
+    pub(crate) fn unique_keys_held(
+        &self,
+        def: &crate::catalog::TableDef,
+        c: usize,
+        keys: &[&[u8]],
+    ) -> Result<Vec<bool>> {
+        let view = self.snapshot.view();
+        self.db.unique_keys_held_in(def, c, keys, view.as_deref())
+    }
+
+    /// Whether a transaction block is open.
+    pub(crate) fn in_transaction_block(&self) -> bool {
+        self.txn.lock().is_some()
     }
 
     /// The `_rowid` holding each key of table `table_id`, counting this session's open transaction.

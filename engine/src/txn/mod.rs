@@ -15,7 +15,9 @@ pub use view::{PROVISIONAL_ROWID_BASE, TxnView};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::catalog::{CheckDef, ColumnDef, SequenceDef, TableDef, UniqueDef, ViewDef};
+use crate::catalog::{
+    CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
+};
 
 /// Encoded key of one row (arrow row format); shared, so indexes clone it cheaply.
 pub type PkKey = std::sync::Arc<[u8]>;
@@ -50,6 +52,11 @@ pub enum Write {
         table_id: u64,
         uniques: Vec<UniqueDef>,
         build: UniqueBuild,
+    },
+    /// The table's FOREIGN KEY constraints from this commit on.
+    SetForeignKeys {
+        table_id: u64,
+        foreign_keys: Vec<ForeignKeyDef>,
     },
     CreateView(ViewDef),
     DropView {

@@ -104,7 +104,7 @@ pub fn code_for_sqlstate(sqlstate: &str) -> Code {
         "55006" => Code::Unavailable,
         _ => match &sqlstate[..2] {
             "22" | "42" | "26" | "08" => Code::InvalidArgument,
-            "23" | "25" | "55" => Code::FailedPrecondition,
+            "23" | "25" | "2B" | "55" => Code::FailedPrecondition,
             "28" => Code::Unauthenticated,
             "53" | "54" => Code::ResourceExhausted,
             "57" => Code::Cancelled,

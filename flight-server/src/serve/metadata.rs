@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, RecordBatch, StringBuilder, new_empty_array};
+use arrow::array::{
+    ArrayRef, Int32Array, Int32Builder, RecordBatch, StringArray, StringBuilder, UInt8Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::metadata::{
     SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
@@ -14,7 +16,7 @@ use arrow_flight::sql::{
     XdbcDataType,
 };
 use driftdb_engine::Session;
-use driftdb_engine::catalog::logical_schema;
+use driftdb_engine::catalog::{KeyRef, RefAction, logical_schema};
 use driftdb_engine::sql::{CATALOG_NAME, SCHEMA_NAME, quote_ident};
 
 use super::error::Result;
@@ -282,15 +284,135 @@ pub fn foreign_keys_schema() -> SchemaRef {
     ]))
 }
 
-/// Foreign keys: none until the engine has them.
-pub fn foreign_keys() -> Result<RecordBatch> {
-    let schema = foreign_keys_schema();
-    let columns: Vec<ArrayRef> = schema
-        .fields()
+/// Which foreign keys a GetImportedKeys / GetExportedKeys / GetCrossReference wants.
+#[derive(Debug, Clone)]
+pub enum ForeignKeyFilter {
+    /// The keys `table` references other tables with.
+    Imported { table: String },
+    /// The keys of other tables referencing `table`.
+    Exported { table: String },
+    /// The keys of `fk_table` referencing `pk_table`.
+    Cross { pk_table: String, fk_table: String },
+}
+
+impl ForeignKeyFilter {
+    fn wants(&self, parent: &str, child: &str) -> bool {
+        match self {
+            ForeignKeyFilter::Imported { table } => child == table,
+            ForeignKeyFilter::Exported { table } => parent == table,
+            ForeignKeyFilter::Cross { pk_table, fk_table } => {
+                parent == pk_table && child == fk_table
+            }
+        }
+    }
+}
+
+/// Flight SQL's `UpdateDeleteRules` value for a referential action.
+fn rule(action: RefAction) -> u8 {
+    match action {
+        RefAction::Cascade => 0,
+        RefAction::Restrict => 1,
+        RefAction::SetNull => 2,
+        RefAction::NoAction => 3,
+        RefAction::SetDefault => 4,
+    }
+}
+
+/// One column of one foreign key, as a metadata row.
+struct ForeignKeyColumn {
+    pk_table: String,
+    pk_column: String,
+    fk_table: String,
+    fk_column: String,
+    sequence: i32,
+    fk_name: String,
+    pk_name: String,
+    on_update: RefAction,
+    on_delete: RefAction,
+}
+
+/// The foreign keys `filter` asks for (`in_scope`: the catalog and schema
+/// named are ours), one row per column, ordered as Flight SQL documents
+/// (by the other side's table, then key sequence).
+pub fn foreign_keys(
+    filter: &ForeignKeyFilter,
+    in_scope: bool,
+    session: &Session,
+) -> Result<RecordBatch> {
+    let db = session.db();
+    let seq = db.visible_seq();
+    let catalog = db.catalog();
+    let mut rows: Vec<ForeignKeyColumn> = Vec::new();
+    let tables = catalog
+        .tables
         .iter()
-        .map(|f| new_empty_array(f.data_type()))
-        .collect();
-    Ok(RecordBatch::try_new(schema, columns)?)
+        .filter(|t| t.exists_at(seq) && in_scope);
+    for child in tables {
+        for fk in &child.foreign_keys {
+            let Some(parent) = catalog.table_by_id(fk.parent) else {
+                continue;
+            };
+            if !filter.wants(&parent.name, &child.name) {
+                continue;
+            }
+            let pk_name = match parent.key_named_by(&fk.parent_columns) {
+                Some(KeyRef::Unique(c)) => parent.uniques[c].name.clone(),
+                _ => parent.primary_key_name(),
+            };
+            let pairs = parent
+                .columns_by_id(&fk.parent_columns)
+                .into_iter()
+                .zip(child.columns_by_id(&fk.columns));
+            for (i, (p, c)) in pairs.enumerate() {
+                rows.push(ForeignKeyColumn {
+                    pk_table: parent.name.clone(),
+                    pk_column: p.name.clone(),
+                    fk_table: child.name.clone(),
+                    fk_column: c.name.clone(),
+                    sequence: i as i32 + 1,
+                    fk_name: fk.name.clone(),
+                    pk_name: pk_name.clone(),
+                    on_update: fk.on_update,
+                    on_delete: fk.on_delete,
+                });
+            }
+        }
+    }
+    match filter {
+        ForeignKeyFilter::Exported { .. } => rows.sort_by(|a, b| {
+            (&a.fk_table, &a.fk_name, a.sequence).cmp(&(&b.fk_table, &b.fk_name, b.sequence))
+        }),
+        _ => rows.sort_by(|a, b| {
+            (&a.pk_table, &a.fk_name, a.sequence).cmp(&(&b.pk_table, &b.fk_name, b.sequence))
+        }),
+    }
+    let text = |f: fn(&ForeignKeyColumn) -> &str| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(|_| CATALOG_NAME),
+        text(|_| SCHEMA_NAME),
+        text(|r| &r.pk_table),
+        text(|r| &r.pk_column),
+        text(|_| CATALOG_NAME),
+        text(|_| SCHEMA_NAME),
+        text(|r| &r.fk_table),
+        text(|r| &r.fk_column),
+        Arc::new(rows.iter().map(|r| r.sequence).collect::<Int32Array>()),
+        text(|r| &r.fk_name),
+        text(|r| &r.pk_name),
+        Arc::new(
+            rows.iter()
+                .map(|r| rule(r.on_update))
+                .collect::<UInt8Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| rule(r.on_delete))
+                .collect::<UInt8Array>(),
+        ),
+    ];
+    Ok(RecordBatch::try_new(foreign_keys_schema(), columns)?)
 }
 
 /// The SQL types DriftDB has, for GetXdbcTypeInfo.

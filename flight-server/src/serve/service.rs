@@ -256,9 +256,17 @@ impl DriftFlightSql {
     }
 
     /// The rows of any foreign-key command.
-    fn foreign_keys_data(&self, request: &Request<Ticket>) -> DoGetResponse {
-        self.client(request)?;
-        self.batch_response(metadata::foreign_keys())
+    async fn foreign_keys_data(
+        &self,
+        filter: metadata::ForeignKeyFilter,
+        scope: [Option<&str>; 2],
+        request: &Request<Ticket>,
+    ) -> DoGetResponse {
+        let client = self.client(request)?;
+        let in_scope = scope[0].is_none_or(|c| c == driftdb_engine::sql::CATALOG_NAME)
+            && scope[1].is_none_or(|s| s == driftdb_engine::sql::SCHEMA_NAME);
+        let sql = client.sql.lock().await;
+        self.batch_response(metadata::foreign_keys(&filter, in_scope, &sql))
     }
 
     fn cancel_query_in(&self, client: &ClientSession, info: &FlightInfo) -> bool {
@@ -663,10 +671,14 @@ impl FlightSqlService for DriftFlightSql {
 
     async fn do_get_exported_keys(
         &self,
-        _query: CommandGetExportedKeys,
+        query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> DoGetResponse {
-        self.foreign_keys_data(&request)
+        let filter = metadata::ForeignKeyFilter::Exported {
+            table: query.table.clone(),
+        };
+        let scope = [query.catalog.as_deref(), query.db_schema.as_deref()];
+        self.foreign_keys_data(filter, scope, &request).await
     }
 
     async fn get_flight_info_imported_keys(
@@ -679,10 +691,14 @@ impl FlightSqlService for DriftFlightSql {
 
     async fn do_get_imported_keys(
         &self,
-        _query: CommandGetImportedKeys,
+        query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> DoGetResponse {
-        self.foreign_keys_data(&request)
+        let filter = metadata::ForeignKeyFilter::Imported {
+            table: query.table.clone(),
+        };
+        let scope = [query.catalog.as_deref(), query.db_schema.as_deref()];
+        self.foreign_keys_data(filter, scope, &request).await
     }
 
     async fn get_flight_info_cross_reference(
@@ -695,10 +711,15 @@ impl FlightSqlService for DriftFlightSql {
 
     async fn do_get_cross_reference(
         &self,
-        _query: CommandGetCrossReference,
+        query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> DoGetResponse {
-        self.foreign_keys_data(&request)
+        let filter = metadata::ForeignKeyFilter::Cross {
+            pk_table: query.pk_table.clone(),
+            fk_table: query.fk_table.clone(),
+        };
+        let scope = [query.fk_catalog.as_deref(), query.fk_db_schema.as_deref()];
+        self.foreign_keys_data(filter, scope, &request).await
     }
 
     async fn get_flight_info_xdbc_type_info(

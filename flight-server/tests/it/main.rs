@@ -272,8 +272,58 @@ async fn results_stream_in_bounded_batches() {
     server.stop().await;
 }
 
+/// The rows of a foreign-key metadata answer as `(pk_table.pk_column, fk_table.fk_column, seq, fk_name, pk_name, update_rule, delete_rule)`.
+fn foreign_key_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone()
+        };
+        let number = |name: &str| {
+            arrow::compute::cast(batch.column_by_name(name).unwrap(), &DataType::Int64).unwrap()
+        };
+        let (pk_table, pk_column, fk_table, fk_column, fk_name, pk_name) = (
+            text("pk_table_name"),
+            text("pk_column_name"),
+            text("fk_table_name"),
+            text("fk_column_name"),
+            text("fk_key_name"),
+            text("pk_key_name"),
+        );
+        let (sequence, update, delete) = (
+            number("key_sequence"),
+            number("update_rule"),
+            number("delete_rule"),
+        );
+        let int = |a: &arrow::array::ArrayRef, i: usize| {
+            a.as_any().downcast_ref::<Int64Array>().unwrap().value(i)
+        };
+        for i in 0..batch.num_rows() {
+            rows.push(format!(
+                "{}.{} <- {}.{} #{} {} -> {} u{} d{}",
+                pk_table.value(i),
+                pk_column.value(i),
+                fk_table.value(i),
+                fk_column.value(i),
+                int(&sequence, i),
+                fk_name.value(i),
+                pk_name.value(i),
+                int(&update, i),
+                int(&delete, i)
+            ));
+        }
+    }
+    rows
+}
+
 #[tokio::test]
-async fn type_info_and_empty_foreign_keys() {
+async fn type_info_and_foreign_keys() {
     let server = Server::start(&[]).await;
     let mut client = connect(&server).await;
     let info = client
@@ -291,26 +341,74 @@ async fn type_info_and_empty_foreign_keys() {
     for expected in ["BIGINT", "VARCHAR", "TIMESTAMP", "DECIMAL"] {
         assert!(names.contains(&expected), "{names:?}");
     }
-    client
-        .execute_update("CREATE TABLE parent (id INT PRIMARY KEY)".into(), None)
+    for sql in [
+        "CREATE TABLE region (country TEXT, code TEXT, PRIMARY KEY (country, code))",
+        "CREATE TABLE parent (id INT PRIMARY KEY, email TEXT UNIQUE)",
+        "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT REFERENCES parent ON DELETE CASCADE, \
+         email TEXT REFERENCES parent (email) ON UPDATE SET NULL, country TEXT, code TEXT, \
+         CONSTRAINT child_region FOREIGN KEY (country, code) REFERENCES region ON DELETE SET DEFAULT)",
+    ] {
+        client.execute_update(sql.into(), None).await.unwrap();
+    }
+    let imported = client
+        .get_imported_keys(arrow_flight::sql::CommandGetImportedKeys {
+            catalog: None,
+            db_schema: None,
+            table: "child".into(),
+        })
         .await
         .unwrap();
-    let info = client
+    let promised = imported.clone().try_decode_schema().unwrap();
+    assert_eq!(promised.field(2).name(), "pk_table_name");
+    assert_eq!(promised.field(12).name(), "delete_rule");
+    assert_eq!(
+        foreign_key_rows(&collect(&mut client, &imported).await),
+        [
+            "parent.email <- child.email #1 child_email_fkey -> parent_email_key u2 d3",
+            "parent.id <- child.parent_id #1 child_parent_id_fkey -> parent_pkey u3 d0",
+            "region.country <- child.country #1 child_region -> region_pkey u3 d4",
+            "region.code <- child.code #2 child_region -> region_pkey u3 d4",
+        ]
+    );
+    let exported = client
+        .get_exported_keys(arrow_flight::sql::CommandGetExportedKeys {
+            catalog: None,
+            db_schema: None,
+            table: "region".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        foreign_key_rows(&collect(&mut client, &exported).await).len(),
+        2
+    );
+    let cross = client
         .get_cross_reference(arrow_flight::sql::CommandGetCrossReference {
             pk_catalog: None,
             pk_db_schema: None,
             pk_table: "parent".into(),
             fk_catalog: None,
             fk_db_schema: None,
+            fk_table: "child".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        foreign_key_rows(&collect(&mut client, &cross).await).len(),
+        2
+    );
+    let none = client
+        .get_cross_reference(arrow_flight::sql::CommandGetCrossReference {
+            pk_catalog: None,
+            pk_db_schema: None,
+            pk_table: "child".into(),
+            fk_catalog: None,
+            fk_db_schema: None,
             fk_table: "parent".into(),
         })
         .await
         .unwrap();
-    let promised = info.clone().try_decode_schema().unwrap();
-    assert_eq!(promised.field(2).name(), "pk_table_name");
-    assert_eq!(promised.field(12).name(), "delete_rule");
-    let batches = collect(&mut client, &info).await;
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    assert!(foreign_key_rows(&collect(&mut client, &none).await).is_empty());
     server.stop().await;
 }
 

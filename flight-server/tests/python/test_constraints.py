@@ -61,3 +61,29 @@ def test_serial_and_identity_over_flight(conn):
         cur.execute("SELECT id, item FROM c_orders ORDER BY id")
         assert cur.fetchall() == [(1, "a"), (2, "b"), (3, "c")]
     assert scalar(conn, "SELECT currval('c_orders_id_seq')") == 3
+
+
+def test_foreign_keys_over_flight(conn):
+    run(conn, "CREATE TABLE fk_customers (id INT PRIMARY KEY, name TEXT)")
+    run(conn, "CREATE TABLE fk_orders (id INT PRIMARY KEY, "
+              "customer_id INT REFERENCES fk_customers ON DELETE CASCADE, total INT)")
+    run(conn, "CREATE TABLE fk_notes (id INT PRIMARY KEY, customer_id INT REFERENCES fk_customers)")
+    run(conn, "INSERT INTO fk_customers VALUES (1, 'ann'), (2, 'bob')")
+    run(conn, "INSERT INTO fk_orders VALUES (10, 1, 5), (11, 1, 6), (12, 2, 7)")
+    run(conn, "INSERT INTO fk_notes VALUES (1, 2)")
+    # A missing parent: 23503 naming the constraint and the key; nothing inserted.
+    with pytest.raises(Exception) as error:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO fk_orders VALUES (?, ?, ?)", [(20, 1, 1), (21, 99, 1)])
+    assert "23503" in str(error.value) and "fk_orders_customer_id_fkey" in str(error.value)
+    assert "(customer_id)=(99)" in str(error.value)
+    assert scalar(conn, "SELECT count(*) FROM fk_orders") == 3
+    # NO ACTION: still referenced; nothing deleted.
+    with pytest.raises(Exception) as error:
+        run(conn, "DELETE FROM fk_customers WHERE id = 2")
+    assert "23503" in str(error.value) and "fk_notes_customer_id_fkey" in str(error.value)
+    assert scalar(conn, "SELECT count(*) FROM fk_orders WHERE customer_id = 2") == 1
+    # CASCADE: the orders go with their customer, in one commit.
+    run(conn, "DELETE FROM fk_customers WHERE id = 1")
+    assert scalar(conn, "SELECT count(*) FROM fk_orders") == 1
+    assert scalar(conn, "SELECT kind FROM commits() ORDER BY seq DESC LIMIT 1") == "DELETE"

@@ -1,0 +1,267 @@
+//! FOREIGN KEY checks at commit, under the writer lock.
+//!
+//! The statement that wrote the rows already applied the referential
+//! actions against its snapshot (`sql::foreign_keys`). Here, against the
+//! latest state:
+//! - every row this commit inserts into a referencing table must find its
+//!   key held once the commit is applied (latest index, minus keys this
+//!   commit frees, plus keys it takes), else 23503;
+//! - a key this commit frees in a referenced table is a conflict (40001)
+//!   when the referencing table was written after the statement's snapshot:
+//!   the statement could not have seen those rows.
+//! - adding a FOREIGN KEY is a conflict when either table was written after
+//!   the snapshot its existing rows were validated in.
+
+use std::collections::{HashMap, HashSet};
+
+use super::apply::concurrent_change;
+use super::{CommitChecks, DbState};
+use crate::catalog::{ForeignKeyDef, KeyRef, TableDef};
+use crate::constraints::foreign::{child_keys, keys_taken, missing};
+use crate::error::{Error, Result};
+use crate::txn::{KeyHash, PkIndex, PkKey, Write, WriteSet};
+
+/// How one commit changes one key of one table.
+#[derive(Default)]
+struct KeyDelta {
+    added: HashSet<PkKey, KeyHash>,
+    removed: HashSet<PkKey, KeyHash>,
+}
+
+impl KeyDelta {
+    /// Whether `key` is held once the commit is applied.
+    fn holds(&self, index: Option<&PkIndex>, key: &[u8]) -> bool {
+        self.added.contains(key)
+            || (index.is_some_and(|i| i.contains_key(key)) && !self.removed.contains(key))
+    }
+
+    /// Whether the commit frees a key without taking it again.
+    fn frees_any(&self) -> bool {
+        self.removed.iter().any(|k| !self.added.contains(k))
+    }
+}
+
+/// The table definitions a commit is checked against: its own new ones first.
+struct CommitDefs<'a> {
+    state: &'a DbState,
+    created: HashMap<u64, &'a TableDef>,
+    foreign_keys: HashMap<u64, &'a [ForeignKeyDef]>,
+}
+
+impl<'a> CommitDefs<'a> {
+    fn new(state: &'a DbState, writes: &'a WriteSet) -> Self {
+        let mut created = HashMap::new();
+        let mut foreign_keys = HashMap::new();
+        for write in &writes.writes {
+            match write {
+                Write::CreateTable(def) => {
+                    created.insert(def.id, def);
+                }
+                Write::SetForeignKeys {
+                    table_id,
+                    foreign_keys: fks,
+                } => {
+                    foreign_keys.insert(*table_id, fks.as_slice());
+                }
+                _ => {}
+            }
+        }
+        Self {
+            state,
+            created,
+            foreign_keys,
+        }
+    }
+
+    fn table(&self, id: u64) -> Option<&'a TableDef> {
+        self.created.get(&id).copied().or_else(|| {
+            let def = self.state.catalog.table_by_id(id)?;
+            def.exists_at(self.state.last_seq).then_some(def)
+        })
+    }
+
+    fn foreign_keys(&self, def: &'a TableDef) -> &'a [ForeignKeyDef] {
+        self.foreign_keys
+            .get(&def.id)
+            .copied()
+            .unwrap_or(&def.foreign_keys)
+    }
+
+    /// Every (child, FOREIGN KEY) referencing table `parent` after the commit.
+    fn referencing(&self, parent: u64) -> Vec<(&'a TableDef, &'a ForeignKeyDef)> {
+        let live = self
+            .state
+            .catalog
+            .tables
+            .iter()
+            .filter(|t| t.exists_at(self.state.last_seq));
+        live.chain(self.created.values().copied())
+            .flat_map(|t| self.foreign_keys(t).iter().map(move |fk| (t, fk)))
+            .filter(|(_, fk)| fk.parent == parent)
+            .collect()
+    }
+}
+
+pub(super) fn validate_foreign_keys(
+    state: &DbState,
+    writes: &WriteSet,
+    checks: &CommitChecks,
+) -> Result<()> {
+    let defs = CommitDefs::new(state, writes);
+    let mut deltas: HashMap<(u64, KeyRef), KeyDelta> = HashMap::new();
+    validate_added_foreign_keys(state, &defs, writes, checks)?;
+    for write in &writes.writes {
+        match write {
+            Write::Insert {
+                table_id, batch, ..
+            } => {
+                let Some(child) = defs.table(*table_id) else {
+                    continue;
+                };
+                for fk in defs.foreign_keys(child) {
+                    let (parent, key) = referenced(&defs, child, fk)?;
+                    let delta = deltas
+                        .entry((parent.id, key))
+                        .or_insert_with(|| key_delta(state, writes, parent, key));
+                    let index = parent_index(state, parent.id, key);
+                    let keys = child_keys(child, fk, parent, batch)?;
+                    for row in 0..keys.len() {
+                        if let Some(k) = keys.key(row)
+                            && !delta.holds(index, k)
+                        {
+                            return Err(missing(child, fk, parent, &keys, row));
+                        }
+                    }
+                }
+            }
+            Write::Retire { table_id, .. } => {
+                for (child, fk) in defs.referencing(*table_id) {
+                    let written_since = state
+                        .table_changes
+                        .get(&child.id)
+                        .is_some_and(|c| c.data_seq > checks.since);
+                    if !written_since {
+                        continue;
+                    }
+                    let Some(parent) = defs.table(*table_id) else {
+                        continue;
+                    };
+                    let (_, key) = referenced(&defs, child, fk)?;
+                    let delta = deltas
+                        .entry((parent.id, key))
+                        .or_insert_with(|| key_delta(state, writes, parent, key));
+                    if delta.frees_any() {
+                        return Err(concurrent_change(
+                            state,
+                            child.id,
+                            "rows referencing a removed key may have been written by a concurrent commit",
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A FOREIGN KEY added by this commit had its existing rows validated at
+/// `checks.since`: rows written to either table since then were not.
+fn validate_added_foreign_keys(
+    state: &DbState,
+    defs: &CommitDefs<'_>,
+    writes: &WriteSet,
+    checks: &CommitChecks,
+) -> Result<()> {
+    for write in &writes.writes {
+        let Write::SetForeignKeys {
+            table_id,
+            foreign_keys,
+        } = write
+        else {
+            continue;
+        };
+        let before = defs
+            .table(*table_id)
+            .map(|t| t.foreign_keys.as_slice())
+            .unwrap_or_default();
+        for fk in foreign_keys.iter().filter(|fk| !before.contains(fk)) {
+            for table in [*table_id, fk.parent] {
+                let written = state
+                    .table_changes
+                    .get(&table)
+                    .is_some_and(|c| c.data_seq > checks.since);
+                if written {
+                    return Err(concurrent_change(
+                        state,
+                        table,
+                        "rows were written while a FOREIGN KEY was validated",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The table `fk` references and which of its keys.
+fn referenced<'a>(
+    defs: &CommitDefs<'a>,
+    child: &TableDef,
+    fk: &ForeignKeyDef,
+) -> Result<(&'a TableDef, KeyRef)> {
+    let parent = defs
+        .table(fk.parent)
+        .ok_or_else(|| Error::SerializationFailure {
+            table: child.name.clone(),
+            detail: format!(
+                "the table foreign key \"{}\" references was dropped by a concurrent commit",
+                fk.name
+            ),
+        })?;
+    let key = parent
+        .key_named_by(&fk.parent_columns)
+        .ok_or_else(|| Error::internal(format!("foreign key {} lost its key", fk.name)))?;
+    Ok((parent, key))
+}
+
+/// The latest index of `table`'s key `key`.
+fn parent_index(state: &DbState, table: u64, key: KeyRef) -> Option<&PkIndex> {
+    match key {
+        KeyRef::Primary => state.pk_index.get(&table),
+        KeyRef::Unique(c) => state.unique_index.get(&table)?.keys.get(c),
+    }
+}
+
+/// The keys of `table`'s key `key` this commit takes and frees.
+fn key_delta(state: &DbState, writes: &WriteSet, table: &TableDef, key: KeyRef) -> KeyDelta {
+    let mut delta = KeyDelta {
+        added: keys_taken(writes, table, key).unwrap_or_default(),
+        removed: HashSet::default(),
+    };
+    for write in &writes.writes {
+        let Write::Retire {
+            table_id,
+            rowids,
+            keys,
+        } = write
+        else {
+            continue;
+        };
+        if *table_id != table.id {
+            continue;
+        }
+        match key {
+            KeyRef::Primary => delta.removed.extend(keys.iter().cloned()),
+            KeyRef::Unique(c) => {
+                if let Some(index) = state.unique_index.get(table_id) {
+                    let held = rowids.iter().filter_map(|r| index.rows.get(r));
+                    delta
+                        .removed
+                        .extend(held.filter_map(|keys| keys.get(c).cloned().flatten()));
+                }
+            }
+        }
+    }
+    delta
+}
