@@ -313,7 +313,16 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             Write::DropView { .. } | Write::DropSequence { .. } => {}
             Write::CreateSequence(sequence) => {
                 let catalog = &state.catalog;
-                if catalog.sequence_at(&sequence.name, latest).is_some()
+                // ALTER SEQUENCE replaces a sequence by one with its id.
+                let replaced = |id: u64| {
+                    writes
+                        .writes
+                        .iter()
+                        .any(|w| matches!(w, Write::DropSequence { id: d } if *d == id))
+                };
+                if catalog
+                    .sequence_at(&sequence.name, latest)
+                    .is_some_and(|s| !replaced(s.id))
                     || catalog.table_at(&sequence.name, latest).is_some()
                     || catalog.view_at(&sequence.name, latest).is_some()
                 {
@@ -622,7 +631,12 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         }
         Op::CreateSequence(sequence) => catalog.sequences.push(sequence.clone()),
         Op::DropSequence { id } => {
-            if let Some(sequence) = catalog.sequences.iter_mut().find(|s| s.id == *id) {
+            // ALTER SEQUENCE leaves dropped versions with the same id behind.
+            let live = catalog
+                .sequences
+                .iter_mut()
+                .find(|s| s.id == *id && s.dropped_seq.is_none());
+            if let Some(sequence) = live {
                 sequence.dropped_seq = Some(seq);
             }
         }

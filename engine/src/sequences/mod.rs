@@ -89,7 +89,11 @@ impl Positions {
                 self.write(reservations)?;
                 position.reserved = block;
             }
-            let value = position.next.ok_or_else(|| exhausted(def))?;
+            // After ALTER SEQUENCE narrowed the range the position may lie outside it.
+            let value = position
+                .next
+                .filter(|v| *v >= def.min && *v <= def.max)
+                .ok_or_else(|| exhausted(def))?;
             values.push(value);
             position.next = step(def, value);
             position.reserved -= 1;

@@ -33,6 +33,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let dialect = DriftDialect::default();
     let sql = rewrite_history_clauses(&dialect, sql)?;
     let sql = rewrite_auto_increment(&dialect, &sql)?;
+    let sql = sequence_ddl::rewrite_alter_sequence(&dialect, &sql)?;
     Ok(Parser::parse_sql(&dialect, &sql)?)
 }
 

@@ -288,6 +288,14 @@ impl Session {
                 )
                 .await?,
             )),
+            Statement::Call(call)
+                if call.name.to_string() == super::sequence_ddl::ALTER_SEQUENCE_CALL =>
+            {
+                let text = alter_sequence_text(&call)?;
+                Ok(Output::Done(
+                    super::sequence_ddl::alter_sequence(self, &text).await?,
+                ))
+            }
             Statement::Insert(insert) => Ok(Output::Done(dml::insert(self, insert).await?)),
             Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
             Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
@@ -636,6 +644,24 @@ impl Session {
     }
 }
 
+/// The text argument of a rewritten `ALTER SEQUENCE` (see `sequence_ddl`).
+fn alter_sequence_text(call: &ast::Function) -> Result<String> {
+    let ast::FunctionArguments::List(list) = &call.args else {
+        return Err(Error::internal("ALTER SEQUENCE call without arguments"));
+    };
+    match list.args.as_slice() {
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v)))] => {
+            match &v.value {
+                ast::Value::SingleQuotedString(text) => Ok(text.clone()),
+                _ => Err(Error::internal("ALTER SEQUENCE call argument is not text")),
+            }
+        }
+        _ => Err(Error::internal(
+            "ALTER SEQUENCE call has the wrong arguments",
+        )),
+    }
+}
+
 /// Statements that commit (and so always start from the latest snapshot).
 fn is_write(statement: &Statement) -> bool {
     matches!(
@@ -645,6 +671,7 @@ fn is_write(statement: &Statement) -> bool {
             | Statement::AlterTable(_)
             | Statement::CreateView(_)
             | Statement::CreateSequence { .. }
+            | Statement::Call(_)
             | Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)
