@@ -5,6 +5,11 @@ use driftdb_engine::{Database, Error, Session};
 use driftdb_server::cli::{Cli, Command};
 use driftdb_server::{demo, repl, serve};
 
+/// mimalloc: commits allocate many small, short-lived keys and batches;
+/// it roughly doubled bulk-insert throughput over the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

@@ -4,6 +4,7 @@
 //! Run: `cargo run --release -p driftdb-benches --bin foundation [-- --quick]`.
 //! Prints a markdown table; every figure is the median of several runs.
 
+use driftdb_benches as _; // its global allocator
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -8,6 +8,7 @@
 //!
 //! Run: `cargo run --release -p driftdb-benches --bin transactions [-- --quick]`.
 
+use driftdb_benches as _; // its global allocator
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

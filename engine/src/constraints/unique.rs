@@ -47,18 +47,17 @@ impl UniqueIndex {
         self.rows.insert(rowid, keys);
     }
 
-    /// Forget a retired row's keys.
-    pub fn remove_row(&mut self, rowid: u64) {
-        let Some(keys) = self.rows.remove(&rowid) else {
-            return;
-        };
-        for (index, key) in self.keys.iter_mut().zip(keys) {
+    /// Forget a retired row's keys; returns them (None when it had none indexed).
+    pub fn remove_row(&mut self, rowid: u64) -> Option<Vec<Option<PkKey>>> {
+        let keys = self.rows.remove(&rowid)?;
+        for (index, key) in self.keys.iter_mut().zip(&keys) {
             if let Some(key) = key
-                && index.get(&key) == Some(&rowid)
+                && index.get(key) == Some(&rowid)
             {
-                index.remove(&key);
+                index.remove(key);
             }
         }
+        Some(keys)
     }
 
     /// Keep only the constraints at positions `keep` (after DROP CONSTRAINT).

@@ -5,39 +5,47 @@ use std::time::Instant;
 
 use super::{CommitChecks, CommitOutcome, DbState, Inner, TableChanges};
 use crate::catalog::{Catalog, SchemaVersion, TableDef};
-use crate::constraints::unique::UniqueIndex;
-use crate::constraints::unique_constraint_violation;
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
 use crate::storage::memtable::{append_chunk, with_system_columns};
-use crate::txn::{KeyHash, PkIndex, PkKey, UniqueBuild, Write, WriteSet};
+use crate::txn::{KeyHash, UniqueBuild, Write, WriteSet};
 
 /// Validate `writes` against the latest state, then apply them as the next commit.
 /// Returns the outcome and the log frame to make durable (None for in-memory databases).
 pub(super) fn validate_and_apply(
     inner: &Inner,
-    writes: WriteSet,
+    mut writes: WriteSet,
     checks: &CommitChecks,
 ) -> Result<(CommitOutcome, Option<Vec<u8>>)> {
     let mut state = inner.state.write();
     validate_concurrency(&state, &writes, checks)?;
     validate(&state, &writes)?;
-    let unique_keys = validate_uniques(&state, &writes)?;
     super::foreign::validate_foreign_keys(&state, &writes, checks)?;
     let builds = unique_builds(&writes);
+    let first_rowid = state.next_rowid;
+    let key_changes = super::keys::apply_key_changes(&mut state, &writes, first_rowid)?;
     let seq = state.last_seq + 1;
     let time_us = chrono::Utc::now()
         .timestamp_micros()
         .max(state.last_time_us + 1);
-    let (record, pk_changes) = build_record(&mut state, writes, seq, time_us);
+    let record = build_record(&state, &mut writes, seq, time_us);
     let frame = match inner.log {
-        Some(_) => Some(record.encode_frame()?),
+        Some(_) => match record.encode_frame() {
+            Ok(frame) => Some(frame),
+            Err(e) => {
+                key_changes.undo(&mut state, &writes);
+                return Err(e);
+            }
+        },
         None => None,
     };
+    drop(key_changes);
     apply_record(&mut state, &record)?;
-    apply_pk_changes(&mut state, pk_changes);
-    apply_unique_changes(&mut state, &record.header.ops, unique_keys, builds);
+    apply_unique_definitions(&mut state, &record.header.ops, builds);
+    // Free the write set's keys (one reference each) after the lock.
+    drop(state);
+    drop(writes);
     Ok((CommitOutcome { seq, time_us }, frame))
 }
 
@@ -106,85 +114,6 @@ pub(super) fn concurrent_change(state: &DbState, table_id: u64, detail: &str) ->
     }
 }
 
-/// Each inserted row's UNIQUE keys, per Insert write in order (None: the table has none).
-type UniqueKeys = Vec<Option<Vec<Vec<Option<PkKey>>>>>;
-
-/// Check every inserted row against the UNIQUE indexes (keys freed by rows
-/// this commit retires are free) and against the commit's other rows.
-fn validate_uniques(state: &DbState, writes: &WriteSet) -> Result<UniqueKeys> {
-    let mut retired: HashSet<(u64, u64), KeyHash> = HashSet::default();
-    let mut created: HashMap<u64, &TableDef> = HashMap::new();
-    let mut per_insert = Vec::new();
-    for write in &writes.writes {
-        match write {
-            Write::CreateTable(def) => {
-                created.insert(def.id, def);
-            }
-            Write::Retire {
-                table_id, rowids, ..
-            } => retired.extend(rowids.iter().map(|r| (*table_id, *r))),
-            Write::Insert {
-                table_id, batch, ..
-            } => {
-                let def = match created.get(table_id) {
-                    Some(def) => *def,
-                    None => live_table(state, *table_id, state.last_seq)?,
-                };
-                if def.uniques.is_empty() {
-                    per_insert.push(None);
-                    continue;
-                }
-                let keys = crate::constraints::unique_keys(def, batch)?;
-                let index = state.unique_index.get(table_id);
-                for (row, row_keys) in keys.iter().enumerate() {
-                    for (c, key) in row_keys.iter().enumerate() {
-                        let Some(key) = key else { continue };
-                        let held = index
-                            .and_then(|i| i.holder(c, key))
-                            .is_some_and(|holder| !retired.contains(&(*table_id, holder)));
-                        if held {
-                            return Err(unique_constraint_violation(def, c, batch, row));
-                        }
-                    }
-                }
-                // Duplicates inside this commit are checked below, once all keys exist.
-                per_insert.push(Some((def, keys)));
-            }
-            _ => {}
-        }
-    }
-    // Keys taken by this commit's rows, per (table, constraint).
-    let mut added: HashMap<(u64, usize), HashSet<&[u8], KeyHash>> = HashMap::new();
-    let mut index_of_insert = 0;
-    for write in &writes.writes {
-        let Write::Insert {
-            table_id, batch, ..
-        } = write
-        else {
-            continue;
-        };
-        let insert = index_of_insert;
-        index_of_insert += 1;
-        let Some((def, keys)) = &per_insert[insert] else {
-            continue;
-        };
-        for c in 0..def.uniques.len() {
-            let taken = added.entry((*table_id, c)).or_default();
-            taken.reserve(keys.len());
-            for (row, row_keys) in keys.iter().enumerate() {
-                let Some(key) = &row_keys[c] else { continue };
-                if !taken.insert(key.as_ref()) {
-                    return Err(unique_constraint_violation(def, c, batch, row));
-                }
-            }
-        }
-    }
-    Ok(per_insert
-        .into_iter()
-        .map(|entry| entry.map(|(_, keys)| keys))
-        .collect())
-}
-
 /// The index each SetUniques write brings, by table.
 fn unique_builds(writes: &WriteSet) -> HashMap<u64, UniqueBuild> {
     writes
@@ -199,43 +128,17 @@ fn unique_builds(writes: &WriteSet) -> HashMap<u64, UniqueBuild> {
         .collect()
 }
 
-/// Bring the UNIQUE indexes up to date with a commit just applied.
-fn apply_unique_changes(
+/// Bring the UNIQUE indexes up to date with a commit's definition changes
+/// (rows were indexed by `keys::apply_key_changes`).
+fn apply_unique_definitions(
     state: &mut DbState,
     ops: &[Op],
-    keys: UniqueKeys,
     mut builds: HashMap<u64, UniqueBuild>,
 ) {
-    let mut keys = keys.into_iter();
     for op in ops {
         match op {
-            Op::CreateTable(def) if !def.uniques.is_empty() => {
-                state
-                    .unique_index
-                    .insert(def.id, UniqueIndex::new(def.uniques.len()));
-            }
             Op::DropTable { table_id } => {
                 state.unique_index.remove(table_id);
-            }
-            Op::Retire { table_id, rowids } => {
-                if let Some(index) = state.unique_index.get_mut(table_id) {
-                    for rowid in rowids {
-                        index.remove_row(*rowid);
-                    }
-                }
-            }
-            Op::Insert {
-                table_id,
-                first_rowid,
-                ..
-            } => {
-                let rows = keys.next().flatten();
-                if let (Some(rows), Some(index)) = (rows, state.unique_index.get_mut(table_id)) {
-                    index.reserve(rows.len());
-                    for (i, row_keys) in rows.into_iter().enumerate() {
-                        index.insert_row(first_rowid + i as u64, row_keys);
-                    }
-                }
             }
             Op::SetUniques { table_id, uniques } => match builds.remove(table_id) {
                 Some(UniqueBuild::Index(index)) => {
@@ -256,14 +159,8 @@ fn apply_unique_changes(
     }
 }
 
-/// Primary-key index edits of one commit: (table, key, Some(rowid) to insert | None to remove).
-type PkChanges = Vec<(u64, PkKey, Option<u64>)>;
-
 fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     let latest = state.last_seq;
-    // Keys removed and added by earlier writes of this same commit.
-    let mut removed: HashMap<u64, HashSet<&PkKey, KeyHash>> = HashMap::new();
-    let mut added: HashMap<u64, HashSet<&PkKey, KeyHash>> = HashMap::new();
     let mut retired_here: HashSet<(u64, u64), KeyHash> = HashSet::default();
     let mut created: HashMap<u64, &TableDef> = HashMap::new();
     for write in &writes.writes {
@@ -332,32 +229,16 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 }
             }
             Write::Insert {
-                table_id,
-                batch,
-                keys,
+                table_id, batch, ..
             } => {
                 let def = match created.get(table_id) {
                     Some(def) => *def,
                     None => live_table(state, *table_id, latest)?,
                 };
                 crate::constraints::check_not_null(def, batch)?;
-                if def.has_primary_key() {
-                    let index = state.pk_index.get(table_id);
-                    let gone = removed.entry(*table_id).or_default();
-                    let new = added.entry(*table_id).or_default();
-                    for (row, key) in keys.iter().enumerate() {
-                        let taken =
-                            index.is_some_and(|i| i.contains_key(key)) && !gone.contains(key);
-                        if taken || !new.insert(key) {
-                            return Err(crate::constraints::unique_violation(def, batch, row));
-                        }
-                    }
-                }
             }
             Write::Retire {
-                table_id,
-                rowids,
-                keys,
+                table_id, rowids, ..
             } => {
                 let def = live_table(state, *table_id, latest)?;
                 let data = state.tables.get(table_id);
@@ -368,13 +249,6 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                             table: def.name.clone(),
                             detail: format!("row version {rowid} was changed by another commit"),
                         });
-                    }
-                }
-                let gone = removed.entry(*table_id).or_default();
-                let new = added.entry(*table_id).or_default();
-                for key in keys {
-                    if !new.remove(key) {
-                        gone.insert(key);
                     }
                 }
             }
@@ -395,56 +269,43 @@ fn live_table(state: &DbState, table_id: u64, latest: u64) -> Result<&TableDef> 
 }
 
 /// Turn validated writes into a log record, assigning `_rowid`s.
-fn build_record(
-    state: &mut DbState,
-    writes: WriteSet,
-    seq: u64,
-    time_us: i64,
-) -> (CommitRecord, PkChanges) {
+/// The log record of `writes`, assigning `_rowid`s. Leaves the inserts'
+/// keys in `writes` (a failure to encode the record must still undo them).
+fn build_record(state: &DbState, writes: &mut WriteSet, seq: u64, time_us: i64) -> CommitRecord {
     let mut ops = Vec::with_capacity(writes.writes.len());
     let mut batches = Vec::new();
-    let mut pk_changes = Vec::new();
     let mut next_rowid = state.next_rowid;
-    for write in writes.writes {
+    for write in &mut writes.writes {
         match write {
             Write::Insert {
-                table_id,
-                batch,
-                keys,
+                table_id, batch, ..
             } => {
                 let rows = batch.num_rows() as u64;
                 let first_rowid = next_rowid;
                 next_rowid += rows;
-                for (i, key) in keys.into_iter().enumerate() {
-                    pk_changes.push((table_id, key, Some(first_rowid + i as u64)));
-                }
                 ops.push(Op::Insert {
-                    table_id,
+                    table_id: *table_id,
                     first_rowid,
                     rows,
                 });
-                batches.push(batch);
+                batches.push(batch.clone());
             }
             Write::Retire {
-                table_id,
-                rowids,
-                keys,
-            } => {
-                for key in keys {
-                    pk_changes.push((table_id, key, None));
-                }
-                ops.push(Op::Retire { table_id, rowids });
-            }
-            schema => ops.extend(schema_op(schema, seq)),
+                table_id, rowids, ..
+            } => ops.push(Op::Retire {
+                table_id: *table_id,
+                rowids: std::mem::take(rowids),
+            }),
+            schema => ops.extend(schema_op(schema.clone(), seq)),
         }
     }
     let header = CommitHeader {
         seq,
         time_us,
-        kind: writes.kind,
+        kind: writes.kind.clone(),
         ops,
     };
-    (CommitRecord { header, batches }, pk_changes)
+    CommitRecord { header, batches }
 }
 
 /// The log op of a schema write (None for data writes), stamped with `seq`.
@@ -492,23 +353,6 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
     })
 }
 
-fn apply_pk_changes(state: &mut DbState, changes: PkChanges) {
-    let mut inserts: HashMap<u64, usize> = HashMap::new();
-    for (table_id, _, rowid) in &changes {
-        *inserts.entry(*table_id).or_default() += usize::from(rowid.is_some());
-    }
-    for (table_id, count) in inserts {
-        state.pk_index.entry(table_id).or_default().reserve(count);
-    }
-    for (table_id, key, rowid) in changes {
-        let index = state.pk_index.entry(table_id).or_default();
-        match rowid {
-            Some(rowid) => index.insert(key, rowid),
-            None => index.remove(&key),
-        };
-    }
-}
-
 /// Apply one commit to the in-memory state (live commits and log replay alike).
 pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result<()> {
     let seq = record.header.seq;
@@ -519,7 +363,8 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
             Op::CreateTable(def) => {
                 state.tables.insert(def.id, TableData::default());
                 if def.has_primary_key() {
-                    state.pk_index.insert(def.id, PkIndex::default());
+                    // Live commits indexed their rows already (keys.rs); replay starts empty.
+                    state.pk_index.entry(def.id).or_default();
                 }
                 apply_catalog_op(&mut state.catalog, op, seq)?;
                 state.table_changes.entry(def.id).or_default().schema_seq = seq;

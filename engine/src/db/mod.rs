@@ -11,6 +11,7 @@
 
 mod apply;
 mod foreign;
+mod keys;
 mod persist;
 mod recover;
 mod references;

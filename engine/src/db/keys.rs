@@ -1,0 +1,280 @@
+//! Primary-key and UNIQUE checks at commit, done by applying the commit's
+//! key changes to the indexes directly, in write order, and undoing them if
+//! a key turns out to be taken.
+//!
+//! One pass per row instead of "check against a scratch set, then insert":
+//! a key freed by an earlier write of the commit is free, a key taken by an
+//! earlier row of the commit is taken. The writer lock is held throughout,
+//! so no reader ever sees a half-applied index.
+
+use std::collections::hash_map::Entry;
+
+use super::DbState;
+use crate::catalog::TableDef;
+use crate::constraints::unique::UniqueIndex;
+use crate::constraints::{unique_constraint_violation, unique_keys, unique_violation};
+use crate::error::{Error, Result};
+use crate::txn::{PkKey, Write, WriteSet};
+
+/// How to take one index change back.
+enum Undo {
+    /// The first `count` primary keys of insert number `write` (in the write set).
+    PkInserted {
+        table: u64,
+        write: usize,
+        count: usize,
+    },
+    /// A primary key this commit removed, and the row that held it.
+    PkRemoved { table: u64, key: PkKey, rowid: u64 },
+    /// Rows `first_rowid..first_rowid + count` this commit added to a UNIQUE index.
+    UniqueInserted {
+        table: u64,
+        first_rowid: u64,
+        count: u64,
+    },
+    /// A row this commit removed from a UNIQUE index, with its keys.
+    UniqueRemoved {
+        table: u64,
+        rowid: u64,
+        keys: Vec<Option<PkKey>>,
+    },
+    /// An index this commit created for a new table.
+    IndexCreated { table: u64 },
+}
+
+/// The index changes of a commit being applied; [`KeyChanges::undo`] takes them back.
+#[derive(Default)]
+pub(super) struct KeyChanges {
+    log: Vec<Undo>,
+}
+
+impl KeyChanges {
+    /// Take every change back, newest first (`writes` made them).
+    pub(super) fn undo(self, state: &mut DbState, writes: &WriteSet) {
+        for change in self.log.into_iter().rev() {
+            match change {
+                Undo::PkInserted {
+                    table,
+                    write,
+                    count,
+                } => {
+                    let Some(Write::Insert { keys, .. }) = writes.writes.get(write) else {
+                        continue;
+                    };
+                    if let Some(index) = state.pk_index.get_mut(&table) {
+                        for key in &keys[..count] {
+                            index.remove(key);
+                        }
+                    }
+                }
+                Undo::PkRemoved { table, key, rowid } => {
+                    state.pk_index.entry(table).or_default().insert(key, rowid);
+                }
+                Undo::UniqueInserted {
+                    table,
+                    first_rowid,
+                    count,
+                } => {
+                    if let Some(index) = state.unique_index.get_mut(&table) {
+                        for rowid in first_rowid..first_rowid + count {
+                            index.remove_row(rowid);
+                        }
+                    }
+                }
+                Undo::UniqueRemoved { table, rowid, keys } => {
+                    if let Some(index) = state.unique_index.get_mut(&table) {
+                        index.insert_row(rowid, keys);
+                    }
+                }
+                Undo::IndexCreated { table } => {
+                    state.pk_index.remove(&table);
+                    state.unique_index.remove(&table);
+                }
+            }
+        }
+    }
+}
+
+/// Apply the key changes of `writes` (whose inserts get `_rowid`s from
+/// `first_rowid` on, in order) to the primary-key and UNIQUE indexes.
+/// On a duplicate key every change is taken back and 23505 names it.
+pub(super) fn apply_key_changes(
+    state: &mut DbState,
+    writes: &WriteSet,
+    first_rowid: u64,
+) -> Result<KeyChanges> {
+    let mut changes = KeyChanges::default();
+    match apply_in_order(state, writes, first_rowid, &mut changes) {
+        Ok(()) => Ok(changes),
+        Err(e) => {
+            changes.undo(state, writes);
+            Err(e)
+        }
+    }
+}
+
+fn apply_in_order(
+    state: &mut DbState,
+    writes: &WriteSet,
+    mut next_rowid: u64,
+    changes: &mut KeyChanges,
+) -> Result<()> {
+    for (at, write) in writes.writes.iter().enumerate() {
+        match write {
+            Write::CreateTable(def) => create_indexes(state, def, changes),
+            Write::Retire {
+                table_id,
+                rowids,
+                keys,
+            } => retire_keys(state, *table_id, rowids, keys, changes),
+            Write::Insert {
+                table_id,
+                batch,
+                keys,
+            } => {
+                let def = table_def(state, writes, *table_id)?;
+                let inserted = InsertedRows {
+                    write: at,
+                    batch,
+                    first_rowid: next_rowid,
+                };
+                insert_primary_keys(state, &def, &inserted, keys, changes)?;
+                insert_unique_keys(state, &def, &inserted, changes)?;
+                next_rowid += batch.num_rows() as u64;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The definition rows of `table_id` are checked against (a table created
+/// by this same commit included).
+fn table_def(state: &DbState, writes: &WriteSet, table_id: u64) -> Result<TableDef> {
+    let created = writes.writes.iter().find_map(|w| match w {
+        Write::CreateTable(def) if def.id == table_id => Some(def),
+        _ => None,
+    });
+    created
+        .or_else(|| state.catalog.table_by_id(table_id))
+        .cloned()
+        .ok_or_else(|| Error::internal(format!("insert into unknown table #{table_id}")))
+}
+
+fn create_indexes(state: &mut DbState, def: &TableDef, changes: &mut KeyChanges) {
+    if def.has_primary_key() {
+        state.pk_index.insert(def.id, Default::default());
+    }
+    if !def.uniques.is_empty() {
+        let index = UniqueIndex::new(def.uniques.len());
+        state.unique_index.insert(def.id, index);
+    }
+    changes.log.push(Undo::IndexCreated { table: def.id });
+}
+
+fn retire_keys(
+    state: &mut DbState,
+    table: u64,
+    rowids: &[u64],
+    keys: &[PkKey],
+    changes: &mut KeyChanges,
+) {
+    if let Some(index) = state.pk_index.get_mut(&table) {
+        for key in keys {
+            if let Some(rowid) = index.remove(key) {
+                let key = key.clone();
+                changes.log.push(Undo::PkRemoved { table, key, rowid });
+            }
+        }
+    }
+    if let Some(index) = state.unique_index.get_mut(&table) {
+        for rowid in rowids {
+            if let Some(keys) = index.remove_row(*rowid) {
+                let rowid = *rowid;
+                changes.log.push(Undo::UniqueRemoved { table, rowid, keys });
+            }
+        }
+    }
+}
+
+/// One insert of the write set: its position, its rows and their first `_rowid`.
+struct InsertedRows<'a> {
+    write: usize,
+    batch: &'a arrow::record_batch::RecordBatch,
+    first_rowid: u64,
+}
+
+fn insert_primary_keys(
+    state: &mut DbState,
+    def: &TableDef,
+    rows: &InsertedRows<'_>,
+    keys: &[PkKey],
+    changes: &mut KeyChanges,
+) -> Result<()> {
+    if !def.has_primary_key() {
+        return Ok(());
+    }
+    let index = state.pk_index.entry(def.id).or_default();
+    index.reserve(keys.len());
+    let mut inserted = 0;
+    let mut duplicate = None;
+    for (row, key) in keys.iter().enumerate() {
+        match index.entry(key.clone()) {
+            Entry::Occupied(_) => {
+                duplicate = Some(row);
+                break;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(rows.first_rowid + row as u64);
+                inserted += 1;
+            }
+        }
+    }
+    changes.log.push(Undo::PkInserted {
+        table: def.id,
+        write: rows.write,
+        count: inserted,
+    });
+    match duplicate {
+        Some(row) => Err(unique_violation(def, rows.batch, row)),
+        None => Ok(()),
+    }
+}
+
+fn insert_unique_keys(
+    state: &mut DbState,
+    def: &TableDef,
+    rows: &InsertedRows<'_>,
+    changes: &mut KeyChanges,
+) -> Result<()> {
+    if def.uniques.is_empty() {
+        return Ok(());
+    }
+    let keys = unique_keys(def, rows.batch)?;
+    let index = state
+        .unique_index
+        .entry(def.id)
+        .or_insert_with(|| UniqueIndex::new(def.uniques.len()));
+    index.reserve(keys.len());
+    let mut inserted = 0;
+    let mut duplicate = None;
+    'rows: for (row, row_keys) in keys.into_iter().enumerate() {
+        for (c, key) in row_keys.iter().enumerate() {
+            if key.as_ref().is_some_and(|k| index.holder(c, k).is_some()) {
+                duplicate = Some((row, c));
+                break 'rows;
+            }
+        }
+        index.insert_row(rows.first_rowid + row as u64, row_keys);
+        inserted += 1;
+    }
+    changes.log.push(Undo::UniqueInserted {
+        table: def.id,
+        first_rowid: rows.first_rowid,
+        count: inserted,
+    });
+    match duplicate {
+        Some((row, c)) => Err(unique_constraint_violation(def, c, rows.batch, row)),
+        None => Ok(()),
+    }
+}
