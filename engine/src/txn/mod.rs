@@ -7,6 +7,7 @@
 //! a [`Transaction`] collects them first and its statements read through a
 //! [`TxnView`].
 
+pub mod key;
 pub mod transaction;
 pub mod view;
 
@@ -19,8 +20,7 @@ use crate::catalog::{
     CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
 };
 
-/// Encoded key of one row (arrow row format); shared, so indexes clone it cheaply.
-pub type PkKey = std::sync::Arc<[u8]>;
+pub use key::PkKey;
 
 /// Hash state for primary-key maps and sets: SipHash dominated bulk inserts
 /// into keyed tables; ahash is several times faster on short byte keys.
