@@ -7,7 +7,6 @@
 //! a [`Transaction`] collects them first and its statements read through a
 //! [`TxnView`].
 
-pub mod key;
 pub mod transaction;
 pub mod view;
 
@@ -20,7 +19,8 @@ use crate::catalog::{
     CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
 };
 
-pub use key::PkKey;
+/// Encoded key of one row (arrow row format); shared, so indexes clone it cheaply.
+pub type PkKey = std::sync::Arc<[u8]>;
 
 /// Hash state for primary-key maps and sets: SipHash dominated bulk inserts
 /// into keyed tables; ahash is several times faster on short byte keys.
