@@ -87,3 +87,51 @@ def test_foreign_keys_over_flight(conn):
     run(conn, "DELETE FROM fk_customers WHERE id = 1")
     assert scalar(conn, "SELECT count(*) FROM fk_orders") == 1
     assert scalar(conn, "SELECT kind FROM commits() ORDER BY seq DESC LIMIT 1") == "DELETE"
+
+
+@pytest.mark.parametrize(
+    "action, after",
+    [
+        ("ON DELETE CASCADE", []),
+        ("ON DELETE SET NULL", [(1, None)]),
+        ("ON DELETE SET DEFAULT", [(1, 0)]),
+        ("ON DELETE RESTRICT", "23503"),
+        ("ON DELETE NO ACTION", "23503"),
+    ],
+)
+def test_delete_actions_over_flight(conn, action, after):
+    suffix = action.split()[-1].lower()
+    parent, child = f"fa_parent_{suffix}", f"fa_child_{suffix}"
+    run(conn, f"CREATE TABLE {parent} (id INT PRIMARY KEY)")
+    run(conn, f"CREATE TABLE {child} (id INT PRIMARY KEY, "
+              f"parent_id INT DEFAULT 0 REFERENCES {parent} {action})")
+    run(conn, f"INSERT INTO {parent} VALUES (0), (7)")
+    run(conn, f"INSERT INTO {child} VALUES (1, 7)")
+    if isinstance(after, str):
+        with pytest.raises(Exception) as error:
+            run(conn, f"DELETE FROM {parent} WHERE id = 7")
+        assert after in str(error.value) and f"{child}_parent_id_fkey" in str(error.value)
+        assert scalar(conn, f"SELECT count(*) FROM {parent}") == 2
+        return
+    run(conn, f"DELETE FROM {parent} WHERE id = 7")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT id, parent_id FROM {child} ORDER BY id")
+        assert cur.fetchall() == after
+
+
+def test_update_cascade_and_definition_errors_over_flight(conn):
+    run(conn, "CREATE TABLE fu_parent (code TEXT PRIMARY KEY)")
+    run(conn, "CREATE TABLE fu_child (id INT PRIMARY KEY, "
+              "code TEXT REFERENCES fu_parent ON UPDATE CASCADE)")
+    run(conn, "INSERT INTO fu_parent VALUES ('a')")
+    run(conn, "INSERT INTO fu_child VALUES (1, 'a'), (2, 'a')")
+    run(conn, "UPDATE fu_parent SET code = 'b'")
+    assert scalar(conn, "SELECT count(*) FROM fu_child WHERE code = 'b'") == 2
+    for sql, sqlstate in [
+        ("DROP TABLE fu_parent", "2BP01"),
+        ("CREATE TABLE fu_bad (x INT REFERENCES fu_child (code))", "42830"),
+        ("CREATE TABLE fu_bad (x INT REFERENCES fu_nowhere)", "42P01"),
+    ]:
+        with pytest.raises(Exception) as error:
+            run(conn, sql)
+        assert sqlstate in str(error.value), error.value
