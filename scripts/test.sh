@@ -31,3 +31,7 @@ echo "== benchmark smoke runs"
 "$CARGO_TARGET_DIR/debug/constraints" --quick
 "$CARGO_TARGET_DIR/debug/transactions" --quick
 "$VENV/bin/python" benches/flight/flight_sql_bench.py --quick --driftdb "$CARGO_TARGET_DIR/debug/driftdb"
+smoke="$(mktemp -d)"
+"$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --parquet "$smoke/parquet"
+"$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --db "$smoke/db" --tables region,nation,orders
+rm -rf "$smoke"
