@@ -21,7 +21,7 @@ use sqlparser::ast::{
 use super::ddl::{keys_of, normalize_ident, table_name};
 use super::quote_ident;
 use super::session::{Session, StatementResult};
-use crate::catalog::{ForeignKeyDef, SqlType, TableDef, user_physical_schema};
+use crate::catalog::{ForeignKeyDef, KeyRef, SqlType, TableDef, user_physical_schema};
 use crate::constraints::check::default_values;
 use crate::error::{Error, Result};
 use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
@@ -608,7 +608,7 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
             count
         }
         Some(OnInsert::OnConflict(on_conflict)) => {
-            check_conflict_target(&def, on_conflict.conflict_target.as_ref())?;
+            let target = conflict_key(&def, on_conflict.conflict_target.as_ref())?;
             let alias = insert
                 .table_alias
                 .as_ref()
@@ -617,10 +617,13 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
             upsert(
                 session,
                 &def,
-                &alias,
+                Upsert {
+                    alias: &alias,
+                    target,
+                    action: on_conflict.action,
+                },
                 rows,
                 keys,
-                on_conflict.action,
                 &mut writes,
             )
             .await?
@@ -677,61 +680,86 @@ fn refuse_generated_always(def: &TableDef, targets: &[usize]) -> Result<()> {
     }
 }
 
-fn check_conflict_target(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<()> {
-    if !def.has_primary_key() {
-        return Err(Error::InvalidArgument {
-            message: format!(
-                "ON CONFLICT needs a primary key, and \"{}\" has none",
-                def.name
-            ),
-        });
-    }
-    let Some(ast::ConflictTarget::Columns(columns)) = target else {
-        return Ok(());
+/// The key an `ON CONFLICT` target names: the primary key (also when no
+/// target is given) or a UNIQUE constraint, by its columns (any order) or
+/// `ON CONSTRAINT name`.
+fn conflict_key(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<KeyRef> {
+    let no_match = |what: String| Error::InvalidArgument {
+        message: format!(
+            "there is no unique or primary key constraint matching the ON CONFLICT specification {what} of \"{}\"",
+            def.name
+        ),
     };
-    let mut named: Vec<String> = columns.iter().map(normalize_ident).collect();
-    let mut key: Vec<String> = def
-        .primary_key_columns()
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
-    named.sort();
-    key.sort();
-    if named != key {
-        return Err(Error::InvalidArgument {
-            message: format!(
-                "there is no unique constraint matching the ON CONFLICT specification ({}) of \"{}\"",
-                named.join(", "),
-                def.name
-            ),
-        });
+    match target {
+        None if def.has_primary_key() => Ok(KeyRef::Primary),
+        None => Err(no_match("(no target, no primary key)".into())),
+        Some(ast::ConflictTarget::OnConstraint(name)) => {
+            let name = table_name(name)?;
+            if def.has_primary_key() && name == def.primary_key_name() {
+                return Ok(KeyRef::Primary);
+            }
+            def.uniques
+                .iter()
+                .position(|u| u.name == name)
+                .map(KeyRef::Unique)
+                .ok_or_else(|| no_match(format!("ON CONSTRAINT {name}")))
+        }
+        Some(ast::ConflictTarget::Columns(columns)) => {
+            let mut named: Vec<String> = columns.iter().map(normalize_ident).collect();
+            named.sort();
+            let same = |ids: &[u32]| {
+                let mut names: Vec<String> = def
+                    .columns_by_id(ids)
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                names.sort();
+                names == named
+            };
+            if def.has_primary_key() && same(&def.primary_key) {
+                return Ok(KeyRef::Primary);
+            }
+            def.uniques
+                .iter()
+                .position(|u| same(&u.columns))
+                .map(KeyRef::Unique)
+                .ok_or_else(|| no_match(format!("({})", named.join(", "))))
+        }
     }
-    Ok(())
 }
 
-/// INSERT … ON CONFLICT: insert new keys; skip or update existing ones.
+/// How an `INSERT … ON CONFLICT` resolves conflicts.
+struct Upsert<'a> {
+    alias: &'a str,
+    target: KeyRef,
+    action: OnConflictAction,
+}
+
+/// INSERT … ON CONFLICT: insert rows whose target key is free; skip or
+/// update the rows holding the others.
 async fn upsert(
     session: &Session,
     def: &TableDef,
-    alias: &str,
+    upsert: Upsert<'_>,
     rows: RecordBatch,
     keys: Vec<PkKey>,
-    action: OnConflictAction,
     writes: &mut WriteSet,
 ) -> Result<u64> {
-    let existing = session.lookup_primary_keys(def.id, &keys);
-    let mut seen = HashSet::with_capacity(keys.len());
-    let mut fresh = Vec::with_capacity(keys.len());
+    let (target_keys, held) = conflict_holders(session, def, upsert.target, &rows, &keys)?;
+    let updating = matches!(upsert.action, OnConflictAction::DoUpdate(_));
+    let mut seen = HashSet::with_capacity(target_keys.len());
+    let mut fresh = Vec::with_capacity(target_keys.len());
     let mut conflicting = Vec::new();
-    for (key, holder) in keys.iter().zip(&existing) {
-        let first_time = seen.insert(key);
-        if !first_time && matches!(action, OnConflictAction::DoUpdate(_)) {
+    for (key, held) in target_keys.iter().zip(held) {
+        // A key with a NULL never conflicts (NULLs are distinct).
+        let first_time = key.as_ref().is_none_or(|k| seen.insert(k.clone()));
+        if !first_time && updating {
             return Err(Error::InvalidArgument {
                 message: "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
             });
         }
-        fresh.push(first_time && holder.is_none());
-        conflicting.push(first_time && holder.is_some());
+        fresh.push(first_time && !held);
+        conflicting.push(first_time && held);
     }
     let fresh_mask = arrow::array::BooleanArray::from(fresh);
     let fresh_rows = filter_record_batch(&rows, &fresh_mask)?;
@@ -749,14 +777,60 @@ async fn upsert(
             keys: fresh_keys,
         });
     }
-    if let OnConflictAction::DoUpdate(update) = action {
+    if let OnConflictAction::DoUpdate(update) = upsert.action {
         let conflict_rows =
             filter_record_batch(&rows, &arrow::array::BooleanArray::from(conflicting))?;
         if conflict_rows.num_rows() > 0 {
-            count += update_conflicts(session, def, alias, conflict_rows, &update, writes).await?;
+            let target =
+                def.columns_by_id(crate::constraints::foreign::key_columns(def, upsert.target));
+            let on: Vec<String> = target.iter().map(|c| c.name.clone()).collect();
+            count += update_conflicts(
+                session,
+                def,
+                upsert.alias,
+                &on,
+                conflict_rows,
+                &update,
+                writes,
+            )
+            .await?;
         }
     }
     Ok(count)
+}
+
+/// Each proposed row's key under `target` (None with a NULL) and whether
+/// a row live for the statement holds it.
+fn conflict_holders(
+    session: &Session,
+    def: &TableDef,
+    target: KeyRef,
+    rows: &RecordBatch,
+    keys: &[PkKey],
+) -> Result<(Vec<Option<PkKey>>, Vec<bool>)> {
+    match target {
+        KeyRef::Primary => {
+            let held = session
+                .lookup_primary_keys(def.id, keys)
+                .iter()
+                .map(Option::is_some)
+                .collect();
+            Ok((keys.iter().cloned().map(Some).collect(), held))
+        }
+        KeyRef::Unique(c) => {
+            let target_keys: Vec<Option<PkKey>> = crate::constraints::unique_keys(def, rows)?
+                .into_iter()
+                .map(|mut row| row.swap_remove(c))
+                .collect();
+            let probe: Vec<&[u8]> = target_keys.iter().flatten().map(|k| k.as_ref()).collect();
+            let mut found = session.unique_keys_held(def, c, &probe)?.into_iter();
+            let held = target_keys
+                .iter()
+                .map(|k| k.is_some() && found.next().unwrap_or(false))
+                .collect();
+            Ok((target_keys, held))
+        }
+    }
 }
 
 /// Name of the temporary table holding the proposed rows in ON CONFLICT DO UPDATE.
@@ -766,6 +840,7 @@ async fn update_conflicts(
     session: &Session,
     def: &TableDef,
     alias: &str,
+    on_columns: &[String],
     proposed: RecordBatch,
     update: &ast::DoUpdate,
     writes: &mut WriteSet,
@@ -782,13 +857,12 @@ async fn update_conflicts(
     let table = Arc::new(MemTable::try_new(logical, vec![vec![excluded]])?);
     session.context().register_table(EXCLUDED_TABLE, table)?;
     let q = quote_ident(alias);
-    let on: Vec<String> = def
-        .primary_key_columns()
+    let on: Vec<String> = on_columns
         .iter()
-        .map(|c| {
+        .map(|name| {
             format!(
                 "{q}.{col} = {EXCLUDED_TABLE}.{col}",
-                col = quote_ident(&c.name)
+                col = quote_ident(name)
             )
         })
         .collect();
