@@ -34,4 +34,5 @@ echo "== benchmark smoke runs"
 smoke="$(mktemp -d)"
 "$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --parquet "$smoke/parquet"
 "$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --db "$smoke/db" --tables region,nation,orders
+"$CARGO_TARGET_DIR/debug/driftdb-datasets" shop --db "$smoke/shop" --customers 100 --steps 20 --orders-per-step 10
 rm -rf "$smoke"

@@ -3,12 +3,15 @@
 //! Datasets for DriftDB's tests and benchmarks, generated rather than
 //! downloaded: TPC-H at any scale factor ([`tpch`], from the `tpchgen`
 //! crates), written straight into a DriftDB database or to Parquet files
-//! ([`sink`]), with a progress line on long runs ([`progress`]).
+//! ([`sink`]), and a shop whose customers and orders change over time, one
+//! commit per simulation step ([`shop`]); a progress line on long runs
+//! ([`progress`]).
 //!
 //! `datasets/README.md` lists every dataset, its schema and size per scale,
 //! and which tests and benchmarks use it.
 
 pub mod progress;
+pub mod shop;
 pub mod sink;
 pub mod tpch;
 
@@ -19,6 +22,8 @@ pub enum Error {
     UnknownTable(String),
     #[error("scale factor must be positive and finite, not {0}")]
     BadScale(f64),
+    #[error("{0}")]
+    BadConfig(String),
     #[error("generating data: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("writing Parquet: {0}")]

@@ -46,6 +46,24 @@ enum Dataset {
         #[arg(long)]
         quiet: bool,
     },
+    /// A shop with history: customers who move, orders that change status; one commit per step.
+    Shop {
+        /// Load into the DriftDB database at this folder (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        customers: u64,
+        /// Simulation steps (one commit each).
+        #[arg(long, default_value_t = 1_000)]
+        steps: u64,
+        #[arg(long, default_value_t = 100)]
+        orders_per_step: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 #[tokio::main]
@@ -60,14 +78,46 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let Dataset::Tpch {
-        scale,
-        db,
-        parquet,
-        tables,
-        quiet,
-    } = cli.dataset;
-    let tables = tpch::tables(&tables)?;
+    match cli.dataset {
+        Dataset::Tpch {
+            scale,
+            db,
+            parquet,
+            tables,
+            quiet,
+        } => tpch(scale, db, parquet, &tables, quiet).await,
+        Dataset::Shop {
+            db,
+            customers,
+            steps,
+            orders_per_step,
+            seed,
+            quiet,
+        } => {
+            let config = driftdb_datasets::shop::ShopConfig {
+                customers,
+                steps,
+                orders_per_step,
+                seed,
+            };
+            let database = Database::open(&db.to_string_lossy()).await?;
+            let mut progress = Progress::start("orders", quiet);
+            driftdb_datasets::shop::generate(&database, &config, &mut progress).await?;
+            progress.finish();
+            database.close().await?;
+            Ok(())
+        }
+    }
+}
+
+async fn tpch(
+    scale: f64,
+    db: Option<PathBuf>,
+    parquet: Option<PathBuf>,
+    tables: &str,
+    quiet: bool,
+) -> Result<()> {
+    let tables = tpch::tables(tables)?;
     let database = match &db {
         Some(path) => Some(Database::open(&path.to_string_lossy()).await?),
         None => None,

@@ -91,3 +91,66 @@ async fn tpch_into_a_database_and_parquet_agree() {
     assert_eq!(commits, "8");
     db.close().await.unwrap();
 }
+
+/// The one value of a one-row, one-column query.
+async fn scalar(session: &mut Session, sql: &str) -> String {
+    let result = session.execute_one(sql).await.unwrap();
+    arrow::util::display::array_value_to_string(result.batches[0].column(0), 0).unwrap()
+}
+
+#[tokio::test]
+async fn shop_history_has_one_commit_per_step_and_only_valid_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().to_str().unwrap()).await.unwrap();
+    let config = driftdb_datasets::shop::ShopConfig {
+        customers: 50,
+        steps: 30,
+        orders_per_step: 20,
+        seed: 7,
+    };
+    let mut progress = Progress::start("orders", true);
+    driftdb_datasets::shop::generate(&db, &config, &mut progress)
+        .await
+        .unwrap();
+    let mut s = Session::new(&db);
+    // Two CREATE TABLEs, the customers, then one commit per step.
+    assert_eq!(scalar(&mut s, "SELECT count(*) FROM commits()").await, "33");
+    assert_eq!(scalar(&mut s, "SELECT count(*) FROM orders").await, "600");
+    // After step k the shop had 20 k orders.
+    assert_eq!(
+        scalar(&mut s, "SELECT count(*) FROM orders VERSION AS OF 13").await,
+        "200"
+    );
+    // Every status change follows the lifecycle.
+    let bad = "SELECT count(*) FROM (SELECT status, lag(status) OVER (PARTITION BY id ORDER BY _seq) AS before \
+        FROM history('orders')) WHERE NOT (before IS NULL AND status = 'new' \
+        OR before = 'new' AND status IN ('paid', 'cancelled') \
+        OR before = 'paid' AND status = 'shipped' OR before = 'shipped' AND status = 'delivered')";
+    assert_eq!(scalar(&mut s, bad).await, "0");
+    for status in ["paid", "delivered", "cancelled"] {
+        let sql = format!("SELECT count(*) > 0 FROM history('orders') WHERE status = '{status}'");
+        assert_eq!(scalar(&mut s, &sql).await, "true", "{status}");
+    }
+    // Customers moved, and every order references a customer.
+    let versions = scalar(&mut s, "SELECT count(*) FROM history('customers')").await;
+    assert!(versions.parse::<u64>().unwrap() > 50, "{versions}");
+    let orphans = "SELECT count(*) FROM orders o LEFT JOIN customers c ON o.customer_id = c.id WHERE c.id IS NULL";
+    assert_eq!(scalar(&mut s, orphans).await, "0");
+    db.close().await.unwrap();
+    // Deterministic: the same seed gives the same shop.
+    let again = tempfile::tempdir().unwrap();
+    let db2 = Database::open(again.path().to_str().unwrap())
+        .await
+        .unwrap();
+    let mut progress = Progress::start("orders", true);
+    driftdb_datasets::shop::generate(&db2, &config, &mut progress)
+        .await
+        .unwrap();
+    let mut s2 = Session::new(&db2);
+    let digest = "SELECT sum(id * length(status)) + sum(amount) FROM orders";
+    let db = Database::open(dir.path().to_str().unwrap()).await.unwrap();
+    let mut s = Session::new(&db);
+    assert_eq!(scalar(&mut s, digest).await, scalar(&mut s2, digest).await);
+    db.close().await.unwrap();
+    db2.close().await.unwrap();
+}
