@@ -42,8 +42,7 @@ impl ChildKeys {
 
     /// `(a, b)=(1, 2)` for row `row`, as PostgreSQL shows a key.
     pub fn describe(&self, child: &TableDef, fk: &ForeignKeyDef, row: usize) -> String {
-        let names = column_names(&child.columns_by_id(&fk.columns));
-        format!("({names})=({})", render_row(&self.arrays, row))
+        describe_row(&child.columns_by_id(&fk.columns), &self.arrays, row)
     }
 }
 
@@ -158,6 +157,11 @@ pub fn keys_taken(
         }
     }
     Ok(taken)
+}
+
+/// `(a, b)=(1, 2)`: row `row` of `arrays`, named by `columns`, as PostgreSQL shows a key.
+pub fn describe_row(columns: &[&ColumnDef], arrays: &[ArrayRef], row: usize) -> String {
+    format!("({})=({})", column_names(columns), render_row(arrays, row))
 }
 
 fn column_names(columns: &[&ColumnDef]) -> String {

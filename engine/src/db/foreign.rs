@@ -12,6 +12,7 @@
 //! - adding a FOREIGN KEY is a conflict when either table was written after
 //!   the snapshot its existing rows were validated in.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::apply::concurrent_change;
@@ -120,9 +121,7 @@ pub(super) fn validate_foreign_keys(
                 };
                 for fk in defs.foreign_keys(child) {
                     let (parent, key) = referenced(&defs, child, fk)?;
-                    let delta = deltas
-                        .entry((parent.id, key))
-                        .or_insert_with(|| key_delta(state, writes, parent, key));
+                    let delta = cached_delta(&mut deltas, state, writes, parent, key)?;
                     let index = parent_index(state, parent.id, key);
                     let keys = child_keys(child, fk, parent, batch)?;
                     for row in 0..keys.len() {
@@ -147,9 +146,7 @@ pub(super) fn validate_foreign_keys(
                         continue;
                     };
                     let (_, key) = referenced(&defs, child, fk)?;
-                    let delta = deltas
-                        .entry((parent.id, key))
-                        .or_insert_with(|| key_delta(state, writes, parent, key));
+                    let delta = cached_delta(&mut deltas, state, writes, parent, key)?;
                     if delta.frees_any() {
                         return Err(concurrent_change(
                             state,
@@ -233,10 +230,29 @@ fn parent_index(state: &DbState, table: u64, key: KeyRef) -> Option<&PkIndex> {
     }
 }
 
+/// The delta of `table`'s key `key`, computed once per commit.
+fn cached_delta<'d>(
+    deltas: &'d mut HashMap<(u64, KeyRef), KeyDelta>,
+    state: &DbState,
+    writes: &WriteSet,
+    table: &TableDef,
+    key: KeyRef,
+) -> Result<&'d KeyDelta> {
+    Ok(match deltas.entry((table.id, key)) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(key_delta(state, writes, table, key)?),
+    })
+}
+
 /// The keys of `table`'s key `key` this commit takes and frees.
-fn key_delta(state: &DbState, writes: &WriteSet, table: &TableDef, key: KeyRef) -> KeyDelta {
+fn key_delta(
+    state: &DbState,
+    writes: &WriteSet,
+    table: &TableDef,
+    key: KeyRef,
+) -> Result<KeyDelta> {
     let mut delta = KeyDelta {
-        added: keys_taken(writes, table, key).unwrap_or_default(),
+        added: keys_taken(writes, table, key)?,
         removed: HashSet::default(),
     };
     for write in &writes.writes {
@@ -263,5 +279,5 @@ fn key_delta(state: &DbState, writes: &WriteSet, table: &TableDef, key: KeyRef) 
             }
         }
     }
-    delta
+    Ok(delta)
 }

@@ -7,14 +7,15 @@
 //! earlier row of the commit is taken. The writer lock is held throughout,
 //! so no reader ever sees a half-applied index.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use super::DbState;
-use crate::catalog::TableDef;
+use crate::catalog::{Catalog, TableDef};
 use crate::constraints::unique::UniqueIndex;
 use crate::constraints::{unique_constraint_violation, unique_keys, unique_violation};
 use crate::error::{Error, Result};
-use crate::txn::{PkKey, Write, WriteSet};
+use crate::txn::{PkIndex, PkKey, Write, WriteSet};
 
 /// How to take one index change back.
 enum Undo {
@@ -132,14 +133,15 @@ fn apply_in_order(
                 batch,
                 keys,
             } => {
-                let def = table_def(state, writes, *table_id)?;
+                // Borrow the definition and the index maps as separate fields (no clone per commit).
+                let def = table_def(&state.catalog, writes, *table_id)?;
                 let inserted = InsertedRows {
                     write: at,
                     batch,
                     first_rowid: next_rowid,
                 };
-                insert_primary_keys(state, &def, &inserted, keys, changes)?;
-                insert_unique_keys(state, &def, &inserted, changes)?;
+                insert_primary_keys(&mut state.pk_index, def, &inserted, keys, changes)?;
+                insert_unique_keys(&mut state.unique_index, def, &inserted, changes)?;
                 next_rowid += batch.num_rows() as u64;
             }
             _ => {}
@@ -150,14 +152,17 @@ fn apply_in_order(
 
 /// The definition rows of `table_id` are checked against (a table created
 /// by this same commit included).
-fn table_def(state: &DbState, writes: &WriteSet, table_id: u64) -> Result<TableDef> {
+fn table_def<'a>(
+    catalog: &'a Catalog,
+    writes: &'a WriteSet,
+    table_id: u64,
+) -> Result<&'a TableDef> {
     let created = writes.writes.iter().find_map(|w| match w {
         Write::CreateTable(def) if def.id == table_id => Some(def),
         _ => None,
     });
     created
-        .or_else(|| state.catalog.table_by_id(table_id))
-        .cloned()
+        .or_else(|| catalog.table_by_id(table_id))
         .ok_or_else(|| Error::internal(format!("insert into unknown table #{table_id}")))
 }
 
@@ -205,7 +210,7 @@ struct InsertedRows<'a> {
 }
 
 fn insert_primary_keys(
-    state: &mut DbState,
+    pk_index: &mut HashMap<u64, PkIndex>,
     def: &TableDef,
     rows: &InsertedRows<'_>,
     keys: &[PkKey],
@@ -214,7 +219,7 @@ fn insert_primary_keys(
     if !def.has_primary_key() {
         return Ok(());
     }
-    let index = state.pk_index.entry(def.id).or_default();
+    let index = pk_index.entry(def.id).or_default();
     index.reserve(keys.len());
     let mut inserted = 0;
     let mut duplicate = None;
@@ -242,7 +247,7 @@ fn insert_primary_keys(
 }
 
 fn insert_unique_keys(
-    state: &mut DbState,
+    unique_index: &mut HashMap<u64, UniqueIndex>,
     def: &TableDef,
     rows: &InsertedRows<'_>,
     changes: &mut KeyChanges,
@@ -251,8 +256,7 @@ fn insert_unique_keys(
         return Ok(());
     }
     let keys = unique_keys(def, rows.batch)?;
-    let index = state
-        .unique_index
+    let index = unique_index
         .entry(def.id)
         .or_insert_with(|| UniqueIndex::new(def.uniques.len()));
     index.reserve(keys.len());

@@ -25,7 +25,9 @@ use super::dml::{ChildScan, retire_rows_read, update_rows_read};
 use super::quote_ident;
 use super::session::Session;
 use crate::catalog::{ForeignKeyDef, KeyRef, RefAction, SqlType, TableDef, physical_name};
-use crate::constraints::foreign::{ChildKeys, child_keys, decode_keys, keys_taken, missing};
+use crate::constraints::foreign::{
+    ChildKeys, child_keys, decode_keys, describe_row, keys_taken, missing,
+};
 use crate::error::{Error, Result};
 use crate::txn::{PkKey, Write, WriteSet};
 
@@ -281,20 +283,10 @@ pub(crate) async fn check_existing_rows(
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(());
     };
-    let names: Vec<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();
-    let values: Vec<String> = batch
-        .columns()
-        .iter()
-        .map(|a| arrow::util::display::array_value_to_string(a, 0).unwrap_or_else(|_| "?".into()))
-        .collect();
     Err(Error::ForeignKeyMissing {
         table: child.name.clone(),
         constraint: fk.name.clone(),
-        key: format!(
-            "({})=({})",
-            names.join(", ").replace('"', ""),
-            values.join(", ")
-        ),
+        key: describe_row(&child.columns_by_id(&fk.columns), batch.columns(), 0),
         parent: parent.name.clone(),
     })
 }
@@ -364,7 +356,7 @@ async fn act_on_removed_keys(session: &Session, writes: &mut WriteSet, at: usize
             old_values,
             new_values,
         };
-        apply_action(session, writes, &scan, action, &removed.old).await?;
+        apply_action(session, writes, &scan, action).await?;
     }
     Ok(())
 }
@@ -441,14 +433,13 @@ async fn apply_action(
     writes: &mut WriteSet,
     scan: &ChildScan<'_>,
     action: RefAction,
-    removed: &[PkKey],
 ) -> Result<()> {
     let retired = retired_rowids(writes, scan.def.id);
     let new_values: Option<Vec<String>> = match action {
         RefAction::NoAction | RefAction::Restrict => {
             let found = referencing_rows(session, scan, None, &retired).await?;
             return match found {
-                Some(batch) => Err(still_referenced(scan, removed, &batch)),
+                Some(batch) => Err(still_referenced(scan, &batch)),
                 None => Ok(()),
             };
         }
@@ -559,26 +550,14 @@ fn keys_table(scan: &ChildScan<'_>) -> Result<Arc<MemTable>> {
 
 /// The 23503 error for the first row of `found` (whose columns after the
 /// `_rowid` and primary key are the referencing key).
-fn still_referenced(scan: &ChildScan<'_>, removed: &[PkKey], found: &RecordBatch) -> Error {
-    let _ = removed;
+fn still_referenced(scan: &ChildScan<'_>, found: &RecordBatch) -> Error {
     let offset = 1 + scan.def.primary_key.len();
-    let names: Vec<String> = scan
-        .parent
-        .columns_by_id(&scan.fk.parent_columns)
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
-    let values: Vec<String> = (offset..found.num_columns())
-        .map(|i| {
-            arrow::util::display::array_value_to_string(found.column(i), 0)
-                .unwrap_or_else(|_| "?".into())
-        })
-        .collect();
+    let parent_columns = scan.parent.columns_by_id(&scan.fk.parent_columns);
     Error::ForeignKeyReferenced {
         parent: scan.parent.name.clone(),
         constraint: scan.fk.name.clone(),
         table: scan.def.name.clone(),
-        key: format!("({})=({})", names.join(", "), values.join(", ")),
+        key: describe_row(&parent_columns, &found.columns()[offset..], 0),
     }
 }
 

@@ -42,7 +42,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
 fn rewrite_auto_increment(dialect: &DriftDialect, sql: &str) -> Result<String> {
     use sqlparser::keywords::Keyword;
     use sqlparser::tokenizer::{Token, Tokenizer};
-    if !sql.to_ascii_uppercase().contains("AUTO_INCREMENT") {
+    if !mentions(sql, "AUTO_INCREMENT") {
         return Ok(sql.to_string());
     }
     let tokens = Tokenizer::new(dialect, sql).tokenize()?;
@@ -59,6 +59,14 @@ fn rewrite_auto_increment(dialect: &DriftDialect, sql: &str) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Whether `text` contains `word` in any ASCII case (the rewrites' cheap
+/// pre-check, run on every statement; copies nothing).
+pub(crate) fn mentions(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// Parse exactly one statement.

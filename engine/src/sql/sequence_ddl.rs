@@ -213,7 +213,7 @@ pub(crate) const ALTER_SEQUENCE_CALL: &str = "driftdb_alter_sequence";
 /// `ALTER SEQUENCE rest` → `CALL driftdb_alter_sequence('rest')`, for every
 /// statement of the script that starts so.
 pub(crate) fn rewrite_alter_sequence(dialect: &DriftDialect, sql: &str) -> Result<String> {
-    if !sql.to_ascii_uppercase().contains("SEQUENCE") {
+    if !super::mentions(sql, "SEQUENCE") {
         return Ok(sql.to_string());
     }
     let tokens = Tokenizer::new(dialect, sql).tokenize()?;

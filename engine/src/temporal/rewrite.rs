@@ -21,7 +21,7 @@ pub const HISTORY_MARKER: &str = "__driftdb_history";
 
 /// Rewrite history clauses in `sql`; returns `sql` unchanged when there are none.
 pub fn rewrite_history_clauses(dialect: &dyn Dialect, sql: &str) -> Result<String> {
-    if !sql.to_ascii_uppercase().contains("SYSTEM_TIME") {
+    if !crate::sql::mentions(sql, "SYSTEM_TIME") {
         return Ok(sql.to_string());
     }
     let tokens = Tokenizer::new(dialect, sql).tokenize()?;
