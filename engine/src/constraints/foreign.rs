@@ -148,12 +148,10 @@ pub fn keys_taken(
             continue;
         }
         match key {
-            KeyRef::Primary => taken.extend(keys.iter().cloned()),
-            KeyRef::Unique(c) => taken.extend(
-                super::unique_keys(table, batch)?
-                    .into_iter()
-                    .filter_map(|mut row| row.swap_remove(c)),
-            ),
+            KeyRef::Primary => taken.extend(keys.encoded_keys()),
+            KeyRef::Unique(c) => {
+                taken.extend(super::unique_keys(table, batch)?[c].encoded_keys());
+            }
         }
     }
     Ok(taken)

@@ -4,62 +4,58 @@
 
 pub mod check;
 pub mod foreign;
+pub mod keys;
 pub mod unique;
 
 use arrow::array::{Array, ArrayRef};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, SortField};
 use arrow::util::display::array_value_to_string;
 
 use crate::catalog::{TableDef, physical_name};
 use crate::error::{Error, Result};
-use crate::txn::PkKey;
+use keys::{KeyColumn, KeyIndex};
 
-/// The encoded primary key of every row of `batch` (physical column names).
+/// The primary key of every row of `batch` (physical column names).
 /// Empty when the table has no primary key.
-pub fn primary_keys(def: &TableDef, batch: &RecordBatch) -> Result<Vec<PkKey>> {
+pub fn primary_keys(def: &TableDef, batch: &RecordBatch) -> Result<KeyColumn> {
     if !def.has_primary_key() {
-        return Ok(Vec::new());
+        return Ok(KeyColumn::default());
     }
-    encode_rows(&key_arrays(&def.primary_key, batch)?)
+    KeyColumn::encode(&key_arrays(&def.primary_key, batch)?)
 }
 
-/// Each row of `columns` encoded with the arrow row format (comparable as bytes).
-fn encode_rows(columns: &[ArrayRef]) -> Result<Vec<PkKey>> {
-    let fields = columns
+/// An empty primary-key index for `def`.
+pub fn primary_key_index(def: &TableDef) -> KeyIndex {
+    let types: Vec<_> = def
+        .columns_by_id(&def.primary_key)
         .iter()
-        .map(|c| SortField::new(c.data_type().clone()))
+        .map(|c| c.sql_type.arrow_type())
         .collect();
-    let converter = RowConverter::new(fields)?;
-    let rows = converter.convert_columns(columns)?;
-    Ok(rows.iter().map(|row| row.as_ref().into()).collect())
+    KeyIndex::for_types(&types)
 }
 
-/// Per row of `batch` (physical names), its key under each UNIQUE
-/// constraint of `def`; None where the key has a NULL (NULLs are distinct).
-pub fn unique_keys(def: &TableDef, batch: &RecordBatch) -> Result<Vec<Vec<Option<PkKey>>>> {
-    let mut per_row: Vec<Vec<Option<PkKey>>> = vec![Vec::new(); batch.num_rows()];
-    for unique in &def.uniques {
-        // A column added after the batch was written reads as NULL.
-        let arrays: Vec<ArrayRef> = def
-            .unique_columns(unique)
-            .iter()
-            .map(|c| {
-                batch
-                    .column_by_name(&c.physical_name())
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        arrow::array::new_null_array(&c.sql_type.arrow_type(), batch.num_rows())
-                    })
-            })
-            .collect();
-        let keys = encode_rows(&arrays)?;
-        for (row, key) in keys.into_iter().enumerate() {
-            let has_null = arrays.iter().any(|a| a.is_null(row));
-            per_row[row].push((!has_null).then_some(key));
-        }
-    }
-    Ok(per_row)
+/// Per UNIQUE constraint of `def`, the key of every row of `batch`
+/// (physical names); a row whose key has a NULL holds none (NULLs are distinct).
+pub fn unique_keys(def: &TableDef, batch: &RecordBatch) -> Result<Vec<KeyColumn>> {
+    def.uniques
+        .iter()
+        .map(|unique| {
+            // A column added after the batch was written reads as NULL.
+            let arrays: Vec<ArrayRef> = def
+                .unique_columns(unique)
+                .iter()
+                .map(|c| {
+                    batch
+                        .column_by_name(&c.physical_name())
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            arrow::array::new_null_array(&c.sql_type.arrow_type(), batch.num_rows())
+                        })
+                })
+                .collect();
+            KeyColumn::encode(&arrays)
+        })
+        .collect()
 }
 
 fn key_arrays(column_ids: &[u32], batch: &RecordBatch) -> Result<Vec<ArrayRef>> {

@@ -364,7 +364,10 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 state.tables.insert(def.id, TableData::default());
                 if def.has_primary_key() {
                     // Live commits indexed their rows already (keys.rs); replay starts empty.
-                    state.pk_index.entry(def.id).or_default();
+                    state
+                        .pk_index
+                        .entry(def.id)
+                        .or_insert_with(|| crate::constraints::primary_key_index(def));
                 }
                 apply_catalog_op(&mut state.catalog, op, seq)?;
                 state.table_changes.entry(def.id).or_default().schema_seq = seq;

@@ -20,7 +20,7 @@ use super::{CommitChecks, DbState};
 use crate::catalog::{ForeignKeyDef, KeyRef, TableDef};
 use crate::constraints::foreign::{child_keys, keys_taken, missing};
 use crate::error::{Error, Result};
-use crate::txn::{KeyHash, PkIndex, PkKey, Write, WriteSet};
+use crate::txn::{Key, KeyHash, KeyIndex, PkKey, Write, WriteSet};
 
 /// How one commit changes one key of one table.
 #[derive(Default)]
@@ -31,9 +31,10 @@ struct KeyDelta {
 
 impl KeyDelta {
     /// Whether `key` is held once the commit is applied.
-    fn holds(&self, index: Option<&PkIndex>, key: &[u8]) -> bool {
+    fn holds(&self, index: Option<&KeyIndex>, key: &[u8]) -> bool {
         self.added.contains(key)
-            || (index.is_some_and(|i| i.contains_key(key)) && !self.removed.contains(key))
+            || (index.is_some_and(|i| i.get(Key::Encoded(key)).is_some())
+                && !self.removed.contains(key))
     }
 
     /// Whether the commit frees a key without taking it again.
@@ -223,7 +224,7 @@ fn referenced<'a>(
 }
 
 /// The latest index of `table`'s key `key`.
-fn parent_index(state: &DbState, table: u64, key: KeyRef) -> Option<&PkIndex> {
+fn parent_index(state: &DbState, table: u64, key: KeyRef) -> Option<&KeyIndex> {
     match key {
         KeyRef::Primary => state.pk_index.get(&table),
         KeyRef::Unique(c) => state.unique_index.get(&table)?.keys.get(c),
@@ -268,13 +269,14 @@ fn key_delta(
             continue;
         }
         match key {
-            KeyRef::Primary => delta.removed.extend(keys.iter().cloned()),
+            KeyRef::Primary => {
+                delta.removed.extend(keys.encoded_keys());
+            }
             KeyRef::Unique(c) => {
                 if let Some(index) = state.unique_index.get(table_id) {
-                    let held = rowids.iter().filter_map(|r| index.rows.get(r));
                     delta
                         .removed
-                        .extend(held.filter_map(|keys| keys.get(c).cloned().flatten()));
+                        .extend(rowids.iter().filter_map(|r| index.key_of(c, *r)));
                 }
             }
         }

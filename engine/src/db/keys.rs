@@ -8,14 +8,15 @@
 //! so no reader ever sees a half-applied index.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use super::DbState;
 use crate::catalog::{Catalog, TableDef};
-use crate::constraints::unique::UniqueIndex;
-use crate::constraints::{unique_constraint_violation, unique_keys, unique_violation};
+use crate::constraints::unique::{RemovedRow, UniqueIndex};
+use crate::constraints::{
+    primary_key_index, unique_constraint_violation, unique_keys, unique_violation,
+};
 use crate::error::{Error, Result};
-use crate::txn::{PkIndex, PkKey, Write, WriteSet};
+use crate::txn::{KeyColumn, KeyIndex, Write, WriteSet};
 
 /// How to take one index change back.
 enum Undo {
@@ -25,20 +26,17 @@ enum Undo {
         write: usize,
         count: usize,
     },
-    /// A primary key this commit removed, and the row that held it.
-    PkRemoved { table: u64, key: PkKey, rowid: u64 },
-    /// Rows `first_rowid..first_rowid + count` this commit added to a UNIQUE index.
-    UniqueInserted {
+    /// Row `row` of retirement number `write` freed its primary key, held by `rowid`.
+    PkRemoved {
         table: u64,
-        first_rowid: u64,
-        count: u64,
-    },
-    /// A row this commit removed from a UNIQUE index, with its keys.
-    UniqueRemoved {
-        table: u64,
+        write: usize,
+        row: usize,
         rowid: u64,
-        keys: Vec<Option<PkKey>>,
     },
+    /// The run of rows from `first_rowid` on this commit added to a UNIQUE index.
+    UniqueInserted { table: u64, first_rowid: u64 },
+    /// A row this commit removed from a UNIQUE index.
+    UniqueRemoved { table: u64, removed: RemovedRow },
     /// An index this commit created for a new table.
     IndexCreated { table: u64 },
 }
@@ -59,32 +57,34 @@ impl KeyChanges {
                     write,
                     count,
                 } => {
-                    let Some(Write::Insert { keys, .. }) = writes.writes.get(write) else {
+                    let (Some(keys), Some(index)) =
+                        (write_keys(writes, write), state.pk_index.get_mut(&table))
+                    else {
                         continue;
                     };
-                    if let Some(index) = state.pk_index.get_mut(&table) {
-                        for key in &keys[..count] {
-                            index.remove(key);
-                        }
+                    for key in keys.iter().take(count).flatten() {
+                        index.remove(key);
                     }
                 }
-                Undo::PkRemoved { table, key, rowid } => {
-                    state.pk_index.entry(table).or_default().insert(key, rowid);
-                }
-                Undo::UniqueInserted {
+                Undo::PkRemoved {
                     table,
-                    first_rowid,
-                    count,
+                    write,
+                    row,
+                    rowid,
                 } => {
-                    if let Some(index) = state.unique_index.get_mut(&table) {
-                        for rowid in first_rowid..first_rowid + count {
-                            index.remove_row(rowid);
-                        }
+                    let key = write_keys(writes, write).and_then(|k| k.get(row));
+                    if let (Some(key), Some(index)) = (key, state.pk_index.get_mut(&table)) {
+                        index.insert(key, rowid);
                     }
                 }
-                Undo::UniqueRemoved { table, rowid, keys } => {
+                Undo::UniqueInserted { table, first_rowid } => {
                     if let Some(index) = state.unique_index.get_mut(&table) {
-                        index.insert_row(rowid, keys);
+                        index.remove_run(first_rowid);
+                    }
+                }
+                Undo::UniqueRemoved { table, removed } => {
+                    if let Some(index) = state.unique_index.get_mut(&table) {
+                        index.restore_row(removed);
                     }
                 }
                 Undo::IndexCreated { table } => {
@@ -93,6 +93,14 @@ impl KeyChanges {
                 }
             }
         }
+    }
+}
+
+/// The primary keys carried by write number `write` (an insert or a retirement).
+fn write_keys(writes: &WriteSet, write: usize) -> Option<&KeyColumn> {
+    match writes.writes.get(write)? {
+        Write::Insert { keys, .. } | Write::Retire { keys, .. } => Some(keys),
+        _ => None,
     }
 }
 
@@ -127,7 +135,7 @@ fn apply_in_order(
                 table_id,
                 rowids,
                 keys,
-            } => retire_keys(state, *table_id, rowids, keys, changes),
+            } => retire_keys(state, *table_id, (at, keys), rowids, changes),
             Write::Insert {
                 table_id,
                 batch,
@@ -168,35 +176,39 @@ fn table_def<'a>(
 
 fn create_indexes(state: &mut DbState, def: &TableDef, changes: &mut KeyChanges) {
     if def.has_primary_key() {
-        state.pk_index.insert(def.id, Default::default());
+        state.pk_index.insert(def.id, primary_key_index(def));
     }
     if !def.uniques.is_empty() {
-        let index = UniqueIndex::new(def.uniques.len());
-        state.unique_index.insert(def.id, index);
+        state.unique_index.insert(def.id, UniqueIndex::new(def));
     }
     changes.log.push(Undo::IndexCreated { table: def.id });
 }
 
+/// Free the keys of retired rows `rowids`, whose primary keys are
+/// `keys` (carried by write number `write`).
 fn retire_keys(
     state: &mut DbState,
     table: u64,
+    (write, keys): (usize, &KeyColumn),
     rowids: &[u64],
-    keys: &[PkKey],
     changes: &mut KeyChanges,
 ) {
     if let Some(index) = state.pk_index.get_mut(&table) {
-        for key in keys {
-            if let Some(rowid) = index.remove(key) {
-                let key = key.clone();
-                changes.log.push(Undo::PkRemoved { table, key, rowid });
+        for (row, key) in keys.iter().enumerate() {
+            if let Some(rowid) = key.and_then(|k| index.remove(k)) {
+                changes.log.push(Undo::PkRemoved {
+                    table,
+                    write,
+                    row,
+                    rowid,
+                });
             }
         }
     }
     if let Some(index) = state.unique_index.get_mut(&table) {
         for rowid in rowids {
-            if let Some(keys) = index.remove_row(*rowid) {
-                let rowid = *rowid;
-                changes.log.push(Undo::UniqueRemoved { table, rowid, keys });
+            if let Some(removed) = index.remove_row(*rowid) {
+                changes.log.push(Undo::UniqueRemoved { table, removed });
             }
         }
     }
@@ -210,30 +222,29 @@ struct InsertedRows<'a> {
 }
 
 fn insert_primary_keys(
-    pk_index: &mut HashMap<u64, PkIndex>,
+    pk_index: &mut HashMap<u64, KeyIndex>,
     def: &TableDef,
     rows: &InsertedRows<'_>,
-    keys: &[PkKey],
+    keys: &KeyColumn,
     changes: &mut KeyChanges,
 ) -> Result<()> {
     if !def.has_primary_key() {
         return Ok(());
     }
-    let index = pk_index.entry(def.id).or_default();
+    let index = pk_index
+        .entry(def.id)
+        .or_insert_with(|| primary_key_index(def));
     index.reserve(keys.len());
     let mut inserted = 0;
     let mut duplicate = None;
     for (row, key) in keys.iter().enumerate() {
-        match index.entry(key.clone()) {
-            Entry::Occupied(_) => {
-                duplicate = Some(row);
-                break;
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(rows.first_rowid + row as u64);
-                inserted += 1;
-            }
+        // A primary key is never NULL (checked before); a missing one would hold nothing.
+        let Some(key) = key else { continue };
+        if !index.try_insert(key, rows.first_rowid + row as u64) {
+            duplicate = Some(row);
+            break;
         }
+        inserted = row + 1;
     }
     changes.log.push(Undo::PkInserted {
         table: def.id,
@@ -258,24 +269,12 @@ fn insert_unique_keys(
     let keys = unique_keys(def, rows.batch)?;
     let index = unique_index
         .entry(def.id)
-        .or_insert_with(|| UniqueIndex::new(def.uniques.len()));
-    index.reserve(keys.len());
-    let mut inserted = 0;
-    let mut duplicate = None;
-    'rows: for (row, row_keys) in keys.into_iter().enumerate() {
-        for (c, key) in row_keys.iter().enumerate() {
-            if key.as_ref().is_some_and(|k| index.holder(c, k).is_some()) {
-                duplicate = Some((row, c));
-                break 'rows;
-            }
-        }
-        index.insert_row(rows.first_rowid + row as u64, row_keys);
-        inserted += 1;
-    }
+        .or_insert_with(|| UniqueIndex::new(def));
+    index.reserve(rows.batch.num_rows());
+    let duplicate = index.insert_rows(rows.first_rowid, keys);
     changes.log.push(Undo::UniqueInserted {
         table: def.id,
         first_rowid: rows.first_rowid,
-        count: inserted,
     });
     match duplicate {
         Some((row, c)) => Err(unique_constraint_violation(def, c, rows.batch, row)),

@@ -42,7 +42,7 @@ pub(crate) struct DbState {
     pub catalog: Catalog,
     pub tables: HashMap<u64, TableData>,
     /// Primary key → live `_rowid`, per table with a primary key, at the latest commit.
-    pub pk_index: HashMap<u64, crate::txn::PkIndex>,
+    pub pk_index: HashMap<u64, crate::txn::KeyIndex>,
     /// The UNIQUE constraints' index, per table with any, at the latest commit.
     pub unique_index: HashMap<u64, crate::constraints::unique::UniqueIndex>,
     pub commits: Vec<CommitInfo>,

@@ -12,8 +12,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{Database, DbState, apply::apply_record};
 use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN, TableDef, physical_name};
-use crate::constraints::primary_keys;
 use crate::constraints::unique::UniqueIndex;
+use crate::constraints::{primary_key_index, primary_keys};
 use crate::constraints::{unique_constraint_violation, unique_keys};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -21,7 +21,7 @@ use crate::log::{LOG_DIR, read_log};
 use crate::storage::checkpoint::{Checkpoint, read_latest_checkpoint};
 use crate::storage::location::Location;
 use crate::storage::{DataFile, TableData};
-use crate::txn::PkIndex;
+use crate::txn::KeyIndex;
 
 /// The state as of the last durable commit.
 pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<DbState> {
@@ -134,9 +134,9 @@ async fn build_indexes(
     def: &TableDef,
     data: &TableData,
     with_pk: bool,
-) -> Result<(PkIndex, UniqueIndex)> {
-    let mut pk = PkIndex::default();
-    let mut unique = UniqueIndex::new(def.uniques.len());
+) -> Result<(KeyIndex, UniqueIndex)> {
+    let mut pk = primary_key_index(def);
+    let mut unique = UniqueIndex::new(def);
     for mem in &data.memtable {
         index_live_rows(
             def,
@@ -164,7 +164,7 @@ fn index_live_rows(
     def: &TableDef,
     batch: &RecordBatch,
     retired: &HashMap<u64, u64>,
-    pk: Option<&mut PkIndex>,
+    pk: Option<&mut KeyIndex>,
     unique: &mut UniqueIndex,
 ) -> Result<()> {
     let rowids = batch
@@ -175,8 +175,10 @@ fn index_live_rows(
         })?;
     let live = |row: usize| !retired.contains_key(&rowids.value(row));
     if let Some(pk) = pk {
-        for (row, key) in primary_keys(def, batch)?.into_iter().enumerate() {
-            if live(row) {
+        let keys = primary_keys(def, batch)?;
+        pk.reserve(keys.len());
+        for (row, key) in keys.iter().enumerate() {
+            if let (true, Some(key)) = (live(row), key) {
                 pk.insert(key, rowids.value(row));
             }
         }
@@ -184,21 +186,32 @@ fn index_live_rows(
     if def.uniques.is_empty() {
         return Ok(());
     }
-    for (row, keys) in unique_keys(def, batch)?.into_iter().enumerate() {
-        if !live(row) {
-            continue;
-        }
-        if let Some(c) = keys
-            .iter()
-            .enumerate()
-            .find_map(|(c, k)| k.as_ref().and_then(|k| unique.holder(c, k)).map(|_| c))
-        {
+    let keys = unique_keys(def, batch)?;
+    unique.reserve(batch.num_rows());
+    for (start, len) in live_runs(rowids, &live) {
+        let run = keys.iter().map(|k| k.slice(start, len)).collect();
+        if let Some((row, c)) = unique.insert_rows(rowids.value(start), run) {
             let named = user_columns(def, batch)?;
-            return Err(unique_constraint_violation(def, c, &named, row));
+            return Err(unique_constraint_violation(def, c, &named, start + row));
         }
-        unique.insert_row(rowids.value(row), keys);
     }
     Ok(())
+}
+
+/// Runs `(start, len)` of live rows with consecutive `_rowid`s.
+fn live_runs(rowids: &UInt64Array, live: &dyn Fn(usize) -> bool) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for row in (0..rowids.len()).filter(|r| live(*r)) {
+        match runs.last_mut() {
+            Some((start, len))
+                if *start + *len == row && rowids.value(row - 1) + 1 == rowids.value(row) =>
+            {
+                *len += 1
+            }
+            _ => runs.push((row, 1)),
+        }
+    }
+    runs
 }
 
 /// `batch` (any subset of physical columns) widened to the table's user

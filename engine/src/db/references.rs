@@ -8,7 +8,7 @@ use arrow::datatypes::UInt64Type;
 use super::Database;
 use crate::catalog::{ForeignKeyDef, TableDef};
 use crate::error::Result;
-use crate::txn::{PROVISIONAL_ROWID_BASE, PkKey, TxnView};
+use crate::txn::{Key, PROVISIONAL_ROWID_BASE, PkKey, TxnView};
 
 impl Database {
     /// Whether any table live at `seq` has a FOREIGN KEY (the common fast path: none).
@@ -62,7 +62,7 @@ impl Database {
             let index = state.unique_index.get(&def.id);
             rowids
                 .iter()
-                .map(|r| index.and_then(|i| i.rows.get(r)?.get(c)?.clone()))
+                .map(|r| index.and_then(|i| i.key_of(c, *r)))
                 .collect()
         };
         if rowids.iter().any(|r| *r >= PROVISIONAL_ROWID_BASE)
@@ -83,7 +83,7 @@ impl Database {
                 let Some(ids) = ids else { continue };
                 for (row, rowid) in ids.values().iter().enumerate() {
                     if let Some(at) = wanted.get(rowid) {
-                        keys[*at] = batch_keys[row][c].clone();
+                        keys[*at] = batch_keys[c].encoded(row);
                     }
                 }
             }
@@ -108,8 +108,8 @@ impl Database {
             keys.iter()
                 .map(|k| {
                     index
-                        .and_then(|i| i.get(*k))
-                        .is_some_and(|r| own.is_none_or(|o| !o.retired.contains(r)))
+                        .and_then(|i| i.get(Key::Encoded(k)))
+                        .is_some_and(|r| own.is_none_or(|o| !o.retired.contains(&r)))
                 })
                 .collect()
         };
@@ -122,12 +122,12 @@ impl Database {
                 .batch
                 .column_by_name(crate::catalog::ROWID_COLUMN)
                 .and_then(|a| a.as_primitive_opt::<UInt64Type>().cloned());
-            let rows = crate::constraints::unique_keys(def, &mem.batch)?;
-            for (row, row_keys) in rows.into_iter().enumerate() {
+            let column = &crate::constraints::unique_keys(def, &mem.batch)?[c];
+            for row in 0..column.len() {
                 let live = ids
                     .as_ref()
                     .is_some_and(|ids| !own.retired.contains(&ids.value(row)));
-                if let (true, Some(key)) = (live, row_keys.into_iter().nth(c).flatten()) {
+                if let (true, Some(key)) = (live, column.encoded(row)) {
                     own_keys.insert(key);
                 }
             }

@@ -7,7 +7,7 @@ use super::Database;
 use crate::catalog::{Catalog, ColumnDef, TableDef, ViewDef};
 use crate::error::{Error, Result};
 use crate::storage::{DataFile, MemBatch, Retirements, TableData};
-use crate::txn::TxnView;
+use crate::txn::{KeyColumn, TxnView};
 
 /// Versions live at some snapshot in `from_seq..=to_seq` (`from_seq` 0 = all history).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,13 +255,16 @@ impl Database {
     pub fn lookup_primary_keys_in(
         &self,
         table_id: u64,
-        keys: &[crate::txn::PkKey],
+        keys: &KeyColumn,
         view: Option<&TxnView>,
     ) -> Vec<Option<u64>> {
         let mut holders = self.lookup_primary_keys(table_id, keys);
         if let Some(view) = view {
-            for (holder, key) in holders.iter_mut().zip(keys) {
-                if let Some(own) = view.key_holder(table_id, key) {
+            for (row, holder) in holders.iter_mut().enumerate() {
+                let own = keys
+                    .encoded(row)
+                    .and_then(|key| view.key_holder(table_id, &key));
+                if let Some(own) = own {
                     *holder = own;
                 }
             }
@@ -269,35 +272,26 @@ impl Database {
         holders
     }
 
-    /// For each row's UNIQUE keys (see [`crate::constraints::unique_keys`]),
-    /// the live `_rowid` holding each at the latest commit.
-    pub fn unique_holders(
-        &self,
-        table_id: u64,
-        keys: &[Vec<Option<crate::txn::PkKey>>],
-    ) -> Vec<Vec<Option<u64>>> {
+    /// Per UNIQUE constraint of table `table_id`, the live `_rowid` holding
+    /// each row's key in `keys` (see [`crate::constraints::unique_keys`]) at
+    /// the latest commit.
+    pub fn unique_holders(&self, table_id: u64, keys: &[KeyColumn]) -> Vec<Vec<Option<u64>>> {
         let state = self.inner.state.read();
         let index = state.unique_index.get(&table_id);
         keys.iter()
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .map(|(c, key)| index.zip(key.as_ref()).and_then(|(i, k)| i.holder(c, k)))
+            .enumerate()
+            .map(|(c, column)| {
+                (0..column.len())
+                    .map(|row| index.and_then(|i| i.holder(c, column, row)))
                     .collect()
             })
             .collect()
     }
 
     /// The live `_rowid` holding each key in table `table_id`, at the latest commit.
-    pub fn lookup_primary_keys(
-        &self,
-        table_id: u64,
-        keys: &[crate::txn::PkKey],
-    ) -> Vec<Option<u64>> {
+    pub fn lookup_primary_keys(&self, table_id: u64, keys: &KeyColumn) -> Vec<Option<u64>> {
         let state = self.inner.state.read();
         let index = state.pk_index.get(&table_id);
-        keys.iter()
-            .map(|k| index.and_then(|i| i.get(k).copied()))
-            .collect()
+        keys.iter().map(|k| index.and_then(|i| i.get(k?))).collect()
     }
 }

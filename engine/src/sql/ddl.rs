@@ -455,7 +455,7 @@ async fn create_table_as(
         writes.push(Write::Insert {
             table_id,
             batch,
-            keys: Vec::new(),
+            keys: crate::txn::KeyColumn::default(),
         });
     }
     let outcome = session.commit(writes).await?;
@@ -885,6 +885,6 @@ pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<S
 }
 
 /// Primary keys for an insert batch of `def` (empty without a primary key).
-pub(crate) fn keys_of(def: &TableDef, batch: &RecordBatch) -> Result<Vec<crate::txn::PkKey>> {
+pub(crate) fn keys_of(def: &TableDef, batch: &RecordBatch) -> Result<crate::txn::KeyColumn> {
     primary_keys(def, batch)
 }

@@ -25,7 +25,7 @@ use crate::catalog::{ForeignKeyDef, KeyRef, SqlType, TableDef, user_physical_sch
 use crate::constraints::check::default_values;
 use crate::error::{Error, Result};
 use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
-use crate::txn::{PkKey, Write, WriteSet};
+use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 
 /// The current definition of a table that is about to be written.
 fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
@@ -95,7 +95,7 @@ fn numbered(items: Vec<String>) -> String {
 /// Rows to retire read by an internal query whose first columns are `_rowid`, then the key.
 struct Retired {
     rowids: Vec<u64>,
-    keys: Vec<PkKey>,
+    keys: KeyColumn,
 }
 
 fn retired_rows(def: &TableDef, batch: &RecordBatch) -> Result<Retired> {
@@ -108,7 +108,7 @@ fn retired_rows(def: &TableDef, batch: &RecordBatch) -> Result<Retired> {
         let key_batch = key_batch(def, batch, 1)?;
         keys_of(def, &key_batch)?
     } else {
-        Vec::new()
+        KeyColumn::default()
     };
     Ok(Retired {
         rowids: rowids.values().to_vec(),
@@ -742,7 +742,7 @@ async fn upsert(
     def: &TableDef,
     upsert: Upsert<'_>,
     rows: RecordBatch,
-    keys: Vec<PkKey>,
+    keys: KeyColumn,
     writes: &mut WriteSet,
 ) -> Result<u64> {
     let (target_keys, held) = conflict_holders(session, def, upsert.target, &rows, &keys)?;
@@ -763,12 +763,7 @@ async fn upsert(
     }
     let fresh_mask = arrow::array::BooleanArray::from(fresh);
     let fresh_rows = filter_record_batch(&rows, &fresh_mask)?;
-    let fresh_keys: Vec<PkKey> = keys
-        .iter()
-        .zip(fresh_mask.values().iter())
-        .filter(|(_, k)| *k)
-        .map(|(key, _)| key.clone())
-        .collect();
+    let fresh_keys = keys.select((0..keys.len()).filter(|row| fresh_mask.value(*row)));
     let mut count = fresh_rows.num_rows() as u64;
     if count > 0 {
         writes.push(Write::Insert {
@@ -806,7 +801,7 @@ fn conflict_holders(
     def: &TableDef,
     target: KeyRef,
     rows: &RecordBatch,
-    keys: &[PkKey],
+    keys: &KeyColumn,
 ) -> Result<(Vec<Option<PkKey>>, Vec<bool>)> {
     match target {
         KeyRef::Primary => {
@@ -815,13 +810,12 @@ fn conflict_holders(
                 .iter()
                 .map(Option::is_some)
                 .collect();
-            Ok((keys.iter().cloned().map(Some).collect(), held))
+            Ok(((0..keys.len()).map(|row| keys.encoded(row)).collect(), held))
         }
         KeyRef::Unique(c) => {
-            let target_keys: Vec<Option<PkKey>> = crate::constraints::unique_keys(def, rows)?
-                .into_iter()
-                .map(|mut row| row.swap_remove(c))
-                .collect();
+            let column = &crate::constraints::unique_keys(def, rows)?[c];
+            let target_keys: Vec<Option<PkKey>> =
+                (0..column.len()).map(|row| column.encoded(row)).collect();
             let probe: Vec<&[u8]> = target_keys.iter().flatten().map(|k| k.as_ref()).collect();
             let mut found = session.unique_keys_held(def, c, &probe)?.into_iter();
             let held = target_keys

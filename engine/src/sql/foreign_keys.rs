@@ -29,7 +29,7 @@ use crate::constraints::foreign::{
     ChildKeys, child_keys, decode_keys, describe_row, keys_taken, missing,
 };
 use crate::error::{Error, Result};
-use crate::txn::{PkKey, Write, WriteSet};
+use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 
 /// Name of the temporary table holding removed keys while referencing rows are found.
 const KEYS_TABLE: &str = "__driftdb_removed_keys";
@@ -391,7 +391,7 @@ fn removed_keys(
         return Err(Error::internal("not a retirement"));
     };
     let old: Vec<Option<PkKey>> = match key {
-        KeyRef::Primary => keys.iter().cloned().map(Some).collect(),
+        KeyRef::Primary => (0..keys.len()).map(|row| keys.encoded(row)).collect(),
         KeyRef::Unique(c) => session.unique_keys_of_rows(parent, c, rowids)?,
     };
     let taken = keys_taken(writes, parent, key)?;
@@ -625,7 +625,7 @@ fn keys_held(
         .collect();
     let committed: Vec<bool> = match key {
         KeyRef::Primary => {
-            let lookup: Vec<PkKey> = wanted.iter().map(|(_, k)| k.clone()).collect();
+            let lookup = KeyColumn::from_encoded(wanted.iter().map(|(_, k)| k.clone()).collect());
             session
                 .lookup_primary_keys(parent.id, &lookup)
                 .iter()

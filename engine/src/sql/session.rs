@@ -604,7 +604,7 @@ impl Session {
     pub(crate) fn lookup_primary_keys(
         &self,
         table_id: u64,
-        keys: &[crate::txn::PkKey],
+        keys: &crate::txn::KeyColumn,
     ) -> Vec<Option<u64>> {
         let view = self.snapshot.view();
         self.db

@@ -19,15 +19,7 @@ use crate::catalog::{
     CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
 };
 
-/// Encoded key of one row (arrow row format); shared, so indexes clone it cheaply.
-pub type PkKey = std::sync::Arc<[u8]>;
-
-/// Hash state for primary-key maps and sets: SipHash dominated bulk inserts
-/// into keyed tables; ahash is several times faster on short byte keys.
-pub type KeyHash = ahash::RandomState;
-
-/// Primary key → live `_rowid` of one table.
-pub type PkIndex = std::collections::HashMap<PkKey, u64, KeyHash>;
+pub use crate::constraints::keys::{Key, KeyColumn, KeyHash, KeyIndex, PkKey};
 
 /// One change a statement makes.
 #[derive(Debug, Clone)]
@@ -71,13 +63,13 @@ pub enum Write {
     Insert {
         table_id: u64,
         batch: RecordBatch,
-        keys: Vec<PkKey>,
+        keys: KeyColumn,
     },
     /// Row versions to retire; `keys` are their primary keys (empty without one).
     Retire {
         table_id: u64,
         rowids: Vec<u64>,
-        keys: Vec<PkKey>,
+        keys: KeyColumn,
     },
 }
 

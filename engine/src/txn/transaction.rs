@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use sqlparser::ast::{TransactionAccessMode, TransactionIsolationLevel, TransactionMode};
 
 use super::view::{OwnWrites, PROVISIONAL_ROWID_BASE, TxnView};
-use super::{KeyHash, PkKey, Write, WriteSet};
+use super::{KeyColumn, KeyHash, PkKey, Write, WriteSet};
 use crate::catalog::{Catalog, TableDef};
 use crate::constraints::{check_not_null, unique_violation};
 use crate::db::{CommitChecks, Database, apply_catalog_op, schema_op};
@@ -269,7 +269,7 @@ impl Transaction {
         def_of: &dyn Fn(u64) -> Result<TableDef>,
     ) -> Result<()> {
         // Keys taken (true) or freed (false) by this statement's earlier writes.
-        let mut statement_keys: HashMap<(u64, &PkKey), bool> = HashMap::new();
+        let mut statement_keys: HashMap<(u64, PkKey), bool> = HashMap::new();
         let mut statement_retired: HashSet<(u64, u64), KeyHash> = HashSet::default();
         for write in &writes.writes {
             match write {
@@ -282,10 +282,10 @@ impl Transaction {
                     check_not_null(&def, batch)?;
                     let committed = db.lookup_primary_keys(*table_id, keys);
                     let own = self.writes.tables.get(table_id);
-                    for (row, key) in keys.iter().enumerate() {
-                        let taken = match statement_keys.get(&(*table_id, key)) {
+                    for (row, key) in keys.encoded_keys().enumerate() {
+                        let taken = match statement_keys.get(&(*table_id, key.clone())) {
                             Some(taken) => *taken,
-                            None => match own.and_then(|o| o.keys.get(key)) {
+                            None => match own.and_then(|o| o.keys.get(&key)) {
                                 Some(holder) => holder.is_some(),
                                 None => committed[row].is_some(),
                             },
@@ -317,7 +317,7 @@ impl Transaction {
                             detail: format!("row version {rowid} was changed by another commit"),
                         });
                     }
-                    for key in keys {
+                    for key in keys.encoded_keys() {
                         statement_keys.insert((*table_id, key), false);
                     }
                     statement_retired.extend(rowids.iter().map(|r| (*table_id, *r)));
@@ -356,12 +356,12 @@ impl Transaction {
                 self.next_rowid += batch.num_rows() as u64;
                 let own = self.writes.tables.entry(table_id).or_default();
                 let key_map = Arc::make_mut(&mut own.keys);
-                for (i, key) in keys.iter().enumerate() {
-                    key_map.insert(key.clone(), Some(first + i as u64));
+                for (i, key) in keys.encoded_keys().enumerate() {
+                    key_map.insert(key, Some(first + i as u64));
                 }
                 let rows = with_system_columns(def.columns(), &batch, first, 0)?;
                 own.rows.push(MemBatch::new(0, 0, rows));
-                own.row_keys.push(Arc::new(keys));
+                own.row_keys.push(keys);
             }
             Write::Retire {
                 table_id,
@@ -376,11 +376,11 @@ impl Transaction {
                     retired.insert(*rowid);
                     if *rowid < PROVISIONAL_ROWID_BASE {
                         committed.push(*rowid);
-                        committed_keys.extend(keys.get(i).cloned());
+                        committed_keys.extend(keys.encoded(i));
                     }
                 }
                 let key_map = Arc::make_mut(&mut own.keys);
-                for key in keys {
+                for key in keys.encoded_keys() {
                     key_map.insert(key, None);
                 }
             }
@@ -465,8 +465,8 @@ fn check_committed_uniques(
     }
     let keys = crate::constraints::unique_keys(def, batch)?;
     let holders = db.unique_holders(def.id, &keys);
-    for (row, row_holders) in holders.iter().enumerate() {
-        for (c, holder) in row_holders.iter().enumerate() {
+    for (c, column_holders) in holders.iter().enumerate() {
+        for (row, holder) in column_holders.iter().enumerate() {
             if holder.is_some_and(|h| !retired_by_us(h)) {
                 return Err(crate::constraints::unique_constraint_violation(
                     def, c, batch, row,
@@ -483,7 +483,7 @@ fn push_net_writes(writes: &mut WriteSet, table_id: u64, own: OwnWrites) -> Resu
         writes.push(Write::Retire {
             table_id,
             rowids: own.retired_committed.as_ref().clone(),
-            keys: own.retired_keys.as_ref().clone(),
+            keys: KeyColumn::from_encoded(own.retired_keys.as_ref().clone()),
         });
     }
     for (rows, keys) in own.rows.into_iter().zip(own.row_keys) {
@@ -504,12 +504,7 @@ fn push_net_writes(writes: &mut WriteSet, table_id: u64, own: OwnWrites) -> Resu
         }
         let user = batch.project(&(0..n - 2).collect::<Vec<_>>())?;
         let user = filter_record_batch(&user, &live)?;
-        let keys = keys
-            .iter()
-            .zip(live.values().iter())
-            .filter(|(_, keep)| *keep)
-            .map(|(key, _)| key.clone())
-            .collect();
+        let keys = keys.select((0..keys.len()).filter(|row| live.value(*row)));
         writes.push(Write::Insert {
             table_id,
             batch: user,

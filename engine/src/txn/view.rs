@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::catalog::Catalog;
 use crate::storage::MemBatch;
 
-use super::{KeyHash, PkKey};
+use super::{KeyColumn, KeyHash, PkKey};
 
 /// `_rowid`s at or above this are provisional: rows a transaction inserted
 /// and has not committed yet (real ids are assigned at commit).
@@ -23,7 +23,7 @@ pub struct OwnWrites {
     /// Rows it inserted, with provisional `_rowid`s and `_seq` 0.
     pub rows: Vec<MemBatch>,
     /// The primary keys of `rows`, batch by batch.
-    pub row_keys: Vec<Arc<Vec<PkKey>>>,
+    pub row_keys: Vec<KeyColumn>,
     /// Every row it retired (committed and provisional ones).
     pub retired: Arc<HashSet<u64>>,
     /// The committed rows it retired, in order, and their keys (empty without one).
