@@ -1,7 +1,7 @@
-//! FOREIGN KEY keys: a referencing row's key is encoded exactly as the
-//! referenced table encodes its own key (the child's columns cast to the
-//! parent's types, then the arrow row format), so "is this key present?"
-//! is one hash lookup in the parent's primary-key or UNIQUE index.
+//! FOREIGN KEY keys: a referencing row's key is computed exactly as the
+//! referenced table computes its own key (the child's columns cast to the
+//! parent's types, then a [`KeyColumn`]), so "is this key present?" is one
+//! lookup in the parent's primary-key or UNIQUE index.
 //!
 //! Checks are MATCH SIMPLE: a key with a NULL in any column references
 //! nothing and is never checked. The SQL layer applies the referential
@@ -11,33 +11,31 @@
 use arrow::array::{Array, ArrayRef, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::catalog::{ColumnDef, ForeignKeyDef, KeyRef, TableDef};
 use crate::error::{Error, Result};
-use crate::txn::PkKey;
+use crate::txn::{Key, KeyColumn, PkKey};
 
-/// The referencing keys of a batch, encoded in the parent's key format.
+/// The referencing keys of a batch, in the parent's key types.
 pub struct ChildKeys {
-    rows: Rows,
-    /// Per row: false where a key column is NULL (the row references nothing).
-    valid: Vec<bool>,
+    keys: KeyColumn,
     arrays: Vec<ArrayRef>,
 }
 
 impl ChildKeys {
-    /// The encoded key of row `row`, None when it has a NULL.
-    pub fn key(&self, row: usize) -> Option<&[u8]> {
-        self.valid[row].then(|| self.rows.row(row).data())
+    /// Row `row`'s key, None when it has a NULL (the row references nothing).
+    pub fn key(&self, row: usize) -> Option<Key<'_>> {
+        self.keys.get(row)
     }
 
     pub fn len(&self) -> usize {
-        self.valid.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.valid.is_empty()
+        self.keys.is_empty()
     }
 
     /// `(a, b)=(1, 2)` for row `row`, as PostgreSQL shows a key.
@@ -64,17 +62,8 @@ pub fn child_keys(
             .unwrap_or_else(|| new_null_array(&column.sql_type.arrow_type(), rows));
         arrays.push(cast_to_parent(child, fk, parent, column, target, &array)?);
     }
-    let mut valid = vec![true; rows];
-    for array in &arrays {
-        if array.null_count() > 0 {
-            for (row, ok) in valid.iter_mut().enumerate() {
-                *ok &= array.is_valid(row);
-            }
-        }
-    }
     Ok(ChildKeys {
-        rows: encode(&arrays)?,
-        valid,
+        keys: KeyColumn::encode(&arrays)?,
         arrays,
     })
 }
@@ -102,10 +91,6 @@ fn cast_to_parent(
         key: format!("({}): {e}", column.name),
         parent: parent.name.clone(),
     })
-}
-
-fn encode(arrays: &[ArrayRef]) -> Result<Rows> {
-    Ok(converter(arrays.iter().map(|a| a.data_type().clone()))?.convert_columns(arrays)?)
 }
 
 fn converter(types: impl Iterator<Item = arrow::datatypes::DataType>) -> Result<RowConverter> {

@@ -3,8 +3,9 @@
 //!
 //! A key over one signed integer column (SMALLINT, INT, BIGINT — by far the
 //! most common) is kept as a plain `i64`: a [`KeyColumn`] then borrows the
-//! batch's own values buffer and a [`KeyIndex`] is a `HashMap<i64, u64>`,
-//! so a bulk insert allocates nothing per row. Every other key (composite,
+//! batch's own values buffer and a [`KeyIndex`] is an [`IntKeyIndex`]
+//! (a hash map for single rows, sorted runs for bulk inserts), so a bulk
+//! insert allocates nothing per row. Every other key (composite,
 //! text, decimal, …) is encoded with the arrow row format, which compares
 //! as bytes, and each row's encoding is a shared [`PkKey`].
 //!
@@ -22,6 +23,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, SortField};
 
+use super::int_keys::IntKeyIndex;
 use crate::error::Result;
 
 /// Encoded key of one row (arrow row format); shared, so indexes clone it cheaply.
@@ -41,6 +43,8 @@ pub enum Key<'a> {
     Int { value: i64, width: u8 },
     /// Arrow row format.
     Encoded(&'a [u8]),
+    /// Arrow row format, already shared (indexing it clones no bytes).
+    Shared(&'a PkKey),
 }
 
 impl Key<'_> {
@@ -49,6 +53,7 @@ impl Key<'_> {
         match self {
             Key::Int { value, .. } => Some(*value),
             Key::Encoded(bytes) => decode_int(bytes),
+            Key::Shared(key) => decode_int(key),
         }
     }
 
@@ -57,6 +62,7 @@ impl Key<'_> {
         match self {
             Key::Int { value, width } => encode_int(*value, *width),
             Key::Encoded(bytes) => PkKey::from(*bytes),
+            Key::Shared(key) => PkKey::clone(key),
         }
     }
 }
@@ -179,7 +185,7 @@ impl KeyColumn {
                 value: values[row],
                 width: *width,
             },
-            Keys::Encoded(keys) => Key::Encoded(&keys[row]),
+            Keys::Encoded(keys) => Key::Shared(&keys[row]),
         })
     }
 
@@ -239,7 +245,7 @@ impl KeyColumn {
 #[derive(Debug, Clone)]
 pub enum KeyIndex {
     /// A single signed integer column.
-    Int(HashMap<i64, u64, KeyHash>),
+    Int(IntKeyIndex),
     /// Any other key, in the row format.
     Encoded(HashMap<PkKey, u64, KeyHash>),
 }
@@ -248,14 +254,14 @@ impl KeyIndex {
     /// An empty index for a key over columns of `types`, in key order.
     pub fn for_types(types: &[DataType]) -> Self {
         match types {
-            [one] if int_width(one).is_some() => KeyIndex::Int(HashMap::default()),
+            [one] if int_width(one).is_some() => KeyIndex::Int(IntKeyIndex::default()),
             _ => KeyIndex::Encoded(HashMap::default()),
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
-            KeyIndex::Int(map) => map.len(),
+            KeyIndex::Int(index) => index.len(),
             KeyIndex::Encoded(map) => map.len(),
         }
     }
@@ -264,20 +270,36 @@ impl KeyIndex {
         self.len() == 0
     }
 
-    /// Make room for `additional` more keys.
-    pub fn reserve(&mut self, additional: usize) {
-        match self {
-            KeyIndex::Int(map) => map.reserve(additional),
-            KeyIndex::Encoded(map) => map.reserve(additional),
+    /// Index every key of `keys` (NULLs hold nothing) as held by
+    /// `first_rowid + row`. Returns how many leading rows were indexed and
+    /// the first row whose key some row already holds.
+    pub fn insert_column(&mut self, keys: &KeyColumn, first_rowid: u64) -> (usize, Option<usize>) {
+        match (self, &keys.keys) {
+            (KeyIndex::Int(index), Keys::Int { values, .. }) => {
+                let valid = |row: usize| keys.nulls.as_ref().is_none_or(|n| n.is_valid(row));
+                index.insert_all(values, valid, first_rowid)
+            }
+            (index, _) => {
+                if let KeyIndex::Encoded(map) = index {
+                    map.reserve(keys.len());
+                }
+                for (row, key) in keys.iter().enumerate() {
+                    if key.is_some_and(|k| !index.try_insert(k, first_rowid + row as u64)) {
+                        return (row, Some(row));
+                    }
+                }
+                (keys.len(), None)
+            }
         }
     }
 
     /// The live row holding `key`.
     pub fn get(&self, key: Key<'_>) -> Option<u64> {
         match self {
-            KeyIndex::Int(map) => map.get(&key.as_int()?).copied(),
+            KeyIndex::Int(index) => index.get(key.as_int()?),
             KeyIndex::Encoded(map) => match key {
                 Key::Encoded(bytes) => map.get(bytes).copied(),
+                Key::Shared(key) => map.get(key).copied(),
                 int => map.get(&*int.to_encoded()).copied(),
             },
         }
@@ -286,10 +308,7 @@ impl KeyIndex {
     /// Let `rowid` hold `key` unless some row already does; false when taken.
     pub fn try_insert(&mut self, key: Key<'_>, rowid: u64) -> bool {
         match self {
-            KeyIndex::Int(map) => match key.as_int() {
-                Some(value) => vacant_insert(map.entry(value), rowid),
-                None => false,
-            },
+            KeyIndex::Int(index) => key.as_int().is_some_and(|k| index.try_insert(k, rowid)),
             KeyIndex::Encoded(map) => vacant_insert(map.entry(key.to_encoded()), rowid),
         }
     }
@@ -297,9 +316,9 @@ impl KeyIndex {
     /// Let `rowid` hold `key`, whoever held it before.
     pub fn insert(&mut self, key: Key<'_>, rowid: u64) {
         match self {
-            KeyIndex::Int(map) => {
+            KeyIndex::Int(index) => {
                 if let Some(value) = key.as_int() {
-                    map.insert(value, rowid);
+                    index.insert(value, rowid);
                 }
             }
             KeyIndex::Encoded(map) => {
@@ -311,9 +330,10 @@ impl KeyIndex {
     /// Forget `key`; returns the row that held it.
     pub fn remove(&mut self, key: Key<'_>) -> Option<u64> {
         match self {
-            KeyIndex::Int(map) => map.remove(&key.as_int()?),
+            KeyIndex::Int(index) => index.remove(key.as_int()?),
             KeyIndex::Encoded(map) => match key {
                 Key::Encoded(bytes) => map.remove(bytes),
+                Key::Shared(key) => map.remove(key),
                 int => map.remove(&*int.to_encoded()),
             },
         }

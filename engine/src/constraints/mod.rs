@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod foreign;
+pub mod int_keys;
 pub mod keys;
 pub mod unique;
 

@@ -73,28 +73,24 @@ impl UniqueIndex {
         run.keys.get(constraint)?.encoded(at)
     }
 
-    /// Make room for `rows` more rows.
-    pub fn reserve(&mut self, rows: usize) {
-        for index in &mut self.keys {
-            index.reserve(rows);
-        }
-    }
-
     /// Index rows `first_rowid..` with `keys` (one column per constraint).
-    /// Stops at the first row whose key some row already holds and returns
-    /// it with the constraint; the rows before it stay indexed.
+    /// On a key some row already holds, returns its row and constraint;
+    /// the run is recorded either way, so [`Self::remove_run`] takes it back.
     pub fn insert_rows(
         &mut self,
         first_rowid: u64,
         keys: Vec<KeyColumn>,
     ) -> Option<(usize, usize)> {
         let rows = keys.first().map_or(0, KeyColumn::len);
-        let duplicate = (0..rows).find_map(|row| {
-            let rowid = first_rowid + row as u64;
-            self.insert_row_keys(&keys, row, rowid)
-                .err()
-                .map(|c| (row, c))
-        });
+        let duplicate =
+            self.keys
+                .iter_mut()
+                .zip(&keys)
+                .enumerate()
+                .find_map(|(c, (index, column))| {
+                    let (_, duplicate) = index.insert_column(column, first_rowid);
+                    duplicate.map(|row| (row, c))
+                });
         self.runs.insert(
             first_rowid,
             Run {
@@ -104,23 +100,6 @@ impl UniqueIndex {
             },
         );
         duplicate
-    }
-
-    /// Index row `row` of `keys` as `rowid`; on a duplicate under constraint
-    /// `c`, takes this row's other keys back and returns `c`.
-    fn insert_row_keys(&mut self, keys: &[KeyColumn], row: usize, rowid: u64) -> Result<(), usize> {
-        for (c, column) in keys.iter().enumerate() {
-            let Some(key) = column.get(row) else { continue };
-            if !self.keys[c].try_insert(key, rowid) {
-                for (index, column) in self.keys.iter_mut().zip(keys).take(c) {
-                    if let Some(key) = column.get(row) {
-                        index.remove_if_held_by(key, rowid);
-                    }
-                }
-                return Err(c);
-            }
-        }
-        Ok(())
     }
 
     /// Forget every key of the run starting at `first_rowid` (undoing [`Self::insert_rows`]).

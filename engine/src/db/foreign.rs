@@ -31,10 +31,13 @@ struct KeyDelta {
 
 impl KeyDelta {
     /// Whether `key` is held once the commit is applied.
-    fn holds(&self, index: Option<&KeyIndex>, key: &[u8]) -> bool {
-        self.added.contains(key)
-            || (index.is_some_and(|i| i.get(Key::Encoded(key)).is_some())
-                && !self.removed.contains(key))
+    fn holds(&self, index: Option<&KeyIndex>, key: Key<'_>) -> bool {
+        if self.added.is_empty() && self.removed.is_empty() {
+            return index.is_some_and(|i| i.get(key).is_some());
+        }
+        let encoded = key.to_encoded();
+        self.added.contains(&encoded)
+            || (index.is_some_and(|i| i.get(key).is_some()) && !self.removed.contains(&encoded))
     }
 
     /// Whether the commit frees a key without taking it again.

@@ -234,18 +234,7 @@ fn insert_primary_keys(
     let index = pk_index
         .entry(def.id)
         .or_insert_with(|| primary_key_index(def));
-    index.reserve(keys.len());
-    let mut inserted = 0;
-    let mut duplicate = None;
-    for (row, key) in keys.iter().enumerate() {
-        // A primary key is never NULL (checked before); a missing one would hold nothing.
-        let Some(key) = key else { continue };
-        if !index.try_insert(key, rows.first_rowid + row as u64) {
-            duplicate = Some(row);
-            break;
-        }
-        inserted = row + 1;
-    }
+    let (inserted, duplicate) = index.insert_column(keys, rows.first_rowid);
     changes.log.push(Undo::PkInserted {
         table: def.id,
         write: rows.write,
@@ -270,7 +259,6 @@ fn insert_unique_keys(
     let index = unique_index
         .entry(def.id)
         .or_insert_with(|| UniqueIndex::new(def));
-    index.reserve(rows.batch.num_rows());
     let duplicate = index.insert_rows(rows.first_rowid, keys);
     changes.log.push(Undo::UniqueInserted {
         table: def.id,

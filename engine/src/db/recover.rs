@@ -176,7 +176,6 @@ fn index_live_rows(
     let live = |row: usize| !retired.contains_key(&rowids.value(row));
     if let Some(pk) = pk {
         let keys = primary_keys(def, batch)?;
-        pk.reserve(keys.len());
         for (row, key) in keys.iter().enumerate() {
             if let (true, Some(key)) = (live(row), key) {
                 pk.insert(key, rowids.value(row));
@@ -187,7 +186,6 @@ fn index_live_rows(
         return Ok(());
     }
     let keys = unique_keys(def, batch)?;
-    unique.reserve(batch.num_rows());
     for (start, len) in live_runs(rowids, &live) {
         let run = keys.iter().map(|k| k.slice(start, len)).collect();
         if let Some((row, c)) = unique.insert_rows(rowids.value(start), run) {

@@ -621,7 +621,7 @@ fn keys_held(
         }
     }
     let wanted: Vec<(usize, PkKey)> = (0..keys.len())
-        .filter_map(|row| keys.key(row).map(|k| (row, PkKey::from(k))))
+        .filter_map(|row| keys.key(row).map(|k| (row, k.to_encoded())))
         .collect();
     let committed: Vec<bool> = match key {
         KeyRef::Primary => {
