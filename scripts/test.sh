@@ -35,4 +35,7 @@ smoke="$(mktemp -d)"
 "$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --parquet "$smoke/parquet"
 "$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --db "$smoke/db" --tables region,nation,orders
 "$CARGO_TARGET_DIR/debug/driftdb-datasets" shop --db "$smoke/shop" --customers 100 --steps 20 --orders-per-step 10
+# The harness: all 22 TPC-H queries on DriftDB, DataFusion and DuckDB, answers checked equal.
+"$CARGO_TARGET_DIR/debug/driftdb-bench" run tpch --scale 0.01 --smoke --runs 1 --quiet \
+    --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
 rm -rf "$smoke"

@@ -6,3 +6,5 @@
 /// The benchmark programs use the allocator the `driftdb` binary uses.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+pub mod harness;

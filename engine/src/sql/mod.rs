@@ -27,6 +27,32 @@ pub const CATALOG_NAME: &str = "driftdb";
 /// The schema DriftDB tables live in.
 pub const SCHEMA_NAME: &str = "public";
 
+/// Every row of `batches` with each cell rendered as text (`NULL` for a
+/// null), as the sqllogictest suite and the benchmark harness compare them.
+pub fn rows_as_text(
+    batches: &[arrow::record_batch::RecordBatch],
+) -> std::result::Result<Vec<Vec<String>>, arrow::error::ArrowError> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
 /// Parse a script into statements (after rewriting SQL:2011 history
 /// clauses and MySQL's `AUTO_INCREMENT` column option).
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {

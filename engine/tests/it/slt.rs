@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use driftdb_engine::{Database, Session};
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -109,28 +108,10 @@ impl sqllogictest::AsyncDB for Connection {
 }
 
 fn render_rows(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SltError {
-                sqlstate: "XX000".into(),
-                message: e.to_string(),
-            })?;
-        for row in 0..batch.num_rows() {
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    Ok(rows)
+    driftdb_engine::sql::rows_as_text(batches).map_err(|e| SltError {
+        sqlstate: "XX000".into(),
+        message: e.to_string(),
+    })
 }
 
 async fn run_file(file: &Path) {

@@ -1,0 +1,182 @@
+//! The engines a workload runs on. DriftDB embedded and raw DataFusion run
+//! in this process; DuckDB runs in a Python subprocess
+//! (`benches/peers/duckdb_tpch.py`) that times the same queries over the
+//! same Parquet files and hands back times and answers as JSON.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use driftdb_engine::{Database, Session};
+use serde::Deserialize;
+
+use super::answers::Answer;
+use super::{Error, Result};
+
+/// An engine's name in reports and on the command line.
+pub const DRIFTDB: &str = "driftdb";
+pub const DATAFUSION: &str = "datafusion";
+pub const DUCKDB: &str = "duckdb";
+
+/// Every engine name, in report order.
+pub const ALL: [&str; 3] = [DRIFTDB, DATAFUSION, DUCKDB];
+
+/// One named query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub name: String,
+    pub sql: String,
+}
+
+/// Timed runs and the answer of one query on one engine.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub times_ms: Vec<f64>,
+    pub answer: Answer,
+}
+
+/// An engine that runs SQL in this process.
+pub enum InProcess {
+    DriftDb { db: Database, session: Session },
+    DataFusion { ctx: SessionContext },
+}
+
+impl InProcess {
+    /// DriftDB over the database in `dir`.
+    pub async fn driftdb(dir: &Path) -> Result<Self> {
+        let db = Database::open(&dir.to_string_lossy()).await?;
+        let session = Session::new(&db);
+        Ok(InProcess::DriftDb { db, session })
+    }
+
+    /// DataFusion with default settings over `<table>.parquet` files in `dir`.
+    pub async fn datafusion(dir: &Path, tables: &[&str]) -> Result<Self> {
+        let ctx = SessionContext::new();
+        for table in tables {
+            let path = dir.join(format!("{table}.parquet"));
+            ctx.register_parquet(
+                *table,
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+        }
+        Ok(InProcess::DataFusion { ctx })
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        match self {
+            InProcess::DriftDb { session, .. } => {
+                let mut results = session.execute(sql).await?;
+                Ok(results.pop().map(|r| r.batches).unwrap_or_default())
+            }
+            InProcess::DataFusion { ctx } => Ok(ctx.sql(sql).await?.collect().await?),
+        }
+    }
+
+    /// One warm-up run, then `runs` timed runs (planning, execution and
+    /// collecting every batch); the answer is the last run's.
+    pub async fn measure(&mut self, query: &Query, runs: usize) -> Result<Measured> {
+        let mut batches = self.query(&query.sql).await?;
+        let mut times_ms = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            batches = self.query(&query.sql).await?;
+            times_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(Measured {
+            times_ms,
+            answer: Answer::from_batches(&batches)?,
+        })
+    }
+
+    /// Release the engine (DriftDB closes its database).
+    pub async fn close(self) -> Result<()> {
+        if let InProcess::DriftDb { db, .. } = self {
+            db.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the DuckDB script prints.
+#[derive(Debug, Deserialize)]
+pub struct PeerOutput {
+    pub version: String,
+    pub queries: BTreeMap<String, PeerQuery>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PeerQuery {
+    pub times_ms: Vec<f64>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Run `queries` on DuckDB over the Parquet files in `parquet`, with the
+/// same warm-up and run count, through `python`.
+pub fn duckdb(
+    python: &Path,
+    parquet: &Path,
+    tables: &[&str],
+    queries: &[Query],
+    runs: usize,
+) -> Result<(String, BTreeMap<String, Measured>)> {
+    let work = tempfile::tempdir()?;
+    let input = work.path().join("queries.json");
+    let listed: BTreeMap<&str, &str> = queries
+        .iter()
+        .map(|q| (q.name.as_str(), q.sql.as_str()))
+        .collect();
+    std::fs::write(&input, serde_json::to_vec(&listed)?)?;
+    let output = std::process::Command::new(python)
+        .arg(peer_script("duckdb_tpch.py"))
+        .arg("--parquet")
+        .arg(parquet)
+        .arg("--tables")
+        .arg(tables.join(","))
+        .arg("--queries")
+        .arg(&input)
+        .arg("--runs")
+        .arg(runs.to_string())
+        .output()
+        .map_err(|e| peer_error(format!("cannot run {}: {e}", python.display())))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(peer_error(format!(
+            "exited with {}: {stderr}",
+            output.status
+        )));
+    }
+    let parsed: PeerOutput = serde_json::from_slice(&output.stdout)?;
+    let measured = parsed
+        .queries
+        .into_iter()
+        .map(|(name, q)| {
+            let answer = Answer { rows: q.rows };
+            (
+                name,
+                Measured {
+                    times_ms: q.times_ms,
+                    answer,
+                },
+            )
+        })
+        .collect();
+    Ok((parsed.version, measured))
+}
+
+fn peer_error(detail: String) -> Error {
+    Error::Peer {
+        peer: DUCKDB.into(),
+        detail,
+    }
+}
+
+/// A script under `benches/peers/`.
+fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join(name)
+}
