@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! driftdb-bench data tpch --scale 1            # generate once: Parquet + a DriftDB database
-//! driftdb-bench run tpch --scale 1             # 22 queries × {driftdb, datafusion, duckdb}
+//! driftdb-bench run tpch --scale 1             # 22 queries × {driftdb, driftdb-flight, datafusion, duckdb}
 //! driftdb-bench compare OLD.json NEW.json      # new ÷ old, per query and engine
 //! ```
 //!
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use driftdb_benches::harness::{self, MIN_RUNS, Result, data, engines, report, tpch};
+use driftdb_benches::harness::{self, MIN_RUNS, Result, data, engines, flight, report, tpch};
 
 #[derive(Parser)]
 #[command(
@@ -61,8 +61,8 @@ struct TpchArgs {
     /// A quick check that everything runs and agrees (fewer runs allowed; not a figure).
     #[arg(long)]
     smoke: bool,
-    /// Engines, comma-separated (driftdb, datafusion, duckdb).
-    #[arg(long, default_value = "driftdb,datafusion,duckdb")]
+    /// Engines, comma-separated (driftdb, driftdb-flight, datafusion, duckdb).
+    #[arg(long, default_value = "driftdb,driftdb-flight,datafusion,duckdb")]
     engines: String,
     /// Queries, comma-separated numbers (default: all 22).
     #[arg(long)]
@@ -74,6 +74,9 @@ struct TpchArgs {
         env = "DRIFTDB_BENCH_PYTHON"
     )]
     python: String,
+    /// The `driftdb` binary for driftdb-flight (default: next to this program).
+    #[arg(long)]
+    driftdb: Option<PathBuf>,
     /// Where reports go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
@@ -132,6 +135,7 @@ async fn run_tpch(args: TpchArgs) -> Result<ExitCode> {
     let numbers = parse_queries(args.queries.as_deref())?;
     let data = data::tpch_data(&args.dir, args.scale, args.quiet).await?;
     let python = expand_home(&args.python);
+    let driftdb_binary = args.driftdb.unwrap_or_else(flight::default_binary);
     let report = tpch::run(tpch::TpchRun {
         data: &data,
         scale: args.scale,
@@ -139,6 +143,7 @@ async fn run_tpch(args: TpchArgs) -> Result<ExitCode> {
         engines,
         runs: args.runs,
         python: &python,
+        driftdb_binary: &driftdb_binary,
     })
     .await?;
     print!("{}", report.markdown());

@@ -1,5 +1,6 @@
 //! The engines a workload runs on. DriftDB embedded and raw DataFusion run
-//! in this process; DuckDB runs in a Python subprocess
+//! in this process, DriftDB over Flight SQL in a `driftdb serve` child
+//! ([`super::flight`]); DuckDB runs in a Python subprocess
 //! (`benches/peers/duckdb_tpch.py`) that times the same queries over the
 //! same Parquet files and hands back times and answers as JSON.
 
@@ -13,15 +14,17 @@ use driftdb_engine::{Database, Session};
 use serde::Deserialize;
 
 use super::answers::Answer;
+use super::flight::FlightEngine;
 use super::{Error, Result};
 
 /// An engine's name in reports and on the command line.
 pub const DRIFTDB: &str = "driftdb";
+pub const DRIFTDB_FLIGHT: &str = "driftdb-flight";
 pub const DATAFUSION: &str = "datafusion";
 pub const DUCKDB: &str = "duckdb";
 
 /// Every engine name, in report order.
-pub const ALL: [&str; 3] = [DRIFTDB, DATAFUSION, DUCKDB];
+pub const ALL: [&str; 4] = [DRIFTDB, DRIFTDB_FLIGHT, DATAFUSION, DUCKDB];
 
 /// One named query.
 #[derive(Debug, Clone)]
@@ -37,10 +40,17 @@ pub struct Measured {
     pub answer: Answer,
 }
 
-/// An engine that runs SQL in this process.
+/// An engine this process drives query by query.
 pub enum InProcess {
-    DriftDb { db: Database, session: Session },
-    DataFusion { ctx: SessionContext },
+    DriftDb {
+        db: Database,
+        session: Session,
+    },
+    /// DriftDB behind `driftdb serve`, over Flight SQL.
+    Flight(FlightEngine),
+    DataFusion {
+        ctx: SessionContext,
+    },
 }
 
 impl InProcess {
@@ -72,6 +82,7 @@ impl InProcess {
                 let mut results = session.execute(sql).await?;
                 Ok(results.pop().map(|r| r.batches).unwrap_or_default())
             }
+            InProcess::Flight(engine) => engine.query(sql).await,
             InProcess::DataFusion { ctx } => Ok(ctx.sql(sql).await?.collect().await?),
         }
     }
@@ -92,10 +103,12 @@ impl InProcess {
         })
     }
 
-    /// Release the engine (DriftDB closes its database).
+    /// Release the engine (DriftDB closes its database, the server stops).
     pub async fn close(self) -> Result<()> {
-        if let InProcess::DriftDb { db, .. } = self {
-            db.close().await?;
+        match self {
+            InProcess::DriftDb { db, .. } => db.close().await?,
+            InProcess::Flight(engine) => engine.stop(),
+            InProcess::DataFusion { .. } => {}
         }
         Ok(())
     }

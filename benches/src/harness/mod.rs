@@ -11,6 +11,7 @@
 pub mod answers;
 pub mod data;
 pub mod engines;
+pub mod flight;
 pub mod report;
 pub mod stats;
 pub mod tpch;

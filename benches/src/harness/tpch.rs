@@ -9,7 +9,10 @@ use driftdb_datasets::tpch::TABLES;
 
 use super::answers::Answer;
 use super::data::TpchData;
-use super::engines::{self, DATAFUSION, DRIFTDB, DUCKDB, InProcess, Measured, Query};
+use super::engines::{
+    self, DATAFUSION, DRIFTDB, DRIFTDB_FLIGHT, DUCKDB, InProcess, Measured, Query,
+};
+use super::flight::FlightEngine;
 use super::report::{QueryFigures, Report};
 use super::stats::Summary;
 use super::{Error, Result};
@@ -74,6 +77,8 @@ pub struct TpchRun<'a> {
     pub engines: Vec<String>,
     pub runs: usize,
     pub python: &'a Path,
+    /// The `driftdb` binary for the Flight SQL engine.
+    pub driftdb_binary: &'a Path,
 }
 
 /// Run every query on every engine and check each answer against DriftDB's.
@@ -85,6 +90,10 @@ pub async fn run(plan: TpchRun<'_>) -> Result<Report> {
             DRIFTDB => {
                 let runner = InProcess::driftdb(&plan.data.driftdb).await?;
                 measure_all(runner, &plan.queries, plan.runs).await?
+            }
+            DRIFTDB_FLIGHT => {
+                let server = FlightEngine::start(plan.driftdb_binary, &plan.data.driftdb).await?;
+                measure_all(InProcess::Flight(server), &plan.queries, plan.runs).await?
             }
             DATAFUSION => {
                 let runner = InProcess::datafusion(&plan.data.parquet, &TABLES).await?;

@@ -112,6 +112,26 @@ fn local_folder(data: &str) -> Option<PathBuf> {
     Some(PathBuf::from(data.strip_prefix("file://").unwrap_or(data)))
 }
 
+/// What the banner says just before the address (`grpc://host:port`).
+const BANNER_ADDRESS_PREFIX: &str = "serving Flight SQL on grpc://";
+
+/// The address a `driftdb serve` child announces on `stdout` (plain
+/// gRPC), read on a helper thread; None when it exits or `timeout` passes
+/// first. For programs that start a server: tests, benchmarks.
+pub fn announced_address(stdout: std::process::ChildStdout, timeout: Duration) -> Option<String> {
+    use std::io::BufRead;
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split(BANNER_ADDRESS_PREFIX).nth(1) {
+                let _ = found.send(rest.trim().to_string());
+            }
+        }
+    });
+    address.recv_timeout(timeout).ok()
+}
+
 fn print_banner(config: &ServeConfig, address: std::net::SocketAddr) {
     let scheme = if config.tls.is_some() {
         "grpc+tls"

@@ -1,6 +1,5 @@
 //! Start a real `driftdb serve` process and connect to it.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -31,17 +30,7 @@ impl Server {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (found, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("serving Flight SQL on grpc://").nth(1) {
-                    let _ = found.send(rest.trim().to_string());
-                }
-            }
-        });
-        let address = address
-            .recv_timeout(Duration::from_secs(60))
+        let address = driftdb_server::serve::announced_address(stdout, Duration::from_secs(60))
             .expect("driftdb serve starts and prints its address");
         Self {
             address,
