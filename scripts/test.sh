@@ -38,4 +38,6 @@ smoke="$(mktemp -d)"
 # The harness: all 22 TPC-H queries on DriftDB, DataFusion and DuckDB, answers checked equal.
 "$CARGO_TARGET_DIR/debug/driftdb-bench" run tpch --scale 0.01 --smoke --runs 1 --quiet \
     --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
+"$CARGO_TARGET_DIR/debug/driftdb-bench" run ingest --scale 0.01 --smoke --runs 1 --quiet \
+    --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
 rm -rf "$smoke"

@@ -3,6 +3,7 @@
 //! ```text
 //! driftdb-bench data tpch --scale 1            # generate once: Parquet + a DriftDB database
 //! driftdb-bench run tpch --scale 1             # 22 queries × {driftdb, driftdb-flight, datafusion, duckdb}
+//! driftdb-bench run ingest --scale 0.1         # bulk + small commits × {driftdb, datafusion COPY, delta}
 //! driftdb-bench compare OLD.json NEW.json      # new ÷ old, per query and engine
 //! ```
 //!
@@ -13,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use driftdb_benches::harness::{self, MIN_RUNS, Result, data, engines, flight, report, tpch};
+use driftdb_benches::harness::{self, MIN_RUNS, Result, data, flight, ingest, report, tpch};
+
+/// Commits per small-commit scenario in a smoke run.
+const SMOKE_COMMITS: usize = 5;
 
 #[derive(Parser)]
 #[command(
@@ -44,29 +48,47 @@ enum Command {
 #[derive(Subcommand)]
 enum Workload {
     /// TPC-H: the 22 queries over generated data.
-    Tpch(TpchArgs),
+    Tpch {
+        /// Scale factor (1 = 8.66M rows).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Engines, comma-separated (driftdb, driftdb-flight, datafusion, duckdb).
+        #[arg(long, default_value = "driftdb,driftdb-flight,datafusion,duckdb")]
+        engines: String,
+        /// Queries, comma-separated numbers (default: all 22).
+        #[arg(long)]
+        queries: Option<String>,
+        /// The `driftdb` binary for driftdb-flight (default: next to this program).
+        #[arg(long)]
+        driftdb: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Ingest: TPC-H lineitem as one bulk commit and as small commits.
+    Ingest {
+        /// Scale factor of the lineitem rows written (0.1 = 600k rows).
+        #[arg(long, default_value_t = 0.1)]
+        scale: f64,
+        /// Engines, comma-separated (driftdb, datafusion = its COPY … TO ceiling, delta).
+        #[arg(long, default_value = "driftdb,datafusion,delta")]
+        engines: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
+/// Options every workload takes.
 #[derive(clap::Args)]
-struct TpchArgs {
-    /// Scale factor (1 = 8.66M rows).
-    #[arg(long, default_value_t = 1.0)]
-    scale: f64,
+struct Common {
     /// Where generated data lives.
     #[arg(long, default_value = "bench-data", env = "DRIFTDB_BENCH_DATA")]
     dir: PathBuf,
-    /// Timed runs per query after one warm-up.
+    /// Timed runs per figure after one warm-up.
     #[arg(long, default_value_t = MIN_RUNS)]
     runs: usize,
     /// A quick check that everything runs and agrees (fewer runs allowed; not a figure).
     #[arg(long)]
     smoke: bool,
-    /// Engines, comma-separated (driftdb, driftdb-flight, datafusion, duckdb).
-    #[arg(long, default_value = "driftdb,driftdb-flight,datafusion,duckdb")]
-    engines: String,
-    /// Queries, comma-separated numbers (default: all 22).
-    #[arg(long)]
-    queries: Option<String>,
     /// Python with the peers installed.
     #[arg(
         long,
@@ -74,15 +96,56 @@ struct TpchArgs {
         env = "DRIFTDB_BENCH_PYTHON"
     )]
     python: String,
-    /// The `driftdb` binary for driftdb-flight (default: next to this program).
-    #[arg(long)]
-    driftdb: Option<PathBuf>,
     /// Where reports go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+}
+
+impl Common {
+    fn check_runs(&self) -> Result<()> {
+        if self.runs == 0 || (self.runs < MIN_RUNS && !self.smoke) {
+            return Err(harness::Error::Usage(format!(
+                "a figure needs at least {MIN_RUNS} runs (use --smoke for a quick check)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn python(&self) -> PathBuf {
+        expand_home(&self.python)
+    }
+
+    /// Print `report`, write it, and fail when answers differed.
+    fn finish(&self, report: &report::Report, stem: &str) -> Result<ExitCode> {
+        print!("{}", report.markdown());
+        let out = if self.smoke {
+            std::env::temp_dir().join("driftdb-bench-smoke")
+        } else {
+            self.out.clone()
+        };
+        report.write(&out, stem)?;
+        eprintln!("report: {}", out.join(stem).display());
+        Ok(if report.mismatches().is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// `list` split at commas, each one of `known`.
+fn engine_list(list: &str, known: &[&str]) -> Result<Vec<String>> {
+    let engines: Vec<String> = list.split(',').map(|e| e.trim().to_string()).collect();
+    match engines.iter().find(|e| !known.contains(&e.as_str())) {
+        Some(unknown) => Err(harness::Error::Usage(format!(
+            "unknown engine \"{unknown}\" (one of: {})",
+            known.join(", ")
+        ))),
+        None => Ok(engines),
+    }
 }
 
 #[tokio::main]
@@ -98,68 +161,72 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Data {
-            workload: Workload::Tpch(args),
-        } => {
-            let data = data::tpch_data(&args.dir, args.scale, args.quiet).await?;
+        Command::Data { workload } => {
+            let (Workload::Tpch { scale, common, .. } | Workload::Ingest { scale, common, .. }) =
+                workload;
+            let data = data::tpch_data(&common.dir, scale, common.quiet).await?;
             println!("{}\n{}", data.parquet.display(), data.driftdb.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
-            workload: Workload::Tpch(args),
-        } => run_tpch(args).await,
+            workload:
+                Workload::Tpch {
+                    scale,
+                    engines,
+                    queries,
+                    driftdb,
+                    common,
+                },
+        } => {
+            common.check_runs()?;
+            let engines = engine_list(&engines, &tpch::ENGINES)?;
+            let numbers = parse_queries(queries.as_deref())?;
+            let data = data::tpch_data(&common.dir, scale, common.quiet).await?;
+            let driftdb_binary = driftdb.unwrap_or_else(flight::default_binary);
+            let report = tpch::run(tpch::TpchRun {
+                data: &data,
+                scale,
+                queries: tpch::queries(&numbers, scale)?,
+                engines,
+                runs: common.runs,
+                python: &common.python(),
+                driftdb_binary: &driftdb_binary,
+            })
+            .await?;
+            common.finish(&report, &format!("tpch-sf{scale}"))
+        }
+        Command::Run {
+            workload:
+                Workload::Ingest {
+                    scale,
+                    engines,
+                    common,
+                },
+        } => {
+            common.check_runs()?;
+            let engines = engine_list(&engines, &ingest::ENGINES)?;
+            let data = data::tpch_data(&common.dir, scale, common.quiet).await?;
+            let report = ingest::run(ingest::IngestRun {
+                parquet: &data.parquet.join("lineitem.parquet"),
+                scale,
+                engines,
+                runs: common.runs,
+                python: &common.python(),
+                max_commits: if common.smoke {
+                    SMOKE_COMMITS
+                } else {
+                    usize::MAX
+                },
+            })
+            .await?;
+            common.finish(&report, &format!("ingest-sf{scale}"))
+        }
         Command::Compare { old, new } => {
             let (old, new) = (report::Report::read(&old)?, report::Report::read(&new)?);
             print!("{}", report::compare(&old, &new));
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-async fn run_tpch(args: TpchArgs) -> Result<ExitCode> {
-    if args.runs == 0 || (args.runs < MIN_RUNS && !args.smoke) {
-        return Err(harness::Error::Usage(format!(
-            "a figure needs at least {MIN_RUNS} runs (use --smoke for a quick check)"
-        )));
-    }
-    let engines: Vec<String> = args
-        .engines
-        .split(',')
-        .map(|e| e.trim().to_string())
-        .collect();
-    if let Some(unknown) = engines.iter().find(|e| !engines::ALL.contains(&e.as_str())) {
-        return Err(harness::Error::Usage(format!(
-            "unknown engine \"{unknown}\""
-        )));
-    }
-    let numbers = parse_queries(args.queries.as_deref())?;
-    let data = data::tpch_data(&args.dir, args.scale, args.quiet).await?;
-    let python = expand_home(&args.python);
-    let driftdb_binary = args.driftdb.unwrap_or_else(flight::default_binary);
-    let report = tpch::run(tpch::TpchRun {
-        data: &data,
-        scale: args.scale,
-        queries: tpch::queries(&numbers, args.scale)?,
-        engines,
-        runs: args.runs,
-        python: &python,
-        driftdb_binary: &driftdb_binary,
-    })
-    .await?;
-    print!("{}", report.markdown());
-    let out = if args.smoke {
-        std::env::temp_dir().join("driftdb-bench-smoke")
-    } else {
-        args.out
-    };
-    report.write(&out, &format!("tpch-sf{}", args.scale))?;
-    eprintln!("report: {}", out.display());
-    let mismatches = report.mismatches();
-    Ok(if mismatches.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 fn parse_queries(list: Option<&str>) -> Result<Vec<usize>> {

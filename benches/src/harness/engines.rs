@@ -22,9 +22,8 @@ pub const DRIFTDB: &str = "driftdb";
 pub const DRIFTDB_FLIGHT: &str = "driftdb-flight";
 pub const DATAFUSION: &str = "datafusion";
 pub const DUCKDB: &str = "duckdb";
-
-/// Every engine name, in report order.
-pub const ALL: [&str; 4] = [DRIFTDB, DRIFTDB_FLIGHT, DATAFUSION, DUCKDB];
+/// delta-rs through its Python package (`deltalake`).
+pub const DELTA: &str = "delta";
 
 /// One named query.
 #[derive(Debug, Clone)]
@@ -143,16 +142,51 @@ pub fn duckdb(
         .map(|q| (q.name.as_str(), q.sql.as_str()))
         .collect();
     std::fs::write(&input, serde_json::to_vec(&listed)?)?;
+    let tables = tables.join(",");
+    let runs = runs.to_string();
+    let stdout = run_peer(
+        DUCKDB,
+        python,
+        "duckdb_tpch.py",
+        &[
+            "--parquet".as_ref(),
+            parquet.as_os_str(),
+            "--tables".as_ref(),
+            tables.as_ref(),
+            "--queries".as_ref(),
+            input.as_os_str(),
+            "--runs".as_ref(),
+            runs.as_ref(),
+        ],
+    )?;
+    let parsed: PeerOutput = serde_json::from_slice(&stdout)?;
+    let measured = parsed
+        .queries
+        .into_iter()
+        .map(|(name, q)| {
+            let answer = Answer { rows: q.rows };
+            let times_ms = q.times_ms;
+            (name, Measured { times_ms, answer })
+        })
+        .collect();
+    Ok((parsed.version, measured))
+}
+
+/// Run the peer script `script` (under `benches/peers/`) with `args`
+/// through `python`; returns what it printed.
+pub fn run_peer(
+    peer: &str,
+    python: &Path,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> Result<Vec<u8>> {
+    let peer_error = |detail: String| Error::Peer {
+        peer: peer.into(),
+        detail,
+    };
     let output = std::process::Command::new(python)
-        .arg(peer_script("duckdb_tpch.py"))
-        .arg("--parquet")
-        .arg(parquet)
-        .arg("--tables")
-        .arg(tables.join(","))
-        .arg("--queries")
-        .arg(&input)
-        .arg("--runs")
-        .arg(runs.to_string())
+        .arg(peer_script(script))
+        .args(args)
         .output()
         .map_err(|e| peer_error(format!("cannot run {}: {e}", python.display())))?;
     if !output.status.success() {
@@ -162,29 +196,7 @@ pub fn duckdb(
             output.status
         )));
     }
-    let parsed: PeerOutput = serde_json::from_slice(&output.stdout)?;
-    let measured = parsed
-        .queries
-        .into_iter()
-        .map(|(name, q)| {
-            let answer = Answer { rows: q.rows };
-            (
-                name,
-                Measured {
-                    times_ms: q.times_ms,
-                    answer,
-                },
-            )
-        })
-        .collect();
-    Ok((parsed.version, measured))
-}
-
-fn peer_error(detail: String) -> Error {
-    Error::Peer {
-        peer: DUCKDB.into(),
-        detail,
-    }
+    Ok(output.stdout)
 }
 
 /// A script under `benches/peers/`.

@@ -12,6 +12,7 @@ pub mod answers;
 pub mod data;
 pub mod engines;
 pub mod flight;
+pub mod ingest;
 pub mod report;
 pub mod stats;
 pub mod tpch;

@@ -126,10 +126,17 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# {} at scale factor {}\n", self.workload, self.scale);
+        let method = if self.is_ingest() {
+            "Per commit: median (p50) and p99 latency over every commit of the timed passes, and rows/s at the median; \
+             each pass starts from an empty table and its row count is checked afterwards. \
+             The ratio compares median latencies"
+        } else {
+            "Median of the timed runs, min–max in brackets, milliseconds. \
+             A time counts only when the engine's answer equals DriftDB's"
+        };
         let _ = writeln!(
             out,
-            "{}; {} cores, {:.0} GiB, {}. Median of {} runs after one warm-up, min–max in brackets, milliseconds. \
-             A time counts only when the engine's answer equals DriftDB's.\n",
+            "{}; {} cores, {:.0} GiB, {}. {} timed runs after one warm-up. {method}.\n",
             self.date, self.machine.cores, self.machine.memory_gib, self.machine.os, self.runs
         );
         let _ = writeln!(out, "CPU: {}.", self.machine.cpu);
@@ -137,9 +144,14 @@ impl Report {
             let _ = writeln!(out, "{engine} {version}.");
         }
         let peers: Vec<&String> = self.engines.iter().filter(|e| *e != DRIFTDB).collect();
-        let _ = write!(out, "\n| query | rows |");
+        let (what, unit) = if self.is_ingest() {
+            ("scenario | rows per commit", "p50 / p99 ms, rows/s")
+        } else {
+            ("query | rows", "ms")
+        };
+        let _ = write!(out, "\n| {what} |");
         for engine in &self.engines {
-            let _ = write!(out, " {engine} ms |");
+            let _ = write!(out, " {engine} {unit} |");
         }
         for peer in &peers {
             let _ = write!(out, " DriftDB ÷ {peer} |");
@@ -153,6 +165,12 @@ impl Report {
             let _ = write!(out, "| {} | {} |", q.name, q.rows);
             for engine in &self.engines {
                 let cell = match (q.times.get(engine), q.mismatches.get(engine)) {
+                    (Some(s), _) if self.is_ingest() => format!(
+                        "{} / {}, {:.0}",
+                        millis(s.median_ms),
+                        millis(s.p99_ms),
+                        q.rows as f64 / (s.median_ms / 1e3)
+                    ),
                     (Some(s), _) => s.render(),
                     (None, Some(_)) => "answer differs".into(),
                     (None, None) => "—".into(),
@@ -167,6 +185,17 @@ impl Report {
             }
             out.push('\n');
         }
+        if !self.is_ingest() {
+            self.geometric_means(&mut out, &peers);
+        }
+        for mismatch in self.mismatches() {
+            let _ = writeln!(out, "\nAnswer differs: {mismatch}");
+        }
+        out
+    }
+
+    /// The last row: each engine's geometric mean time and DriftDB's mean ratio to each peer.
+    fn geometric_means(&self, out: &mut String, peers: &[&String]) {
         let _ = write!(out, "| **geometric mean** | |");
         for engine in &self.engines {
             let medians: Vec<f64> = self
@@ -176,7 +205,7 @@ impl Report {
                 .collect();
             let _ = write!(out, " {} |", millis(geometric_mean(&medians)));
         }
-        for peer in &peers {
+        for peer in peers {
             let ratios: Vec<f64> = self
                 .queries
                 .iter()
@@ -185,10 +214,10 @@ impl Report {
             let _ = write!(out, " **{:.2}** |", geometric_mean(&ratios));
         }
         out.push('\n');
-        for mismatch in self.mismatches() {
-            let _ = writeln!(out, "\nAnswer differs: {mismatch}");
-        }
-        out
+    }
+
+    fn is_ingest(&self) -> bool {
+        self.workload == "ingest"
     }
 
     /// DriftDB's median over `peer`'s for query `q`, when both answered alike.

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub median_ms: f64,
+    /// 99th percentile (nearest rank).
+    #[serde(default)]
+    pub p99_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
     pub runs: usize,
@@ -22,8 +25,10 @@ impl Summary {
             n if n % 2 == 1 => sorted[mid],
             _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
         };
+        let p99_rank = (sorted.len() * 99).div_ceil(100).max(1);
         Some(Self {
             median_ms: median,
+            p99_ms: sorted[p99_rank - 1],
             min_ms: sorted[0],
             max_ms: sorted[sorted.len() - 1],
             runs: sorted.len(),
@@ -73,6 +78,8 @@ mod tests {
         );
         let even = Summary::of(&[4.0, 1.0, 3.0, 2.0]).unwrap();
         assert_eq!(even.median_ms, 2.5);
+        let hundred: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(Summary::of(&hundred).unwrap().p99_ms, 198.0);
         assert!(Summary::of(&[]).is_none());
     }
 

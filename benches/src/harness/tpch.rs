@@ -43,6 +43,9 @@ const QUERIES: [&str; 22] = [
     include_str!("../../tpch/queries/q22.sql"),
 ];
 
+/// The engines TPC-H runs on.
+pub const ENGINES: [&str; 4] = [DRIFTDB, DRIFTDB_FLIGHT, DATAFUSION, DUCKDB];
+
 /// Q11's FRACTION at scale factor 1; the specification divides it by SF.
 const Q11_FRACTION_AT_SF1: f64 = 0.0001;
 
