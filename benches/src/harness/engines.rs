@@ -40,7 +40,7 @@ pub struct Measured {
 }
 
 /// An engine this process drives query by query.
-pub enum InProcess {
+pub enum Runner {
     DriftDb {
         db: Database,
         session: Session,
@@ -52,12 +52,12 @@ pub enum InProcess {
     },
 }
 
-impl InProcess {
+impl Runner {
     /// DriftDB over the database in `dir`.
     pub async fn driftdb(dir: &Path) -> Result<Self> {
         let db = Database::open(&dir.to_string_lossy()).await?;
         let session = Session::new(&db);
-        Ok(InProcess::DriftDb { db, session })
+        Ok(Runner::DriftDb { db, session })
     }
 
     /// DataFusion with default settings over `<table>.parquet` files in `dir`.
@@ -72,17 +72,17 @@ impl InProcess {
             )
             .await?;
         }
-        Ok(InProcess::DataFusion { ctx })
+        Ok(Runner::DataFusion { ctx })
     }
 
     async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
         match self {
-            InProcess::DriftDb { session, .. } => {
+            Runner::DriftDb { session, .. } => {
                 let mut results = session.execute(sql).await?;
                 Ok(results.pop().map(|r| r.batches).unwrap_or_default())
             }
-            InProcess::Flight(engine) => engine.query(sql).await,
-            InProcess::DataFusion { ctx } => Ok(ctx.sql(sql).await?.collect().await?),
+            Runner::Flight(engine) => engine.query(sql).await,
+            Runner::DataFusion { ctx } => Ok(ctx.sql(sql).await?.collect().await?),
         }
     }
 
@@ -105,9 +105,9 @@ impl InProcess {
     /// Release the engine (DriftDB closes its database, the server stops).
     pub async fn close(self) -> Result<()> {
         match self {
-            InProcess::DriftDb { db, .. } => db.close().await?,
-            InProcess::Flight(engine) => engine.stop(),
-            InProcess::DataFusion { .. } => {}
+            Runner::DriftDb { db, .. } => db.close().await?,
+            Runner::Flight(engine) => engine.stop(),
+            Runner::DataFusion { .. } => {}
         }
         Ok(())
     }

@@ -9,9 +9,7 @@ use driftdb_datasets::tpch::TABLES;
 
 use super::answers::Answer;
 use super::data::TpchData;
-use super::engines::{
-    self, DATAFUSION, DRIFTDB, DRIFTDB_FLIGHT, DUCKDB, InProcess, Measured, Query,
-};
+use super::engines::{self, DATAFUSION, DRIFTDB, DRIFTDB_FLIGHT, DUCKDB, Measured, Query, Runner};
 use super::flight::FlightEngine;
 use super::report::{QueryFigures, Report};
 use super::stats::Summary;
@@ -91,15 +89,15 @@ pub async fn run(plan: TpchRun<'_>) -> Result<Report> {
     for engine in &plan.engines {
         let results = match engine.as_str() {
             DRIFTDB => {
-                let runner = InProcess::driftdb(&plan.data.driftdb).await?;
+                let runner = Runner::driftdb(&plan.data.driftdb).await?;
                 measure_all(runner, &plan.queries, plan.runs).await?
             }
             DRIFTDB_FLIGHT => {
                 let server = FlightEngine::start(plan.driftdb_binary, &plan.data.driftdb).await?;
-                measure_all(InProcess::Flight(server), &plan.queries, plan.runs).await?
+                measure_all(Runner::Flight(server), &plan.queries, plan.runs).await?
             }
             DATAFUSION => {
-                let runner = InProcess::datafusion(&plan.data.parquet, &TABLES).await?;
+                let runner = Runner::datafusion(&plan.data.parquet, &TABLES).await?;
                 measure_all(runner, &plan.queries, plan.runs).await?
             }
             DUCKDB => {
@@ -135,7 +133,7 @@ pub async fn run(plan: TpchRun<'_>) -> Result<Report> {
 }
 
 async fn measure_all(
-    mut runner: InProcess,
+    mut runner: Runner,
     queries: &[Query],
     runs: usize,
 ) -> Result<BTreeMap<String, Measured>> {
