@@ -146,7 +146,7 @@ async fn measure_all(
 }
 
 /// One query's summaries, each engine's answer checked against the first engine's.
-fn figures(name: &str, mut by_engine: BTreeMap<String, Measured>) -> QueryFigures {
+fn figures(name: &str, by_engine: BTreeMap<String, Measured>) -> QueryFigures {
     let reference: Option<Answer> = by_engine
         .get(DRIFTDB)
         .or_else(|| by_engine.values().next())
@@ -157,7 +157,7 @@ fn figures(name: &str, mut by_engine: BTreeMap<String, Measured>) -> QueryFigure
         times: BTreeMap::new(),
         mismatches: BTreeMap::new(),
     };
-    for (engine, m) in std::mem::take(&mut by_engine) {
+    for (engine, m) in by_engine {
         let differs = reference.as_ref().and_then(|r| r.difference(&m.answer));
         match differs {
             Some(why) => {

@@ -173,13 +173,15 @@ impl IntKeyIndex {
             Ok(run) => run,
             Err(row) => return (0, Some(row)),
         };
+        // Every key NULL: nothing to hold.
+        if run.keys.is_empty() {
+            return (keys.len(), None);
+        }
         if let Some(at) = self.first_taken(&run) {
             return (0, Some((run.rowid(at) - first_rowid) as usize));
         }
-        if run.live > 0 {
-            self.runs.push(run);
-            self.compact();
-        }
+        self.runs.push(run);
+        self.compact();
         (keys.len(), None)
     }
 
@@ -326,6 +328,22 @@ mod tests {
             let expected = (row != 3).then_some(row as u64);
             assert_eq!(index.get(*key), expected, "key {key}");
         }
+    }
+
+    #[test]
+    fn a_bulk_insert_of_null_keys_holds_nothing() {
+        let mut index = IntKeyIndex::default();
+        let earlier = ascending(100_000, 5_000);
+        assert_eq!(index.insert_all(&earlier, |_| true, 0), (5_000, None));
+        let nulls = ascending(0, 5_000);
+        assert_eq!(index.insert_all(&nulls, |_| false, 10_000), (5_000, None));
+        assert_eq!(index.len(), 5_000);
+        assert_eq!(
+            index.insert_all(&nulls, |row| row == 2, 10_000),
+            (5_000, None)
+        );
+        assert_eq!(index.get(2), Some(10_002));
+        assert_eq!(index.len(), 5_001);
     }
 
     #[test]

@@ -221,23 +221,21 @@ impl KeyColumn {
 
     /// The keys of the rows `rows` picks, in that order.
     pub fn select(&self, rows: impl Iterator<Item = usize>) -> Self {
-        Self::from_encoded_options(rows.map(|row| self.encoded(row)).collect())
-    }
-
-    /// Keys in the row format, None for a row whose key has a NULL.
-    fn from_encoded_options(keys: Vec<Option<PkKey>>) -> Self {
-        let nulls = keys
-            .iter()
-            .any(Option::is_none)
-            .then(|| NullBuffer::from_iter(keys.iter().map(Option::is_some)));
-        let keys: Vec<PkKey> = keys
-            .into_iter()
-            .map(|k| k.unwrap_or_else(|| PkKey::from(&[][..])))
-            .collect();
-        Self {
-            keys: Keys::Encoded(keys.into()),
-            nulls,
-        }
+        let rows: Vec<usize> = rows.collect();
+        let keys = match &self.keys {
+            Keys::Int { values, width } => Keys::Int {
+                values: rows.iter().map(|row| values[*row]).collect(),
+                width: *width,
+            },
+            Keys::Encoded(keys) => {
+                Keys::Encoded(rows.iter().map(|row| keys[*row].clone()).collect())
+            }
+        };
+        let nulls = self
+            .nulls
+            .as_ref()
+            .map(|n| NullBuffer::from_iter(rows.iter().map(|row| n.is_valid(*row))));
+        Self { keys, nulls }
     }
 }
 
@@ -309,7 +307,13 @@ impl KeyIndex {
     pub fn try_insert(&mut self, key: Key<'_>, rowid: u64) -> bool {
         match self {
             KeyIndex::Int(index) => key.as_int().is_some_and(|k| index.try_insert(k, rowid)),
-            KeyIndex::Encoded(map) => vacant_insert(map.entry(key.to_encoded()), rowid),
+            KeyIndex::Encoded(map) => match map.entry(key.to_encoded()) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(slot) => {
+                    slot.insert(rowid);
+                    true
+                }
+            },
         }
     }
 
@@ -343,16 +347,6 @@ impl KeyIndex {
     pub fn remove_if_held_by(&mut self, key: Key<'_>, rowid: u64) {
         if self.get(key) == Some(rowid) {
             self.remove(key);
-        }
-    }
-}
-
-fn vacant_insert<K>(entry: Entry<'_, K, u64>, rowid: u64) -> bool {
-    match entry {
-        Entry::Occupied(_) => false,
-        Entry::Vacant(slot) => {
-            slot.insert(rowid);
-            true
         }
     }
 }
@@ -416,6 +410,12 @@ mod tests {
         assert_eq!(index.get(Key::Encoded(&seven)), Some(2));
         assert!(!index.try_insert(Key::Encoded(&seven), 9));
         assert!(keys.get(1).is_none());
+        let picked = keys.select([2, 1].into_iter());
+        assert!(matches!(
+            picked.get(0),
+            Some(Key::Int { value: 7, width: 4 })
+        ));
+        assert!(picked.get(1).is_none());
         assert_eq!(index.remove(Key::Encoded(&seven)), Some(2));
         assert_eq!(index.get(keys.get(2).unwrap()), None);
     }

@@ -135,7 +135,7 @@ fn apply_in_order(
                 table_id,
                 rowids,
                 keys,
-            } => retire_keys(state, *table_id, (at, keys), rowids, changes),
+            } => retire_keys(state, *table_id, at, keys, rowids, changes),
             Write::Insert {
                 table_id,
                 batch,
@@ -189,7 +189,8 @@ fn create_indexes(state: &mut DbState, def: &TableDef, changes: &mut KeyChanges)
 fn retire_keys(
     state: &mut DbState,
     table: u64,
-    (write, keys): (usize, &KeyColumn),
+    write: usize,
+    keys: &KeyColumn,
     rowids: &[u64],
     changes: &mut KeyChanges,
 ) {
