@@ -40,4 +40,10 @@ smoke="$(mktemp -d)"
     --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
 "$CARGO_TARGET_DIR/debug/driftdb-bench" run ingest --scale 0.01 --smoke --runs 1 --quiet \
     --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
+"$CARGO_TARGET_DIR/debug/driftdb-bench" run timetravel --scale 0.01 --depths 10,100 --smoke --runs 1 \
+    --quiet --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
+"$CARGO_TARGET_DIR/debug/driftdb-bench" run flight --scale 0.01 --smoke --runs 1 --quiet \
+    --dir "$smoke/bench-data" --python "$VENV/bin/python" > /dev/null
+# The criterion micro-benchmarks, each run once.
+cargo test --workspace --bench hot_paths
 rm -rf "$smoke"

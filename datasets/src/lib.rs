@@ -4,13 +4,15 @@
 //! downloaded: TPC-H at any scale factor ([`tpch`], from the `tpchgen`
 //! crates), written straight into a DriftDB database or to Parquet files
 //! ([`sink`]), and a shop whose customers and orders change over time, one
-//! commit per simulation step ([`shop`]); a progress line on long runs
-//! ([`progress`]).
+//! commit per simulation step ([`shop`]), sensor readings that arrive late
+//! and get corrected, one commit per arrival window ([`sensors`]); a
+//! progress line on long runs ([`progress`]).
 //!
 //! `datasets/README.md` lists every dataset, its schema and size per scale,
 //! and which tests and benchmarks use it.
 
 pub mod progress;
+pub mod sensors;
 pub mod shop;
 pub mod sink;
 pub mod tpch;

@@ -3,9 +3,11 @@
 //! ```text
 //! driftdb-datasets tpch --scale 1 --db ./tpch-sf1
 //! driftdb-datasets tpch --scale 0.1 --parquet ./tpch-sf0.1 --tables orders,lineitem
+//! driftdb-datasets shop --db ./shop --steps 1000
+//! driftdb-datasets sensors --db ./sensors --sensors 100 --steps 1440
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +66,31 @@ enum Dataset {
         #[arg(long)]
         quiet: bool,
     },
+    /// Sensor readings that arrive late and get corrected; one commit per minute of arrivals.
+    Sensors {
+        /// Load into the DriftDB database at this folder (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        sensors: u64,
+        /// Minutes measured (one arrival window and one commit each; at most a month).
+        #[arg(long, default_value_t = 1_440)]
+        steps: u64,
+        /// Share of readings that arrive late.
+        #[arg(long, default_value_t = 0.1)]
+        late_fraction: f64,
+        /// Latest arrival, in minutes after the reading.
+        #[arg(long, default_value_t = 10)]
+        max_delay: u64,
+        /// Share of sensors whose earlier reading is corrected each minute.
+        #[arg(long, default_value_t = 0.02)]
+        correction_fraction: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 #[tokio::main]
@@ -100,14 +127,51 @@ async fn run(cli: Cli) -> Result<()> {
                 orders_per_step,
                 seed,
             };
-            let database = Database::open(&db.to_string_lossy()).await?;
-            let mut progress = Progress::start("orders", quiet);
-            driftdb_datasets::shop::generate(&database, &config, &mut progress).await?;
-            progress.finish();
-            database.close().await?;
-            Ok(())
+            simulate(&db, "orders", quiet, async |database, progress| {
+                driftdb_datasets::shop::generate(database, &config, progress).await
+            })
+            .await
+        }
+        Dataset::Sensors {
+            db,
+            sensors,
+            steps,
+            late_fraction,
+            max_delay,
+            correction_fraction,
+            seed,
+            quiet,
+        } => {
+            let config = driftdb_datasets::sensors::SensorsConfig {
+                sensors,
+                steps,
+                late_fraction,
+                max_delay,
+                correction_fraction,
+                seed,
+            };
+            simulate(&db, "readings", quiet, async |database, progress| {
+                driftdb_datasets::sensors::generate(database, &config, progress).await
+            })
+            .await
         }
     }
+}
+
+/// Open the database at `db`, run a simulation into it with a progress
+/// line named `label`, and close it.
+async fn simulate(
+    db: &Path,
+    label: &str,
+    quiet: bool,
+    generate: impl AsyncFnOnce(&Database, &mut Progress) -> Result<()>,
+) -> Result<()> {
+    let database = Database::open(&db.to_string_lossy()).await?;
+    let mut progress = Progress::start(label, quiet);
+    generate(&database, &mut progress).await?;
+    progress.finish();
+    database.close().await?;
+    Ok(())
 }
 
 async fn tpch(

@@ -4,6 +4,8 @@
 //! driftdb-bench data tpch --scale 1            # generate once: Parquet + a DriftDB database
 //! driftdb-bench run tpch --scale 1             # 22 queries × {driftdb, driftdb-flight, datafusion, duckdb}
 //! driftdb-bench run ingest --scale 0.1         # bulk + small commits × {driftdb, datafusion COPY, delta}
+//! driftdb-bench run timetravel --scale 0.1     # AS OF vs current over 10…10k commits × {driftdb, delta}
+//! driftdb-bench run flight --scale 1           # fetch lineitem over Flight SQL × {driftdb, pyarrow.flight}
 //! driftdb-bench compare OLD.json NEW.json      # new ÷ old, per query and engine
 //! ```
 //!
@@ -14,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use driftdb_benches::harness::{self, MIN_RUNS, Result, data, flight, ingest, report, tpch};
+use driftdb_benches::harness::{
+    self, MIN_RUNS, Result, data, fetch, flight, ingest, report, timetravel, tpch,
+};
 
 /// Commits per small-commit scenario in a smoke run.
 const SMOKE_COMMITS: usize = 5;
@@ -72,6 +76,32 @@ enum Workload {
         /// Engines, comma-separated (driftdb, datafusion = its COPY … TO ceiling, delta).
         #[arg(long, default_value = "driftdb,datafusion,delta")]
         engines: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Time travel: AS OF reads over histories of 10 to 10,000 commits.
+    Timetravel {
+        /// Scale factor of the lineitem rows the history holds (0.1 = 600k rows).
+        #[arg(long, default_value_t = 0.1)]
+        scale: f64,
+        /// Commits of history, comma-separated.
+        #[arg(long, default_value = "10,100,1000,10000")]
+        depths: String,
+        /// Engines, comma-separated (driftdb, delta).
+        #[arg(long, default_value = "driftdb,delta")]
+        engines: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Flight fetch: all of TPC-H lineitem from `driftdb serve`, beside a
+    /// pyarrow.flight server sending the same batches from memory.
+    Flight {
+        /// Scale factor (1 = 6M lineitem rows).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The `driftdb` binary to serve with (default: next to this program).
+        #[arg(long)]
+        driftdb: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -162,8 +192,10 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Data { workload } => {
-            let (Workload::Tpch { scale, common, .. } | Workload::Ingest { scale, common, .. }) =
-                workload;
+            let (Workload::Tpch { scale, common, .. }
+            | Workload::Ingest { scale, common, .. }
+            | Workload::Timetravel { scale, common, .. }
+            | Workload::Flight { scale, common, .. }) = workload;
             let data = data::tpch_data(&common.dir, scale, common.quiet).await?;
             println!("{}\n{}", data.parquet.display(), data.driftdb.display());
             Ok(ExitCode::SUCCESS)
@@ -221,6 +253,49 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             common.finish(&report, &format!("ingest-sf{scale}"))
         }
+        Command::Run {
+            workload:
+                Workload::Timetravel {
+                    scale,
+                    depths,
+                    engines,
+                    common,
+                },
+        } => {
+            common.check_runs()?;
+            let engines = engine_list(&engines, &timetravel::ENGINES)?;
+            let data = data::tpch_data(&common.dir, scale, common.quiet).await?;
+            let report = timetravel::run(timetravel::TimeTravelRun {
+                parquet: &data.parquet.join("lineitem.parquet"),
+                scale,
+                depths: parse_numbers(&depths, "commit count")?,
+                engines,
+                runs: common.runs,
+                python: &common.python(),
+            })
+            .await?;
+            common.finish(&report, &format!("timetravel-sf{scale}"))
+        }
+        Command::Run {
+            workload:
+                Workload::Flight {
+                    scale,
+                    driftdb,
+                    common,
+                },
+        } => {
+            common.check_runs()?;
+            let data = data::tpch_data(&common.dir, scale, common.quiet).await?;
+            let report = fetch::run(fetch::FetchRun {
+                database: &data.driftdb,
+                scale,
+                runs: common.runs,
+                python: &common.python(),
+                driftdb_binary: &driftdb.unwrap_or_else(flight::default_binary),
+            })
+            .await?;
+            common.finish(&report, &format!("flight-fetch-sf{scale}"))
+        }
         Command::Compare { old, new } => {
             let (old, new) = (report::Report::read(&old)?, report::Report::read(&new)?);
             print!("{}", report::compare(&old, &new));
@@ -232,15 +307,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 fn parse_queries(list: Option<&str>) -> Result<Vec<usize>> {
     match list {
         None => Ok((1..=22).collect()),
-        Some(list) => list
-            .split(',')
-            .map(|n| {
-                n.trim()
-                    .parse()
-                    .map_err(|_| harness::Error::Usage(format!("not a query number: \"{n}\"")))
-            })
-            .collect(),
+        Some(list) => parse_numbers(list, "query number"),
     }
+}
+
+/// `list` split at commas, each a whole number (`what` names one in errors).
+fn parse_numbers(list: &str, what: &str) -> Result<Vec<usize>> {
+    list.split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .map_err(|_| harness::Error::Usage(format!("not a {what}: \"{n}\"")))
+        })
+        .collect()
 }
 
 fn expand_home(path: &str) -> PathBuf {

@@ -200,7 +200,7 @@ pub fn run_peer(
 }
 
 /// A script under `benches/peers/`.
-fn peer_script(name: &str) -> PathBuf {
+pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("peers")
         .join(name)

@@ -23,7 +23,6 @@ use serde::Deserialize;
 
 use super::engines::{DATAFUSION, DELTA, DRIFTDB};
 use super::report::{QueryFigures, Report};
-use super::stats::Summary;
 use super::{Error, Result};
 
 /// One way of writing the rows: `commits` commits of `rows_per_commit` rows.
@@ -202,12 +201,7 @@ pub async fn run(plan: IngestRun<'_>) -> Result<Report> {
     let scenarios = scenarios(rows.num_rows(), plan.max_commits);
     let mut figures: Vec<QueryFigures> = scenarios
         .iter()
-        .map(|s| QueryFigures {
-            name: s.name.clone(),
-            rows: s.rows_per_commit,
-            times: BTreeMap::new(),
-            mismatches: BTreeMap::new(),
-        })
+        .map(|s| QueryFigures::new(s.name.clone(), s.rows_per_commit))
         .collect();
     let mut versions = BTreeMap::new();
     for engine in &plan.engines {
@@ -215,19 +209,19 @@ pub async fn run(plan: IngestRun<'_>) -> Result<Report> {
             DRIFTDB => {
                 for (scenario, f) in scenarios.iter().zip(&mut figures) {
                     let latencies = driftdb(&rows, scenario, plan.runs).await?;
-                    insert(f, engine, &latencies);
+                    f.record(engine, &latencies);
                 }
             }
             DATAFUSION => {
                 let times = datafusion_copy(&rows, plan.runs).await?;
-                insert(&mut figures[0], engine, &times);
+                figures[0].record(engine, &times);
             }
             DELTA => {
                 let (version, latencies) = delta(plan.python, plan.parquet, &scenarios, plan.runs)?;
                 versions.insert(DELTA.to_string(), version);
                 for f in &mut figures {
                     if let Some(l) = latencies.get(&f.name) {
-                        insert(f, engine, l);
+                        f.record(engine, l);
                     }
                 }
             }
@@ -246,12 +240,6 @@ pub async fn run(plan: IngestRun<'_>) -> Result<Report> {
         versions,
         figures,
     ))
-}
-
-fn insert(figures: &mut QueryFigures, engine: &str, latencies: &[f64]) {
-    if let Some(summary) = Summary::of(latencies) {
-        figures.times.insert(engine.to_string(), summary);
-    }
 }
 
 #[cfg(test)]

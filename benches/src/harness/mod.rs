@@ -1,7 +1,8 @@
 //! The `driftdb-bench` harness: datasets on disk ([`data`]), engines that
 //! run the same SQL ([`engines`]), timing summaries ([`stats`]), result
 //! checks across engines ([`answers`]), and reports as JSON and markdown
-//! ([`report`]).
+//! ([`report`]). The workloads: [`tpch`], [`ingest`], [`timetravel`] and
+//! [`fetch`] (Flight SQL fetch throughput).
 //!
 //! Every figure is the median of at least [`MIN_RUNS`] timed runs after
 //! one warm-up run, with min and max; the peers run in the same invocation
@@ -11,10 +12,12 @@
 pub mod answers;
 pub mod data;
 pub mod engines;
+pub mod fetch;
 pub mod flight;
 pub mod ingest;
 pub mod report;
 pub mod stats;
+pub mod timetravel;
 pub mod tpch;
 
 /// Fewest timed runs per figure.

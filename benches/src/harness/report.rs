@@ -35,6 +35,30 @@ pub struct QueryFigures {
     pub times: BTreeMap<String, Summary>,
     /// Engines whose answer did not match, and how.
     pub mismatches: BTreeMap<String, String>,
+    /// The row this one is measured against on each engine (time travel:
+    /// an `AS OF` read against the current state), if any.
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+impl QueryFigures {
+    /// A row named `name` with `rows` rows and no times yet.
+    pub fn new(name: String, rows: usize) -> Self {
+        Self {
+            name,
+            rows,
+            times: BTreeMap::new(),
+            mismatches: BTreeMap::new(),
+            baseline: None,
+        }
+    }
+
+    /// Record `engine`'s samples (ms); nothing when there are none.
+    pub fn record(&mut self, engine: &str, samples: &[f64]) {
+        if let Some(summary) = Summary::of(samples) {
+            self.times.insert(engine.to_string(), summary);
+        }
+    }
 }
 
 /// The machine a report was measured on.
@@ -130,6 +154,10 @@ impl Report {
             "Per commit: median (p50) and p99 latency over every commit of the timed passes, and rows/s at the median; \
              each pass starts from an empty table and its row count is checked afterwards. \
              The ratio compares median latencies"
+        } else if self.has_baselines() {
+            "Median of the timed runs, min–max in brackets, milliseconds. \
+             A time counts only when the engine's answer equals DriftDB's. \
+             \"÷ current\" is a read's median over the same engine's current-state read of the same history"
         } else {
             "Median of the timed runs, min–max in brackets, milliseconds. \
              A time counts only when the engine's answer equals DriftDB's"
@@ -153,11 +181,19 @@ impl Report {
         for engine in &self.engines {
             let _ = write!(out, " {engine} {unit} |");
         }
+        let baseline_columns: &[String] = if self.has_baselines() {
+            &self.engines
+        } else {
+            &[]
+        };
+        for engine in baseline_columns {
+            let _ = write!(out, " {engine} ÷ current |");
+        }
         for peer in &peers {
             let _ = write!(out, " DriftDB ÷ {peer} |");
         }
         let _ = write!(out, "\n| --- | --- |");
-        for _ in 0..self.engines.len() + peers.len() {
+        for _ in 0..self.engines.len() + baseline_columns.len() + peers.len() {
             let _ = write!(out, " --- |");
         }
         out.push('\n');
@@ -177,6 +213,12 @@ impl Report {
                 };
                 let _ = write!(out, " {cell} |");
             }
+            for engine in baseline_columns {
+                let cell = self
+                    .baseline_ratio(q, engine)
+                    .map_or("—".into(), |r| format!("{r:.2}"));
+                let _ = write!(out, " {cell} |");
+            }
             for peer in &peers {
                 let cell = self
                     .ratio(q, peer)
@@ -185,7 +227,7 @@ impl Report {
             }
             out.push('\n');
         }
-        if !self.is_ingest() {
+        if !self.is_ingest() && !self.has_baselines() {
             self.geometric_means(&mut out, &peers);
         }
         for mismatch in self.mismatches() {
@@ -218,6 +260,19 @@ impl Report {
 
     fn is_ingest(&self) -> bool {
         self.workload == "ingest"
+    }
+
+    fn has_baselines(&self) -> bool {
+        self.queries.iter().any(|q| q.baseline.is_some())
+    }
+
+    /// `q`'s median over its baseline row's on `engine`.
+    fn baseline_ratio(&self, q: &QueryFigures, engine: &str) -> Option<f64> {
+        let baseline = self
+            .queries
+            .iter()
+            .find(|b| Some(&b.name) == q.baseline.as_ref())?;
+        Some(q.times.get(engine)?.median_ms / baseline.times.get(engine)?.median_ms)
     }
 
     /// DriftDB's median over `peer`'s for query `q`, when both answered alike.

@@ -12,7 +12,6 @@ use super::data::TpchData;
 use super::engines::{self, DATAFUSION, DRIFTDB, DRIFTDB_FLIGHT, DUCKDB, Measured, Query, Runner};
 use super::flight::FlightEngine;
 use super::report::{QueryFigures, Report};
-use super::stats::Summary;
 use super::{Error, Result};
 
 /// The query texts, in order.
@@ -151,23 +150,14 @@ fn figures(name: &str, by_engine: BTreeMap<String, Measured>) -> QueryFigures {
         .get(DRIFTDB)
         .or_else(|| by_engine.values().next())
         .map(|m| m.answer.clone());
-    let mut figures = QueryFigures {
-        name: name.to_string(),
-        rows: reference.as_ref().map_or(0, |a| a.rows.len()),
-        times: BTreeMap::new(),
-        mismatches: BTreeMap::new(),
-    };
+    let rows = reference.as_ref().map_or(0, |a| a.rows.len());
+    let mut figures = QueryFigures::new(name.to_string(), rows);
     for (engine, m) in by_engine {
-        let differs = reference.as_ref().and_then(|r| r.difference(&m.answer));
-        match differs {
+        match reference.as_ref().and_then(|r| r.difference(&m.answer)) {
             Some(why) => {
                 figures.mismatches.insert(engine, why);
             }
-            None => {
-                if let Some(summary) = Summary::of(&m.times_ms) {
-                    figures.times.insert(engine, summary);
-                }
-            }
+            None => figures.record(&engine, &m.times_ms),
         }
     }
     figures

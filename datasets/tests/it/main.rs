@@ -154,3 +154,62 @@ async fn shop_history_has_one_commit_per_step_and_only_valid_transitions() {
     db.close().await.unwrap();
     db2.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn sensor_readings_arrive_late_and_are_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().to_str().unwrap()).await.unwrap();
+    let config = driftdb_datasets::sensors::SensorsConfig {
+        sensors: 20,
+        steps: 30,
+        late_fraction: 0.2,
+        max_delay: 3,
+        correction_fraction: 0.1,
+        seed: 3,
+    };
+    let mut progress = Progress::start("readings", true);
+    driftdb_datasets::sensors::generate(&db, &config, &mut progress)
+        .await
+        .unwrap();
+    let mut s = Session::new(&db);
+    // Every reading arrived in the end, once.
+    assert_eq!(scalar(&mut s, "SELECT count(*) FROM readings").await, "600");
+    // Two CREATE TABLEs, the sensors, one commit per minute, then the stragglers.
+    assert_eq!(scalar(&mut s, "SELECT count(*) FROM commits()").await, "34");
+    let timestamp = driftdb_datasets::sensors::timestamp;
+    let mut late_somewhere = false;
+    for step in 0..30u64 {
+        let commit = scalar(
+            &mut s,
+            &format!(
+                "SELECT seq FROM commits() ORDER BY seq LIMIT 1 OFFSET {}",
+                3 + step
+            ),
+        )
+        .await;
+        let known = |upto: u64| {
+            format!(
+                "SELECT count(*) FROM readings VERSION AS OF {commit} \
+                 WHERE measured_at <= TIMESTAMP '{}'",
+                timestamp(upto)
+            )
+        };
+        // At minute k the readings up to k were not all in yet ...
+        let so_far: u64 = scalar(&mut s, &known(step)).await.parse().unwrap();
+        assert!(so_far <= 20 * (step + 1), "step {step}: {so_far}");
+        late_somewhere |= so_far < 20 * (step + 1);
+        // ... but everything older than the longest delay was.
+        if step >= 3 {
+            let settled: u64 = scalar(&mut s, &known(step - 3)).await.parse().unwrap();
+            assert_eq!(settled, 20 * (step - 2), "step {step}");
+        }
+    }
+    assert!(late_somewhere, "no reading arrived late");
+    // Corrections left more than one version of some readings.
+    let versions: u64 = scalar(&mut s, "SELECT count(*) FROM history('readings')")
+        .await
+        .parse()
+        .unwrap();
+    assert!(versions > 600, "{versions}");
+    db.close().await.unwrap();
+}
