@@ -5,8 +5,9 @@
 //! crates), written straight into a DriftDB database or to Parquet files
 //! ([`sink`]), and a shop whose customers and orders change over time, one
 //! commit per simulation step ([`shop`]), sensor readings that arrive late
-//! and get corrected, one commit per arrival window ([`sensors`]); a
-//! progress line on long runs ([`progress`]).
+//! and get corrected, one commit per arrival window ([`sensors`]), whose
+//! whole history can also be written to Parquet ([`sink::history_to_parquet`]);
+//! a progress line on long runs ([`progress`]).
 //!
 //! `datasets/README.md` lists every dataset, its schema and size per scale,
 //! and which tests and benchmarks use it.

@@ -5,12 +5,13 @@
 //! driftdb-datasets tpch --scale 0.1 --parquet ./tpch-sf0.1 --tables orders,lineitem
 //! driftdb-datasets shop --db ./shop --steps 1000
 //! driftdb-datasets sensors --db ./sensors --sensors 100 --steps 1440
+//! driftdb-datasets sensors --parquet ./sensors-history
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use driftdb_datasets::progress::Progress;
 use driftdb_datasets::{Result, sink, tpch};
 use driftdb_engine::Database;
@@ -50,9 +51,8 @@ enum Dataset {
     },
     /// A shop with history: customers who move, orders that change status; one commit per step.
     Shop {
-        /// Load into the DriftDB database at this folder (created if missing).
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        output: HistoryOutput,
         #[arg(long, default_value_t = 1_000)]
         customers: u64,
         /// Simulation steps (one commit each).
@@ -68,9 +68,8 @@ enum Dataset {
     },
     /// Sensor readings that arrive late and get corrected; one commit per minute of arrivals.
     Sensors {
-        /// Load into the DriftDB database at this folder (created if missing).
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        output: HistoryOutput,
         #[arg(long, default_value_t = 100)]
         sensors: u64,
         /// Minutes measured (one arrival window and one commit each; at most a month).
@@ -91,6 +90,18 @@ enum Dataset {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+/// Where a simulated history goes: a database, Parquet files, or both.
+#[derive(Args)]
+struct HistoryOutput {
+    /// Load into the DriftDB database at this folder (created if missing).
+    #[arg(long, required_unless_present = "parquet")]
+    db: Option<PathBuf>,
+    /// Write every version of every table (with `_seq`, `_system_from`,
+    /// `_system_to`) and the commit log as `<table>.parquet` files here.
+    #[arg(long)]
+    parquet: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -114,7 +125,7 @@ async fn run(cli: Cli) -> Result<()> {
             quiet,
         } => tpch(scale, db, parquet, &tables, quiet).await,
         Dataset::Shop {
-            db,
+            output,
             customers,
             steps,
             orders_per_step,
@@ -127,13 +138,20 @@ async fn run(cli: Cli) -> Result<()> {
                 orders_per_step,
                 seed,
             };
-            simulate(&db, "orders", quiet, async |database, progress| {
-                driftdb_datasets::shop::generate(database, &config, progress).await
-            })
+            let tables = ["customers", "orders"];
+            simulate(
+                &output,
+                "orders",
+                &tables,
+                quiet,
+                async |database, progress| {
+                    driftdb_datasets::shop::generate(database, &config, progress).await
+                },
+            )
             .await
         }
         Dataset::Sensors {
-            db,
+            output,
             sensors,
             steps,
             late_fraction,
@@ -150,28 +168,66 @@ async fn run(cli: Cli) -> Result<()> {
                 correction_fraction,
                 seed,
             };
-            simulate(&db, "readings", quiet, async |database, progress| {
-                driftdb_datasets::sensors::generate(database, &config, progress).await
-            })
+            let tables = ["sensors", "readings"];
+            simulate(
+                &output,
+                "readings",
+                &tables,
+                quiet,
+                async |database, progress| {
+                    driftdb_datasets::sensors::generate(database, &config, progress).await
+                },
+            )
             .await
         }
     }
 }
 
-/// Open the database at `db`, run a simulation into it with a progress
-/// line named `label`, and close it.
+/// Run a simulation into the database of `output` (a scratch one when
+/// only Parquet is asked for) with a progress line named `label`, then
+/// write the history of `tables` to `output.parquet` if given.
 async fn simulate(
-    db: &Path,
+    output: &HistoryOutput,
     label: &str,
+    tables: &[&str],
     quiet: bool,
     generate: impl AsyncFnOnce(&Database, &mut Progress) -> Result<()>,
 ) -> Result<()> {
-    let database = Database::open(&db.to_string_lossy()).await?;
+    let (path, _scratch) = match &output.db {
+        Some(db) => (db.clone(), None),
+        None => {
+            let scratch = ScratchDir::create()?;
+            (scratch.0.clone(), Some(scratch))
+        }
+    };
+    let database = Database::open(&path.to_string_lossy()).await?;
     let mut progress = Progress::start(label, quiet);
     generate(&database, &mut progress).await?;
     progress.finish();
+    if let Some(dir) = &output.parquet {
+        sink::history_to_parquet(&database, dir, tables, quiet).await?;
+    }
     database.close().await?;
     Ok(())
+}
+
+/// A database folder under the system's temporary folder, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("driftdb-datasets-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path)?;
+        }
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn tpch(
