@@ -20,7 +20,7 @@ use crate::limits::Limits;
 use crate::log::{LOG_DIR, read_log};
 use crate::storage::checkpoint::{Checkpoint, read_latest_checkpoint};
 use crate::storage::location::Location;
-use crate::storage::{DataFile, TableData};
+use crate::storage::{DataFile, Retirements, TableData};
 use crate::txn::KeyIndex;
 
 /// The state as of the last durable commit.
@@ -59,7 +59,7 @@ pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Resul
 fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
     let mut tables = HashMap::new();
     for table in checkpoint.tables {
-        let retired: HashMap<u64, u64> = table.retired.into_iter().collect();
+        let retired: Retirements = table.retired.into_iter().collect();
         let rows: u64 = table.files.iter().map(|f| f.rows).sum();
         let mut data = TableData {
             live_rows: rows.saturating_sub(retired.len() as u64),
@@ -163,7 +163,7 @@ async fn build_indexes(
 fn index_live_rows(
     def: &TableDef,
     batch: &RecordBatch,
-    retired: &HashMap<u64, u64>,
+    retired: &Retirements,
     pk: Option<&mut KeyIndex>,
     unique: &mut UniqueIndex,
 ) -> Result<()> {

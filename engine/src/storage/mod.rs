@@ -31,7 +31,7 @@ pub struct DataFile {
 }
 
 /// `_rowid` → the `seq` that retired that row version.
-pub type Retirements = HashMap<u64, u64>;
+pub type Retirements = HashMap<u64, u64, ahash::RandomState>;
 
 /// Everything stored for one table (all versions, all schema versions).
 #[derive(Debug, Default, Clone)]
