@@ -3,7 +3,10 @@
 //! - `commit`: one durable commit (log frame, fsync, apply) of 1 and 1,000 rows;
 //! - `memtable_append`: merging a commit's batch into the memtable's last chunk;
 //! - `visibility`: a scan's visibility filter over 1M row versions, half of
-//!   them retired, at the current state and `AS OF` half-way through;
+//!   them retired, at the current state and `AS OF` half-way through; and
+//!   over 1M rows in ten Parquet files with 1,000 rows updated, either the
+//!   newest (nine files untouched skip the retirement map) or spread over
+//!   every file (each pays a lookup per row);
 //! - `persist`: writing 100,000 memtable rows to Parquet.
 //!
 //! `cargo bench -p driftdb-benches --bench hot_paths` measures;
@@ -22,6 +25,11 @@ use tokio::runtime::Runtime;
 
 /// Rows in the visibility benchmark's table (each updated once: 2× versions).
 const VISIBILITY_ROWS: i64 = 500_000;
+/// Rows in the persisted visibility benchmark, and per data file.
+const PERSISTED_ROWS: i64 = 1_000_000;
+const PERSISTED_FILE_ROWS: i64 = 100_000;
+/// Rows the persisted visibility benchmark updates.
+const PERSISTED_UPDATES: i64 = 1_000;
 /// Rows the persist benchmark writes to Parquet.
 const PERSIST_ROWS: i64 = 100_000;
 
@@ -155,6 +163,52 @@ fn visibility(c: &mut Criterion) {
     group.finish();
 }
 
+fn visibility_persisted(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("visibility");
+    let stride = PERSISTED_ROWS / PERSISTED_UPDATES;
+    for (name, updated) in [
+        (
+            "1M persisted rows, newest 1k updated",
+            format!("id >= {}", PERSISTED_ROWS - PERSISTED_UPDATES),
+        ),
+        (
+            "1M persisted rows, 1k updated across all files",
+            format!("id % {stride} = 0"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, mut session) = rt.block_on(open(dir.path()));
+        rt.block_on(async {
+            for first in (0..PERSISTED_ROWS).step_by(PERSISTED_FILE_ROWS as usize) {
+                let batch = rows(first, PERSISTED_FILE_ROWS);
+                session
+                    .ingest("t", IngestMode::Append, &schema(), &[batch])
+                    .await
+                    .expect("load");
+                db.persist().await.expect("persist");
+            }
+            let sql = format!("UPDATE t SET name = 'renamed' WHERE {updated}");
+            let result = session.execute_one(&sql).await.expect("update");
+            assert_eq!(
+                result.rows_affected,
+                Some(PERSISTED_UPDATES as u64),
+                "{sql}"
+            );
+        });
+        let sql = "SELECT sum(id) FROM t";
+        let answer = rt.block_on(session.execute_one(sql)).expect("sum");
+        let text = driftdb_engine::sql::rows_as_text(&answer.batches).expect("render");
+        let expected = (PERSISTED_ROWS * (PERSISTED_ROWS - 1) / 2).to_string();
+        assert_eq!(text, [[expected]], "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(rt.block_on(session.execute_one(sql)).expect("sum")))
+        });
+        rt.block_on(db.close()).expect("close");
+    }
+    group.finish();
+}
+
 fn persist(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -180,6 +234,6 @@ fn persist(c: &mut Criterion) {
 criterion_group! {
     name = hot_paths;
     config = Criterion::default().sample_size(20);
-    targets = commit, memtable_append, visibility, persist
+    targets = commit, memtable_append, visibility, visibility_persisted, persist
 }
 criterion_main!(hot_paths);

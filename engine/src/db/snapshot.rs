@@ -1,6 +1,7 @@
 //! Read snapshots: the row versions of one table visible at a `seq`, or in a
 //! range of `seq`s (history), and mapping timestamps onto `seq`s.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use super::Database;
@@ -25,6 +26,8 @@ pub struct TableSnapshot {
     pub seq: u64,
     pub memtable: Vec<MemBatch>,
     pub files: Vec<Arc<DataFile>>,
+    /// For each of `files`, the first seq that retired one of its rows.
+    pub first_retire: Vec<Option<u64>>,
     pub retired: Arc<Retirements>,
     /// Live rows at the latest commit (a statistics estimate).
     pub live_rows: u64,
@@ -34,6 +37,19 @@ pub struct TableSnapshot {
     pub own_retired: Option<Arc<std::collections::HashSet<u64>>>,
     /// Commit time of every seq (index = seq - 1), for history scans.
     pub commit_times: Arc<Vec<i64>>,
+}
+
+impl TableSnapshot {
+    /// The `_rowid` ranges of the files none of whose rows was retired at or
+    /// before `seq`, in file (and so rowid) order.
+    pub fn unretired_files(&self, seq: u64) -> Vec<RangeInclusive<u64>> {
+        self.files
+            .iter()
+            .zip(&self.first_retire)
+            .filter(|(_, first)| first.is_none_or(|s| s > seq))
+            .map(|(file, _)| file.min_rowid..=file.max_rowid)
+            .collect()
+    }
 }
 
 impl Database {
@@ -102,21 +118,22 @@ impl Database {
                 .filter(|m| m.min_seq <= seq)
                 .cloned()
                 .collect(),
-            files: data
-                .files
-                .iter()
-                .enumerate()
-                .filter(|(i, f)| {
-                    f.min_seq <= seq && (!prune_retired || data.file_has_live_rows_at(*i, seq))
-                })
-                .map(|(_, f)| f.clone())
-                .collect(),
+            files: Vec::new(),
+            first_retire: Vec::new(),
             retired: data.retired.clone(),
             live_rows: data.live_rows,
             history: None,
             own_retired: None,
             commit_times: Arc::new(Vec::new()),
         };
+        for (i, file) in data.files.iter().enumerate() {
+            if file.min_seq <= seq && (!prune_retired || data.file_has_live_rows_at(i, seq)) {
+                snapshot.files.push(file.clone());
+                snapshot
+                    .first_retire
+                    .push(data.file_retire_seqs[i].first().copied());
+            }
+        }
         if let Some(own) = own {
             snapshot.memtable.extend(own.rows.iter().cloned());
             snapshot.own_retired = Some(own.retired.clone());

@@ -292,9 +292,11 @@ impl TableProvider for TemporalTable {
             _ => UnionExec::try_new(inputs)?,
         };
         let output_schema = Arc::new(self.schema.project(projection)?);
+        let visibility = self.visibility();
         let spec = VisibilitySpec {
-            visibility: self.visibility(),
+            visibility,
             retired: self.snapshot.retired.clone(),
+            unretired: self.snapshot.unretired_files(visibility.lowest_retire()),
             own_retired: self.snapshot.own_retired.clone(),
             commit_times: self.snapshot.commit_times.clone(),
             output,

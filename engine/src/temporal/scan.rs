@@ -4,15 +4,19 @@
 //! Its input yields the scan schema: the needed user columns (physical
 //! names), then `_rowid`, then `_seq`. Visibility is a per-row check of
 //! `_seq` and the retirement map, applied as one boolean mask per batch.
+//! A batch from a data file none of whose rows was retired early enough to
+//! matter skips the retirement map; the `retirement_lookups` metric
+//! (`EXPLAIN ANALYZE`) counts the rows that did not.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBufferBuilder, TimestampMicrosecondArray, UInt64Array,
 };
-use arrow::compute::filter;
+use arrow::compute::{filter, max, min};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -20,6 +24,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -45,11 +52,35 @@ pub enum Visibility {
     History(HistoryRange),
 }
 
+impl Visibility {
+    /// Versions retired at or before this seq are hidden: at S, live means
+    /// not retired by S; in a history range, live at some point of it means
+    /// retired after its start.
+    pub fn lowest_retire(self) -> u64 {
+        match self {
+            Visibility::AsOf(s) => s,
+            Visibility::History(r) => r.from_seq,
+        }
+    }
+
+    /// Versions written after this seq are hidden.
+    fn highest_seq(self) -> u64 {
+        match self {
+            Visibility::AsOf(s) => s,
+            Visibility::History(r) => r.to_seq,
+        }
+    }
+}
+
 /// Everything the visibility filter needs, shared by all partitions.
 #[derive(Debug)]
 pub struct VisibilitySpec {
     pub visibility: Visibility,
     pub retired: Arc<Retirements>,
+    /// `_rowid` ranges of data files with no version retired at or before
+    /// [`Visibility::lowest_retire`], sorted and disjoint: batches inside
+    /// one skip the retirement map.
+    pub unretired: Vec<RangeInclusive<u64>>,
     /// Rows the reading transaction retired itself (not committed yet).
     pub own_retired: Option<Arc<HashSet<u64>>>,
     pub commit_times: Arc<Vec<i64>>,
@@ -65,6 +96,7 @@ pub struct VisibilityExec {
     input: Arc<dyn ExecutionPlan>,
     spec: Arc<VisibilitySpec>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl VisibilityExec {
@@ -79,6 +111,7 @@ impl VisibilityExec {
             input,
             spec,
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -136,7 +169,8 @@ impl ExecutionPlan for VisibilityExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let spec = self.spec.clone();
-        let visible = input.map(move |batch| batch.and_then(|b| visible_rows(&spec, &b)));
+        let lookups = MetricBuilder::new(&self.metrics).counter("retirement_lookups", partition);
+        let visible = input.map(move |batch| batch.and_then(|b| visible_rows(&spec, &b, &lookups)));
         let remaining = self.spec.fetch.unwrap_or(usize::MAX);
         let limited = visible.scan(remaining, |remaining, batch| {
             let out = match batch {
@@ -153,14 +187,26 @@ impl ExecutionPlan for VisibilityExec {
         let schema = self.spec.output_schema.clone();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, limited)))
     }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
 }
 
 /// Keep the visible rows of one scan batch and build the output columns.
-fn visible_rows(spec: &VisibilitySpec, batch: &RecordBatch) -> Result<RecordBatch> {
+fn visible_rows(
+    spec: &VisibilitySpec,
+    batch: &RecordBatch,
+    lookups: &Count,
+) -> Result<RecordBatch> {
     let n = batch.num_columns();
     let rowids = as_u64(batch.column(n - 2))?;
     let seqs = as_u64(batch.column(n - 1))?;
-    let mask = visibility_mask(spec, rowids, seqs);
+    let check_retired = needs_retirement_lookups(spec, rowids);
+    if check_retired {
+        lookups.add(rowids.len());
+    }
+    let mask = visibility_mask(spec, rowids, seqs, check_retired);
     let kept = mask.true_count();
     let mut columns = Vec::with_capacity(spec.output.len());
     for out in &spec.output {
@@ -188,23 +234,39 @@ fn as_u64(array: &ArrayRef) -> Result<&UInt64Array> {
         .ok_or_else(|| DataFusionError::Internal("system column is not UInt64".into()))
 }
 
+/// Whether any row of a batch may have been retired early enough to be
+/// hidden: false when nothing is retired, or when all its rowids lie in one
+/// range of [`VisibilitySpec::unretired`] (a batch never spans data files).
+fn needs_retirement_lookups(spec: &VisibilitySpec, rowids: &UInt64Array) -> bool {
+    if spec.retired.is_empty() {
+        return false;
+    }
+    let (Some(lowest), Some(highest)) = (min(rowids), max(rowids)) else {
+        return false;
+    };
+    let i = spec.unretired.partition_point(|r| *r.end() < lowest);
+    !spec
+        .unretired
+        .get(i)
+        .is_some_and(|r| *r.start() <= lowest && highest <= *r.end())
+}
+
+/// Which rows are visible: written at or before the highest seq, not
+/// retired at or before the lowest (looked up only when `check_retired`),
+/// and not retired by the reading transaction itself.
 fn visibility_mask(
     spec: &VisibilitySpec,
     rowids: &UInt64Array,
     seqs: &UInt64Array,
+    check_retired: bool,
 ) -> BooleanArray {
     let mut mask = BooleanBufferBuilder::new(rowids.len());
-    let (lowest_retire, highest_seq) = match spec.visibility {
-        // Live at S: written at or before S, not retired at or before S.
-        Visibility::AsOf(s) => (s, s),
-        // Live at some point of [from, to]: written at or before `to`, retired after `from`.
-        Visibility::History(r) => (r.from_seq, r.to_seq),
-    };
-    let no_retirements = spec.retired.is_empty();
+    let lowest_retire = spec.visibility.lowest_retire();
+    let highest_seq = spec.visibility.highest_seq();
     let own_retired = spec.own_retired.as_deref().filter(|o| !o.is_empty());
     for (rowid, seq) in rowids.values().iter().zip(seqs.values().iter()) {
         let visible = *seq <= highest_seq
-            && (no_retirements || spec.retired.get(rowid).is_none_or(|r| *r > lowest_retire))
+            && (!check_retired || spec.retired.get(rowid).is_none_or(|r| *r > lowest_retire))
             && own_retired.is_none_or(|o| !o.contains(rowid));
         mask.append(visible);
     }
@@ -228,10 +290,7 @@ fn system_from(spec: &VisibilitySpec, seqs: &UInt64Array, mask: &BooleanArray) -
 }
 
 fn system_to(spec: &VisibilitySpec, rowids: &UInt64Array, mask: &BooleanArray) -> ArrayRef {
-    let upper = match spec.visibility {
-        Visibility::AsOf(s) => s,
-        Visibility::History(r) => r.to_seq,
-    };
+    let upper = spec.visibility.highest_seq();
     let values = rowids
         .values()
         .iter()
@@ -253,6 +312,7 @@ mod tests {
         VisibilitySpec {
             visibility,
             retired: Arc::new(retired.iter().copied().collect()),
+            unretired: Vec::new(),
             own_retired: None,
             commit_times: Arc::new(vec![10, 20, 30, 40]),
             output: vec![OutputColumn::RowId],
@@ -270,7 +330,7 @@ mod tests {
         let rowids = UInt64Array::from(vec![1, 2, 3]);
         let seqs = UInt64Array::from(vec![1, 2, 3]);
         let spec = spec(Visibility::AsOf(2), &[(1, 2)]);
-        let mask = visibility_mask(&spec, &rowids, &seqs);
+        let mask = visibility_mask(&spec, &rowids, &seqs, true);
         assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
     }
 
@@ -285,7 +345,24 @@ mod tests {
             }),
             &[(1, 2)],
         );
-        let mask = visibility_mask(&spec, &rowids, &seqs);
+        let mask = visibility_mask(&spec, &rowids, &seqs, true);
         assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
+    }
+
+    #[test]
+    fn batches_inside_an_unretired_file_skip_the_retirement_map() {
+        let mut spec = spec(Visibility::AsOf(4), &[(25, 3)]);
+        spec.unretired = vec![0..=9, 30..=39];
+        let lookups = |ids: Vec<u64>| needs_retirement_lookups(&spec, &UInt64Array::from(ids));
+        assert!(!lookups(vec![2, 3, 9]), "inside the first file");
+        assert!(!lookups(vec![31, 30]), "inside the second file, unsorted");
+        assert!(lookups(vec![20, 25]), "a file with a retirement");
+        assert!(lookups(vec![8, 12]), "not within one file");
+        assert!(lookups(vec![45]), "past every file (the memtable)");
+        let nothing_retired = super::tests::spec(Visibility::AsOf(4), &[]);
+        assert!(!needs_retirement_lookups(
+            &nothing_retired,
+            &UInt64Array::from(vec![25])
+        ));
     }
 }
