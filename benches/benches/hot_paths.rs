@@ -4,7 +4,7 @@
 //! - `memtable_append`: merging a commit's batch into the memtable's last chunk;
 //! - `visibility`: a scan's visibility filter over 1M row versions, half of
 //!   them retired, at the current state and `AS OF` half-way through; and
-//!   over 1M rows in ten Parquet files with 1,000 rows updated, either the
+//!   over 1M rows in ten Parquet files with 100,000 rows updated, either the
 //!   newest (nine files untouched skip the retirement map) or spread over
 //!   every file (each pays a lookup per row);
 //! - `persist`: writing 100,000 memtable rows to Parquet.
@@ -29,7 +29,7 @@ const VISIBILITY_ROWS: i64 = 500_000;
 const PERSISTED_ROWS: i64 = 1_000_000;
 const PERSISTED_FILE_ROWS: i64 = 100_000;
 /// Rows the persisted visibility benchmark updates.
-const PERSISTED_UPDATES: i64 = 1_000;
+const PERSISTED_UPDATES: i64 = 100_000;
 /// Rows the persist benchmark writes to Parquet.
 const PERSIST_ROWS: i64 = 100_000;
 
@@ -169,11 +169,11 @@ fn visibility_persisted(c: &mut Criterion) {
     let stride = PERSISTED_ROWS / PERSISTED_UPDATES;
     for (name, updated) in [
         (
-            "1M persisted rows, newest 1k updated",
+            "1M persisted rows, newest 100k updated",
             format!("id >= {}", PERSISTED_ROWS - PERSISTED_UPDATES),
         ),
         (
-            "1M persisted rows, 1k updated across all files",
+            "1M persisted rows, 100k updated across all files",
             format!("id % {stride} = 0"),
         ),
     ] {
