@@ -138,11 +138,10 @@ async fn run(cli: Cli) -> Result<()> {
                 orders_per_step,
                 seed,
             };
-            let tables = ["customers", "orders"];
             simulate(
                 &output,
                 "orders",
-                &tables,
+                &driftdb_datasets::shop::TABLES,
                 quiet,
                 async |database, progress| {
                     driftdb_datasets::shop::generate(database, &config, progress).await
@@ -168,11 +167,10 @@ async fn run(cli: Cli) -> Result<()> {
                 correction_fraction,
                 seed,
             };
-            let tables = ["sensors", "readings"];
             simulate(
                 &output,
                 "readings",
-                &tables,
+                &driftdb_datasets::sensors::TABLES,
                 quiet,
                 async |database, progress| {
                     driftdb_datasets::sensors::generate(database, &config, progress).await

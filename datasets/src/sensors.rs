@@ -20,6 +20,9 @@ use rand::{Rng, SeedableRng};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
+/// The tables the sensors dataset creates, referenced before referencing.
+pub const TABLES: [&str; 2] = ["sensors", "readings"];
+
 /// Minutes in a day: `measured_at` wraps to the next day after this many steps.
 const MINUTES_PER_DAY: u64 = 24 * 60;
 /// Days the simulated month has (so timestamps stay in January 2026).

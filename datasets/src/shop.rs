@@ -13,6 +13,9 @@ use rand::{Rng, SeedableRng};
 use crate::Result;
 use crate::progress::Progress;
 
+/// The tables a shop creates, referenced before referencing.
+pub const TABLES: [&str; 2] = ["customers", "orders"];
+
 /// The statuses an order goes through, in order; `cancelled` only follows `new`.
 pub const LIFECYCLE: [&str; 4] = ["new", "paid", "shipped", "delivered"];
 

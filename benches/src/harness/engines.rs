@@ -199,6 +199,35 @@ pub fn run_peer(
     Ok(output.stdout)
 }
 
+/// Run a peer script over the Parquet file `parquet` with a plan it reads
+/// from a JSON file (`(flag, plan)`: `--scenarios`, `--histories`, …) and
+/// `--runs`; returns its standard output.
+pub fn run_peer_with_plan(
+    peer: &str,
+    python: &Path,
+    script: &str,
+    parquet: &Path,
+    (flag, plan): (&str, &(impl serde::Serialize + ?Sized)),
+    runs: usize,
+) -> Result<Vec<u8>> {
+    let work = tempfile::tempdir()?;
+    let plan_file = work.path().join("plan.json");
+    std::fs::write(&plan_file, serde_json::to_vec(plan)?)?;
+    run_peer(
+        peer,
+        python,
+        script,
+        &[
+            "--parquet".as_ref(),
+            parquet.as_os_str(),
+            flag.as_ref(),
+            plan_file.as_os_str(),
+            "--runs".as_ref(),
+            runs.to_string().as_ref(),
+        ],
+    )
+}
+
 /// A script under `benches/peers/`.
 pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

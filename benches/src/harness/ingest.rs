@@ -159,21 +159,13 @@ pub fn delta(
     scenarios: &[Scenario],
     runs: usize,
 ) -> Result<(String, BTreeMap<String, Vec<f64>>)> {
-    let work = tempfile::tempdir()?;
-    let plan = work.path().join("scenarios.json");
-    std::fs::write(&plan, serde_json::to_vec(scenarios)?)?;
-    let stdout = super::engines::run_peer(
+    let stdout = super::engines::run_peer_with_plan(
         DELTA,
         python,
         "deltalake_ingest.py",
-        &[
-            "--parquet".as_ref(),
-            parquet.as_os_str(),
-            "--scenarios".as_ref(),
-            plan.as_os_str(),
-            "--runs".as_ref(),
-            runs.to_string().as_ref(),
-        ],
+        parquet,
+        ("--scenarios", scenarios),
+        runs,
     )?;
     let parsed: DeltaOutput = serde_json::from_slice(&stdout)?;
     let latencies = parsed

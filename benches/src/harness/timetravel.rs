@@ -188,21 +188,13 @@ pub fn delta(
     histories: &[History],
     runs: usize,
 ) -> Result<(String, DeltaReads)> {
-    let work = tempfile::tempdir()?;
-    let plan = work.path().join("histories.json");
-    std::fs::write(&plan, serde_json::to_vec(histories)?)?;
-    let stdout = super::engines::run_peer(
+    let stdout = super::engines::run_peer_with_plan(
         DELTA,
         python,
         "deltalake_timetravel.py",
-        &[
-            "--parquet".as_ref(),
-            parquet.as_os_str(),
-            "--histories".as_ref(),
-            plan.as_os_str(),
-            "--runs".as_ref(),
-            runs.to_string().as_ref(),
-        ],
+        parquet,
+        ("--histories", histories),
+        runs,
     )?;
     let parsed: DeltaOutput = serde_json::from_slice(&stdout)?;
     let mut measured = BTreeMap::new();
@@ -235,15 +227,18 @@ pub struct TimeTravelRun<'a> {
 pub async fn run(plan: TimeTravelRun<'_>) -> Result<Report> {
     let rows = super::ingest::read_rows(plan.parquet)?;
     let histories = History::for_depths(rows.num_rows(), &plan.depths);
+    // One row per history and read, in `Read::ALL` order within a history.
+    let mut figures: Vec<QueryFigures> = histories
+        .iter()
+        .flat_map(|h| Read::ALL.map(|read| figure_row(read, h)))
+        .collect();
     let mut driftdb_answers: BTreeMap<String, Answer> = BTreeMap::new();
-    let mut figures = Vec::new();
     let mut versions = BTreeMap::new();
     if plan.engines.iter().any(|e| e == DRIFTDB) {
-        for history in &histories {
+        for (rows_of, history) in figures.chunks_mut(Read::ALL.len()).zip(&histories) {
             let measured = driftdb(&rows, history, plan.runs).await?;
             let current = measured[0].1.answer.clone();
-            for (read, m) in measured {
-                let mut row = figure_row(read, history);
+            for (row, (read, m)) in rows_of.iter_mut().zip(measured) {
                 match m.answer.difference(&current) {
                     // AS OF latest must see exactly the current state.
                     Some(why) if read == Read::AsOfLatest => {
@@ -252,12 +247,7 @@ pub async fn run(plan: TimeTravelRun<'_>) -> Result<Report> {
                     _ => row.record(DRIFTDB, &m.times_ms),
                 }
                 driftdb_answers.insert(row.name.clone(), m.answer);
-                figures.push(row);
             }
-        }
-    } else {
-        for history in &histories {
-            figures.extend(Read::ALL.iter().map(|&read| figure_row(read, history)));
         }
     }
     if plan.engines.iter().any(|e| e == DELTA) {
@@ -268,10 +258,8 @@ pub async fn run(plan: TimeTravelRun<'_>) -> Result<Report> {
             .collect();
         let (version, measured) = delta(plan.python, plan.parquet, &within, plan.runs)?;
         versions.insert(DELTA.to_string(), version);
-        let mut rows_iter = figures.iter_mut();
-        for history in &histories {
-            for read in Read::ALL {
-                let Some(row) = rows_iter.next() else { break };
+        for (rows_of, history) in figures.chunks_mut(Read::ALL.len()).zip(&histories) {
+            for (row, read) in rows_of.iter_mut().zip(Read::ALL) {
                 let Some(m) = measured.get(&(history.commits, read.key())) else {
                     continue;
                 };

@@ -256,7 +256,7 @@ async fn shop_history_in_parquet_answers_as_of_like_the_database() {
         .await
         .unwrap();
     let files = dir.path().join("parquet");
-    let versions = sink::history_to_parquet(&db, &files, &["customers", "orders"], true)
+    let versions = sink::history_to_parquet(&db, &files, &driftdb_datasets::shop::TABLES, true)
         .await
         .unwrap();
     let mut s = Session::new(&db);

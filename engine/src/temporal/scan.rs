@@ -241,6 +241,9 @@ fn needs_retirement_lookups(spec: &VisibilitySpec, rowids: &UInt64Array) -> bool
     if spec.retired.is_empty() {
         return false;
     }
+    if spec.unretired.is_empty() {
+        return true;
+    }
     let (Some(lowest), Some(highest)) = (min(rowids), max(rowids)) else {
         return false;
     };
