@@ -12,6 +12,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("syntax error: {message}")]
     Syntax { message: String },
+    #[error("{message}")]
+    TooComplex { message: String },
+    #[error("parameter ${index} {message}")]
+    BadParameter { index: usize, message: String },
 
     #[error("relation \"{name}\" does not exist{context}")]
     UnknownTable { name: String, context: String },
@@ -240,6 +244,8 @@ impl Error {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             Error::Syntax { .. } => "42601",
+            Error::TooComplex { .. } => "54001",
+            Error::BadParameter { .. } => "42804",
             Error::UnknownTable { .. } => "42P01",
             Error::TableExists { .. } => "42P07",
             Error::UnknownColumn { .. } => "42703",

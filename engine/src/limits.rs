@@ -29,3 +29,13 @@ impl Default for Limits {
         }
     }
 }
+
+/// Deepest nesting of parentheses, subqueries and unary operators the
+/// parser follows (its recursion limit); deeper is 54001.
+pub const STATEMENT_NESTING_MAX: usize = 64;
+
+/// Deepest expression tree a statement may build: nesting plus operators
+/// chained at one level (`1 + 1 + … + 1` is one level per `+`). Deeper
+/// trees would exhaust the stack of the planner and optimizer, which walk
+/// them recursively; refused with 54001 before parsing.
+pub const EXPRESSION_DEPTH_MAX: usize = 1024;

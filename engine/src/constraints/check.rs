@@ -42,6 +42,17 @@ pub fn validate_check(ctx: &SessionContext, def: &TableDef, check: &CheckDef) ->
     evaluate(ctx, check, &empty).map(|_| ())
 }
 
+/// A CHECK constraint's stored expression over the table's columns.
+pub fn check_expr(
+    ctx: &SessionContext,
+    def: &TableDef,
+    check: &CheckDef,
+) -> Result<datafusion::logical_expr::Expr> {
+    let schema = logical_schema(def.columns());
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    Ok(ctx.parse_sql_expr(&check.expr, &df_schema)?)
+}
+
 fn evaluate(
     ctx: &SessionContext,
     check: &CheckDef,

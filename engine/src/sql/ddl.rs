@@ -357,12 +357,15 @@ fn validate_expressions(session: &Session, def: &TableDef) -> Result<()> {
 
 /// ALTER TABLE … ADD CONSTRAINT … CHECK validates the rows already there.
 async fn check_existing_rows(session: &Session, def: &TableDef, check: &CheckDef) -> Result<()> {
-    let sql = format!(
-        "SELECT * FROM {} WHERE NOT ({}) LIMIT 1",
-        super::quote_ident(&def.name),
-        check.expr
-    );
-    let batches = session.run_internal_query(&sql).await?;
+    let alias = datafusion::common::TableReference::bare(def.name.clone());
+    let scan = super::plans::table_scan(session, def, alias, false)?;
+    let predicate = crate::constraints::check::check_expr(session.context(), def, check)?;
+    // Rows where the CHECK is FALSE (NULL passes, as in PostgreSQL).
+    let plan = scan
+        .filter(datafusion::logical_expr::Expr::Not(Box::new(predicate)))?
+        .limit(0, Some(1))?
+        .build()?;
+    let batches = session.run_plan(plan).await?;
     match batches.iter().find(|b| b.num_rows() > 0) {
         Some(batch) => Err(Error::CheckViolatedByExistingRow {
             table: def.name.clone(),
@@ -853,7 +856,12 @@ pub(crate) async fn alter_table(
     Ok(StatementResult::done("ALTER TABLE", None, outcome))
 }
 
-pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<StatementResult> {
+/// `CREATE VIEW`; the definition is stored as `text`, the statement as written.
+pub(crate) async fn create_view(
+    session: &Session,
+    view: CreateView,
+    text: &str,
+) -> Result<StatementResult> {
     if view.materialized {
         return Err(Error::unsupported("materialized views"));
     }
@@ -870,13 +878,17 @@ pub(crate) async fn create_view(session: &Session, view: CreateView) -> Result<S
     }
     // Plan it now so a broken view is refused at creation.
     session.plan(Statement::Query(view.query.clone())).await?;
+    let sql = match text.is_empty() {
+        true => view.query.to_string(),
+        false => text.to_string(),
+    };
     let mut writes = WriteSet::new("CREATE VIEW");
     if exists {
         writes.push(Write::DropView { name: name.clone() });
     }
     writes.push(Write::CreateView(ViewDef {
         name,
-        sql: view.query.to_string(),
+        sql,
         created_seq: 0,
         dropped_seq: None,
     }));

@@ -13,18 +13,18 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use arrow::compute::{CastOptions, cast_with_options, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::FormatOptions;
-use datafusion::datasource::MemTable;
+use datafusion::common::{Column, ScalarValue, TableReference};
+use datafusion::logical_expr::{JoinType, LogicalPlanBuilder};
 use sqlparser::ast::{
     self, Assignment, AssignmentTarget, FromTable, OnConflictAction, OnInsert, TableFactor,
 };
 
 use super::ddl::{keys_of, normalize_ident, table_name};
-use super::quote_ident;
+use super::plans;
 use super::session::{Session, StatementResult};
 use crate::catalog::{ForeignKeyDef, KeyRef, SqlType, TableDef, user_physical_schema};
 use crate::constraints::check::default_values;
 use crate::error::{Error, Result};
-use crate::temporal::planner::SYSTEM_COLUMNS_MARKER;
 use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 
 /// The current definition of a table that is about to be written.
@@ -37,59 +37,6 @@ fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
             name,
             context: String::new(),
         })
-}
-
-/// `FROM` text scanning `def` with its system columns, under `alias`.
-fn system_scan(def: &TableDef, alias: &str) -> String {
-    format!(
-        "{} FOR SYSTEM_TIME AS OF {SYSTEM_COLUMNS_MARKER}() AS {}",
-        quote_ident(&def.name),
-        quote_ident(alias)
-    )
-}
-
-/// Select-list items `alias._rowid, alias.<pk>…` (always first in internal reads).
-fn rowid_and_key_items(def: &TableDef, alias: &str) -> Vec<String> {
-    let q = quote_ident(alias);
-    let mut items = vec![format!("{q}.\"_rowid\"")];
-    items.extend(
-        def.primary_key_columns()
-            .iter()
-            .map(|c| format!("{q}.{}", quote_ident(&c.name))),
-    );
-    items
-}
-
-/// The internal query of an UPDATE, DELETE or TRUNCATE: `items` from the
-/// target's system scan, joined with `from`, filtered by `selection`.
-fn internal_read(
-    def: &TableDef,
-    alias: &str,
-    items: Vec<String>,
-    from: &[ast::TableWithJoins],
-    selection: Option<&ast::Expr>,
-) -> String {
-    let mut sql = format!(
-        "SELECT {} FROM {}",
-        numbered(items),
-        system_scan(def, alias)
-    );
-    for table in from {
-        sql.push_str(&format!(", {table}"));
-    }
-    if let Some(selection) = selection {
-        sql.push_str(&format!(" WHERE {selection}"));
-    }
-    sql
-}
-
-fn numbered(items: Vec<String>) -> String {
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| format!("{item} AS \"__c{i}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Rows to retire read by an internal query whose first columns are `_rowid`, then the key.
@@ -309,32 +256,40 @@ fn assignment_column(def: &TableDef, assignment: &Assignment) -> Result<usize> {
         })
 }
 
-/// Select items giving every column's new value: the assigned expression or the old value.
-fn new_value_items(def: &TableDef, alias: &str, assignments: &[Assignment]) -> Result<Vec<String>> {
-    let mut values: Vec<Option<String>> = vec![None; def.columns().len()];
+/// Each column's assigned expression (None: keeps its value), checked:
+/// every target exists, is assigned once, and is not GENERATED ALWAYS.
+fn assigned_values<'a>(
+    def: &TableDef,
+    assignments: &'a [Assignment],
+) -> Result<Vec<Option<&'a ast::Expr>>> {
+    let mut values: Vec<Option<&ast::Expr>> = vec![None; def.columns().len()];
     for assignment in assignments {
         let index = assignment_column(def, assignment)?;
-        if values[index]
-            .replace(assignment.value.to_string())
-            .is_some()
-        {
+        let column = &def.columns()[index];
+        if column.identity == Some(crate::catalog::Identity::Always) {
+            return Err(Error::GeneratedAlways {
+                column: column.name.clone(),
+            });
+        }
+        if values[index].replace(&assignment.value).is_some() {
             return Err(Error::InvalidArgument {
-                message: format!(
-                    "multiple assignments to column \"{}\"",
-                    def.columns()[index].name
-                ),
+                message: format!("multiple assignments to column \"{}\"", column.name),
             });
         }
     }
-    let q = quote_ident(alias);
-    Ok(def
-        .columns()
+    Ok(values)
+}
+
+/// Plan each assigned expression against the rows the statement reads.
+fn plan_values(
+    session: &Session,
+    values: &[Option<&ast::Expr>],
+    schema: &datafusion::common::DFSchema,
+) -> Result<Vec<Option<datafusion::logical_expr::Expr>>> {
+    values
         .iter()
-        .zip(values)
-        .map(|(column, value)| {
-            value.unwrap_or_else(|| format!("{q}.{}", quote_ident(&column.name)))
-        })
-        .collect())
+        .map(|v| v.map(|e| plans::plan_expr(session, e, schema)).transpose())
+        .collect()
 }
 
 /// Retire the rows read, and write their new versions (columns after `_rowid` and the key).
@@ -414,17 +369,24 @@ pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<Sta
     }
     let (name, alias) = relation_of(&update.table.relation)?;
     let def = target_table(session, &name)?;
-    let alias = alias.unwrap_or_else(|| def.name.clone());
-    let mut items = rowid_and_key_items(&def, &alias);
-    items.extend(new_value_items(&def, &alias, &update.assignments)?);
+    let alias = TableReference::bare(alias.unwrap_or_else(|| def.name.clone()));
+    let assigned = assigned_values(&def, &update.assignments)?;
     let from = match &update.from {
         Some(ast::UpdateTableFromKind::AfterSet(f) | ast::UpdateTableFromKind::BeforeSet(f)) => {
             f.as_slice()
         }
         None => &[],
     };
-    let sql = internal_read(&def, &alias, items, from, update.selection.as_ref());
-    let batches = session.run_internal_query(&sql).await?;
+    let source = plans::write_source(
+        session,
+        &update.table.relation,
+        from,
+        update.selection.as_ref(),
+    )
+    .await?;
+    let values = plan_values(session, &assigned, source.schema())?;
+    let plan = plans::project_updated(&def, &alias, LogicalPlanBuilder::from(source), values)?;
+    let batches = session.run_plan(plan).await?;
     let mut writes = WriteSet::new("UPDATE");
     let count = update_writes(session, &def, batches, &mut writes)?;
     commit_counted(session, "UPDATE", writes, count).await
@@ -442,11 +404,12 @@ pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<Sta
     };
     let (name, alias) = relation_of(&target.relation)?;
     let def = target_table(session, &name)?;
-    let alias = alias.unwrap_or_else(|| def.name.clone());
-    let items = rowid_and_key_items(&def, &alias);
+    let alias = TableReference::bare(alias.unwrap_or_else(|| def.name.clone()));
     let using = delete.using.as_deref().unwrap_or_default();
-    let sql = internal_read(&def, &alias, items, using, delete.selection.as_ref());
-    let batches = session.run_internal_query(&sql).await?;
+    let source =
+        plans::write_source(session, &target.relation, using, delete.selection.as_ref()).await?;
+    let plan = plans::project_retired(&def, &alias, LogicalPlanBuilder::from(source))?;
+    let batches = session.run_plan(plan).await?;
     let mut writes = WriteSet::new("DELETE");
     let count = retire_writes(&def, batches, &mut writes)?;
     commit_counted(session, "DELETE", writes, count).await
@@ -478,43 +441,6 @@ pub(crate) struct ChildScan<'a> {
     pub new_values: Option<Vec<ArrayRef>>,
 }
 
-/// Alias of the referencing table in a [`ChildScan`] query.
-const CHILD_ALIAS: &str = "__child";
-
-impl ChildScan<'_> {
-    /// `_rowid`, primary key, then `values` (None: the referencing columns)
-    /// of the live rows whose key is in `keys` (columns `old0…`, alias `k`).
-    pub fn join_sql(&self, keys: &str, values: Option<&[String]>) -> String {
-        let q = quote_ident(CHILD_ALIAS);
-        let columns = self.def.columns_by_id(&self.fk.columns);
-        let mut items = rowid_and_key_items(self.def, CHILD_ALIAS);
-        match values {
-            Some(values) => items.extend(values.iter().cloned()),
-            None => items.extend(
-                columns
-                    .iter()
-                    .map(|c| format!("{q}.{}", quote_ident(&c.name))),
-            ),
-        }
-        let on: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{q}.{} = k.\"old{i}\"", quote_ident(&c.name)))
-            .collect();
-        format!(
-            "SELECT {} FROM {} JOIN {keys} AS k ON {}",
-            numbered(items),
-            system_scan(self.def, CHILD_ALIAS),
-            on.join(" AND ")
-        )
-    }
-
-    /// How a select item names column `name` of the referencing table.
-    pub fn column(name: &str) -> String {
-        format!("{}.{}", quote_ident(CHILD_ALIAS), quote_ident(name))
-    }
-}
-
 /// Retire the rows a [`ChildScan`] read.
 pub(crate) fn retire_rows_read(
     def: &TableDef,
@@ -542,9 +468,11 @@ pub(crate) async fn truncate(
     let mut count = 0;
     for target in &truncate.table_names {
         let def = target_table(session, &target.name)?;
-        let items = rowid_and_key_items(&def, &def.name);
-        let sql = internal_read(&def, &def.name, items, &[], None);
-        let batches = session.run_internal_query(&sql).await?;
+        let alias = TableReference::bare(def.name.clone());
+        let scan = plans::table_scan(session, &def, alias.clone(), true)?;
+        let batches = session
+            .run_plan(plans::project_retired(&def, &alias, scan)?)
+            .await?;
         count += retire_writes(&def, batches, &mut writes)?;
     }
     commit_counted(session, "TRUNCATE", writes, count).await
@@ -565,6 +493,67 @@ async fn commit_counted(
 }
 
 pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<StatementResult> {
+    insert_sourced(session, insert, None).await
+}
+
+/// Whether `insert` is `INSERT … VALUES` with one row (a template for many parameter sets).
+pub(crate) fn is_single_row_values(insert: &ast::Insert) -> bool {
+    let Some(source) = &insert.source else {
+        return false;
+    };
+    matches!(source.body.as_ref(), ast::SetExpr::Values(v) if v.rows.len() == 1)
+}
+
+/// `INSERT … VALUES (<placeholders>)` once per parameter set in `rows`, as one insert.
+pub(crate) async fn insert_rows(
+    session: &Session,
+    insert: ast::Insert,
+    rows: &[Vec<ScalarValue>],
+) -> Result<StatementResult> {
+    insert_sourced(session, insert, Some(rows)).await
+}
+
+/// The rows of an INSERT's source: its query planned once, then run with
+/// each parameter set of `param_rows` bound (or once with the session's).
+async fn insert_source(
+    session: &Session,
+    source: Box<ast::Query>,
+    param_rows: Option<&[Vec<ScalarValue>]>,
+) -> Result<RecordBatch> {
+    let Some(param_rows) = param_rows else {
+        let plan = session.plan(ast::Statement::Query(source)).await?;
+        return source_rows(session, plan).await;
+    };
+    let template = session.plan_unbound_query(source).await?;
+    let schema = Arc::new(template.schema().as_arrow().clone());
+    let mut batches = Vec::with_capacity(param_rows.len());
+    for values in param_rows {
+        let plan = super::params::bind_plan(template.clone(), values)?;
+        batches.push(source_rows(session, plan).await?);
+    }
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+/// Run an INSERT's planned source (a literal VALUES list is built directly).
+async fn source_rows(
+    session: &Session,
+    plan: datafusion::logical_expr::LogicalPlan,
+) -> Result<RecordBatch> {
+    if let Some(batch) = literal_values(&plan)? {
+        return Ok(batch);
+    }
+    let frame = session.context().execute_logical_plan(plan).await?;
+    let source_schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok(concat_batches(&source_schema, &batches)?)
+}
+
+async fn insert_sourced(
+    session: &Session,
+    insert: ast::Insert,
+    param_rows: Option<&[Vec<ScalarValue>]>,
+) -> Result<StatementResult> {
     if insert.returning.is_some() {
         return Err(Error::unsupported("INSERT … RETURNING"));
     }
@@ -581,16 +570,7 @@ pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<Sta
     let Some(source) = insert.source else {
         return Err(Error::unsupported("INSERT … DEFAULT VALUES"));
     };
-    let plan = session.plan(ast::Statement::Query(source)).await?;
-    let source = match literal_values(&plan)? {
-        Some(batch) => batch,
-        None => {
-            let frame = session.context().execute_logical_plan(plan).await?;
-            let source_schema = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await?;
-            concat_batches(&source_schema, &batches)?
-        }
-    };
+    let source = insert_source(session, source, param_rows).await?;
     refuse_generated_always(&def, &targets[..targets.len().min(source.num_columns())])?;
     let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;
@@ -827,9 +807,12 @@ fn conflict_holders(
     }
 }
 
-/// Name of the temporary table holding the proposed rows in ON CONFLICT DO UPDATE.
-const EXCLUDED_TABLE: &str = "excluded";
+/// The name ON CONFLICT DO UPDATE gives the proposed rows.
+const EXCLUDED: &str = "excluded";
 
+/// ON CONFLICT DO UPDATE: the rows holding the conflicting keys, joined
+/// with the proposed rows (`excluded`) on the conflict key, filtered by
+/// the action's WHERE, with the action's new values.
 async fn update_conflicts(
     session: &Session,
     def: &TableDef,
@@ -839,6 +822,14 @@ async fn update_conflicts(
     update: &ast::DoUpdate,
     writes: &mut WriteSet,
 ) -> Result<u64> {
+    if alias == EXCLUDED {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "table name \"{EXCLUDED}\" specified more than once: give \"{}\" an alias",
+                def.name
+            ),
+        });
+    }
     let logical = crate::catalog::logical_schema(def.columns());
     let logical = Arc::new(Schema::new(
         logical
@@ -847,33 +838,30 @@ async fn update_conflicts(
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect::<Vec<_>>(),
     ));
-    let excluded = RecordBatch::try_new(logical.clone(), proposed.columns().to_vec())?;
-    let table = Arc::new(MemTable::try_new(logical, vec![vec![excluded]])?);
-    session.context().register_table(EXCLUDED_TABLE, table)?;
-    let q = quote_ident(alias);
-    let on: Vec<String> = on_columns
+    let excluded_ref = TableReference::bare(EXCLUDED);
+    let excluded = RecordBatch::try_new(logical, proposed.columns().to_vec())?;
+    let excluded = plans::batch_scan(excluded, excluded_ref.clone())?.build()?;
+    let target = TableReference::bare(alias);
+    let keys: (Vec<Column>, Vec<Column>) = on_columns
         .iter()
         .map(|name| {
-            format!(
-                "{q}.{col} = {EXCLUDED_TABLE}.{col}",
-                col = quote_ident(name)
+            (
+                Column::new(Some(target.clone()), name),
+                Column::new(Some(excluded_ref.clone()), name),
             )
         })
-        .collect();
-    let mut items = rowid_and_key_items(def, alias);
-    items.extend(new_value_items(def, alias, &update.assignments)?);
-    let mut sql = format!(
-        "SELECT {} FROM {} JOIN {EXCLUDED_TABLE} ON {}",
-        numbered(items),
-        system_scan(def, alias),
-        on.join(" AND ")
-    );
+        .unzip();
+    let scan = plans::table_scan(session, def, target.clone(), true)?;
+    let mut source = scan.join(excluded, JoinType::Inner, keys, None)?;
     if let Some(selection) = &update.selection {
-        sql.push_str(&format!(" WHERE {selection}"));
+        let predicate = plans::plan_expr(session, selection, source.schema())?;
+        source = source.filter(predicate)?;
     }
-    let result = session.run_internal_query(&sql).await;
-    session.context().deregister_table(EXCLUDED_TABLE)?;
-    update_writes(session, def, result?, writes)
+    let assigned = assigned_values(def, &update.assignments)?;
+    let values = plan_values(session, &assigned, source.schema())?;
+    let plan = plans::project_updated(def, &target, source, values)?;
+    let batches = session.run_plan(plan).await?;
+    update_writes(session, def, batches, writes)
 }
 
 /// Append Arrow batches to `table` as one commit. Columns are matched by

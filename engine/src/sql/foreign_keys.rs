@@ -17,12 +17,13 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take};
 use arrow::datatypes::{Field, Schema, UInt64Type};
-use datafusion::datasource::MemTable;
+use datafusion::common::{Column, TableReference};
+use datafusion::logical_expr::{JoinType, LogicalPlanBuilder};
 use sqlparser::ast;
 
 use super::ddl::{normalize_ident, table_name};
 use super::dml::{ChildScan, retire_rows_read, update_rows_read};
-use super::quote_ident;
+use super::plans;
 use super::session::Session;
 use crate::catalog::{ForeignKeyDef, KeyRef, RefAction, SqlType, TableDef, physical_name};
 use crate::constraints::foreign::{
@@ -31,8 +32,12 @@ use crate::constraints::foreign::{
 use crate::error::{Error, Result};
 use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 
-/// Name of the temporary table holding removed keys while referencing rows are found.
-const KEYS_TABLE: &str = "__driftdb_removed_keys";
+/// How the referencing table is named in the reads of this module.
+const CHILD: &str = "child";
+/// How the referenced table is named in the reads of this module.
+const PARENT: &str = "parent";
+/// How the removed keys are named in the reads of this module.
+const REMOVED: &str = "removed";
 
 /// A FOREIGN KEY as written, until the table's columns are known.
 #[derive(Debug, Clone)]
@@ -255,31 +260,36 @@ pub(crate) async fn check_existing_rows(
             .table_by_id(fk.parent)
             .ok_or_else(|| Error::internal("referenced table vanished"))?,
     };
-    let pairs: Vec<(String, String)> = child
-        .columns_by_id(&fk.columns)
+    let (c, p) = (TableReference::bare(CHILD), TableReference::bare(PARENT));
+    let child_columns = child.columns_by_id(&fk.columns);
+    let parent_columns = parent.columns_by_id(&fk.parent_columns);
+    let keys: (Vec<Column>, Vec<Column>) = child_columns
         .iter()
-        .zip(parent.columns_by_id(&fk.parent_columns))
-        .map(|(c, p)| (quote_ident(&c.name), quote_ident(&p.name)))
-        .collect();
-    let select: Vec<String> = pairs.iter().map(|(c, _)| format!("c.{c}")).collect();
-    let on: Vec<String> = pairs
+        .zip(&parent_columns)
+        .map(|(cc, pc)| {
+            (
+                Column::new(Some(c.clone()), &cc.name),
+                Column::new(Some(p.clone()), &pc.name),
+            )
+        })
+        .unzip();
+    let referencing: Vec<_> = child_columns
         .iter()
-        .map(|(c, p)| format!("c.{c} = p.{p}"))
+        .map(|cc| plans::column(&c, &cc.name))
         .collect();
-    let not_null: Vec<String> = pairs
-        .iter()
-        .map(|(c, _)| format!("c.{c} IS NOT NULL"))
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {} AS c LEFT JOIN {} AS p ON {} WHERE {} AND p.{} IS NULL LIMIT 1",
-        select.join(", "),
-        quote_ident(&child.name),
-        quote_ident(&parent.name),
-        on.join(" AND "),
-        not_null.join(" AND "),
-        pairs[0].1,
-    );
-    let batches = session.run_internal_query(&sql).await?;
+    let unmatched = plans::column(&p, &parent_columns[0].name).is_null();
+    let predicate = match plans::all_not_null(&referencing) {
+        Some(not_null) => not_null.and(unmatched),
+        None => unmatched,
+    };
+    let parent_scan = plans::table_scan(session, &parent, p.clone(), false)?.build()?;
+    let plan = plans::table_scan(session, child, c.clone(), false)?
+        .join(parent_scan, JoinType::Left, keys, None)?
+        .filter(predicate)?
+        .limit(0, Some(1))?
+        .project(referencing)?
+        .build()?;
+    let batches = session.run_plan(plan).await?;
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(());
     };
@@ -427,6 +437,15 @@ fn new_key_values(fk: &ForeignKeyDef, batch: &RecordBatch, rows: &[u32]) -> Resu
         .collect()
 }
 
+/// What a referential action writes into the referencing columns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewKey {
+    /// The referenced key's new value (ON UPDATE CASCADE).
+    Cascade,
+    Null,
+    Default,
+}
+
 /// Refuse, delete or rewrite the rows of `scan.def` referencing the removed keys.
 async fn apply_action(
     session: &Session,
@@ -435,7 +454,7 @@ async fn apply_action(
     action: RefAction,
 ) -> Result<()> {
     let retired = retired_rowids(writes, scan.def.id);
-    let new_values: Option<Vec<String>> = match action {
+    let new_key = match action {
         RefAction::NoAction | RefAction::Restrict => {
             let found = referencing_rows(session, scan, None, &retired).await?;
             return match found {
@@ -444,37 +463,51 @@ async fn apply_action(
             };
         }
         RefAction::Cascade if scan.new_values.is_none() => None,
-        RefAction::Cascade => Some(replaced_columns(scan, |i| format!("k.\"new{i}\""))),
-        RefAction::SetNull => Some(replaced_columns(scan, |_| "NULL".into())),
-        RefAction::SetDefault => {
-            let columns = scan.def.columns_by_id(&scan.fk.columns);
-            Some(replaced_columns(scan, |i| {
-                columns[i].default.clone().unwrap_or_else(|| "NULL".into())
-            }))
-        }
+        RefAction::Cascade => Some(NewKey::Cascade),
+        RefAction::SetNull => Some(NewKey::Null),
+        RefAction::SetDefault => Some(NewKey::Default),
     };
-    let Some(rows) = referencing_rows(session, scan, new_values.as_deref(), &retired).await? else {
+    let Some(rows) = referencing_rows(session, scan, new_key, &retired).await? else {
         return Ok(());
     };
-    match new_values {
+    match new_key {
         None => retire_rows_read(scan.def, rows, writes),
+        Some(NewKey::Default) => {
+            let rows = with_defaults(session, scan, rows)?;
+            update_rows_read(session, scan.def, rows, writes)
+        }
         Some(_) => update_rows_read(session, scan.def, rows, writes),
     }
 }
 
-/// Select expressions for every column of the referencing table, with the
-/// FOREIGN KEY's columns replaced by `value(i)` (i = position in the key).
-fn replaced_columns(scan: &ChildScan<'_>, value: impl Fn(usize) -> String) -> Vec<String> {
-    scan.def
-        .columns()
+/// `rows` (`_rowid`, key, every column) with the FOREIGN KEY's columns set to their DEFAULT.
+fn with_defaults(
+    session: &Session,
+    scan: &ChildScan<'_>,
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
+    let offset = 1 + scan.def.primary_key.len();
+    let mut columns = rows.columns().to_vec();
+    for (index, column) in scan.def.columns().iter().enumerate() {
+        if scan.fk.columns.contains(&column.id) {
+            columns[offset + index] = crate::constraints::check::default_values(
+                session.context(),
+                column,
+                rows.num_rows(),
+            )?;
+        }
+    }
+    let fields: Vec<Field> = rows
+        .schema()
+        .fields()
         .iter()
-        .map(
-            |c| match scan.fk.columns.iter().position(|id| *id == c.id) {
-                Some(i) => value(i),
-                None => ChildScan::column(&c.name),
-            },
-        )
-        .collect()
+        .zip(&columns)
+        .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+        .collect();
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Row versions of `table_id` the statement already retires.
@@ -495,20 +528,53 @@ fn retired_rowids(writes: &WriteSet, table_id: u64) -> HashSet<u64> {
 }
 
 /// The live rows of `scan.def` referencing a removed key and not retired
-/// yet: `_rowid`, primary key, then `values` (or, when None, the old keys).
+/// yet: `_rowid`, primary key, then every column — with the FOREIGN KEY's
+/// columns replaced as `new_key` says (None: as they are).
 async fn referencing_rows(
     session: &Session,
     scan: &ChildScan<'_>,
-    values: Option<&[String]>,
+    new_key: Option<NewKey>,
     retired: &HashSet<u64>,
 ) -> Result<Option<RecordBatch>> {
-    let keys = keys_table(scan)?;
-    session.context().register_table(KEYS_TABLE, keys)?;
-    let result = session
-        .run_internal_query(&scan.join_sql(KEYS_TABLE, values))
-        .await;
-    session.context().deregister_table(KEYS_TABLE)?;
-    let batches = result?;
+    let (child, removed) = (TableReference::bare(CHILD), TableReference::bare(REMOVED));
+    let keys = plans::batch_scan(keys_batch(scan)?, removed.clone())?.build()?;
+    let on: (Vec<Column>, Vec<Column>) = scan
+        .def
+        .columns_by_id(&scan.fk.columns)
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                Column::new(Some(child.clone()), &c.name),
+                Column::new(Some(removed.clone()), format!("old{i}")),
+            )
+        })
+        .unzip();
+    let source = plans::table_scan(session, scan.def, child.clone(), true)?.join(
+        keys,
+        JoinType::Inner,
+        on,
+        None,
+    )?;
+    let values = scan
+        .def
+        .columns()
+        .iter()
+        .map(|c| {
+            let position = scan.fk.columns.iter().position(|id| *id == c.id)?;
+            match new_key? {
+                NewKey::Cascade => Some(plans::column(&removed, &format!("new{position}"))),
+                NewKey::Null | NewKey::Default => Some(plans::null()),
+            }
+        })
+        .collect();
+    let plan = plans::project_updated(
+        scan.def,
+        &child,
+        LogicalPlanBuilder::from(source.build()?),
+        values,
+    )?;
+    let batches = session.run_plan(plan).await?;
     let Some(first) = batches.first() else {
         return Ok(None);
     };
@@ -523,8 +589,8 @@ async fn referencing_rows(
     Ok((batch.num_rows() > 0).then_some(batch))
 }
 
-/// The removed keys as a table: `old0…` (and `new0…` for ON UPDATE CASCADE).
-fn keys_table(scan: &ChildScan<'_>) -> Result<Arc<MemTable>> {
+/// The removed keys as a batch: `old0…` (and `new0…` for ON UPDATE CASCADE).
+fn keys_batch(scan: &ChildScan<'_>) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for (i, array) in scan.old_values.iter().enumerate() {
@@ -543,21 +609,26 @@ fn keys_table(scan: &ChildScan<'_>) -> Result<Arc<MemTable>> {
         ));
         arrays.push(array.clone());
     }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
 /// The 23503 error for the first row of `found` (whose columns after the
-/// `_rowid` and primary key are the referencing key).
+/// `_rowid` and primary key are every column of the referencing table).
 fn still_referenced(scan: &ChildScan<'_>, found: &RecordBatch) -> Error {
     let offset = 1 + scan.def.primary_key.len();
     let parent_columns = scan.parent.columns_by_id(&scan.fk.parent_columns);
+    let referencing: Vec<ArrayRef> = scan
+        .fk
+        .columns
+        .iter()
+        .filter_map(|id| scan.def.columns().iter().position(|c| c.id == *id))
+        .map(|index| found.column(offset + index).clone())
+        .collect();
     Error::ForeignKeyReferenced {
         parent: scan.parent.name.clone(),
         constraint: scan.fk.name.clone(),
         table: scan.def.name.clone(),
-        key: describe_row(&parent_columns, &found.columns()[offset..], 0),
+        key: describe_row(&parent_columns, &referencing, 0),
     }
 }
 

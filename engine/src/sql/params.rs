@@ -3,15 +3,18 @@
 //! Clients write positional `?` (ADBC, JDBC) or numbered `$n` (PostgreSQL)
 //! placeholders. [`number_placeholders`] turns every `?` into `$1`, `$2`, …
 //! in the order they appear, so the rest of the engine sees one style.
-//! [`bind`] replaces each `$n` with the literal for the n-th value; the bound
-//! statement then runs like any other, so parameters work the same for
-//! queries, DML and DDL.
+//! The tree keeps its placeholders; [`bind_plan`] binds values to the
+//! logical plans built from it, as typed values — a parameter never
+//! becomes SQL text, so no value can change what a statement means.
 
 use std::ops::ControlFlow;
 
-use datafusion::logical_expr::Expr;
+use arrow::compute::CastOptions;
+use arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::unparser::Unparser;
 use sqlparser::ast::{self, Statement, Value, VisitMut, VisitorMut};
 
 use crate::error::{Error, Result};
@@ -64,114 +67,88 @@ impl VisitorMut for Numberer {
     }
 }
 
-/// Replace `$n` placeholders by the literals of `values[n - 1]`.
-pub fn bind(statement: &Statement, values: &[ScalarValue]) -> Result<Statement> {
-    let literals = values
-        .iter()
-        .map(literal_of)
-        .collect::<Result<Vec<ast::Expr>>>()?;
-    let mut bound = statement.clone();
-    let mut binder = Binder {
-        literals: &literals,
-    };
-    if let ControlFlow::Break(e) = bound.visit(&mut binder) {
-        return Err(e);
+/// Refuse a parameter set of the wrong size (08P01 in PostgreSQL's
+/// protocol; here 42601 naming both counts).
+pub fn check_count(expected: usize, given: usize) -> Result<()> {
+    if expected == given {
+        return Ok(());
     }
-    Ok(bound)
+    Err(Error::Syntax {
+        message: format!("the statement takes {expected} parameters but {given} were bound"),
+    })
 }
 
-/// For `INSERT … VALUES (<one row with placeholders>)` and many parameter
-/// rows: one multi-row insert with a VALUES row per parameter row, so the
-/// whole batch is a single commit. `None` for any other statement.
-pub fn bind_insert_rows(
-    statement: &Statement,
-    rows: &[Vec<ScalarValue>],
-) -> Result<Option<Statement>> {
-    let Statement::Insert(insert) = statement else {
-        return Ok(None);
-    };
-    let Some(source) = &insert.source else {
-        return Ok(None);
-    };
-    let ast::SetExpr::Values(values) = source.body.as_ref() else {
-        return Ok(None);
-    };
-    let [template] = values.rows.as_slice() else {
-        return Ok(None);
-    };
-    let mut bound_rows = Vec::with_capacity(rows.len());
-    for row in rows {
-        let literals = row.iter().map(literal_of).collect::<Result<Vec<_>>>()?;
-        let mut binder = Binder {
-            literals: &literals,
-        };
-        let mut exprs = template.clone();
-        if let ControlFlow::Break(e) = exprs.visit(&mut binder) {
-            return Err(e);
-        }
-        bound_rows.push(exprs);
+/// Bind `values` to `plan`'s `$n` placeholders, each as a typed value:
+/// where the plan gives a placeholder a type, the value is cast to it
+/// (text that does not parse is 22P02, any other mismatch 42804).
+pub fn bind_plan(plan: LogicalPlan, values: &[ScalarValue]) -> Result<LogicalPlan> {
+    if values.is_empty() {
+        return Ok(plan);
     }
-    let mut bound = insert.clone();
-    let mut body = source.clone();
-    body.body = Box::new(ast::SetExpr::Values(ast::Values {
-        rows: bound_rows,
-        ..values.clone()
-    }));
-    bound.source = Some(body);
-    Ok(Some(Statement::Insert(bound)))
-}
-
-struct Binder<'a> {
-    literals: &'a [ast::Expr],
-}
-
-impl VisitorMut for Binder<'_> {
-    type Break = Error;
-
-    fn pre_visit_expr(&mut self, expr: &mut ast::Expr) -> ControlFlow<Error> {
-        let ast::Expr::Value(value) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let Value::Placeholder(name) = &value.value else {
-            return ControlFlow::Continue(());
-        };
-        let index = name
-            .strip_prefix('$')
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n > 0);
-        match index.and_then(|n| self.literals.get(n - 1)) {
-            Some(literal) => {
-                *expr = literal.clone();
-                ControlFlow::Continue(())
-            }
-            None => ControlFlow::Break(Error::InvalidArgument {
+    let types = plan.get_parameter_types()?;
+    let mut bound = values.to_vec();
+    for (name, data_type) in types {
+        let index = placeholder_index(&name)?;
+        let Some(value) = bound.get_mut(index - 1) else {
+            return Err(Error::Syntax {
                 message: format!(
                     "no value bound for parameter {name} ({} given)",
-                    self.literals.len()
+                    values.len()
                 ),
-            }),
+            });
+        };
+        if let Some(data_type) = data_type {
+            *value = typed(index, value, &data_type)?;
         }
     }
+    Ok(plan.with_param_values(ParamValues::List(
+        bound.into_iter().map(ScalarAndMetadata::from).collect(),
+    ))?)
 }
 
-/// A SQL literal expression for one value, typed so it reads back as the same value.
-fn literal_of(value: &ScalarValue) -> Result<ast::Expr> {
-    let literal = Unparser::default()
-        .expr_to_sql(&Expr::Literal(value.clone(), None))
-        .map_err(|e| Error::InvalidArgument {
-            message: format!("cannot use {value:?} as a parameter: {e}"),
-        })?;
-    // Parenthesise so a negative number or a cast binds as one operand.
-    Ok(ast::Expr::Nested(Box::new(literal)))
+fn placeholder_index(name: &str) -> Result<usize> {
+    name.strip_prefix('$')
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Syntax {
+            message: format!("unsupported placeholder {name}: use ? or $1, $2, …"),
+        })
+}
+
+/// `value` as the type `$index` takes.
+fn typed(index: usize, value: &ScalarValue, data_type: &DataType) -> Result<ScalarValue> {
+    if value.data_type() == *data_type {
+        return Ok(value.clone());
+    }
+    if value.is_null() {
+        return Ok(ScalarValue::try_from(data_type)?);
+    }
+    let options = CastOptions {
+        safe: false,
+        format_options: Default::default(),
+    };
+    value
+        .cast_to_with_options(data_type, &options)
+        .map_err(|e| {
+            let message = format!("expects {data_type}, got {}: {e}", value.data_type());
+            match value.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Error::BadValue {
+                    table: String::new(),
+                    column: format!("${index}"),
+                    message,
+                },
+                _ => Error::BadParameter { index, message },
+            }
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::parse_statements;
+    use crate::sql::parse_statement;
 
     fn one(sql: &str) -> Statement {
-        parse_statements(sql).unwrap().pop().unwrap()
+        parse_statement(sql).unwrap().sql().unwrap().clone()
     }
 
     #[test]
@@ -188,46 +165,5 @@ mod tests {
     fn mixing_styles_is_refused() {
         let mut statement = one("SELECT ? + $2");
         assert!(number_placeholders(&mut statement).is_err());
-    }
-
-    #[test]
-    fn binding_puts_typed_literals_in_place() {
-        let mut statement = one("INSERT INTO t VALUES (?, ?, ?)");
-        number_placeholders(&mut statement).unwrap();
-        let bound = bind(
-            &statement,
-            &[
-                ScalarValue::Int64(Some(-7)),
-                ScalarValue::Utf8(Some("it's".into())),
-                ScalarValue::Null,
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            bound.to_string(),
-            "INSERT INTO t VALUES ((-7), ('it''s'), (NULL))"
-        );
-        assert!(bind(&statement, &[ScalarValue::Int64(Some(1))]).is_err());
-    }
-
-    #[test]
-    fn many_rows_for_one_insert_become_one_statement() {
-        let mut statement = one("INSERT INTO t (a, b) VALUES (?, ?)");
-        number_placeholders(&mut statement).unwrap();
-        let rows: Vec<Vec<ScalarValue>> = (1..=3)
-            .map(|i| {
-                vec![
-                    ScalarValue::Int32(Some(i)),
-                    ScalarValue::Boolean(Some(i % 2 == 0)),
-                ]
-            })
-            .collect();
-        let bound = bind_insert_rows(&statement, &rows).unwrap().unwrap();
-        assert_eq!(
-            bound.to_string(),
-            "INSERT INTO t (a, b) VALUES ((1), (false)), ((2), (true)), ((3), (false))"
-        );
-        let update = one("UPDATE t SET a = $1");
-        assert!(bind_insert_rows(&update, &rows).unwrap().is_none());
     }
 }

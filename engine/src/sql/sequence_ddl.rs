@@ -2,17 +2,12 @@
 //! behind `SERIAL` / `BIGSERIAL` / `SMALLSERIAL` columns and
 //! `GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY` columns (named
 //! `<table>_<column>_seq` and dropped with their table, as in PostgreSQL),
-//! and `ALTER SEQUENCE` (rewritten to a `CALL` before parsing; see
-//! [`rewrite_alter_sequence`]).
+//! and `ALTER SEQUENCE` (parsed by `sql::parser`).
 
 use sqlparser::ast::{self, ObjectName, SequenceOptions};
-use sqlparser::keywords::Keyword;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::ddl::table_name;
-use super::dialect::DriftDialect;
-use super::quote_ident;
+use super::parser::{AlterSequence, SequenceChanges};
 use super::session::{Session, StatementResult};
 use crate::catalog::{ColumnDef, Identity, SequenceDef, SqlType};
 use crate::error::{Error, Result};
@@ -197,90 +192,14 @@ pub(crate) fn attach_sequence(
     )?;
     sequence.owner = Some(table_id);
     column.nullable = false;
+    // Stored like any DEFAULT: canonical text, printed by sqlparser (which escapes).
+    let regclass = ast::Ident::with_quote('"', name.as_str()).to_string();
     column.default = Some(format!(
-        "nextval('{}')",
-        quote_ident(&name).replace('\'', "''")
+        "nextval({})",
+        ast::Value::SingleQuotedString(regclass)
     ));
     column.identity = Some(identity);
     Ok(sequence)
-}
-
-/// The procedure an `ALTER SEQUENCE` statement is rewritten into before
-/// parsing (sqlparser 0.62 has no ALTER SEQUENCE); its one argument is the
-/// statement's text after `ALTER SEQUENCE`.
-pub(crate) const ALTER_SEQUENCE_CALL: &str = "driftdb_alter_sequence";
-
-/// `ALTER SEQUENCE rest` → `CALL driftdb_alter_sequence('rest')`, for every
-/// statement of the script that starts so.
-pub(crate) fn rewrite_alter_sequence(dialect: &DriftDialect, sql: &str) -> Result<String> {
-    if !super::mentions(sql, "SEQUENCE") {
-        return Ok(sql.to_string());
-    }
-    let tokens = Tokenizer::new(dialect, sql).tokenize()?;
-    let mut out = String::with_capacity(sql.len() + 32);
-    let mut at_start = true;
-    let mut i = 0;
-    while i < tokens.len() {
-        let token = &tokens[i];
-        let after_alter = next_word(&tokens, i + 1);
-        let is_alter_sequence = at_start
-            && is_keyword(token, Keyword::ALTER)
-            && after_alter.is_some_and(|(_, t)| is_keyword(t, Keyword::SEQUENCE));
-        if let (true, Some((sequence_at, _))) = (is_alter_sequence, after_alter) {
-            let end = tokens[sequence_at..]
-                .iter()
-                .position(|t| *t == Token::SemiColon)
-                .map_or(tokens.len(), |p| sequence_at + p);
-            let rest: String = tokens[sequence_at + 1..end]
-                .iter()
-                .map(|t| t.to_string())
-                .collect();
-            out.push_str(&format!(
-                "CALL {ALTER_SEQUENCE_CALL}('{}')",
-                rest.trim().replace('\'', "''")
-            ));
-            i = end;
-            continue;
-        }
-        match token {
-            Token::Whitespace(_) => {}
-            Token::SemiColon => at_start = true,
-            _ => at_start = false,
-        }
-        out.push_str(&token.to_string());
-        i += 1;
-    }
-    Ok(out)
-}
-
-fn is_keyword(token: &Token, keyword: Keyword) -> bool {
-    matches!(token, Token::Word(w) if w.keyword == keyword && w.quote_style.is_none())
-}
-
-/// The first token at or after `from` that is not whitespace, with its position.
-fn next_word(tokens: &[Token], from: usize) -> Option<(usize, &Token)> {
-    tokens
-        .iter()
-        .enumerate()
-        .skip(from)
-        .find(|(_, t)| !matches!(t, Token::Whitespace(_)))
-}
-
-/// What an `ALTER SEQUENCE` asks for, on top of the current definition.
-#[derive(Default)]
-struct SequenceChanges {
-    rename: Option<String>,
-    owned_by: Option<Option<ObjectName>>,
-    sql_type: Option<SqlType>,
-    increment: Option<i64>,
-    /// `Some(None)`: `NO MINVALUE` (back to the default).
-    min: Option<Option<i64>>,
-    max: Option<Option<i64>>,
-    start: Option<i64>,
-    /// `Some(None)`: `RESTART` (at the start value).
-    restart: Option<Option<i64>>,
-    cache: Option<i64>,
-    cycle: Option<bool>,
 }
 
 /// `ALTER SEQUENCE [IF EXISTS] name option…` (options in any order):
@@ -288,11 +207,15 @@ struct SequenceChanges {
 /// `START [WITH] n`, `RESTART [[WITH] n]`, `CACHE n`, `[NO] CYCLE`,
 /// `OWNED BY t.c | NONE`, or `RENAME TO new`. The definition change is
 /// transactional; `RESTART`, like `setval`, is not.
-pub(crate) async fn alter_sequence(session: &Session, text: &str) -> Result<StatementResult> {
+pub(crate) async fn alter_sequence(
+    session: &Session,
+    alter: &AlterSequence,
+) -> Result<StatementResult> {
     const TAG: &str = "ALTER SEQUENCE";
-    let (if_exists, name, changes) = parse_alter_sequence(text)?;
+    let name = table_name(&alter.name)?;
+    let changes = &alter.changes;
     let Some(current) = session.sequence_def(&name) else {
-        if if_exists {
+        if alter.if_exists {
             return Ok(StatementResult::done(TAG, None, None));
         }
         return Err(Error::UnknownTable {
@@ -300,7 +223,7 @@ pub(crate) async fn alter_sequence(session: &Session, text: &str) -> Result<Stat
             context: String::new(),
         });
     };
-    let altered = altered_sequence(session, &current, &changes)?;
+    let altered = altered_sequence(session, &current, changes)?;
     let mut writes = WriteSet::new(TAG);
     writes.push(Write::DropSequence { id: current.id });
     writes.push(Write::CreateSequence(altered.clone()));
@@ -315,80 +238,6 @@ pub(crate) async fn alter_sequence(session: &Session, text: &str) -> Result<Stat
     Ok(StatementResult::done(TAG, None, outcome))
 }
 
-/// `[IF EXISTS] name option…` (the parser is not `Send`: it never lives across an await).
-fn parse_alter_sequence(text: &str) -> Result<(bool, String, SequenceChanges)> {
-    let dialect = DriftDialect::default();
-    let mut parser = Parser::new(&dialect).try_with_sql(text)?;
-    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-    let name = table_name(&parser.parse_object_name(false)?)?;
-    let changes = parse_sequence_changes(&mut parser)?;
-    Ok((if_exists, name, changes))
-}
-
-fn parse_sequence_changes(parser: &mut Parser<'_>) -> Result<SequenceChanges> {
-    let mut changes = SequenceChanges::default();
-    loop {
-        if parser.consume_token(&Token::EOF) || parser.peek_token().token == Token::EOF {
-            return Ok(changes);
-        }
-        if parser.parse_keywords(&[Keyword::RENAME, Keyword::TO]) {
-            changes.rename = Some(table_name(&parser.parse_object_name(false)?)?);
-        } else if parser.parse_keywords(&[Keyword::OWNED, Keyword::BY]) {
-            let owner = parser.parse_object_name(false)?;
-            let none = owner.to_string().eq_ignore_ascii_case("none");
-            changes.owned_by = Some((!none).then_some(owner));
-        } else if parser.parse_keyword(Keyword::AS) {
-            let data_type = parser.parse_data_type()?;
-            changes.sql_type = Some(SqlType::from_sql("AS", &data_type)?);
-        } else if parser.parse_keyword(Keyword::INCREMENT) {
-            let _optional_by = parser.parse_keyword(Keyword::BY);
-            changes.increment = Some(signed_integer(parser)?);
-        } else if parser.parse_keywords(&[Keyword::NO, Keyword::MINVALUE]) {
-            changes.min = Some(None);
-        } else if parser.parse_keywords(&[Keyword::NO, Keyword::MAXVALUE]) {
-            changes.max = Some(None);
-        } else if parser.parse_keywords(&[Keyword::NO, Keyword::CYCLE]) {
-            changes.cycle = Some(false);
-        } else if parser.parse_keyword(Keyword::MINVALUE) {
-            changes.min = Some(Some(signed_integer(parser)?));
-        } else if parser.parse_keyword(Keyword::MAXVALUE) {
-            changes.max = Some(Some(signed_integer(parser)?));
-        } else if parser.parse_keyword(Keyword::START) {
-            let _optional_with = parser.parse_keyword(Keyword::WITH);
-            changes.start = Some(signed_integer(parser)?);
-        } else if parser.parse_keyword(Keyword::RESTART) {
-            let with = parser.parse_keyword(Keyword::WITH);
-            let number_next = matches!(parser.peek_token().token, Token::Number(..) | Token::Minus);
-            changes.restart = Some(match with || number_next {
-                true => Some(signed_integer(parser)?),
-                false => None,
-            });
-        } else if parser.parse_keyword(Keyword::CACHE) {
-            changes.cache = Some(signed_integer(parser)?);
-        } else if parser.parse_keyword(Keyword::CYCLE) {
-            changes.cycle = Some(true);
-        } else {
-            return Err(Error::Syntax {
-                message: format!("unexpected {} in ALTER SEQUENCE", parser.peek_token().token),
-            });
-        }
-    }
-}
-
-fn signed_integer(parser: &mut Parser<'_>) -> Result<i64> {
-    let negative = parser.consume_token(&Token::Minus);
-    let token = parser.next_token().token;
-    let Token::Number(digits, _) = &token else {
-        return Err(Error::Syntax {
-            message: format!("expected an integer in ALTER SEQUENCE, found {token}"),
-        });
-    };
-    let value: i64 = digits.parse().map_err(|_| Error::InvalidArgument {
-        message: format!("{digits} is not a valid bigint"),
-    })?;
-    Ok(if negative { -value } else { value })
-}
-
 /// The definition after `changes`, validated like `CREATE SEQUENCE`.
 fn altered_sequence(
     session: &Session,
@@ -396,10 +245,10 @@ fn altered_sequence(
     changes: &SequenceChanges,
 ) -> Result<SequenceDef> {
     let number = |n: i64| ast::Expr::value(ast::Value::Number(n.to_string(), false));
-    let sql_type = changes
-        .sql_type
-        .clone()
-        .unwrap_or_else(|| current.sql_type.clone());
+    let sql_type = match &changes.data_type {
+        Some(data_type) => SqlType::from_sql("AS", data_type)?,
+        None => current.sql_type.clone(),
+    };
     // Bounds that were the old type's own follow a type change, as in PostgreSQL.
     let (old_min, old_max) = type_range(&current.sql_type)?;
     let retyped = sql_type != current.sql_type;
@@ -420,7 +269,8 @@ fn altered_sequence(
         SequenceOptions::Cache(number(changes.cache.unwrap_or(current.cache))),
         SequenceOptions::Cycle(!changes.cycle.unwrap_or(current.cycle)),
     ];
-    let name = changes.rename.as_deref().unwrap_or(&current.name);
+    let renamed = changes.rename.as_ref().map(table_name).transpose()?;
+    let name = renamed.as_deref().unwrap_or(&current.name);
     if name != current.name
         && (session.sequence_def(name).is_some()
             || session.table_exists(name)

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -19,6 +20,7 @@ use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
+use super::parser::{Body, ParsedStatement};
 use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
 use crate::db::{CommitChecks, Database};
 use crate::error::{Error, Result};
@@ -71,7 +73,7 @@ impl std::fmt::Debug for Output {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The statement with its placeholders numbered `$1..$n`.
-    pub statement: Statement,
+    pub statement: ParsedStatement,
     /// How many parameters it takes.
     pub parameter_count: usize,
     /// Each parameter's type where the planner could infer it.
@@ -123,6 +125,8 @@ pub struct Session {
     pub(super) txn: Mutex<Option<Transaction>>,
     /// What `BEGIN` starts (`SET default_transaction_isolation`, `SET SESSION CHARACTERISTICS`).
     pub(super) txn_defaults: TxnOptions,
+    /// The values bound to the running statement's `$n` placeholders.
+    params: Arc<[ScalarValue]>,
 }
 
 impl std::fmt::Debug for Session {
@@ -165,6 +169,7 @@ impl Session {
             query_memory_bytes: None,
             txn: Mutex::new(None),
             txn_defaults: TxnOptions::default(),
+            params: Arc::from(Vec::new()),
         }
     }
 
@@ -198,7 +203,10 @@ impl Session {
     }
 
     /// Run one parsed statement.
-    pub async fn execute_statement(&mut self, statement: Statement) -> Result<StatementResult> {
+    pub async fn execute_statement(
+        &mut self,
+        statement: ParsedStatement,
+    ) -> Result<StatementResult> {
         let started = Instant::now();
         let mut result = match self.execute_streaming(statement).await? {
             Output::Rows { tag, seq, stream } => {
@@ -217,8 +225,10 @@ impl Session {
     /// Run one parsed statement; a query's rows come back as a stream that
     /// computes them as it is polled (and stops when dropped). Inside a
     /// transaction block, a failing statement aborts the block (25P02).
-    pub async fn execute_streaming(&mut self, statement: Statement) -> Result<Output> {
-        if let Some(done) = self.transaction_control(&statement).await? {
+    pub async fn execute_streaming(&mut self, statement: ParsedStatement) -> Result<Output> {
+        if let Some(sql) = statement.sql()
+            && let Some(done) = self.transaction_control(sql).await?
+        {
             return Ok(Output::Done(done));
         }
         if self.txn.lock().as_ref().is_some_and(|t| t.is_aborted()) {
@@ -246,6 +256,53 @@ impl Session {
         Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, flagged))
     }
 
+    /// Run a prepared statement with `params` bound to its placeholders
+    /// (as typed values: nothing is spliced into text).
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: &[ScalarValue],
+    ) -> Result<Output> {
+        super::params::check_count(prepared.parameter_count, params.len())?;
+        self.params = Arc::from(params.to_vec());
+        let result = self.execute_streaming(prepared.statement.clone()).await;
+        self.params = Arc::from(Vec::new());
+        result
+    }
+
+    /// Run a prepared statement once per parameter set. An `INSERT …
+    /// VALUES` of one row becomes one insert of every set's row (one
+    /// commit); any other statement runs once per set. Returns the rows
+    /// affected in all.
+    pub async fn execute_prepared_rows(
+        &mut self,
+        prepared: &Prepared,
+        rows: &[Vec<ScalarValue>],
+    ) -> Result<u64> {
+        for row in rows {
+            super::params::check_count(prepared.parameter_count, row.len())?;
+        }
+        if let Some(Statement::Insert(insert)) = prepared.statement.sql()
+            && dml::is_single_row_values(insert)
+        {
+            self.snapshot
+                .set_history(prepared.statement.history.clone());
+            self.begin_internal_write()?;
+            let result = dml::insert_rows(self, insert.clone(), rows)
+                .await
+                .inspect_err(|_| self.abort_transaction())?;
+            return Ok(result.rows_affected.unwrap_or(0));
+        }
+        let mut count = 0;
+        for row in rows {
+            let output = self.execute_prepared(prepared, row).await?;
+            if let Output::Done(done) = output {
+                count += done.rows_affected.unwrap_or(0);
+            }
+        }
+        Ok(count)
+    }
+
     /// Mark the open transaction block (if any) failed.
     pub fn abort_transaction(&self) {
         if let Some(txn) = self.txn.lock().as_mut() {
@@ -253,7 +310,16 @@ impl Session {
         }
     }
 
-    async fn run_statement(&mut self, statement: Statement) -> Result<Output> {
+    async fn run_statement(&mut self, parsed: ParsedStatement) -> Result<Output> {
+        self.snapshot.set_history(parsed.history.clone());
+        let statement = match parsed.body {
+            Body::Sql(statement) => *statement,
+            Body::AlterSequence(alter) => {
+                self.begin_write();
+                let done = super::sequence_ddl::alter_sequence(self, &alter).await?;
+                return Ok(Output::Done(done));
+            }
+        };
         let seq = self.begin_statement(&statement)?;
         match statement {
             Statement::CreateTable(create) => {
@@ -269,7 +335,9 @@ impl Session {
                 ddl::drop_objects(self, object_type, if_exists, names, cascade).await?,
             )),
             Statement::AlterTable(alter) => Ok(Output::Done(ddl::alter_table(self, alter).await?)),
-            Statement::CreateView(view) => Ok(Output::Done(ddl::create_view(self, view).await?)),
+            Statement::CreateView(view) => Ok(Output::Done(
+                ddl::create_view(self, view, &parsed.text).await?,
+            )),
             Statement::CreateSequence {
                 temporary: false,
                 if_not_exists,
@@ -288,14 +356,6 @@ impl Session {
                 )
                 .await?,
             )),
-            Statement::Call(call)
-                if call.name.to_string() == super::sequence_ddl::ALTER_SEQUENCE_CALL =>
-            {
-                let text = alter_sequence_text(&call)?;
-                Ok(Output::Done(
-                    super::sequence_ddl::alter_sequence(self, &text).await?,
-                ))
-            }
             Statement::Insert(insert) => Ok(Output::Done(dml::insert(self, insert).await?)),
             Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
             Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
@@ -312,6 +372,12 @@ impl Session {
                 stream: self.flag_failures(self.read_stream(other).await?),
             }),
         }
+    }
+
+    /// Pin the latest snapshot for a write that is not a sqlparser statement.
+    fn begin_write(&mut self) {
+        let seq = self.now_seq();
+        self.snapshot.set(seq);
     }
 
     /// Pick and pin the snapshot a statement reads: reads honour
@@ -342,18 +408,24 @@ impl Session {
     /// Parse `sql` (one statement), number its placeholders and, for a query,
     /// plan it to learn its result schema and parameter types.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        let mut statement = parse_statement(sql)?;
-        let parameter_count = super::params::number_placeholders(&mut statement)?;
+        let mut parsed = parse_statement(sql)?;
+        let parameter_count = match &mut parsed.body {
+            Body::Sql(statement) => super::params::number_placeholders(statement)?,
+            Body::AlterSequence(_) => 0,
+        };
+        let statement = parsed.sql().cloned();
         let mut prepared = Prepared {
-            statement: statement.clone(),
+            is_query: statement.as_ref().is_some_and(is_query),
+            statement: parsed,
             parameter_count,
             parameter_types: vec![None; parameter_count],
             schema: Arc::new(Schema::empty()),
-            is_query: is_query(&statement),
         };
-        if prepared.is_query {
+        if let Some(statement) = statement.filter(|_| prepared.is_query) {
             self.begin_statement(&statement)?;
-            let plan = self.plan(statement).await?;
+            self.snapshot
+                .set_history(prepared.statement.history.clone());
+            let plan = self.plan_unbound(statement).await?;
             prepared.schema = Arc::new(plan.schema().as_arrow().clone());
             for (name, data_type) in plan.get_parameter_types()? {
                 let index = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
@@ -372,14 +444,11 @@ impl Session {
                 message: "SET driftdb.as_of takes one value".into(),
             });
         };
-        let text = value.to_string().to_ascii_lowercase();
-        if matches!(text.as_str(), "default" | "'latest'" | "latest" | "null") {
+        if resets_as_of(value) {
             self.as_of = None;
             return Ok(StatementResult::done("SET", None, None));
         }
-        let expr = self
-            .ctx
-            .parse_sql_expr(&value.to_string(), &datafusion::common::DFSchema::empty())?;
+        let expr = super::plans::plan_expr(self, value, &datafusion::common::DFSchema::empty())?;
         let target = target_of(&eval_constant(expr)?)?;
         let seq = resolve_target(&self.db, target)?;
         self.as_of = Some(target);
@@ -460,7 +529,13 @@ impl Session {
     /// Run one read-only statement and stream its result, batch by batch,
     /// instead of collecting it. Returns the snapshot it reads and the stream.
     pub async fn query_stream(&mut self, sql: &str) -> Result<(u64, SendableRecordBatchStream)> {
-        let statement = parse_statement(sql)?;
+        let parsed = parse_statement(sql)?;
+        let Some(statement) = parsed.sql().cloned() else {
+            return Err(Error::InvalidArgument {
+                message: "expected a query".into(),
+            });
+        };
+        self.snapshot.set_history(parsed.history.clone());
         let seq = self.begin_statement(&statement)?;
         Ok((seq, self.read_stream(statement).await?))
     }
@@ -488,16 +563,45 @@ impl Session {
         )?)
     }
 
-    /// Plan a statement with DataFusion (through DriftDB's relation planner).
+    /// Plan a statement with DataFusion (through DriftDB's relation
+    /// planner), with the statement's parameters bound.
     pub(crate) async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+        let plan = self.plan_unbound(statement).await?;
+        self.bind(plan)
+    }
+
+    /// Plan a statement, leaving its `$n` placeholders in the plan.
+    async fn plan_unbound(&self, statement: Statement) -> Result<LogicalPlan> {
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         Ok(self.ctx.state().statement_to_plan(statement).await?)
     }
 
-    /// Plan and run an internal query given as SQL text; returns its batches.
-    pub(crate) async fn run_internal_query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let query = super::parse_query(sql)?;
-        let plan = self.plan(Statement::Query(Box::new(query))).await?;
+    /// Plan a query, leaving its placeholders (bound per parameter set by the caller).
+    pub(crate) async fn plan_unbound_query(&self, query: Box<ast::Query>) -> Result<LogicalPlan> {
+        self.plan_unbound(Statement::Query(query)).await
+    }
+
+    /// Bind the running statement's parameter values to `plan`'s placeholders.
+    pub(crate) fn bind(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        super::params::bind_plan(plan, &self.params)
+    }
+
+    /// Plan the read of a write: `query` names the written table at
+    /// `target`, which is scanned with its system columns.
+    pub(crate) async fn plan_write_source(
+        &self,
+        query: ast::Query,
+        target: sqlparser::tokenizer::Location,
+    ) -> Result<LogicalPlan> {
+        self.snapshot.set_write_target(Some(target));
+        let plan = self.plan_unbound(Statement::Query(Box::new(query))).await;
+        self.snapshot.set_write_target(None);
+        plan
+    }
+
+    /// Run an internal read (parameters bound); returns its batches.
+    pub(crate) async fn run_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let plan = self.bind(plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?.collect().await?)
     }
 
@@ -644,21 +748,19 @@ impl Session {
     }
 }
 
-/// The text argument of a rewritten `ALTER SEQUENCE` (see `sequence_ddl`).
-fn alter_sequence_text(call: &ast::Function) -> Result<String> {
-    let ast::FunctionArguments::List(list) = &call.args else {
-        return Err(Error::internal("ALTER SEQUENCE call without arguments"));
-    };
-    match list.args.as_slice() {
-        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v)))] => {
-            match &v.value {
-                ast::Value::SingleQuotedString(text) => Ok(text.clone()),
-                _ => Err(Error::internal("ALTER SEQUENCE call argument is not text")),
-            }
+/// `SET driftdb.as_of = DEFAULT | NULL | 'latest' | latest` go back to reading the latest commit.
+fn resets_as_of(value: &ast::Expr) -> bool {
+    match value {
+        ast::Expr::Identifier(ident) => {
+            ident.quote_style.is_none()
+                && ["default", "latest"].contains(&ident.value.to_ascii_lowercase().as_str())
         }
-        _ => Err(Error::internal(
-            "ALTER SEQUENCE call has the wrong arguments",
-        )),
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Null => true,
+            ast::Value::SingleQuotedString(text) => text.eq_ignore_ascii_case("latest"),
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -671,7 +773,6 @@ fn is_write(statement: &Statement) -> bool {
             | Statement::AlterTable(_)
             | Statement::CreateView(_)
             | Statement::CreateSequence { .. }
-            | Statement::Call(_)
             | Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)

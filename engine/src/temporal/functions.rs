@@ -42,7 +42,7 @@ impl TableFunctionImpl for HistoryFunction {
             }
             .into());
         };
-        let range = history_range(&self.db, &values[1..])?;
+        let range = history_range(&self.db, values.get(1), values.get(2), false)?;
         let snapshot =
             self.db
                 .history_snapshot(&table, range)

@@ -4,13 +4,10 @@
 //!   | TIMESTAMP AS OF … | VERSION AS OF …]` and views into scans.
 //! - [`provider`] and [`scan`]: the table provider and its visibility filter.
 //! - [`functions`]: `history('t' [, from, to])` and `commits()`.
-//! - [`rewrite`]: teaches the parser SQL:2011 `FOR SYSTEM_TIME ALL |
-//!   BETWEEN a AND b | FROM a TO b`.
 
 pub mod functions;
 pub mod planner;
 pub mod provider;
-pub mod rewrite;
 pub mod scan;
 
 use std::sync::Arc;
@@ -24,7 +21,9 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
 use crate::db::Database;
 use crate::error::{Error, Result};
+use crate::sql::parser::HistoryClauses;
 use crate::txn::TxnView;
+use sqlparser::tokenizer::Location;
 
 /// The snapshot the current statement reads (tables without a clause), set
 /// per statement, and the open transaction's overlay, if any.
@@ -32,6 +31,10 @@ use crate::txn::TxnView;
 pub struct StatementSnapshot {
     seq: AtomicU64,
     view: parking_lot::RwLock<Option<Arc<TxnView>>>,
+    /// The history clauses of the statement being planned.
+    history: parking_lot::RwLock<Arc<HistoryClauses>>,
+    /// Where the table a write changes is named, while its read is planned.
+    write_target: parking_lot::RwLock<Option<Location>>,
 }
 
 impl StatementSnapshot {
@@ -47,6 +50,27 @@ impl StatementSnapshot {
     pub fn view(&self) -> Option<Arc<TxnView>> {
         let seq = self.get();
         self.view.read().clone().filter(|v| v.seq == seq)
+    }
+
+    /// The history clauses of the statement being planned.
+    pub fn history(&self) -> Arc<HistoryClauses> {
+        self.history.read().clone()
+    }
+
+    /// Install the history clauses of the statement about to be planned;
+    /// returns those it replaces.
+    pub fn set_history(&self, history: Arc<HistoryClauses>) -> Arc<HistoryClauses> {
+        std::mem::replace(&mut *self.history.write(), history)
+    }
+
+    /// Where the table the statement writes is named (its read plans that
+    /// reference with `_rowid` and `_seq`).
+    pub fn write_target(&self) -> Option<Location> {
+        *self.write_target.read()
+    }
+
+    pub fn set_write_target(&self, at: Option<Location>) {
+        *self.write_target.write() = at;
     }
 
     /// Install (or clear) the open transaction's overlay.

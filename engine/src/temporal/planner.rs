@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::common::{DFSchema, TableReference};
+use datafusion::common::{DFSchema, ScalarValue, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
 use datafusion::logical_expr::LogicalPlanBuilder;
@@ -14,14 +14,11 @@ use datafusion::logical_expr::planner::{
 use sqlparser::ast::{self, ObjectName, TableAlias, TableFactor, TableVersion};
 
 use super::provider::TemporalTable;
-use super::rewrite::HISTORY_MARKER;
 use super::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
 use crate::db::{Database, HistoryRange};
 use crate::error::Error;
+use crate::sql::parser::{HistoryClause, HistoryKind};
 use crate::txn::TxnView;
-
-/// Marker function in `FOR SYSTEM_TIME AS OF` that asks for `_rowid`/`_seq` (used by DML).
-pub const SYSTEM_COLUMNS_MARKER: &str = "__driftdb_system_columns";
 
 /// Plans table and view references against one database.
 #[derive(Debug)]
@@ -39,7 +36,8 @@ impl TemporalPlanner {
 /// What a table reference's clause asks for.
 enum Reading {
     AsOf(u64),
-    SystemColumns(u64),
+    /// The table a write changes, with `_rowid` and `_seq`, at the statement's snapshot.
+    WriteTarget(u64),
     History(HistoryRange),
 }
 
@@ -62,29 +60,32 @@ impl RelationPlanner for TemporalPlanner {
         let Some(table) = driftdb_name(context, name)? else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
-        let reading = match version {
-            None => Reading::AsOf(self.snapshot.get()),
-            Some(version) => self.reading_of(version, context)?,
+        let history = self.snapshot.history();
+        let clause = history.for_table(name);
+        let write_target = self.snapshot.write_target().is_some()
+            && self.snapshot.write_target() == crate::sql::parser::name_location(name);
+        let reading = match (version, clause) {
+            (None, None) if write_target => Reading::WriteTarget(self.snapshot.get()),
+            (None, None) => Reading::AsOf(self.snapshot.get()),
+            (Some(version), None) => self.reading_of(version, context)?,
+            (_, Some(clause)) => Reading::History(self.history_reading(clause, context)?),
         };
         // Only reads of "now" see the open transaction's own writes.
-        let txn = if version.is_none() || matches!(reading, Reading::SystemColumns(_)) {
-            self.snapshot.view()
-        } else {
-            None
-        };
+        let now = version.is_none() && clause.is_none();
+        let txn = if now { self.snapshot.view() } else { None };
         if let Reading::AsOf(seq) = reading
             && let Some(view) = self.db.view_in(&table, seq, txn.as_deref())
         {
             // A view AS OF a point reads its definition and its tables as of that point.
             let statement_seq = self.snapshot.get();
             self.snapshot.set(seq);
-            let planned = plan_view(&table, &view.sql, alias.clone(), context);
+            let planned = plan_view(&self.snapshot, &table, &view.sql, alias.clone(), context);
             self.snapshot.set(statement_seq);
             return planned;
         }
         let provider = self.provider_for(&table, reading, txn.as_deref())?;
         let Some(provider) = provider else {
-            if version.is_none() {
+            if now {
                 return Ok(RelationPlanning::Original(Box::new(relation)));
             }
             return Err(Error::UnknownTable {
@@ -115,14 +116,6 @@ impl TemporalPlanner {
             TableVersion::VersionAsOf(expr) => (expr, false),
             _ => return Err(Error::unsupported("this table version clause").into_datafusion()),
         };
-        if let Some((marker, args)) = marker_call(expr) {
-            if marker == SYSTEM_COLUMNS_MARKER {
-                return Ok(Reading::SystemColumns(self.snapshot.get()));
-            }
-            if marker == HISTORY_MARKER {
-                return self.history_reading(args, context).map(Reading::History);
-            }
-        }
         let value = eval_constant(context.sql_to_expr(expr.clone(), &DFSchema::empty())?)
             .map_err(Error::into_datafusion)?;
         let target = match by_time {
@@ -134,18 +127,22 @@ impl TemporalPlanner {
         Ok(Reading::AsOf(seq))
     }
 
-    /// `__driftdb_history(from, to, kind)` → the seq range it covers.
+    /// The seq range a history clause covers.
     fn history_reading(
         &self,
-        args: Vec<ast::Expr>,
+        clause: &HistoryClause,
         context: &mut dyn RelationPlannerContext,
     ) -> Result<HistoryRange> {
-        let mut bounds = Vec::new();
-        for arg in args {
-            let expr = context.sql_to_expr(arg, &DFSchema::empty())?;
-            bounds.push(eval_constant(expr).map_err(Error::into_datafusion)?);
-        }
-        history_range(&self.db, &bounds).map_err(Error::into_datafusion)
+        let mut bound = |expr: &Option<ast::Expr>| -> Result<Option<ScalarValue>> {
+            let Some(expr) = expr else { return Ok(None) };
+            let expr = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
+            Ok(Some(eval_constant(expr).map_err(Error::into_datafusion)?))
+        };
+        let from = bound(&clause.from)?;
+        let to = bound(&clause.to)?;
+        let end_exclusive = clause.kind == HistoryKind::FromTo;
+        history_range(&self.db, from.as_ref(), to.as_ref(), end_exclusive)
+            .map_err(Error::into_datafusion)
     }
 
     fn provider_for(
@@ -159,7 +156,7 @@ impl TemporalPlanner {
                 .db
                 .table_snapshot_in(table, seq, txn)
                 .map(|s| TemporalTable::new(s, false)),
-            Reading::SystemColumns(seq) => self
+            Reading::WriteTarget(seq) => self
                 .db
                 .table_snapshot_in(table, seq, txn)
                 .map(|s| TemporalTable::new(s, true)),
@@ -171,55 +168,34 @@ impl TemporalPlanner {
     }
 }
 
-/// The seq range for history bounds `[from, to, kind]` (NULL = open end).
-/// `kind` is `between` (both ends inclusive) or `from_to` (end exclusive).
+/// The seq range from `from` to `to` (None = open end; each a version
+/// or a time); with `end_exclusive` the range stops before `to`.
 pub fn history_range(
     db: &Database,
-    bounds: &[datafusion::common::ScalarValue],
+    from: Option<&ScalarValue>,
+    to: Option<&ScalarValue>,
+    end_exclusive: bool,
 ) -> crate::Result<HistoryRange> {
     let latest = db.visible_seq();
-    let bound = |i: usize, end: bool| -> crate::Result<Option<u64>> {
-        let Some(value) = bounds.get(i).filter(|v| !v.is_null()) else {
+    let bound = |value: Option<&ScalarValue>, end: bool| -> crate::Result<Option<u64>> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
             return Ok(None);
         };
-        let exclusive = end && bounds.get(2).is_some_and(|k| k.to_string() == "from_to");
+        let exclusive = end && end_exclusive;
         Ok(Some(match target_of(value)? {
             Target::Seq(seq) if exclusive => seq.saturating_sub(1),
             Target::Seq(seq) => seq,
             Target::TimeUs(us) => db.seq_at_time_or_zero(if exclusive { us - 1 } else { us })?,
         }))
     };
-    let from_seq = bound(0, false)?.unwrap_or(0);
-    let to_seq = bound(1, true)?.unwrap_or(latest).min(latest);
+    let from_seq = bound(from, false)?.unwrap_or(0);
+    let to_seq = bound(to, true)?.unwrap_or(latest).min(latest);
     if from_seq > to_seq {
         return Err(crate::Error::BadSnapshot {
             message: format!("history range starts after it ends ({from_seq} > {to_seq})"),
         });
     }
     Ok(HistoryRange { from_seq, to_seq })
-}
-
-/// If `expr` calls one of our marker functions, its name and arguments.
-fn marker_call(expr: &ast::Expr) -> Option<(String, Vec<ast::Expr>)> {
-    let ast::Expr::Function(function) = expr else {
-        return None;
-    };
-    let name = function.name.to_string().to_lowercase();
-    if !name.starts_with("__driftdb_") {
-        return None;
-    }
-    let args = match &function.args {
-        ast::FunctionArguments::List(list) => list
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some((name, args))
 }
 
 /// The table name if `name` refers to DriftDB's schema (unqualified, `public.t` or `driftdb.public.t`).
@@ -241,14 +217,17 @@ fn driftdb_name(
     Ok(ours.then(|| reference.table().to_string()))
 }
 
-/// Plan a view reference as the derived table `(view SQL) AS alias`.
+/// Plan a view reference as the derived table `(view query) AS alias`,
+/// with the view's own history clauses in force while it is planned.
 fn plan_view(
+    snapshot: &StatementSnapshot,
     name: &str,
     sql: &str,
     alias: Option<TableAlias>,
     context: &mut dyn RelationPlannerContext,
 ) -> Result<RelationPlanning> {
-    let query = crate::sql::parse_query(sql).map_err(Error::into_datafusion)?;
+    let (query, history) =
+        crate::sql::parser::parse_view_query(sql).map_err(Error::into_datafusion)?;
     let alias = alias.unwrap_or(TableAlias {
         explicit: true,
         name: ast::Ident::new(name),
@@ -261,7 +240,10 @@ fn plan_view(
         alias: Some(alias),
         sample: None,
     };
-    let plan = context.plan(derived)?;
+    let statement_history = snapshot.set_history(history);
+    let plan = context.plan(derived);
+    snapshot.set_history(statement_history);
+    let plan = plan?;
     Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
         plan, None,
     ))))

@@ -6,4 +6,5 @@ mod concurrency;
 mod crash;
 mod model;
 mod slt;
+mod statements;
 mod temporal;

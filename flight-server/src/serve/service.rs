@@ -32,11 +32,10 @@ use arrow_flight::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
-use driftdb_engine::sql::{IngestMode, params, parse_statement};
-use driftdb_engine::{Database, Output};
+use driftdb_engine::sql::{IngestMode, ParsedStatement, parse_statement};
+use driftdb_engine::{Database, Output, Prepared};
 use futures::{Stream, TryStreamExt};
 use prost::Message;
-use sqlparser::ast::Statement;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
@@ -135,11 +134,26 @@ impl DriftFlightSql {
     async fn start(
         &self,
         client: &ClientSession,
-        statement: Statement,
+        work: Work,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
-        let (id, schema, seq) = self.park(client, statement).await?;
+        let (id, schema, seq) = self.park(client, work).await?;
         result_info(id, &schema, seq, descriptor)
+    }
+
+    /// Run a statement (or a prepared one with its parameters bound).
+    async fn run(&self, client: &ClientSession, work: Work) -> Result<Output> {
+        let timeout = self.state.limits.query_timeout;
+        let mut sql = client.sql.lock().await;
+        let output = match work {
+            Work::Statement(statement) => {
+                tokio::time::timeout(timeout, sql.execute_streaming(statement)).await
+            }
+            Work::Prepared(prepared, params) => {
+                tokio::time::timeout(timeout, sql.execute_prepared(&prepared, &params)).await
+            }
+        };
+        Ok(output.map_err(|_| ServerError::QueryTimeout(timeout))??)
     }
 
     /// Run a statement and park its result stream under a new query id.
@@ -147,16 +161,10 @@ impl DriftFlightSql {
     async fn park(
         &self,
         client: &ClientSession,
-        statement: Statement,
+        work: Work,
     ) -> Result<(u64, SchemaRef, Option<u64>)> {
         let started = Instant::now();
-        let timeout = self.state.limits.query_timeout;
-        let output = {
-            let mut sql = client.sql.lock().await;
-            tokio::time::timeout(timeout, sql.execute_streaming(statement))
-                .await
-                .map_err(|_| ServerError::QueryTimeout(timeout))??
-        };
+        let output = self.run(client, work).await?;
         let (seq, stream) = match output {
             Output::Rows { seq, stream, .. } => (Some(seq), stream),
             Output::Done(result) => {
@@ -191,13 +199,17 @@ impl DriftFlightSql {
     }
 
     /// Run a statement for its effect; returns the rows it changed.
-    async fn update(&self, client: &ClientSession, statement: Statement) -> Result<i64> {
-        let timeout = self.state.limits.query_timeout;
-        let mut sql = client.sql.lock().await;
-        let result = tokio::time::timeout(timeout, sql.execute_statement(statement))
-            .await
-            .map_err(|_| ServerError::QueryTimeout(timeout))??;
-        Ok(result.rows_affected.map_or(0, |n| n as i64))
+    async fn update(&self, client: &ClientSession, work: Work) -> Result<i64> {
+        match self.run(client, work).await? {
+            Output::Done(result) => Ok(result.rows_affected.map_or(0, |n| n as i64)),
+            Output::Rows { stream, .. } => {
+                // A query sent as an update runs to completion; its rows are dropped.
+                let batches = datafusion::physical_plan::common::collect(stream)
+                    .await
+                    .map_err(driftdb_engine::Error::from)?;
+                Ok(batches.iter().map(|b| b.num_rows() as i64).sum())
+            }
+        }
     }
 
     /// Work on the caller's prepared statement `handle`.
@@ -318,12 +330,18 @@ fn parse_handle(handle: &[u8], kind: &'static str) -> Result<u64> {
         })
 }
 
+/// What a request runs: a statement, or a prepared one with its parameters.
+enum Work {
+    Statement(ParsedStatement),
+    Prepared(Prepared, Vec<ScalarValue>),
+}
+
 /// A prepared query with its bound parameter row (a query runs with one).
-fn bound_query(entry: &PreparedEntry) -> Result<Statement> {
-    let statement = &entry.prepared.statement;
+fn bound_query(entry: &PreparedEntry) -> Result<Work> {
+    let prepared = entry.prepared.clone();
     match entry.parameters.as_slice() {
-        [] => Ok(statement.clone()),
-        [row] => Ok(params::bind(statement, row)?),
+        [] => Ok(Work::Prepared(prepared, Vec::new())),
+        [row] => Ok(Work::Prepared(prepared, row.clone())),
         rows => Err(ServerError::BadRequest(format!(
             "a query runs with one parameter row; {} were bound",
             rows.len()
@@ -501,7 +519,9 @@ impl FlightSqlService for DriftFlightSql {
         let client = self.client(&request)?;
         self.check_transaction(&client, query.transaction_id.as_ref())?;
         let statement = parse_statement(&query.query).map_err(ServerError::from)?;
-        let info = self.start(&client, statement, request.into_inner()).await?;
+        let info = self
+            .start(&client, Work::Statement(statement), request.into_inner())
+            .await?;
         Ok(Response::new(info))
     }
 
@@ -750,7 +770,7 @@ impl FlightSqlService for DriftFlightSql {
         let client = self.client(&request)?;
         self.check_transaction(&client, command.transaction_id.as_ref())?;
         let statement = parse_statement(&command.query).map_err(ServerError::from)?;
-        Ok(self.update(&client, statement).await?)
+        Ok(self.update(&client, Work::Statement(statement)).await?)
     }
 
     async fn do_put_statement_ingest(
@@ -804,9 +824,13 @@ impl FlightSqlService for DriftFlightSql {
         if !batches.is_empty() {
             entry.parameters = parameter_rows(&batches)?;
         }
-        let prepared = &entry.prepared;
+        let prepared = entry.prepared;
         let rows = match (entry.parameters.len(), prepared.parameter_count) {
-            (0, 0) => return Ok(self.update(&client, prepared.statement.clone()).await?),
+            (0, 0) => {
+                return Ok(self
+                    .update(&client, Work::Prepared(prepared, Vec::new()))
+                    .await?);
+            }
             (0, n) => {
                 return Err(ServerError::BadRequest(format!(
                     "the statement takes {n} parameter(s) and none were bound"
@@ -816,19 +840,13 @@ impl FlightSqlService for DriftFlightSql {
             _ => entry.parameters,
         };
         // Many rows for one INSERT … VALUES become one multi-row insert: one commit.
-        let combined = match rows.len() {
-            1 => None,
-            _ => params::bind_insert_rows(&prepared.statement, &rows).map_err(ServerError::from)?,
-        };
-        if let Some(statement) = combined {
-            return Ok(self.update(&client, statement).await?);
-        }
-        let mut total = 0;
-        for row in &rows {
-            let statement = params::bind(&prepared.statement, row).map_err(ServerError::from)?;
-            total += self.update(&client, statement).await?;
-        }
-        Ok(total)
+        let timeout = self.state.limits.query_timeout;
+        let mut sql = client.sql.lock().await;
+        let count = tokio::time::timeout(timeout, sql.execute_prepared_rows(&prepared, &rows))
+            .await
+            .map_err(|_| ServerError::QueryTimeout(timeout))?
+            .map_err(ServerError::from)?;
+        Ok(count as i64)
     }
 
     async fn do_action_create_prepared_statement(

@@ -1,0 +1,771 @@
+//! DriftDB's SQL parser: one pass from text to syntax trees.
+//!
+//! The text is tokenized once and every statement is parsed from those
+//! tokens by sqlparser's PostgreSQL grammar ([`DriftDialect`]), with
+//! DriftDB's additions parsed by our own functions over the same parser:
+//!
+//! | written | parsed into |
+//! | --- | --- |
+//! | `t FOR SYSTEM_TIME ALL / BETWEEN a AND b / FROM a TO b` | a [`HistoryClause`] keyed by where `t` is written ([`ParsedStatement::history`]) |
+//! | `ALTER SEQUENCE …` (options in any order) | [`AlterSequence`] |
+//! | `CREATE SEQUENCE …` (options in any order) | sqlparser's `Statement::CreateSequence` |
+//! | `AUTO_INCREMENT`, `GENERATED … AS IDENTITY (options in any order)` | sqlparser's `ColumnOption::Generated` (in the dialect) |
+//!
+//! Nothing here or after it turns a tree back into SQL text: the planner
+//! reads history clauses from [`HistoryClauses`], DML builds logical plans,
+//! parameters are bound to plans as values. A statement keeps its own
+//! source text only so `CREATE VIEW` can store what the user wrote.
+//!
+//! Statements too deeply nested to plan without exhausting the stack are
+//! refused here with 54001 before any tree is built.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use sqlparser::ast::{self, ObjectName, SequenceOptions, Statement, TableFactor, Visit, Visitor};
+use sqlparser::dialect::{Dialect, Precedence};
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace};
+
+use super::dialect::DriftDialect;
+use crate::error::{Error, Result};
+use crate::limits::{EXPRESSION_DEPTH_MAX, STATEMENT_NESTING_MAX};
+
+/// One statement as DriftDB parsed it.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    pub body: Body,
+    /// The statement's history clauses, by the table reference they follow.
+    pub history: Arc<HistoryClauses>,
+    /// The statement's own text, as written (for `CREATE VIEW`).
+    pub text: Arc<str>,
+}
+
+/// What a statement is.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Anything sqlparser has a node for.
+    Sql(Box<Statement>),
+    /// `ALTER SEQUENCE` (sqlparser 0.62 has no node for it).
+    AlterSequence(AlterSequence),
+}
+
+impl ParsedStatement {
+    /// The sqlparser tree, when the statement has one.
+    pub fn sql(&self) -> Option<&Statement> {
+        match &self.body {
+            Body::Sql(statement) => Some(statement),
+            Body::AlterSequence(_) => None,
+        }
+    }
+
+    /// A statement with no DriftDB additions (for callers that build trees).
+    pub fn from_statement(statement: Statement) -> Self {
+        Self {
+            body: Body::Sql(Box::new(statement)),
+            history: Arc::default(),
+            text: Arc::from(""),
+        }
+    }
+}
+
+/// `FOR SYSTEM_TIME ALL | BETWEEN a AND b | FROM a TO b` after a table name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryClause {
+    pub kind: HistoryKind,
+    pub from: Option<ast::Expr>,
+    pub to: Option<ast::Expr>,
+}
+
+/// Which history clause: SQL:2011's three forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryKind {
+    All,
+    /// Both ends inclusive.
+    Between,
+    /// End exclusive.
+    FromTo,
+}
+
+/// The history clauses of one statement, each keyed by where the last part
+/// of its table name starts in the text (a position only that table
+/// reference has).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryClauses {
+    clauses: Vec<(Location, HistoryClause)>,
+}
+
+impl HistoryClauses {
+    /// The clause following the table reference named `name`, if any.
+    pub fn for_table(&self, name: &ObjectName) -> Option<&HistoryClause> {
+        let at = name_location(name)?;
+        self.clauses
+            .iter()
+            .find(|(location, _)| *location == at)
+            .map(|(_, clause)| clause)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clauses.is_empty()
+    }
+}
+
+pub(crate) fn name_location(name: &ObjectName) -> Option<Location> {
+    let ident = name.0.last()?.as_ident()?;
+    Some(ident.span.start).filter(|l| l.line > 0)
+}
+
+/// `ALTER SEQUENCE [IF EXISTS] name option…`.
+#[derive(Debug, Clone)]
+pub struct AlterSequence {
+    pub if_exists: bool,
+    pub name: ObjectName,
+    pub changes: SequenceChanges,
+}
+
+/// What an `ALTER SEQUENCE` asks for, on top of the current definition.
+#[derive(Debug, Clone, Default)]
+pub struct SequenceChanges {
+    pub rename: Option<ObjectName>,
+    /// `Some(None)`: `OWNED BY NONE`.
+    pub owned_by: Option<Option<ObjectName>>,
+    pub data_type: Option<ast::DataType>,
+    pub increment: Option<i64>,
+    /// `Some(None)`: `NO MINVALUE` (back to the default).
+    pub min: Option<Option<i64>>,
+    pub max: Option<Option<i64>>,
+    pub start: Option<i64>,
+    /// `Some(None)`: `RESTART` (at the start value).
+    pub restart: Option<Option<i64>>,
+    pub cache: Option<i64>,
+    pub cycle: Option<bool>,
+}
+
+/// Parse a script into statements.
+pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
+    let dialect = DriftDialect::default();
+    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location()?;
+    check_complexity(&tokens)?;
+    let (tokens, clauses) = take_history_clauses(&dialect, tokens)?;
+    let lines = LineStarts::new(sql);
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(STATEMENT_NESTING_MAX)
+        .with_tokens_with_locations(tokens);
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token_ref().token == Token::EOF {
+            break;
+        }
+        let start = parser.peek_token_ref().span.start;
+        let body = parse_body(&mut parser).map_err(parse_error)?;
+        let end = parser.get_current_token().span.end;
+        let next = parser.peek_token();
+        if !matches!(next.token, Token::SemiColon | Token::EOF) {
+            return Err(Error::Syntax {
+                message: format!(
+                    "expected end of statement, found {} at {}",
+                    next, next.span.start
+                ),
+            });
+        }
+        let history = clauses_within(&clauses, start, end);
+        if let Body::Sql(statement) = &body {
+            check_history_attached(statement, &history)?;
+        }
+        statements.push(ParsedStatement {
+            body,
+            history: Arc::new(history),
+            text: Arc::from(lines.slice(sql, start, end)),
+        });
+    }
+    if let Some((at, _)) = clauses.iter().find(|(at, _)| {
+        !statements
+            .iter()
+            .any(|s| s.history.clauses.iter().any(|(l, _)| l == at))
+    }) {
+        return Err(misplaced_history(*at));
+    }
+    Ok(statements)
+}
+
+/// Parse exactly one statement.
+pub fn parse_statement(sql: &str) -> Result<ParsedStatement> {
+    let mut statements = parse_statements(sql)?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(statement), true) => Ok(statement),
+        _ => Err(Error::Syntax {
+            message: "expected exactly one statement".into(),
+        }),
+    }
+}
+
+/// A view's stored text parsed back: its query with its history clauses.
+/// Views store the `CREATE VIEW` statement as written (older databases
+/// stored the bare query; both are read).
+pub fn parse_view_query(sql: &str) -> Result<(ast::Query, Arc<HistoryClauses>)> {
+    let statement = parse_statement(sql)?;
+    let history = statement.history.clone();
+    match statement.body {
+        Body::Sql(statement) => match *statement {
+            Statement::Query(query) => Ok((*query, history)),
+            Statement::CreateView(view) => Ok((*view.query, history)),
+            _ => Err(Error::Corrupt {
+                detail: format!("stored view definition is not a query: {sql}"),
+            }),
+        },
+        Body::AlterSequence(_) => Err(Error::Corrupt {
+            detail: format!("stored view definition is not a query: {sql}"),
+        }),
+    }
+}
+
+fn parse_error(err: ParserError) -> Error {
+    match err {
+        ParserError::RecursionLimitExceeded => too_complex(format!(
+            "statement too complex: nested more than {STATEMENT_NESTING_MAX} levels deep"
+        )),
+        other => other.into(),
+    }
+}
+
+fn too_complex(message: String) -> Error {
+    Error::TooComplex { message }
+}
+
+fn parse_body(parser: &mut Parser<'_>) -> std::result::Result<Body, ParserError> {
+    if parser.parse_keywords(&[Keyword::ALTER, Keyword::SEQUENCE]) {
+        return parse_alter_sequence(parser).map(Body::AlterSequence);
+    }
+    if parser.peek_keyword(Keyword::CREATE) {
+        let temporary = matches!(
+            &parser.peek_nth_token_ref(1).token,
+            Token::Word(w) if matches!(w.keyword, Keyword::TEMPORARY | Keyword::TEMP)
+        );
+        let at = if temporary { 2 } else { 1 };
+        if matches!(&parser.peek_nth_token_ref(at).token, Token::Word(w) if w.keyword == Keyword::SEQUENCE)
+        {
+            for _ in 0..=at {
+                parser.next_token();
+            }
+            return parse_create_sequence(parser, temporary).map(|s| Body::Sql(Box::new(s)));
+        }
+    }
+    parser.parse_statement().map(|s| Body::Sql(Box::new(s)))
+}
+
+/// `CREATE [TEMP] SEQUENCE [IF NOT EXISTS] name option…`, options in any
+/// order as PostgreSQL takes them.
+fn parse_create_sequence(
+    parser: &mut Parser<'_>,
+    temporary: bool,
+) -> std::result::Result<Statement, ParserError> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false)?;
+    let changes = parse_sequence_options(parser, SequenceClause::Create)?;
+    let mut data_type = None;
+    let mut owned_by = None;
+    let options = create_options(&changes, &mut data_type, &mut owned_by);
+    Ok(Statement::CreateSequence {
+        temporary,
+        if_not_exists,
+        name,
+        data_type,
+        sequence_options: options,
+        owned_by,
+    })
+}
+
+/// sqlparser's option list for the options `changes` sets.
+fn create_options(
+    changes: &SequenceChanges,
+    data_type: &mut Option<ast::DataType>,
+    owned_by: &mut Option<ObjectName>,
+) -> Vec<SequenceOptions> {
+    let number = |n: i64| ast::Expr::value(ast::Value::Number(n.to_string(), false));
+    let mut options = Vec::new();
+    if let Some(increment) = changes.increment {
+        options.push(SequenceOptions::IncrementBy(number(increment), true));
+    }
+    if let Some(min) = changes.min {
+        options.push(SequenceOptions::MinValue(min.map(number)));
+    }
+    if let Some(max) = changes.max {
+        options.push(SequenceOptions::MaxValue(max.map(number)));
+    }
+    if let Some(start) = changes.start {
+        options.push(SequenceOptions::StartWith(number(start), true));
+    }
+    if let Some(cache) = changes.cache {
+        options.push(SequenceOptions::Cache(number(cache)));
+    }
+    if let Some(cycle) = changes.cycle {
+        // sqlparser marks `NO CYCLE` with true.
+        options.push(SequenceOptions::Cycle(!cycle));
+    }
+    *data_type = changes.data_type.clone();
+    *owned_by = match &changes.owned_by {
+        Some(Some(owner)) => Some(owner.clone()),
+        Some(None) => Some(ObjectName::from(vec![ast::Ident::new("NONE")])),
+        None => None,
+    };
+    options
+}
+
+/// Identity column options: `GENERATED … AS IDENTITY ( option… )`.
+pub(crate) fn parse_identity_options(
+    parser: &mut Parser<'_>,
+) -> std::result::Result<Vec<SequenceOptions>, ParserError> {
+    if !parser.consume_token(&Token::LParen) {
+        return Ok(Vec::new());
+    }
+    let changes = parse_sequence_options(parser, SequenceClause::Identity)?;
+    parser.expect_token(&Token::RParen)?;
+    Ok(create_options(&changes, &mut None, &mut None))
+}
+
+fn parse_alter_sequence(
+    parser: &mut Parser<'_>,
+) -> std::result::Result<AlterSequence, ParserError> {
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false)?;
+    let changes = parse_sequence_options(parser, SequenceClause::Alter)?;
+    Ok(AlterSequence {
+        if_exists,
+        name,
+        changes,
+    })
+}
+
+/// Where sequence options are written (each takes a different subset).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SequenceClause {
+    Create,
+    Alter,
+    Identity,
+}
+
+/// Sequence options in any order, until one that is not an option.
+fn parse_sequence_options(
+    parser: &mut Parser<'_>,
+    clause: SequenceClause,
+) -> std::result::Result<SequenceChanges, ParserError> {
+    let mut changes = SequenceChanges::default();
+    loop {
+        if clause == SequenceClause::Alter && parser.parse_keywords(&[Keyword::RENAME, Keyword::TO])
+        {
+            changes.rename = Some(parser.parse_object_name(false)?);
+        } else if clause != SequenceClause::Identity
+            && parser.parse_keywords(&[Keyword::OWNED, Keyword::BY])
+        {
+            changes.owned_by = Some(match parser.parse_keyword(Keyword::NONE) {
+                true => None,
+                false => Some(parser.parse_object_name(false)?),
+            });
+        } else if parser.parse_keyword(Keyword::AS) {
+            changes.data_type = Some(parser.parse_data_type()?);
+        } else if parser.parse_keyword(Keyword::INCREMENT) {
+            let _optional_by = parser.parse_keyword(Keyword::BY);
+            changes.increment = Some(signed_integer(parser)?);
+        } else if parser.parse_keywords(&[Keyword::NO, Keyword::MINVALUE]) {
+            changes.min = Some(None);
+        } else if parser.parse_keywords(&[Keyword::NO, Keyword::MAXVALUE]) {
+            changes.max = Some(None);
+        } else if parser.parse_keywords(&[Keyword::NO, Keyword::CYCLE]) {
+            changes.cycle = Some(false);
+        } else if parser.parse_keyword(Keyword::MINVALUE) {
+            changes.min = Some(Some(signed_integer(parser)?));
+        } else if parser.parse_keyword(Keyword::MAXVALUE) {
+            changes.max = Some(Some(signed_integer(parser)?));
+        } else if parser.parse_keyword(Keyword::START) {
+            let _optional_with = parser.parse_keyword(Keyword::WITH);
+            changes.start = Some(signed_integer(parser)?);
+        } else if clause == SequenceClause::Alter && parser.parse_keyword(Keyword::RESTART) {
+            let with = parser.parse_keyword(Keyword::WITH);
+            let number_next = matches!(
+                parser.peek_token_ref().token,
+                Token::Number(..) | Token::Minus | Token::Plus
+            );
+            changes.restart = Some(match with || number_next {
+                true => Some(signed_integer(parser)?),
+                false => None,
+            });
+        } else if parser.parse_keyword(Keyword::CACHE) {
+            changes.cache = Some(signed_integer(parser)?);
+        } else if parser.parse_keyword(Keyword::CYCLE) {
+            changes.cycle = Some(true);
+        } else {
+            return Ok(changes);
+        }
+    }
+}
+
+fn signed_integer(parser: &mut Parser<'_>) -> std::result::Result<i64, ParserError> {
+    let negative = parser.consume_token(&Token::Minus);
+    if !negative {
+        let _optional_plus = parser.consume_token(&Token::Plus);
+    }
+    let token = parser.next_token();
+    let Token::Number(digits, _) = &token.token else {
+        return parser.expected("an integer", token);
+    };
+    let text = match negative {
+        true => format!("-{digits}"),
+        false => digits.clone(),
+    };
+    text.parse::<i64>()
+        .map_err(|_| ParserError::ParserError(format!("{text} is out of range for type bigint")))
+}
+
+/// Refuse, before parsing, a statement whose trees would nest deeper than
+/// the parser and planner can follow: more than [`EXPRESSION_DEPTH_MAX`]
+/// levels of parentheses plus operators chained at one level (each
+/// operator in `a + b + c …` is one level of the tree).
+fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
+    // Per open parenthesis: how many operators are chained at that level.
+    let mut chains: Vec<usize> = vec![0];
+    let mut depth = 1usize;
+    for token in tokens {
+        match &token.token {
+            Token::LParen | Token::LBracket => {
+                chains.push(0);
+                depth += 1;
+            }
+            Token::RParen | Token::RBracket => {
+                if chains.len() > 1 {
+                    depth -= 1 + chains.pop().unwrap_or(0);
+                }
+            }
+            Token::Comma | Token::SemiColon => {
+                let level = chains.last_mut().expect("never empty");
+                depth -= *level;
+                *level = 0;
+            }
+            Token::Word(w) if starts_clause(w.keyword) => {
+                let level = chains.last_mut().expect("never empty");
+                depth -= *level;
+                *level = 0;
+            }
+            other if chains_operands(other) => {
+                *chains.last_mut().expect("never empty") += 1;
+                depth += 1;
+            }
+            _ => continue,
+        }
+        if depth > EXPRESSION_DEPTH_MAX {
+            return Err(too_complex(format!(
+                "statement too complex: expressions nest more than {EXPRESSION_DEPTH_MAX} levels deep (at {})",
+                token.span.start
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Keywords after which a new, independent expression starts.
+fn starts_clause(keyword: Keyword) -> bool {
+    matches!(
+        keyword,
+        Keyword::SELECT
+            | Keyword::FROM
+            | Keyword::WHERE
+            | Keyword::GROUP
+            | Keyword::HAVING
+            | Keyword::ORDER
+            | Keyword::LIMIT
+            | Keyword::OFFSET
+            | Keyword::WHEN
+            | Keyword::THEN
+            | Keyword::ELSE
+            | Keyword::END
+            | Keyword::ON
+            | Keyword::SET
+            | Keyword::VALUES
+            | Keyword::RETURNING
+    )
+}
+
+/// Tokens that join two operands into one deeper tree node.
+fn chains_operands(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => matches!(
+            w.keyword,
+            Keyword::AND
+                | Keyword::OR
+                | Keyword::XOR
+                | Keyword::NOT
+                | Keyword::UNION
+                | Keyword::EXCEPT
+                | Keyword::INTERSECT
+                | Keyword::IS
+                | Keyword::LIKE
+                | Keyword::ILIKE
+                | Keyword::JOIN
+        ),
+        Token::Plus
+        | Token::Minus
+        | Token::Mul
+        | Token::Div
+        | Token::Mod
+        | Token::StringConcat
+        | Token::Eq
+        | Token::DoubleEq
+        | Token::Neq
+        | Token::Lt
+        | Token::Gt
+        | Token::LtEq
+        | Token::GtEq
+        | Token::Spaceship
+        | Token::Caret
+        | Token::Ampersand
+        | Token::Pipe
+        | Token::ShiftLeft
+        | Token::ShiftRight
+        | Token::DoubleColon
+        | Token::Arrow
+        | Token::LongArrow
+        | Token::HashArrow
+        | Token::HashLongArrow
+        | Token::Tilde
+        | Token::ExclamationMark
+        | Token::CustomBinaryOperator(_) => true,
+        _ => false,
+    }
+}
+
+/// Remove every `FOR SYSTEM_TIME ALL | BETWEEN … | FROM …` from `tokens`,
+/// parsing its bounds, and key it by the table name token before it.
+fn take_history_clauses(
+    dialect: &DriftDialect,
+    tokens: Vec<TokenWithSpan>,
+) -> Result<(Vec<TokenWithSpan>, Vec<(Location, HistoryClause)>)> {
+    if !tokens
+        .iter()
+        .any(|t| is_keyword(&t.token, Keyword::SYSTEM_TIME))
+    {
+        return Ok((tokens, Vec::new()));
+    }
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut clauses = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match history_clause_at(dialect, &tokens, i)? {
+            Some((clause, end)) => {
+                let name = out
+                    .iter()
+                    .rev()
+                    .find(|t: &&TokenWithSpan| !is_blank(&t.token))
+                    .filter(|t| matches!(t.token, Token::Word(_)))
+                    .ok_or_else(|| misplaced_history(tokens[i].span.start))?;
+                clauses.push((name.span.start, clause));
+                i = end;
+            }
+            None => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    Ok((out, clauses))
+}
+
+/// The history clause starting at `tokens[i]` and the index after it.
+fn history_clause_at(
+    dialect: &DriftDialect,
+    tokens: &[TokenWithSpan],
+    i: usize,
+) -> Result<Option<(HistoryClause, usize)>> {
+    if !is_keyword(&tokens[i].token, Keyword::FOR) {
+        return Ok(None);
+    }
+    let j = next_solid(tokens, i + 1);
+    if !tokens
+        .get(j)
+        .is_some_and(|t| is_keyword(&t.token, Keyword::SYSTEM_TIME))
+    {
+        return Ok(None);
+    }
+    let k = next_solid(tokens, j + 1);
+    let Some(kind) = tokens.get(k).and_then(|t| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::ALL => {
+            Some(HistoryKind::All)
+        }
+        Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::BETWEEN => {
+            Some(HistoryKind::Between)
+        }
+        Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::FROM => {
+            Some(HistoryKind::FromTo)
+        }
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    if kind == HistoryKind::All {
+        let clause = HistoryClause {
+            kind,
+            from: None,
+            to: None,
+        };
+        return Ok(Some((clause, k + 1)));
+    }
+    let rest: Vec<TokenWithSpan> = tokens[k + 1..].to_vec();
+    let mut parser = Parser::new(dialect)
+        .with_recursion_limit(STATEMENT_NESTING_MAX)
+        .with_tokens_with_locations(rest);
+    let (separator, name) = match kind {
+        HistoryKind::Between => (Keyword::AND, "FOR SYSTEM_TIME BETWEEN … AND …"),
+        _ => (Keyword::TO, "FOR SYSTEM_TIME FROM … TO …"),
+    };
+    let bound_precedence = dialect.prec_value(Precedence::Between);
+    let mut bounds = || -> std::result::Result<(ast::Expr, ast::Expr), ParserError> {
+        let from = parser.parse_subexpr(bound_precedence)?;
+        if !parser.parse_keyword(separator) {
+            let found = parser.peek_token();
+            return parser.expected(&format!("{separator:?} in {name}"), found);
+        }
+        let to = parser.parse_subexpr(bound_precedence)?;
+        Ok((from, to))
+    };
+    let (from, to) = bounds().map_err(parse_error)?;
+    let clause = HistoryClause {
+        kind,
+        from: Some(from),
+        to: Some(to),
+    };
+    Ok(Some((clause, k + 1 + parser.index())))
+}
+
+fn misplaced_history(at: Location) -> Error {
+    Error::Syntax {
+        message: format!("FOR SYSTEM_TIME at {at} must follow a table name"),
+    }
+}
+
+fn is_keyword(token: &Token, keyword: Keyword) -> bool {
+    matches!(token, Token::Word(w) if w.keyword == keyword && w.quote_style.is_none())
+}
+
+fn is_blank(token: &Token) -> bool {
+    matches!(token, Token::Whitespace(_))
+}
+
+/// The index of the first token at or after `from` that is not whitespace or a comment.
+fn next_solid(tokens: &[TokenWithSpan], from: usize) -> usize {
+    let mut i = from;
+    while tokens.get(i).is_some_and(|t| {
+        matches!(
+            t.token,
+            Token::Whitespace(
+                Whitespace::Space
+                    | Whitespace::Newline
+                    | Whitespace::Tab
+                    | Whitespace::SingleLineComment { .. }
+                    | Whitespace::MultiLineComment(_)
+            )
+        )
+    }) {
+        i += 1;
+    }
+    i
+}
+
+fn clauses_within(
+    clauses: &[(Location, HistoryClause)],
+    start: Location,
+    end: Location,
+) -> HistoryClauses {
+    let inside = |l: &Location| {
+        (l.line, l.column) >= (start.line, start.column)
+            && (l.line, l.column) <= (end.line, end.column)
+    };
+    HistoryClauses {
+        clauses: clauses.iter().filter(|(l, _)| inside(l)).cloned().collect(),
+    }
+}
+
+/// Every history clause must follow a plain table reference of `statement`.
+fn check_history_attached(statement: &Statement, history: &HistoryClauses) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    struct Attached<'a> {
+        history: &'a HistoryClauses,
+        found: Vec<Location>,
+    }
+    impl Visitor for Attached<'_> {
+        type Break = Error;
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Error> {
+            let TableFactor::Table {
+                name,
+                version,
+                args,
+                ..
+            } = factor
+            else {
+                return ControlFlow::Continue(());
+            };
+            if self.history.for_table(name).is_none() {
+                return ControlFlow::Continue(());
+            }
+            if version.is_some() || args.is_some() {
+                return ControlFlow::Break(Error::Syntax {
+                    message: format!("{name} has two temporal clauses"),
+                });
+            }
+            if let Some(at) = name_location(name) {
+                self.found.push(at);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = Attached {
+        history,
+        found: Vec::new(),
+    };
+    if let ControlFlow::Break(e) = statement.visit(&mut visitor) {
+        return Err(e);
+    }
+    match history
+        .clauses
+        .iter()
+        .find(|(at, _)| !visitor.found.contains(at))
+    {
+        Some((at, _)) => Err(misplaced_history(*at)),
+        None => Ok(()),
+    }
+}
+
+/// Byte offsets of line starts, to cut a statement's text out of a script.
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn new(sql: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        Self(starts)
+    }
+
+    /// The byte offset of `location` (line and column count from 1, columns in characters).
+    fn offset(&self, sql: &str, location: Location) -> usize {
+        let Some(&line_start) = self.0.get((location.line as usize).saturating_sub(1)) else {
+            return sql.len();
+        };
+        let line = &sql[line_start..];
+        let column = (location.column as usize).saturating_sub(1);
+        line_start
+            + line
+                .char_indices()
+                .nth(column)
+                .map_or(line.len(), |(i, _)| i)
+    }
+
+    fn slice<'a>(&self, sql: &'a str, start: Location, end: Location) -> &'a str {
+        let from = self.offset(sql, start);
+        let to = self.offset(sql, end).max(from);
+        sql[from..to].trim()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+"""Every statement means what it says, over ADBC against a real `driftdb serve`:
+quotes and bound parameters are data, never SQL, and no statement a client
+sends can take the server down."""
+
+import uuid
+
+import adbc_driver_manager
+import pytest
+
+
+def unique(name):
+    return f"{name}_{uuid.uuid4().hex[:8]}"
+
+
+def users(cur):
+    t = unique("users")
+    cur.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, name TEXT NOT NULL)")
+    cur.execute(f"INSERT INTO {t} VALUES (1, 'ann'), (2, 'bob'), (3, 'cy')")
+    return t
+
+
+def names(cur, t):
+    cur.execute(f"SELECT name FROM {t} ORDER BY id")
+    return [row[0] for row in cur.fetchall()]
+
+
+def test_doubled_quotes_stay_in_the_literal(conn):
+    with conn.cursor() as cur:
+        t = users(cur)
+        cur.execute(f"DELETE FROM {t} WHERE name = 'nobody'' OR ''a''=''a'")
+        assert cur.rowcount == 0
+        cur.execute(f"UPDATE {t} SET name = 'O''Brien' WHERE id = 1")
+        assert names(cur, t) == ["O'Brien", "bob", "cy"]
+
+
+def test_parameters_cannot_change_a_statement(conn):
+    with conn.cursor() as cur:
+        t = users(cur)
+        cur.execute(f"DELETE FROM {t} WHERE name = ?", parameters=("nobody') OR ('a'='a",))
+        assert cur.rowcount == 0
+        hostile = "a'; DROP TABLE people; --"
+        cur.execute(f"UPDATE {t} SET name = ? WHERE id = ?", parameters=(hostile, 2))
+        cur.execute(f"INSERT INTO {t} VALUES (?, ?)", parameters=(4, "it's ''quoted'' \\ $1 ?"))
+        assert names(cur, t) == ["ann", hostile, "cy", "it's ''quoted'' \\ $1 ?"]
+        cur.execute(f"SELECT count(*) FROM {t} WHERE name = ?", parameters=(hostile,))
+        assert cur.fetchone()[0] == 1
+        cur.executemany(
+            f"INSERT INTO {t} VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            [(1, "x' OR '1'='1"), (5, "'); DELETE FROM users; --")],
+        )
+        assert names(cur, t) == ["x' OR '1'='1", hostile, "cy", "it's ''quoted'' \\ $1 ?",
+                                 "'); DELETE FROM users; --"]
+
+
+def test_parameter_type_mismatch_is_an_error(conn):
+    with conn.cursor() as cur:
+        t = users(cur)
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            cur.execute(f"SELECT name FROM {t} WHERE id = ?", parameters=("two",))
+            cur.fetchall()
+        assert "22P02" in str(err.value)
+
+
+def test_deep_statements_are_refused_and_the_server_stays_up(conn):
+    with conn.cursor() as cur:
+        for sql in (
+            "SELECT " + "+".join(["1"] * 2000),
+            "SELECT " + "(SELECT " * 5000 + "1" + ")" * 5000,
+            "SELECT " + "(" * 10000 + "1" + ")" * 10000,
+        ):
+            with pytest.raises(adbc_driver_manager.Error) as err:
+                cur.execute(sql)
+                cur.fetchall()
+            assert "54001" in str(err.value)
+        cur.execute("SELECT 1")
+        assert cur.fetchone()[0] == 1
