@@ -534,12 +534,15 @@ fn chains_operands(token: &Token) -> bool {
     }
 }
 
+/// History clauses by where their table is named.
+type KeyedClauses = Vec<(Location, HistoryClause)>;
+
 /// Remove every `FOR SYSTEM_TIME ALL | BETWEEN … | FROM …` from `tokens`,
 /// parsing its bounds, and key it by the table name token before it.
 fn take_history_clauses(
     dialect: &DriftDialect,
     tokens: Vec<TokenWithSpan>,
-) -> Result<(Vec<TokenWithSpan>, Vec<(Location, HistoryClause)>)> {
+) -> Result<(Vec<TokenWithSpan>, KeyedClauses)> {
     if !tokens
         .iter()
         .any(|t| is_keyword(&t.token, Keyword::SYSTEM_TIME))

@@ -149,10 +149,7 @@ fn auto_increment_and_identity_options() {
                     generated_as,
                     sequence_options,
                     ..
-                } => Some((
-                    generated_as.clone(),
-                    sequence_options.clone().unwrap_or_default(),
-                )),
+                } => Some((*generated_as, sequence_options.clone().unwrap_or_default())),
                 _ => None,
             })
             .expect("an identity option")
