@@ -35,6 +35,10 @@ use crate::limits::SERIES_ELEMENTS_MAX;
 const SHORTEST_DAY_NS: i128 = 22 * 3600 * 1_000_000_000;
 /// Days in the shortest month.
 const SHORTEST_MONTH_DAYS: i128 = 28;
+/// Nanoseconds in the longest day (a day with a two-hour jump back).
+const LONGEST_DAY_NS: i128 = 26 * 3600 * 1_000_000_000;
+/// Days in the longest month.
+const LONGEST_MONTH_DAYS: i128 = 31;
 
 /// `generate_series(start, stop[, step])` (upper bound included), bounded.
 pub fn generate_series(elements_max: u64) -> ScalarUDF {
@@ -146,7 +150,7 @@ impl BoundedSeries {
                 step: step.value(row),
                 include_upper_bound: self.include_upper_bound,
             };
-            budget.take_with(series.bound(), |cap| series.count(cap))?;
+            budget.take_with(series.bounds(), |cap| series.count(cap))?;
         }
         Ok(())
     }
@@ -177,7 +181,7 @@ impl BoundedSeries {
                 zone,
                 include_upper_bound: self.include_upper_bound,
             };
-            budget.take_with(series.bound(), |cap| series.count(cap))?;
+            budget.take_with(series.bounds(), |cap| series.count(cap))?;
         }
         Ok(())
     }
@@ -228,11 +232,13 @@ impl Budget<'_> {
         }
     }
 
-    /// Take `bound` elements if that fits, else the exact count (counted
-    /// up to what is left plus one).
-    fn take_with(&mut self, bound: Option<u64>, count: impl FnOnce(u64) -> u64) -> Result<()> {
-        match bound {
-            Some(bound) if bound <= self.left => self.take(bound),
+    /// Take the most elements `bounds` allows if that fits, refuse if the
+    /// fewest does not, else take the exact count (counted up to what is
+    /// left plus one, so at most that much work).
+    fn take_with(&mut self, bounds: Option<Bounds>, count: impl FnOnce(u64) -> u64) -> Result<()> {
+        match bounds {
+            Some(b) if b.most <= self.left => self.take(b.most),
+            Some(b) if b.fewest > self.left => self.take(b.fewest),
             _ => self.take(count(self.left.saturating_add(1))),
         }
     }
@@ -269,15 +275,28 @@ fn to_nanoseconds(array: &ArrayRef) -> Result<ArrayRef> {
     }
 }
 
-/// How many steps of at least `step_min` fit between `from` and `to`, plus
-/// one; None when the step can be zero or goes the other way (then the
-/// elements are counted one by one).
-fn steps_bound(from: i128, to: i128, step_min: i128) -> Option<u64> {
-    if step_min <= 0 {
+/// The fewest and the most elements a series can have.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    fewest: u64,
+    most: u64,
+}
+
+/// Bounds on the elements of a series from `from` towards `to` whose steps
+/// are between `step_min` and `step_max` long (both positive); None when
+/// they do not fit in 64 bits (then the elements are counted one by one).
+fn steps_bounds(from: i128, to: i128, step_min: i128, step_max: i128) -> Option<Bounds> {
+    if step_min <= 0 || step_max < step_min {
         return None;
     }
-    let span = (to - from).max(0);
-    u64::try_from(span / step_min).ok()?.checked_add(1)
+    if to < from {
+        return Some(Bounds { fewest: 0, most: 1 });
+    }
+    let span = to - from;
+    let most = u64::try_from(span / step_min).ok()?.checked_add(1)?;
+    // The fewest is not exact at the end (a range may stop one short).
+    let fewest = u64::try_from(span / step_max).ok()?;
+    Some(Bounds { fewest, most })
 }
 
 /// One row of a date series (DataFusion's `gen_range_date`).
@@ -289,14 +308,15 @@ struct DateSeries {
 }
 
 impl DateSeries {
-    /// An upper bound on the elements, when months and days point the same way.
-    fn bound(&self) -> Option<u64> {
+    /// Bounds on the elements, when months and days point the same way.
+    fn bounds(&self) -> Option<Bounds> {
         let (months, days) = (i128::from(self.step.months), i128::from(self.step.days));
         let shortest = months * SHORTEST_MONTH_DAYS + days;
+        let longest = months * LONGEST_MONTH_DAYS + days;
         let (start, stop) = (i128::from(self.start), i128::from(self.stop));
         match (months >= 0 && days >= 0, months <= 0 && days <= 0) {
-            (true, _) => steps_bound(start, stop, shortest),
-            (_, true) => steps_bound(stop, start, -shortest),
+            (true, _) => steps_bounds(start, stop, shortest, longest),
+            (_, true) => steps_bounds(stop, start, -shortest, -longest),
             _ => None,
         }
     }
@@ -336,20 +356,27 @@ struct TimestampSeries {
 }
 
 impl TimestampSeries {
-    /// An upper bound on the elements, when every part of the step points the same way.
-    fn bound(&self) -> Option<u64> {
+    /// Bounds on the elements, when every part of the step points the same way.
+    fn bounds(&self) -> Option<Bounds> {
         let IntervalMonthDayNano {
             months,
             days,
             nanoseconds,
         } = self.step;
-        let days = i128::from(months) * SHORTEST_MONTH_DAYS + i128::from(days);
-        let shortest = days * SHORTEST_DAY_NS + i128::from(nanoseconds);
+        let (months, days, nanoseconds) = (
+            i128::from(months),
+            i128::from(days),
+            i128::from(nanoseconds),
+        );
+        let shortest_days = months * SHORTEST_MONTH_DAYS + days;
+        let longest_days = months * LONGEST_MONTH_DAYS + days;
+        let shortest = shortest_days * SHORTEST_DAY_NS + nanoseconds;
+        let longest = longest_days * LONGEST_DAY_NS + nanoseconds;
         let (start, stop) = (i128::from(self.start), i128::from(self.stop));
-        let parts = [i64::from(months), i64::from(self.step.days), nanoseconds];
+        let parts = [months, days, nanoseconds];
         match (parts.iter().all(|p| *p >= 0), parts.iter().all(|p| *p <= 0)) {
-            (true, _) => steps_bound(start, stop, shortest),
-            (_, true) => steps_bound(stop, start, -shortest),
+            (true, _) => steps_bounds(start, stop, shortest, longest),
+            (_, true) => steps_bounds(stop, start, -shortest, -longest),
             _ => None,
         }
     }
