@@ -324,7 +324,7 @@ mod tests {
         drop(first);
         waiter.await.unwrap().unwrap();
         assert_eq!(gate.waiting(), 0);
-        gate.enter().await.unwrap();
+        drop(gate.enter().await.unwrap());
     }
 
     #[test]
