@@ -155,6 +155,15 @@ pub enum Error {
     #[error("invalid argument: {message}")]
     InvalidArgument { message: String },
 
+    #[error("{what}: {size} {unit}, over the limit of {limit} ({limit_name})")]
+    LimitExceeded {
+        what: String,
+        size: u64,
+        limit: u64,
+        unit: &'static str,
+        limit_name: &'static str,
+    },
+
     #[error("database at {location} is locked by another process ({detail})")]
     Locked { location: String, detail: String },
 
@@ -274,6 +283,7 @@ impl Error {
             Error::BadSnapshot { .. } => "22008",
             Error::Unsupported { .. } => "0A000",
             Error::InvalidArgument { .. } => "22023",
+            Error::LimitExceeded { .. } => "54000",
             Error::Locked { .. } => "55006",
             Error::CorruptLog { .. } | Error::Corrupt { .. } => "XX001",
             Error::Poisoned { .. } => "58030",

@@ -16,6 +16,10 @@ pub struct Limits {
     /// Small commits are merged into memtable chunks of up to this many rows,
     /// so scans see few large batches rather than one per commit.
     pub memtable_chunk_rows_max: usize,
+    /// Most rows one bulk ingest (`Session::ingest`, Flight SQL's
+    /// `CommandStatementIngest`) may carry; every row costs bookkeeping in
+    /// the commit whatever its width, so this bounds columns of zero bytes too.
+    pub ingest_rows_max: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +30,7 @@ impl Default for Limits {
             parquet_row_group_rows_max: 128 * 1024,
             log_record_bytes_max: 1024 * 1024 * 1024,
             memtable_chunk_rows_max: 8192,
+            ingest_rows_max: 64 * 1024 * 1024,
         }
     }
 }

@@ -2,9 +2,17 @@
 //! `users.json` next to the data (in memory for `memory://` databases).
 //! The first start creates user `driftdb` with the password from
 //! `DRIFTDB_PASSWORD`, or generates one and prints it once.
+//!
+//! A login costs the same whether or not the user exists (an unknown user
+//! is checked against a dummy hash made with the same parameters), and at
+//! most `login_verifications_max` argon2 verifications (~19 MiB each) run
+//! at once: [`LoginGate`] makes the rest wait, up to `login_waiters_max`,
+//! and refuses more.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -12,6 +20,7 @@ use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{Result, ServerError};
 
@@ -36,6 +45,10 @@ struct UsersFile {
 #[derive(Debug)]
 pub struct Users {
     hashes: HashMap<String, String>,
+    /// The hash of a random password nobody knows, made like the real ones:
+    /// an unknown user is verified against it, so it costs the same as a
+    /// known user with a wrong password.
+    dummy_hash: String,
 }
 
 /// What opening the user store did.
@@ -78,22 +91,80 @@ impl Users {
             }
         }
         Ok(UsersOpened {
-            users: Users { hashes: file.users },
+            users: Users {
+                hashes: file.users,
+                dummy_hash: hash_password(&generate_password())?,
+            },
             generated_password,
             path,
         })
     }
 
     /// Whether `password` is `user`'s. Slow on purpose (argon2): call off the async runtime.
+    /// An unknown user takes as long as a known one.
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self.hashes.get(user) else {
-            return false;
+        let (known, hash) = match self.hashes.get(user) {
+            Some(hash) => (true, hash),
+            None => (false, &self.dummy_hash),
         };
-        PasswordHash::new(hash).is_ok_and(|parsed| {
+        let matches = PasswordHash::new(hash).is_ok_and(|parsed| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()
-        })
+        });
+        known && matches
+    }
+}
+
+/// Bounds the password verifications running, and the logins waiting for one.
+#[derive(Debug)]
+pub struct LoginGate {
+    running: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    waiters_max: usize,
+}
+
+impl LoginGate {
+    pub fn new(verifications_max: usize, waiters_max: usize) -> Self {
+        Self {
+            running: Arc::new(Semaphore::new(verifications_max.max(1))),
+            waiting: AtomicUsize::new(0),
+            waiters_max,
+        }
+    }
+
+    /// A slot for one verification; waits for one to free up, or fails at
+    /// once when `waiters_max` logins are waiting already.
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.running.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel) + 1;
+        let _counted = Waiting(&self.waiting);
+        if waiting > self.waiters_max {
+            return Err(ServerError::LoginsBusy {
+                waiting: waiting - 1,
+            });
+        }
+        self.running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServerError::Unauthenticated("the server is shutting down".into()))
+    }
+
+    /// Logins waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+}
+
+/// Counts one waiting login until dropped (also when the caller gives up).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -215,6 +286,45 @@ mod tests {
         assert!(again.users.verify(DEFAULT_USER, "s3cret"));
         assert!(!again.users.verify(DEFAULT_USER, "wrong"));
         assert!(!again.users.verify("nobody", "s3cret"));
+    }
+
+    #[test]
+    fn an_unknown_user_is_verified_against_a_hash_like_the_real_ones() {
+        let opened = Users::open(None, Some("s3cret".into())).unwrap();
+        let users = opened.users;
+        let real = PasswordHash::new(&users.hashes[DEFAULT_USER]).unwrap();
+        let dummy = PasswordHash::new(&users.dummy_hash).unwrap();
+        assert_eq!(real.algorithm, dummy.algorithm);
+        assert_eq!(real.version, dummy.version);
+        assert_eq!(
+            real.params.iter().collect::<Vec<_>>(),
+            dummy.params.iter().collect::<Vec<_>>()
+        );
+        assert_ne!(real.salt, dummy.salt);
+        assert!(!users.verify("nobody", "s3cret"));
+        assert!(!users.verify("nobody", ""));
+    }
+
+    #[tokio::test]
+    async fn the_login_gate_bounds_running_and_waiting_logins() {
+        let gate = Arc::new(LoginGate::new(1, 1));
+        let first = gate.enter().await.unwrap();
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.enter().await.map(drop) })
+        };
+        while gate.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = gate.enter().await.unwrap_err();
+        assert!(
+            matches!(refused, ServerError::LoginsBusy { waiting: 1 }),
+            "{refused}"
+        );
+        drop(first);
+        waiter.await.unwrap().unwrap();
+        assert_eq!(gate.waiting(), 0);
+        drop(gate.enter().await.unwrap());
     }
 
     #[test]

@@ -26,6 +26,21 @@ pub const DEFAULT_QUERY_MEMORY_MIB: usize = 2048;
 pub const DEFAULT_INGEST_MAX_MIB: usize = 1024;
 /// How long a failed login waits before it answers, in milliseconds.
 pub const LOGIN_FAILURE_DELAY_MS: u64 = 750;
+/// Default most parameter sets (rows of parameter values) one DoPut may bind.
+pub const DEFAULT_PARAMETER_SETS_MAX: usize = 100_000;
+/// Default most prepared statements one session may hold open.
+pub const DEFAULT_PREPARED_STATEMENTS_MAX: usize = 1024;
+/// Default most results one session may have started and not finished reading.
+pub const DEFAULT_PARKED_RESULTS_MAX: usize = 64;
+/// Default most password verifications (argon2, ~19 MiB each) running at once.
+pub const DEFAULT_LOGIN_VERIFICATIONS_MAX: usize = 4;
+/// Default most logins waiting for a verification slot; more are refused at once.
+pub const DEFAULT_LOGIN_WAITERS_MAX: usize = 1024;
+/// Default most open HTTP admin connections.
+pub const DEFAULT_HTTP_CONNECTIONS_MAX: usize = 64;
+/// Default time an HTTP admin connection has to send its request head and
+/// take the answer, in milliseconds.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT_MS: u64 = 5_000;
 
 /// Command-line options of `driftdb serve`.
 #[derive(Debug, Args, Default)]
@@ -72,6 +87,27 @@ pub struct ServeArgs {
     /// Largest bulk ingest, MiB [default: 1024]
     #[arg(long, env = "DRIFTDB_INGEST_MAX_MIB")]
     pub ingest_max_mib: Option<usize>,
+    /// Most rows in one bulk ingest [default: 67108864]
+    #[arg(long, env = "DRIFTDB_INGEST_ROWS_MAX")]
+    pub ingest_rows_max: Option<usize>,
+    /// Most parameter sets (rows) bound to a prepared statement at once [default: 100000]
+    #[arg(long, env = "DRIFTDB_PARAMETER_SETS_MAX")]
+    pub parameter_sets_max: Option<usize>,
+    /// Most prepared statements open in one session [default: 1024]
+    #[arg(long, env = "DRIFTDB_PREPARED_STATEMENTS_MAX")]
+    pub prepared_statements_max: Option<usize>,
+    /// Most results a session has started and not finished reading [default: 64]
+    #[arg(long, env = "DRIFTDB_PARKED_RESULTS_MAX")]
+    pub parked_results_max: Option<usize>,
+    /// Most password verifications running at once [default: 4]
+    #[arg(long, env = "DRIFTDB_LOGIN_VERIFICATIONS_MAX")]
+    pub login_verifications_max: Option<usize>,
+    /// Most logins waiting for a verification; more are refused at once [default: 1024]
+    #[arg(long, env = "DRIFTDB_LOGIN_WAITERS_MAX")]
+    pub login_waiters_max: Option<usize>,
+    /// Time an HTTP admin connection has to send its request, ms [default: 5000]
+    #[arg(long, env = "DRIFTDB_HTTP_REQUEST_TIMEOUT_MS")]
+    pub http_request_timeout_ms: Option<u64>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -91,6 +127,13 @@ struct FileConfig {
     query_timeout_secs: Option<u64>,
     query_memory_mib: Option<usize>,
     ingest_max_mib: Option<usize>,
+    ingest_rows_max: Option<usize>,
+    parameter_sets_max: Option<usize>,
+    prepared_statements_max: Option<usize>,
+    parked_results_max: Option<usize>,
+    login_verifications_max: Option<usize>,
+    login_waiters_max: Option<usize>,
+    http_request_timeout_ms: Option<u64>,
 }
 
 /// Resolved server settings.
@@ -112,7 +155,7 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Every limit the server enforces.
+/// Every limit the server enforces (see the `DEFAULT_*` constants above).
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     pub max_message_bytes: usize,
@@ -121,7 +164,24 @@ pub struct ServerLimits {
     pub query_timeout: Duration,
     pub query_memory_bytes: usize,
     pub ingest_max_bytes: usize,
+    /// Rows in one bulk ingest; handed to the engine (`Limits::ingest_rows_max`)
+    /// and checked while the upload is decoded.
+    pub ingest_rows_max: usize,
+    /// Parameter sets (rows) one DoPut may bind to a prepared statement.
+    pub parameter_sets_max: usize,
+    /// Prepared statements open in one session.
+    pub prepared_statements_max: usize,
+    /// Results one session has started (GetFlightInfo) and not finished reading (DoGet).
+    pub parked_results_max: usize,
     pub login_failure_delay: Duration,
+    /// Password verifications running at once.
+    pub login_verifications_max: usize,
+    /// Logins waiting for a verification slot.
+    pub login_waiters_max: usize,
+    /// Open HTTP admin connections.
+    pub http_connections_max: usize,
+    /// Time an HTTP admin connection has to send its request and take the answer.
+    pub http_request_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -133,7 +193,15 @@ impl Default for ServerLimits {
             query_timeout: Duration::from_secs(DEFAULT_QUERY_TIMEOUT_SECS),
             query_memory_bytes: DEFAULT_QUERY_MEMORY_MIB << 20,
             ingest_max_bytes: DEFAULT_INGEST_MAX_MIB << 20,
+            ingest_rows_max: driftdb_engine::Limits::default().ingest_rows_max,
+            parameter_sets_max: DEFAULT_PARAMETER_SETS_MAX,
+            prepared_statements_max: DEFAULT_PREPARED_STATEMENTS_MAX,
+            parked_results_max: DEFAULT_PARKED_RESULTS_MAX,
             login_failure_delay: Duration::from_millis(LOGIN_FAILURE_DELAY_MS),
+            login_verifications_max: DEFAULT_LOGIN_VERIFICATIONS_MAX,
+            login_waiters_max: DEFAULT_LOGIN_WAITERS_MAX,
+            http_connections_max: DEFAULT_HTTP_CONNECTIONS_MAX,
+            http_request_timeout: Duration::from_millis(DEFAULT_HTTP_REQUEST_TIMEOUT_MS),
         }
     }
 }
@@ -194,7 +262,37 @@ impl ServeConfig {
                 .ingest_max_mib
                 .or(file.ingest_max_mib)
                 .map_or(defaults.ingest_max_bytes, |m| m << 20),
+            ingest_rows_max: args
+                .ingest_rows_max
+                .or(file.ingest_rows_max)
+                .unwrap_or(defaults.ingest_rows_max),
+            parameter_sets_max: args
+                .parameter_sets_max
+                .or(file.parameter_sets_max)
+                .unwrap_or(defaults.parameter_sets_max),
+            prepared_statements_max: args
+                .prepared_statements_max
+                .or(file.prepared_statements_max)
+                .unwrap_or(defaults.prepared_statements_max),
+            parked_results_max: args
+                .parked_results_max
+                .or(file.parked_results_max)
+                .unwrap_or(defaults.parked_results_max),
             login_failure_delay: defaults.login_failure_delay,
+            login_verifications_max: args
+                .login_verifications_max
+                .or(file.login_verifications_max)
+                .unwrap_or(defaults.login_verifications_max)
+                .max(1),
+            login_waiters_max: args
+                .login_waiters_max
+                .or(file.login_waiters_max)
+                .unwrap_or(defaults.login_waiters_max),
+            http_connections_max: defaults.http_connections_max,
+            http_request_timeout: args
+                .http_request_timeout_ms
+                .or(file.http_request_timeout_ms)
+                .map_or(defaults.http_request_timeout, Duration::from_millis),
         };
         Ok(Self {
             data: args

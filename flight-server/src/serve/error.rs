@@ -29,6 +29,23 @@ pub enum ServerError {
         limit: usize,
     },
 
+    #[error("{what}: {size} {unit}, over the limit of {limit} ({limit_name})")]
+    LimitExceeded {
+        what: String,
+        size: u64,
+        limit: u64,
+        unit: &'static str,
+        limit_name: &'static str,
+    },
+
+    #[error("{what} has no columns")]
+    NoColumns { what: &'static str },
+
+    #[error(
+        "too many logins at once: {waiting} are waiting to be verified (login_waiters_max); retry later"
+    )]
+    LoginsBusy { waiting: usize },
+
     #[error("query exceeded the time limit of {0:?}")]
     QueryTimeout(Duration),
 
@@ -68,7 +85,9 @@ impl ServerError {
             ServerError::Unauthenticated(_) => "28P01",
             ServerError::PermissionDenied(_) => "42501",
             ServerError::TooManySessions { .. } => "53300",
-            ServerError::TooLarge { .. } => "54000",
+            ServerError::TooLarge { .. } | ServerError::LimitExceeded { .. } => "54000",
+            ServerError::NoColumns { .. } => "22023",
+            ServerError::LoginsBusy { .. } => "53300",
             ServerError::QueryTimeout(_) | ServerError::Cancelled => "57014",
             ServerError::BadRequest(_) => "08P01",
             ServerError::UnknownHandle { .. } => "26000",

@@ -41,7 +41,11 @@ const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(5);
 
 /// Run the server until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> error::Result<()> {
-    let db = Database::open(&config.data).await?;
+    let engine_limits = driftdb_engine::Limits {
+        ingest_rows_max: config.limits.ingest_rows_max,
+        ..Default::default()
+    };
+    let db = Database::open_with(&config.data, engine_limits).await?;
     if config.demo {
         let mut session = Session::new(&db);
         if crate::demo::create_demo(&mut session).await? {

@@ -163,7 +163,8 @@ pub fn encode_batch(batch: RecordBatch) -> FlightDataStream {
     Box::pin(encoded)
 }
 
-/// Runs a callback once when the wrapped stream is dropped.
+/// Runs a callback once, when the wrapped stream ends or is dropped
+/// (whichever comes first: at the end, before the client hears of it).
 struct OnDrop<S> {
     inner: S,
     on_end: Option<Box<dyn FnOnce() + Send>>,
@@ -173,7 +174,13 @@ impl<S: Stream + Unpin> Stream for OnDrop<S> {
     type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.inner.poll_next_unpin(cx)
+        let next = self.inner.poll_next_unpin(cx);
+        if let Poll::Ready(None) = next
+            && let Some(f) = self.on_end.take()
+        {
+            f();
+        }
+        next
     }
 }
 

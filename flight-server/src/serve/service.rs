@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{Credentials, Users, parse_authorization};
+use super::auth::{Credentials, LoginGate, Users, parse_authorization};
 use super::config::ServerLimits;
 use super::error::{Result, ServerError};
 use super::metadata;
@@ -52,6 +52,8 @@ use super::transactions::Ending;
 pub struct ServerState {
     pub db: Database,
     pub users: Users,
+    /// Bounds the password verifications running and waiting.
+    pub logins: LoginGate,
     pub sessions: Sessions,
     pub queries: Queries,
     pub limits: ServerLimits,
@@ -67,6 +69,7 @@ impl ServerState {
             sessions: Sessions::new(db.clone(), limits.clone()),
             db,
             users,
+            logins: LoginGate::new(limits.login_verifications_max, limits.login_waiters_max),
             queries: Queries::default(),
             limits,
             auth,
@@ -112,13 +115,20 @@ impl DriftFlightSql {
         Ok(session)
     }
 
-    /// Log in with basic credentials; returns a new session's token.
+    /// Log in with basic credentials; returns a new session's token. The
+    /// argon2 verification runs off the async workers, holding one of the
+    /// gate's slots; a failure answers after `login_failure_delay` (slot
+    /// already given back), whether the user exists or not.
     async fn log_in(&self, user: String, password: String) -> Result<String> {
+        let slot = self.state.logins.enter().await?;
         let state = self.state.clone();
         let name = user.clone();
-        let ok = tokio::task::spawn_blocking(move || state.users.verify(&name, &password))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            state.users.verify(&name, &password)
+        })
+        .await
+        .unwrap_or(false);
         if !ok {
             tokio::time::sleep(self.state.limits.login_failure_delay).await;
             return Err(ServerError::Unauthenticated(format!(
@@ -141,10 +151,10 @@ impl DriftFlightSql {
         result_info(id, &schema, seq, descriptor)
     }
 
-    /// Run a statement (or a prepared one with its parameters bound).
-    async fn run(&self, client: &ClientSession, work: Work) -> Result<Output> {
+    /// Run a statement (or a prepared one with its parameters bound) in
+    /// the session `sql` (locked by the caller).
+    async fn run(&self, sql: &mut driftdb_engine::Session, work: Work) -> Result<Output> {
         let timeout = self.state.limits.query_timeout;
-        let mut sql = client.sql.lock().await;
         let output = match work {
             Work::Statement(statement) => {
                 tokio::time::timeout(timeout, sql.execute_streaming(statement)).await
@@ -164,7 +174,21 @@ impl DriftFlightSql {
         work: Work,
     ) -> Result<(u64, SchemaRef, Option<u64>)> {
         let started = Instant::now();
-        let output = self.run(client, work).await?;
+        // Parking happens only under the session's lock, so the count
+        // checked here cannot grow before this result is added.
+        let mut sql = client.sql.lock().await;
+        let parked = self.state.queries.open_in(client.id);
+        let limit = self.state.limits.parked_results_max;
+        if parked >= limit {
+            return Err(ServerError::LimitExceeded {
+                what: "this session".into(),
+                size: parked as u64 + 1,
+                limit: limit as u64,
+                unit: "results started and not read to the end (fetch or cancel some)",
+                limit_name: "parked_results_max",
+            });
+        }
+        let output = self.run(&mut sql, work).await?;
         let (seq, stream) = match output {
             Output::Rows { seq, stream, .. } => (Some(seq), stream),
             Output::Done(result) => {
@@ -180,6 +204,7 @@ impl DriftFlightSql {
             cancel: CancellationToken::new(),
             started,
         });
+        drop(sql);
         Ok((id, schema, seq))
     }
 
@@ -200,7 +225,8 @@ impl DriftFlightSql {
 
     /// Run a statement for its effect; returns the rows it changed.
     async fn update(&self, client: &ClientSession, work: Work) -> Result<i64> {
-        match self.run(client, work).await? {
+        let mut sql = client.sql.lock().await;
+        match self.run(&mut sql, work).await? {
             Output::Done(result) => Ok(result.rows_affected.map_or(0, |n| n as i64)),
             Output::Rows { stream, .. } => {
                 // A query sent as an update runs to completion; its rows are dropped.
@@ -279,6 +305,50 @@ impl DriftFlightSql {
             && scope[1].is_none_or(|s| s == driftdb_engine::sql::SCHEMA_NAME);
         let sql = client.sql.lock().await;
         self.batch_response(metadata::foreign_keys(&filter, in_scope, &sql))
+    }
+
+    /// The limits an ingest upload is held to.
+    fn ingest_upload(&self) -> Upload {
+        Upload {
+            what: "ingest data",
+            bytes_max: self.state.limits.ingest_max_bytes,
+            rows_max: self.state.limits.ingest_rows_max,
+            rows_limit_name: "ingest_rows_max",
+            rows_unit: "rows",
+            columns_required: true,
+        }
+    }
+
+    /// The limits bound parameters are held to.
+    fn parameter_upload(&self, bytes_max: usize) -> Upload {
+        Upload {
+            what: "parameter data",
+            bytes_max,
+            rows_max: self.state.limits.parameter_sets_max,
+            rows_limit_name: "parameter_sets_max",
+            rows_unit: "parameter sets",
+            columns_required: false,
+        }
+    }
+
+    /// Refuse a new prepared statement when the session holds the most it may.
+    fn check_prepared_room(&self, client: &ClientSession) -> Result<()> {
+        let open = client.prepared.lock().len();
+        self.check_prepared_count(open)
+    }
+
+    fn check_prepared_count(&self, open: usize) -> Result<()> {
+        let limit = self.state.limits.prepared_statements_max;
+        if open < limit {
+            return Ok(());
+        }
+        Err(ServerError::LimitExceeded {
+            what: "this session".into(),
+            size: open as u64 + 1,
+            limit: limit as u64,
+            unit: "open prepared statements (close some)",
+            limit_name: "prepared_statements_max",
+        })
     }
 
     fn cancel_query_in(&self, client: &ClientSession, info: &FlightInfo) -> bool {
@@ -365,13 +435,32 @@ fn bearer_token<T>(request: &Request<T>) -> Result<Option<String>> {
     }
 }
 
-/// Read every batch of a DoPut stream, refusing more than `max_bytes` of
-/// Arrow data as sent (message bodies).
+/// What a DoPut's data is for, and the limits it is held to while it is
+/// decoded, before any of it reaches a session.
+struct Upload {
+    /// What the data is, for messages ("ingest data", "parameter data").
+    what: &'static str,
+    /// Arrow data as sent (message bodies), in bytes.
+    bytes_max: usize,
+    /// Rows over all batches.
+    rows_max: usize,
+    /// The name of `rows_max` and what a row is, for messages.
+    rows_limit_name: &'static str,
+    rows_unit: &'static str,
+    /// Whether a schema without columns is refused even with no rows.
+    columns_required: bool,
+}
+
+/// Read every batch of a DoPut stream, refusing more bytes or rows than
+/// `upload` allows and batches that have rows but no columns (their row
+/// count is a bare number nothing backs). Batches with columns were
+/// validated against their buffers by the IPC decoder.
 async fn read_batches(
     stream: PeekableFlightDataStream,
-    max_bytes: usize,
+    upload: &Upload,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let mut received = 0usize;
+    let max_bytes = upload.bytes_max;
     // The first message may carry only the command (no schema, no data).
     let messages = stream
         .map_err(FlightError::from)
@@ -392,13 +481,32 @@ async fn read_batches(
         });
     let mut decoded = FlightRecordBatchStream::new_from_flight_data(messages);
     let mut batches = Vec::new();
+    let mut rows = 0usize;
     while let Some(batch) = decoded.try_next().await.map_err(tunnelled)? {
+        let no_columns = batch.num_columns() == 0;
+        if no_columns && (upload.columns_required || batch.num_rows() > 0) {
+            return Err(ServerError::NoColumns { what: upload.what });
+        }
+        debug_assert!(batch.columns().iter().all(|c| c.len() == batch.num_rows()));
+        rows = rows.saturating_add(batch.num_rows());
+        if rows > upload.rows_max {
+            return Err(ServerError::LimitExceeded {
+                what: upload.what.into(),
+                size: rows as u64,
+                limit: upload.rows_max as u64,
+                unit: upload.rows_unit,
+                limit_name: upload.rows_limit_name,
+            });
+        }
         batches.push(batch);
     }
     let schema = decoded
         .schema()
         .cloned()
         .unwrap_or_else(|| Arc::new(Schema::empty()));
+    if upload.columns_required && schema.fields().is_empty() {
+        return Err(ServerError::NoColumns { what: upload.what });
+    }
     Ok((schema, batches))
 }
 
@@ -785,8 +893,7 @@ impl FlightSqlService for DriftFlightSql {
         self.check_transaction(&client, command.transaction_id.as_ref())?;
         check_namespace(command.catalog.as_deref(), command.schema.as_deref())?;
         let mode = ingest_mode(&command)?;
-        let (schema, batches) =
-            read_batches(request.into_inner(), self.state.limits.ingest_max_bytes).await?;
+        let (schema, batches) = read_batches(request.into_inner(), &self.ingest_upload()).await?;
         let mut sql = client.sql.lock().await;
         let result = sql
             .ingest(&command.table, mode, &schema, &batches)
@@ -801,8 +908,8 @@ impl FlightSqlService for DriftFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let client = self.client(&request)?;
-        let (_, batches) =
-            read_batches(request.into_inner(), self.state.limits.max_message_bytes).await?;
+        let upload = self.parameter_upload(self.state.limits.max_message_bytes);
+        let (_, batches) = read_batches(request.into_inner(), &upload).await?;
         let rows = parameter_rows(&batches)?;
         self.with_prepared(&client, &query.prepared_statement_handle, |entry| {
             entry.parameters = rows
@@ -819,8 +926,8 @@ impl FlightSqlService for DriftFlightSql {
     ) -> Result<i64, Status> {
         let client = self.client(&request)?;
         let mut entry = self.prepared(&client, &query.prepared_statement_handle)?;
-        let (_, batches) =
-            read_batches(request.into_inner(), self.state.limits.ingest_max_bytes).await?;
+        let upload = self.parameter_upload(self.state.limits.ingest_max_bytes);
+        let (_, batches) = read_batches(request.into_inner(), &upload).await?;
         if !batches.is_empty() {
             entry.parameters = parameter_rows(&batches)?;
         }
@@ -856,6 +963,7 @@ impl FlightSqlService for DriftFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let client = self.client(&request)?;
         self.check_transaction(&client, query.transaction_id.as_ref())?;
+        self.check_prepared_room(&client)?;
         let prepared = {
             let mut sql = client.sql.lock().await;
             sql.prepare(&query.query).await.map_err(ServerError::from)?
@@ -872,13 +980,18 @@ impl FlightSqlService for DriftFlightSql {
             .collect();
         let parameter_schema = ipc_schema(&Schema::new(parameter_fields))?;
         let id = self.state.queries.add_handle();
-        client.prepared.lock().insert(
-            id,
-            PreparedEntry {
-                prepared,
-                parameters: Vec::new(),
-            },
-        );
+        {
+            let mut open = client.prepared.lock();
+            // Checked again: another call of this session may have prepared meanwhile.
+            self.check_prepared_count(open.len())?;
+            open.insert(
+                id,
+                PreparedEntry {
+                    prepared,
+                    parameters: Vec::new(),
+                },
+            );
+        }
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: id.to_string().into(),
             dataset_schema,

@@ -218,6 +218,16 @@ impl Queries {
             .retain(|_, q| q.stream.is_none() || now.duration_since(q.started) < max_age);
     }
 
+    /// Results session `session_id` has started and not finished reading
+    /// (waiting for DoGet or being read).
+    pub fn open_in(&self, session_id: u64) -> usize {
+        self.by_id
+            .lock()
+            .values()
+            .filter(|q| q.session_id == session_id)
+            .count()
+    }
+
     /// (queries a DoGet is reading now, results no DoGet has taken yet).
     pub fn running_and_waiting(&self) -> (usize, usize) {
         let map = self.by_id.lock();

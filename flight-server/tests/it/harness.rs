@@ -14,6 +14,8 @@ pub const PASSWORD: &str = "rust-test-password";
 
 pub struct Server {
     pub address: String,
+    /// The HTTP admin address, when started with `--http`.
+    pub http_address: Option<String>,
     child: Child,
     _data: tempfile::TempDir,
 }
@@ -30,13 +32,19 @@ impl Server {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let address = driftdb_server::serve::announced_address(stdout, Duration::from_secs(60))
+        let (address, http_address) = announced(stdout, Duration::from_secs(60))
             .expect("driftdb serve starts and prints its address");
         Self {
             address,
+            http_address,
             child,
             _data: data,
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, and the server must exit cleanly.
@@ -60,6 +68,29 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Flight address the server announces, and the HTTP one (printed
+/// before it) if any.
+fn announced(
+    stdout: std::process::ChildStdout,
+    timeout: Duration,
+) -> Option<(String, Option<String>)> {
+    use std::io::BufRead;
+    let (found, addresses) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut http = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("Health and metrics on http://").nth(1) {
+                http = rest.split('/').next().map(str::to_string);
+            }
+            if let Some(rest) = line.split("serving Flight SQL on grpc://").nth(1) {
+                let _ = found.send((rest.trim().to_string(), http.clone()));
+            }
+        }
+    });
+    addresses.recv_timeout(timeout).ok()
 }
 
 fn wait_with_timeout(mut child: Child, timeout: Duration) -> std::process::ExitStatus {
