@@ -177,6 +177,23 @@ pub enum Error {
     #[error("stored data is corrupt: {detail}")]
     Corrupt { detail: String },
 
+    #[error("data file {file} is damaged: {detail}")]
+    CorruptFile { file: String, detail: String },
+
+    #[error(
+        "{file} is in format version {found}, but this build of DriftDB reads version {supported}"
+    )]
+    FormatVersion {
+        file: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error(
+        "commit too large: its log frame would be {bytes} bytes, over the limit of {limit} bytes (log_frame_bytes_max)"
+    )]
+    CommitTooLarge { bytes: u64, limit: u64 },
+
     #[error("database is unusable after an earlier I/O failure: {detail}")]
     Poisoned { detail: String },
 
@@ -205,7 +222,7 @@ impl From<DataFusionError> for Error {
             // Our own errors travel through DataFusion as `External`; unwrap them.
             DataFusionError::External(inner) => match inner.downcast::<Error>() {
                 Ok(ours) => *ours,
-                Err(other) => Error::DataFusion(Box::new(DataFusionError::External(other))),
+                Err(other) => datafusion_error(DataFusionError::External(other)),
             },
             DataFusionError::Context(ctx, inner) => match Error::from(*inner) {
                 Error::DataFusion(df) => {
@@ -213,9 +230,37 @@ impl From<DataFusionError> for Error {
                 }
                 ours => ours,
             },
-            other => Error::DataFusion(Box::new(other)),
+            other => datafusion_error(other),
         }
     }
+}
+
+/// A DataFusion error, unless it carries a damaged data file somewhere in
+/// its chain of sources (a read through the verifying object store wrapped
+/// in Parquet and Arrow errors): then that, so it keeps its SQLSTATE.
+fn datafusion_error(err: DataFusionError) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(current) = source {
+        if let Some(Error::CorruptFile { file, detail }) = current.downcast_ref::<Error>() {
+            return Error::CorruptFile {
+                file: file.clone(),
+                detail: detail.clone(),
+            };
+        }
+        source = current.source();
+    }
+    // DataFusion formats some sources into text (e.g. "Failed to fetch
+    // metadata for file …: {e}"): recognise our own message there.
+    let text = err.to_string();
+    if let Some((_, rest)) = text.split_once("data file ")
+        && let Some((file, detail)) = rest.split_once(" is damaged: ")
+    {
+        return Error::CorruptFile {
+            file: file.to_string(),
+            detail: detail.to_string(),
+        };
+    }
+    Error::DataFusion(Box::new(err))
 }
 
 impl From<Error> for DataFusionError {
@@ -285,7 +330,9 @@ impl Error {
             Error::InvalidArgument { .. } => "22023",
             Error::LimitExceeded { .. } => "54000",
             Error::Locked { .. } => "55006",
-            Error::CorruptLog { .. } | Error::Corrupt { .. } => "XX001",
+            Error::CorruptLog { .. } | Error::Corrupt { .. } | Error::CorruptFile { .. } => "XX001",
+            Error::FormatVersion { .. } => "55000",
+            Error::CommitTooLarge { .. } => "54000",
             Error::Poisoned { .. } => "58030",
             Error::Io(_) | Error::ObjectStore(_) => "58030",
             Error::Arrow(_) => "22000",

@@ -2,6 +2,12 @@
 
 use std::time::Duration;
 
+/// Largest payload of one commit-log frame, in bytes: the one limit that
+/// writing and reading share. A frame declaring more is damage, never a
+/// commit; a commit that would need more is refused before it is
+/// acknowledged. (Frames store their length as a u32.)
+pub const LOG_FRAME_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
 /// Tunables for one open database.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -11,8 +17,11 @@ pub struct Limits {
     pub memtable_age_max: Duration,
     /// Rows per Parquet row group (smaller groups prune better, larger compress better).
     pub parquet_row_group_rows_max: usize,
-    /// Largest single commit-log record we accept when reading (guards against garbage lengths).
-    pub log_record_bytes_max: usize,
+    /// Largest commit this database accepts, as the payload of one log
+    /// frame; a larger commit is refused (54000) before anything changes.
+    /// At most [`LOG_FRAME_BYTES_MAX`], the format's limit, which reading
+    /// enforces; lower it to refuse smaller commits (tests do).
+    pub log_frame_bytes_max: usize,
     /// Small commits are merged into memtable chunks of up to this many rows,
     /// so scans see few large batches rather than one per commit.
     pub memtable_chunk_rows_max: usize,
@@ -28,7 +37,7 @@ impl Default for Limits {
             memtable_bytes_max: 64 * 1024 * 1024,
             memtable_age_max: Duration::from_secs(60),
             parquet_row_group_rows_max: 128 * 1024,
-            log_record_bytes_max: 1024 * 1024 * 1024,
+            log_frame_bytes_max: LOG_FRAME_BYTES_MAX,
             memtable_chunk_rows_max: 8192,
             ingest_rows_max: 64 * 1024 * 1024,
         }

@@ -20,6 +20,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the database over Arrow Flight SQL.
     Serve(crate::serve::ServeArgs),
+    /// Verify the log, checkpoints and every data file of a local database
+    /// without changing it; exits non-zero when anything is damaged.
+    Check(CheckArgs),
 }
 
 /// Where the database lives.
@@ -49,4 +52,11 @@ pub struct DemoArgs {
     /// Create the demo data and exit instead of opening the shell.
     #[arg(long)]
     pub no_shell: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The local database folder to check.
+    #[arg(long = "data", env = "DRIFTDB_DATA", default_value = "./driftdb-data")]
+    pub data: PathBuf,
 }

@@ -1,4 +1,4 @@
-//! The `driftdb` binary: `sql`, `demo` and `serve`.
+//! The `driftdb` binary: `sql`, `demo`, `serve` and `check`.
 
 use clap::Parser;
 use driftdb_engine::{Database, Error, Session};
@@ -52,6 +52,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
             };
             db.persist().await?;
             result
+        }
+        Command::Check(args) => {
+            let report = driftdb_engine::storage::check::check_database(&args.data).await?;
+            print!("{report}");
+            match report.damage_count() {
+                0 => Ok(()),
+                n => Err(Error::Corrupt {
+                    detail: format!("{n} damaged item(s) in {}", args.data.display()),
+                }),
+            }
         }
         Command::Demo(args) => {
             let db = Database::open(&args.storage.data).await?;

@@ -96,6 +96,10 @@ pub(crate) struct Inner {
     pub persist_lock: tokio::sync::Mutex<()>,
     /// Where every sequence stands (not transactional; see [`crate::sequences`]).
     pub sequences: crate::sequences::Positions,
+    /// The newest checkpoint known durable (loaded at open or written since).
+    pub checkpoint_seq: Mutex<Option<u64>>,
+    /// Tables with a damaged data file found at open (see `recover`).
+    pub damaged_tables: Mutex<HashMap<u64, recover::DamagedTable>>,
     lock_file: Mutex<Option<File>>,
 }
 
@@ -123,14 +127,25 @@ impl Database {
     pub async fn open_with(location: &str, limits: Limits) -> Result<Self> {
         let location = Location::parse(location)?;
         let lock_file = lock_writer(&location)?;
-        let state = recover::recover_state(&location, &limits).await?;
+        let recover::Recovered {
+            state,
+            checkpoint_seq,
+        } = recover::recover_state(&location, &limits).await?;
         let next_seq = state.last_seq + 1;
         let log = match &location.local_root {
-            Some(root) => Some(CommitLog::open(&root.join(crate::log::LOG_DIR), next_seq)?),
+            Some(root) => Some(CommitLog::open(
+                location.fs.clone(),
+                &root.join(crate::log::LOG_DIR),
+                next_seq,
+            )?),
             None => None,
         };
         let next_table_id = state.catalog.max_table_id() + 1;
-        let sequences = crate::sequences::Positions::open(location.local_root.clone())?;
+        let sequences = crate::sequences::Positions::open(
+            location.fs.clone(),
+            location.local_root.clone(),
+            &state.catalog,
+        )?;
         let visible = state.last_seq;
         let inner = Arc::new(Inner {
             location,
@@ -144,6 +159,8 @@ impl Database {
             persisting: AtomicBool::new(false),
             persist_lock: tokio::sync::Mutex::new(()),
             sequences,
+            checkpoint_seq: Mutex::new(checkpoint_seq),
+            damaged_tables: Mutex::default(),
             lock_file: Mutex::new(lock_file),
         });
         let db = Self { inner };
@@ -228,8 +245,13 @@ impl Database {
         checks: &CommitChecks,
     ) -> Result<CommitOutcome> {
         self.check_poisoned()?;
+        recover::refuse_writes_to_damaged(&self.inner, &writes)?;
         let guard = self.inner.writer.lock().await;
-        let (outcome, frame) = apply::validate_and_apply(&self.inner, writes, checks)?;
+        // The frame is encoded inside: a commit over the limit is refused (54000) before it applies.
+        let (outcome, frame) = crate::log::record::with_frame_bytes_max(
+            self.inner.limits.log_frame_bytes_max,
+            || apply::validate_and_apply(&self.inner, writes, checks),
+        )?;
         // Queue the frame before letting the next writer in, so frames reach the log in seq order.
         let durable = match (&self.inner.log, frame) {
             (Some(log), Some(frame)) => Some(log.submit(frame)),
@@ -289,11 +311,11 @@ fn lock_writer(location: &Location) -> Result<Option<File>> {
     let Some(root) = &location.local_root else {
         return Ok(None);
     };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join("LOCK"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::storage::durable::FILE_MODE);
+    let file = options.open(root.join("LOCK"))?;
     // A lock can outlive its holder by a moment: a process being forked
     // shares the descriptor until it execs. Retry briefly before refusing.
     let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;

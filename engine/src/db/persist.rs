@@ -3,6 +3,16 @@
 //! Runs in the background when the memtable passes `memtable_bytes_max` or
 //! `memtable_age_max`. Commits are held off only while the memtable is
 //! frozen at `P` and the log rotated; encoding and upload run beside them.
+//!
+//! Order, each step durable before the next (on local disk: temp file,
+//! fsync, rename, fsync the folder; on object storage: a completed PUT):
+//! 1. rotate the log at `P + 1` (every commit <= `P` is fsynced);
+//! 2. write the Parquet files, with their length and xxh64;
+//! 3. write checkpoint `P`;
+//! 4. only then delete what nothing needs any more: checkpoints older than
+//!    the *previous* one, and log segments that one does not need. The
+//!    previous checkpoint and the log after it stay, so an unreadable
+//!    checkpoint `P` falls back to them at open.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -61,6 +71,10 @@ impl Database {
         let _one_at_a_time = self.inner.persist_lock.lock().await;
         self.check_poisoned()?;
         let frozen = self.freeze().await?;
+        let previous = *self.inner.checkpoint_seq.lock();
+        if previous == Some(frozen.seq) && frozen.memtables.is_empty() {
+            return Ok(frozen.seq); // checkpoint P is already durable
+        }
         let mut written: Vec<(u64, DataFile)> = Vec::new();
         for (table_id, batches) in &frozen.memtables {
             for group in group_by_schema(batches) {
@@ -72,12 +86,24 @@ impl Database {
         }
         self.install_files(frozen.seq, written);
         let checkpoint = self.checkpoint_of(frozen);
-        write_checkpoint(self.inner.location.store.as_ref(), &checkpoint).await?;
-        if let Some(log) = &self.inner.log {
-            log.delete_segments_through(checkpoint.seq)?;
+        write_checkpoint(&self.inner.location, &checkpoint).await?;
+        *self.inner.checkpoint_seq.lock() = Some(checkpoint.seq);
+        if let Some(previous) = previous.filter(|p| *p < checkpoint.seq) {
+            self.delete_before(previous).await?;
         }
-        delete_checkpoints_before(self.inner.location.store.as_ref(), checkpoint.seq).await?;
         Ok(checkpoint.seq)
+    }
+
+    /// Delete checkpoints older than checkpoint `keep` and the log segments
+    /// it does not need (it and every later checkpoint are durable).
+    async fn delete_before(&self, keep: u64) -> Result<()> {
+        if let Some(log) = &self.inner.log {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || log.delete_segments_through(keep))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))??;
+        }
+        delete_checkpoints_before(&self.inner.location, keep).await
     }
 
     /// Freeze the state at the latest commit and start a new log segment after it.
@@ -115,20 +141,36 @@ impl Database {
         ordinal: usize,
         batches: Vec<RecordBatch>,
     ) -> Result<DataFile> {
-        let path = format!("data/t{table_id}/{seq:020}-{ordinal:04}.parquet");
+        let dir = format!("data/t{table_id}");
+        let name = format!("{seq:020}-{ordinal:04}.parquet");
+        let path = format!("{dir}/{name}");
         let row_group_rows = self.inner.limits.parquet_row_group_rows_max;
+        let local = self
+            .inner
+            .location
+            .local_root
+            .as_ref()
+            .map(|root| (root.join(&dir), self.inner.location.fs.clone()));
         let (bytes, file) = tokio::task::spawn_blocking(move || {
             let schema = batches[0].schema();
-            encode_parquet(&schema, &batches, path, row_group_rows)
+            let (bytes, file) = encode_parquet(&schema, &batches, path, row_group_rows)?;
+            if let Some((dir, fs)) = local {
+                fs.create_dir_all(&dir)?;
+                fs.write_file_atomic(&dir, &name, &bytes)?;
+                return Ok((None, file));
+            }
+            Ok::<_, Error>((Some(bytes), file))
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
-        let location = object_store::path::Path::from(file.path.as_str());
-        self.inner
-            .location
-            .store
-            .put(&location, PutPayload::from(bytes))
-            .await?;
+        if let Some(bytes) = bytes {
+            let location = object_store::path::Path::from(file.path.as_str());
+            self.inner
+                .location
+                .store
+                .put(&location, PutPayload::from(bytes))
+                .await?;
+        }
         Ok(file)
     }
 
@@ -139,6 +181,7 @@ impl Database {
             data.memtable.retain(|m| m.min_seq > seq);
         }
         for (table_id, file) in written {
+            self.inner.location.verifier.expect(&file);
             state
                 .tables
                 .entry(table_id)

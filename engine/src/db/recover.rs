@@ -1,5 +1,7 @@
-//! Opening a database: load the newest checkpoint, replay the log after it,
-//! rebuild the primary-key indexes from live rows.
+//! Opening a database: load the newest readable checkpoint, replay the log
+//! after it, rebuild the primary-key indexes from live rows. A table whose
+//! data file is damaged is marked so (reads fail with XX001 naming the
+//! file, writes are refused) and the rest of the database opens.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{Database, DbState, apply::apply_record};
+use super::{Database, DbState, Inner, apply::apply_record};
 use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN, TableDef, physical_name};
 use crate::constraints::unique::UniqueIndex;
 use crate::constraints::{primary_key_index, primary_keys};
@@ -18,42 +20,84 @@ use crate::constraints::{unique_constraint_violation, unique_keys};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{LOG_DIR, read_log};
-use crate::storage::checkpoint::{Checkpoint, read_latest_checkpoint};
+use crate::storage::checkpoint::{Checkpoint, load_newest_checkpoint};
 use crate::storage::location::Location;
+use crate::storage::verify::store_error;
 use crate::storage::{DataFile, Retirements, TableData};
-use crate::txn::KeyIndex;
+use crate::txn::{KeyIndex, Write, WriteSet};
 
-/// The state as of the last durable commit.
-pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<DbState> {
-    let mut state = match read_latest_checkpoint(location.store.as_ref()).await? {
+/// What opening found: the state as of the last durable commit, and the
+/// checkpoint it started from.
+pub(super) struct Recovered {
+    pub state: DbState,
+    pub checkpoint_seq: Option<u64>,
+}
+
+/// The state as of the last durable commit: the newest readable
+/// checkpoint (falling back past unreadable ones) plus the log after it.
+pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<Recovered> {
+    let loaded = load_newest_checkpoint(location).await?;
+    let checkpoint_seq = loaded.checkpoint.as_ref().map(|c| c.seq);
+    let mut state = match loaded.checkpoint {
         Some(checkpoint) => state_from_checkpoint(checkpoint),
         None => DbState {
             next_rowid: 1,
             ..Default::default()
         },
     };
+    for file in state.tables.values().flat_map(|t| t.files.iter()) {
+        location.verifier.expect(file);
+    }
     state.chunk_rows_max = limits.memtable_chunk_rows_max;
     let Some(root) = &location.local_root else {
-        return Ok(state);
+        return Ok(Recovered {
+            state,
+            checkpoint_seq,
+        });
     };
     let dir = root.join(LOG_DIR);
-    let bytes_max = limits.log_record_bytes_max;
-    let records = tokio::task::spawn_blocking(move || read_log(&dir, bytes_max))
+    let fs = location.fs.clone();
+    let after = state.last_seq;
+    let records = tokio::task::spawn_blocking(move || read_log(fs.as_ref(), &dir, after))
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
+    let fell_back = |detail: String| match loaded.unreadable.first() {
+        Some(newest) => Error::Corrupt {
+            detail: format!(
+                "{detail}; the newest checkpoint {} is unreadable ({})",
+                newest.file, newest.reason
+            ),
+        },
+        None => Error::Corrupt { detail },
+    };
     for record in records {
         let seq = record.header.seq;
         if seq <= state.last_seq {
             continue; // already in the checkpoint
         }
         if seq != state.last_seq + 1 {
-            return Err(Error::Corrupt {
-                detail: format!("commit log jumps from seq {} to {seq}", state.last_seq),
-            });
+            return Err(fell_back(format!(
+                "commit log jumps from seq {} to {seq}",
+                state.last_seq
+            )));
         }
         apply_record(&mut state, &record)?;
     }
-    Ok(state)
+    // A skipped checkpoint must be covered by the log replayed instead.
+    if let Some(newest) = loaded.unreadable.first()
+        && state.last_seq < newest.seq
+    {
+        return Err(fell_back(format!(
+            "the log after checkpoint {} ends at seq {}, before {}",
+            checkpoint_seq.map_or("none".to_string(), |s| s.to_string()),
+            state.last_seq,
+            newest.seq
+        )));
+    }
+    Ok(Recovered {
+        state,
+        checkpoint_seq,
+    })
 }
 
 fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
@@ -106,7 +150,23 @@ pub(super) async fn rebuild_indexes(db: &Database) -> Result<()> {
             .collect()
     };
     for (def, data) in tables {
-        let (pk, unique) = build_indexes(db, &def, &data, def.has_primary_key()).await?;
+        let (pk, unique) = match build_indexes(db, &def, &data, def.has_primary_key()).await {
+            Ok(indexes) => indexes,
+            Err(Error::CorruptFile { file, detail }) => {
+                tracing::error!(
+                    table = %def.name,
+                    file = %file,
+                    %detail,
+                    "a data file of this table is damaged: its reads fail (XX001) and writes to it are refused until the file is restored; other tables are unaffected"
+                );
+                db.inner
+                    .damaged_tables
+                    .lock()
+                    .insert(def.id, DamagedTable { file, detail });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut state = db.inner.state.write();
         if def.has_primary_key() {
             state.pk_index.insert(def.id, pk);
@@ -236,7 +296,10 @@ async fn read_key_columns(
     file: &DataFile,
 ) -> Result<Vec<RecordBatch>> {
     let path = object_store::path::Path::from(file.path.as_str());
-    let bytes = db.object_store().get(&path).await?.bytes().await?;
+    let store = db.object_store();
+    let bytes = async { store.get(&path).await?.bytes().await }
+        .await
+        .map_err(store_error)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let mut wanted: Vec<String> = def
         .primary_key
@@ -257,4 +320,66 @@ async fn read_key_columns(
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
     let reader = builder.with_projection(mask).build()?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A table with a damaged data file: its key indexes could not be built.
+#[derive(Debug, Clone)]
+pub(crate) struct DamagedTable {
+    pub file: String,
+    pub detail: String,
+}
+
+/// Refuse (XX001) a write set that writes to a table with a damaged data
+/// file, or to a table whose foreign keys reference one: their key indexes
+/// are incomplete, so no key check could be trusted. Dropping such a table
+/// is allowed.
+pub(super) fn refuse_writes_to_damaged(inner: &Inner, writes: &WriteSet) -> Result<()> {
+    let damaged = inner.damaged_tables.lock();
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let state = inner.state.read();
+    for write in &writes.writes {
+        let table_id = match write {
+            Write::Insert { table_id, .. }
+            | Write::Retire { table_id, .. }
+            | Write::SetColumns { table_id, .. }
+            | Write::SetChecks { table_id, .. }
+            | Write::SetUniques { table_id, .. }
+            | Write::SetForeignKeys { table_id, .. } => *table_id,
+            _ => continue,
+        };
+        let parents = state
+            .catalog
+            .tables
+            .iter()
+            .find(|t| t.id == table_id)
+            .map(|t| {
+                t.foreign_keys
+                    .iter()
+                    .map(|fk| fk.parent)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let Some((id, table)) = std::iter::once(table_id)
+            .chain(parents)
+            .find_map(|id| damaged.get(&id).map(|t| (id, t)))
+        else {
+            continue;
+        };
+        let name = state
+            .catalog
+            .tables
+            .iter()
+            .find(|t| t.id == id)
+            .map_or_else(|| id.to_string(), |t| t.name.clone());
+        return Err(Error::CorruptFile {
+            file: table.file.clone(),
+            detail: format!(
+                "{}; writes that depend on table \"{name}\" are refused until the file is restored",
+                table.detail
+            ),
+        });
+    }
+    Ok(())
 }

@@ -1,27 +1,30 @@
 //! The durable commit log.
 //!
 //! Commits are appended as checksummed frames to segment files
-//! `_log/<first seq, 20 digits>.log` on local disk. One background thread
-//! owns the open segment: it takes every frame queued while the previous
-//! fsync ran, writes them together and fsyncs once (group commit), then
-//! acknowledges each. A new segment starts at every memtable persist, so
-//! segments wholly covered by a checkpoint can be deleted.
+//! `_log/<first seq, 20 digits>.log` on local disk (format: [`segment`]).
+//! One background thread owns the open segment: it takes every frame
+//! queued while the previous fsync ran, writes them together and fsyncs
+//! once (group commit), then acknowledges each. A new segment starts at
+//! every memtable persist; it is created whole with its header (temp file,
+//! fsync, rename, fsync the folder) before any frame goes into it.
 //!
-//! Recovery reads segments in order. A bad frame at the end of the last
-//! segment is a torn write: it is cut. A bad frame anywhere else is
-//! corruption and an error that names the file and offset.
+//! Recovery reads the segments a checkpoint needs, in order. Only a torn
+//! tail of the last segment is cut (see [`segment`] for the rule); any
+//! other bad frame is corruption and an error naming the file and offset.
+//! All file changes go through [`DurableFs`].
 
 pub mod record;
+pub mod segment;
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::storage::durable::{AppendFile, DurableFs};
 pub use record::{CommitHeader, CommitInfo, CommitRecord, Op};
+use segment::{SegmentEnd, quarantine_tail, scan_segment, segment_header, segment_name};
 
 /// Name of the folder holding log segments, under the database folder.
 pub const LOG_DIR: &str = "_log";
@@ -37,25 +40,33 @@ enum Request {
     },
 }
 
-/// Handle to the log writer thread.
-#[derive(Debug)]
+/// Handle to the log writer thread (clones share it).
+#[derive(Debug, Clone)]
 pub struct CommitLog {
     dir: PathBuf,
+    fs: Arc<dyn DurableFs>,
     requests: mpsc::Sender<Request>,
 }
 
 impl CommitLog {
     /// Open the log in `dir`, appending to a fresh segment that starts at `next_seq`.
-    pub fn open(dir: &Path, next_seq: u64) -> Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let file = create_segment(dir, next_seq)?;
+    pub fn open(fs: Arc<dyn DurableFs>, dir: &Path, next_seq: u64) -> Result<Self> {
+        fs.create_dir_all(dir)?;
+        let file = create_segment(fs.as_ref(), dir, next_seq)?;
         let (requests, rx) = mpsc::channel();
-        let thread_dir = dir.to_path_buf();
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            fs: fs.clone(),
+            file,
+            first_seq: next_seq,
+            failed: None,
+        };
         std::thread::Builder::new()
             .name("driftdb-log".into())
-            .spawn(move || run_writer(thread_dir, file, rx))?;
+            .spawn(move || writer.run(rx))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            fs,
             requests,
         })
     }
@@ -67,7 +78,9 @@ impl CommitLog {
         Ok(wait)
     }
 
-    /// Close the current segment and start a new one at `first_seq`.
+    /// Make everything queued durable and go on in a new segment starting
+    /// at `first_seq` (a no-op switch when the open segment starts there:
+    /// it holds no frame yet).
     pub async fn rotate(&self, first_seq: u64) -> Result<()> {
         let (done, wait) = oneshot::channel();
         self.send(Request::Rotate { first_seq, done })?;
@@ -78,13 +91,15 @@ impl CommitLog {
         self.requests.send(request).map_err(|_| closed())
     }
 
-    /// Delete segments whose commits are all at or before `seq` (covered by a checkpoint).
+    /// Delete segments whose commits are all at or before `seq` (a durable
+    /// checkpoint at or after `seq` no longer needs them). The open segment
+    /// is never deleted.
     pub fn delete_segments_through(&self, seq: u64) -> Result<()> {
         let segments = list_segments(&self.dir)?;
         // A segment's commits end where the next segment begins.
         for pair in segments.windows(2) {
-            if pair[1].0 <= seq + 1 {
-                std::fs::remove_file(&pair[0].1)?;
+            if pair[1].0 <= seq.saturating_add(1) {
+                self.fs.remove_file(&pair[0].1)?;
             }
         }
         Ok(())
@@ -105,65 +120,88 @@ fn closed() -> Error {
     }
 }
 
-fn create_segment(dir: &Path, first_seq: u64) -> Result<File> {
-    let path = dir.join(format!("{first_seq:020}.log"));
-    let file = OpenOptions::new().create(true).append(true).open(&path)?;
-    sync_dir(dir)?;
-    Ok(file)
+/// Create segment `first_seq` whole with its header, durably, replacing
+/// an empty one of that name left by an earlier run; open it for appending.
+fn create_segment(fs: &dyn DurableFs, dir: &Path, first_seq: u64) -> Result<Box<dyn AppendFile>> {
+    let name = segment_name(first_seq);
+    fs.write_file_atomic(dir, &name, &segment_header(first_seq))?;
+    Ok(fs.open_append(&dir.join(name))?)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+/// The state of the log writer thread.
+struct Writer {
+    dir: PathBuf,
+    fs: Arc<dyn DurableFs>,
+    file: Box<dyn AppendFile>,
+    /// First seq of the open segment.
+    first_seq: u64,
+    /// After a failed write or fsync the file's state is unknown: every later request fails.
+    failed: Option<String>,
 }
 
-/// The writer thread: write everything queued, fsync once, acknowledge all.
-fn run_writer(dir: PathBuf, mut file: File, rx: mpsc::Receiver<Request>) {
-    let mut failed: Option<String> = None;
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        group.extend(rx.try_iter());
-        let mut waiters = Vec::with_capacity(group.len());
-        let mut buffer = Vec::new();
-        for request in group {
-            match request {
-                Request::Append { frame, done } => {
-                    buffer.extend_from_slice(&frame);
-                    waiters.push(done);
-                }
-                Request::Rotate { first_seq, done } => {
-                    let result = flush(&mut file, &mut buffer, &mut failed).and_then(|_| {
-                        create_segment(&dir, first_seq)
-                            .map_err(|e| std::io::Error::other(e.to_string()))
-                    });
-                    let result = result.map(|new_file| file = new_file);
-                    acknowledge(std::mem::take(&mut waiters), &result);
-                    let _ = done.send(result);
+impl Writer {
+    /// Write everything queued, fsync once, acknowledge all; repeat.
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            group.extend(rx.try_iter());
+            let mut waiters = Vec::with_capacity(group.len());
+            let mut buffer = Vec::new();
+            for request in group {
+                match request {
+                    Request::Append { frame, done } => {
+                        buffer.extend_from_slice(&frame);
+                        waiters.push(done);
+                    }
+                    Request::Rotate { first_seq, done } => {
+                        let result = self
+                            .flush(&mut buffer)
+                            .and_then(|()| self.switch_segment(first_seq));
+                        acknowledge(std::mem::take(&mut waiters), &result);
+                        let _ = done.send(result);
+                    }
                 }
             }
+            let result = self.flush(&mut buffer);
+            acknowledge(waiters, &result);
         }
-        let result = flush(&mut file, &mut buffer, &mut failed);
-        acknowledge(waiters, &result);
     }
-}
 
-fn flush(
-    file: &mut File,
-    buffer: &mut Vec<u8>,
-    failed: &mut Option<String>,
-) -> std::io::Result<()> {
-    if let Some(reason) = failed {
-        // After a failed fsync the file's state is unknown: refuse all further writes.
-        return Err(std::io::Error::other(reason.clone()));
+    fn flush(&mut self, buffer: &mut Vec<u8>) -> std::io::Result<()> {
+        if let Some(reason) = &self.failed {
+            return Err(std::io::Error::other(reason.clone()));
+        }
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .file
+            .append(buffer)
+            .and_then(|()| self.file.sync_data());
+        buffer.clear();
+        if let Err(e) = &result {
+            self.failed = Some(format!("log write failed: {e}"));
+        }
+        result
     }
-    if buffer.is_empty() {
-        return Ok(());
+
+    fn switch_segment(&mut self, first_seq: u64) -> std::io::Result<()> {
+        if first_seq == self.first_seq {
+            return Ok(());
+        }
+        match create_segment(self.fs.as_ref(), &self.dir, first_seq) {
+            Ok(file) => {
+                self.file = file;
+                self.first_seq = first_seq;
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("log rotation failed: {e}");
+                self.failed = Some(reason.clone());
+                Err(std::io::Error::other(reason))
+            }
+        }
     }
-    let result = file.write_all(buffer).and_then(|_| file.sync_data());
-    buffer.clear();
-    if let Err(e) = &result {
-        *failed = Some(format!("log write failed: {e}"));
-    }
-    result
 }
 
 fn acknowledge(waiters: Vec<oneshot::Sender<std::io::Result<()>>>, result: &std::io::Result<()>) {
@@ -199,72 +237,58 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
-/// Read every commit in the log, in order, cutting a torn tail off the last segment.
-pub fn read_log(dir: &Path, record_bytes_max: usize) -> Result<Vec<CommitRecord>> {
+/// Every commit in the log after `after_seq`, in order (plus any earlier
+/// ones that share a segment with them). Segments wholly at or before
+/// `after_seq` are not read. A torn tail of the last segment is saved
+/// aside and cut; any other damage is [`Error::CorruptLog`].
+pub fn read_log(fs: &dyn DurableFs, dir: &Path, after_seq: u64) -> Result<Vec<CommitRecord>> {
     let segments = list_segments(dir)?;
     let mut commits = Vec::new();
-    for (index, (_, path)) in segments.iter().enumerate() {
+    for (index, (first_seq, path)) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
-        read_segment(path, is_last, record_bytes_max, &mut commits)?;
+        let next_first = segments.get(index + 1).map(|(seq, _)| *seq);
+        if next_first.is_some_and(|next| next <= after_seq.saturating_add(1)) {
+            continue; // every commit in it is at or before `after_seq`
+        }
+        read_segment(fs, path, *first_seq, is_last, &mut commits)?;
     }
     Ok(commits)
 }
 
 fn read_segment(
+    fs: &dyn DurableFs,
     path: &Path,
+    first_seq: u64,
     is_last: bool,
-    record_bytes_max: usize,
     out: &mut Vec<CommitRecord>,
 ) -> Result<()> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    let mut offset = 0usize;
-    while offset < bytes.len() {
-        match parse_frame(&bytes[offset..], record_bytes_max) {
-            Ok((record, frame_len)) => {
-                out.push(record);
-                offset += frame_len;
-            }
-            Err(detail) if is_last => {
-                tracing::warn!(file = %path.display(), offset, %detail, "cutting torn log tail");
-                let file = OpenOptions::new().write(true).open(path)?;
-                file.set_len(offset as u64)?;
-                file.sync_all()?;
-                return Ok(());
-            }
-            Err(detail) => {
-                return Err(Error::CorruptLog {
-                    file: path.display().to_string(),
-                    offset: offset as u64,
-                    detail,
-                });
-            }
+    let bytes = std::fs::read(path)?;
+    let file = path.display().to_string();
+    let scan = scan_segment(&file, first_seq, &bytes)?;
+    out.extend(scan.records);
+    match scan.end {
+        SegmentEnd::Clean => Ok(()),
+        SegmentEnd::Torn { offset, detail } if is_last => {
+            let cut = bytes.len() as u64 - offset;
+            tracing::warn!(
+                file = %file,
+                offset,
+                bytes_cut = cut,
+                %detail,
+                "cutting a torn tail off the commit log (an interrupted, unacknowledged write); the cut bytes are kept in {file}.torn-{offset}"
+            );
+            quarantine_tail(fs, path, &bytes, offset)?;
+            fs.truncate(path, offset)?;
+            Ok(())
+        }
+        SegmentEnd::Torn { offset, detail } | SegmentEnd::Corrupt { offset, detail } => {
+            Err(Error::CorruptLog {
+                file,
+                offset,
+                detail,
+            })
         }
     }
-    Ok(())
-}
-
-fn parse_frame(
-    bytes: &[u8],
-    record_bytes_max: usize,
-) -> std::result::Result<(CommitRecord, usize), String> {
-    if bytes.len() < record::FRAME_HEADER_BYTES {
-        return Err("short frame header".into());
-    }
-    let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if len > record_bytes_max {
-        return Err(format!("frame length {len} exceeds limit"));
-    }
-    let end = record::FRAME_HEADER_BYTES + len;
-    let payload = bytes
-        .get(record::FRAME_HEADER_BYTES..end)
-        .ok_or("short frame payload")?;
-    if crc32fast::hash(payload) != crc {
-        return Err("checksum mismatch".into());
-    }
-    let record = CommitRecord::decode_payload(payload).map_err(|e| e.to_string())?;
-    Ok((record, end))
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! What one commit looks like in the log, and its byte encoding.
 //!
-//! A frame is `[payload_len: u32 LE][crc32(payload): u32 LE][payload]`.
+//! A frame is `[payload_len: u32 LE][crc32(payload): u32 LE][payload]`,
+//! with `payload_len` at most [`LOG_FRAME_BYTES_MAX`] on write and on read.
 //! The payload is `[header_len: u32 LE][header: JSON][batch_len: u32 LE][batch: Arrow IPC stream]…`,
 //! with one batch per [`Op::Insert`], in order.
 
+use std::cell::Cell;
 use std::io::Cursor;
 
 use arrow::ipc::reader::StreamReader;
@@ -15,9 +17,18 @@ use crate::catalog::{
     CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
 };
 use crate::error::{Error, Result};
+use crate::limits::LOG_FRAME_BYTES_MAX;
 
 /// Bytes before the payload in a frame.
 pub const FRAME_HEADER_BYTES: usize = 8;
+/// Every payload starts with its header section, `[len u32]` then this
+/// (serde writes `CommitHeader`'s fields in order, `seq` first); the log
+/// reader looks for it when it checks for valid frames past damage.
+pub const HEADER_JSON_PREFIX: &[u8] = b"{\"seq\":";
+/// The smallest payload a real commit has: a header section (`[len]{…}`).
+/// A shorter declared length (e.g. zeros where a power cut left a hole) is
+/// never a frame, even though crc32 of nothing is 0.
+pub const FRAME_PAYLOAD_BYTES_MIN: usize = 4 + 2;
 
 /// One change inside a commit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,8 +97,16 @@ pub struct CommitRecord {
 }
 
 impl CommitRecord {
-    /// Encode as one checksummed frame.
+    /// Encode as one checksummed frame, refusing (54000) a payload over the
+    /// limit in force on this thread: [`LOG_FRAME_BYTES_MAX`], or a lower
+    /// one set by [`with_frame_bytes_max`] around the call.
     pub fn encode_frame(&self) -> Result<Vec<u8>> {
+        self.encode_frame_max(FRAME_BYTES_MAX.with(Cell::get))
+    }
+
+    /// Encode as one checksummed frame whose payload is at most
+    /// `frame_bytes_max` bytes (never more than [`LOG_FRAME_BYTES_MAX`]).
+    pub fn encode_frame_max(&self, frame_bytes_max: usize) -> Result<Vec<u8>> {
         debug_assert_eq!(
             self.header
                 .ops
@@ -97,17 +116,36 @@ impl CommitRecord {
             self.batches.len(),
             "one batch per insert op"
         );
+        let limit = frame_bytes_max.min(LOG_FRAME_BYTES_MAX);
         let mut payload = Vec::new();
+        // Past the limit, sections are only counted (for the message), not kept.
+        let mut payload_bytes = 0usize;
         let header =
             serde_json::to_vec(&self.header).map_err(|e| Error::internal(e.to_string()))?;
-        push_section(&mut payload, &header)?;
+        push_section(&mut payload, &mut payload_bytes, limit, &header);
         for batch in &self.batches {
-            push_section(&mut payload, &encode_batch(batch)?)?;
+            push_section(
+                &mut payload,
+                &mut payload_bytes,
+                limit,
+                &encode_batch(batch)?,
+            );
         }
+        if payload_bytes > limit {
+            return Err(Error::CommitTooLarge {
+                bytes: (payload_bytes + FRAME_HEADER_BYTES) as u64,
+                limit: limit as u64,
+            });
+        }
+        let len = u32::try_from(payload.len()).map_err(|_| Error::CommitTooLarge {
+            bytes: payload.len() as u64,
+            limit: limit as u64,
+        })?;
         let mut frame = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES);
-        frame.extend_from_slice(&section_len(&payload)?.to_le_bytes());
+        frame.extend_from_slice(&len.to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
+        debug_assert!(frame.len() - FRAME_HEADER_BYTES >= FRAME_PAYLOAD_BYTES_MIN);
         Ok(frame)
     }
 
@@ -145,16 +183,36 @@ impl CommitRecord {
     }
 }
 
-fn section_len(bytes: &[u8]) -> Result<u32> {
-    u32::try_from(bytes.len()).map_err(|_| Error::InvalidArgument {
-        message: "commit larger than 4 GiB".into(),
-    })
+/// Append `[len u32][bytes]` to `out` while the payload stays within
+/// `limit`; count it in `total` either way.
+fn push_section(out: &mut Vec<u8>, total: &mut usize, limit: usize, bytes: &[u8]) {
+    *total = total.saturating_add(4 + bytes.len());
+    if *total <= limit {
+        // `limit` <= LOG_FRAME_BYTES_MAX < 4 GiB, so the length fits a u32.
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
 }
 
-fn push_section(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
-    out.extend_from_slice(&section_len(bytes)?.to_le_bytes());
-    out.extend_from_slice(bytes);
-    Ok(())
+thread_local! {
+    /// The frame limit [`CommitRecord::encode_frame`] applies on this thread.
+    static FRAME_BYTES_MAX: Cell<usize> = const { Cell::new(LOG_FRAME_BYTES_MAX) };
+}
+
+/// Run `f` with [`CommitRecord::encode_frame`] refusing payloads over
+/// `frame_bytes_max` on this thread. The commit pipeline runs its
+/// (synchronous) validate-and-encode step inside this, so a database's own
+/// `Limits::log_frame_bytes_max` applies; a pipeline that encodes with
+/// [`CommitRecord::encode_frame_max`] does not need it.
+pub fn with_frame_bytes_max<T>(frame_bytes_max: usize, f: impl FnOnce() -> T) -> T {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FRAME_BYTES_MAX.with(|limit| limit.set(self.0));
+        }
+    }
+    let _restore = Restore(FRAME_BYTES_MAX.with(|limit| limit.replace(frame_bytes_max)));
+    f()
 }
 
 struct Sections<'a> {

@@ -1,4 +1,6 @@
-//! Log tests: frames round-trip, a torn tail is cut, corruption elsewhere is an error.
+//! Log tests: frames round-trip; a torn tail is cut (and kept aside);
+//! damage followed by a valid frame, or anywhere but the tail, is an error
+//! that names the file and offset and changes nothing.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -6,7 +8,9 @@ use std::sync::Arc;
 use arrow::array::{Int32Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 
+use super::segment::{SEGMENT_HEADER_BYTES, segment_header};
 use super::*;
+use crate::storage::durable::LocalFs;
 
 fn record(seq: u64) -> CommitRecord {
     let schema = Arc::new(Schema::new(vec![Field::new("c1", DataType::Int32, true)]));
@@ -30,21 +34,43 @@ fn record(seq: u64) -> CommitRecord {
     }
 }
 
+fn frame(seq: u64) -> Vec<u8> {
+    record(seq).encode_frame().expect("encode")
+}
+
+/// A format-1 segment holding commits `seqs`.
 fn write_segment(dir: &Path, first_seq: u64, seqs: std::ops::RangeInclusive<u64>) -> PathBuf {
-    let path = dir.join(format!("{first_seq:020}.log"));
-    let mut file = File::create(&path).expect("create");
+    let path = dir.join(segment_name(first_seq));
+    let mut file = std::fs::File::create(&path).expect("create");
+    file.write_all(&segment_header(first_seq)).expect("header");
     for seq in seqs {
-        file.write_all(&record(seq).encode_frame().expect("encode"))
-            .expect("write");
+        file.write_all(&frame(seq)).expect("write");
     }
     path
+}
+
+fn read(dir: &Path) -> Result<Vec<u64>> {
+    Ok(read_log(&LocalFs, dir, 0)?
+        .iter()
+        .map(|c| c.header.seq)
+        .collect())
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[at] ^= 0x10;
+    std::fs::write(path, &bytes).expect("write");
+}
+
+fn len(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("meta").len()
 }
 
 #[test]
 fn frames_round_trip() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_segment(dir.path(), 1, 1..=3);
-    let commits = read_log(dir.path(), 1 << 20).expect("read");
+    let commits = read_log(&LocalFs, dir.path(), 0).expect("read");
     assert_eq!(
         commits.iter().map(|c| c.header.seq).collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -53,37 +79,209 @@ fn frames_round_trip() {
 }
 
 #[test]
-fn torn_tail_of_last_segment_is_cut() {
+fn segments_a_checkpoint_covers_are_not_read() {
     let dir = tempfile::tempdir().expect("temp dir");
-    write_segment(dir.path(), 1, 1..=2);
-    let last = write_segment(dir.path(), 3, 3..=4);
-    let full = std::fs::metadata(&last).expect("meta").len();
-    let file = OpenOptions::new().write(true).open(&last).expect("open");
-    file.set_len(full - 5).expect("truncate");
-    let commits = read_log(dir.path(), 1 << 20).expect("read");
-    assert_eq!(
-        commits.iter().map(|c| c.header.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
-    // The cut is durable: the file now ends after commit 3.
-    let frame3 = record(3).encode_frame().expect("encode").len() as u64;
-    assert_eq!(std::fs::metadata(&last).expect("meta").len(), frame3);
+    let old = write_segment(dir.path(), 1, 1..=2);
+    write_segment(dir.path(), 3, 3..=4);
+    flip(&old, SEGMENT_HEADER_BYTES + 12); // damage that only a read would see
+    assert_eq!(read_log(&LocalFs, dir.path(), 2).expect("read").len(), 2);
+    assert!(read(dir.path()).is_err());
 }
 
 #[test]
-fn corruption_before_the_tail_names_file_and_offset() {
+fn headerless_segments_from_format_0_still_read() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let first = write_segment(dir.path(), 1, 1..=2);
-    write_segment(dir.path(), 3, 3..=3);
-    let mut bytes = std::fs::read(&first).expect("read");
-    let frame1 = record(1).encode_frame().expect("encode").len();
-    bytes[frame1 + 12] ^= 0xff; // flip a payload byte of commit 2
-    std::fs::write(&first, &bytes).expect("write");
-    match read_log(dir.path(), 1 << 20) {
-        Err(Error::CorruptLog { file, offset, .. }) => {
-            assert!(file.ends_with("00000000000000000001.log"), "{file}");
-            assert_eq!(offset, frame1 as u64);
+    let mut file = std::fs::File::create(dir.path().join(segment_name(1))).expect("create");
+    for seq in 1..=2 {
+        file.write_all(&frame(seq)).expect("write");
+    }
+    assert_eq!(read(dir.path()).expect("read"), vec![1, 2]);
+}
+
+#[test]
+fn torn_tail_of_last_segment_is_cut_and_kept_aside() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_segment(dir.path(), 1, 1..=2);
+    let last = write_segment(dir.path(), 3, 3..=4);
+    let full = len(&last);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
+    file.set_len(full - 5).expect("truncate");
+    assert_eq!(read(dir.path()).expect("read"), vec![1, 2, 3]);
+    // The cut is durable: the file now ends after commit 3 ...
+    let end_of_3 = (SEGMENT_HEADER_BYTES + frame(3).len()) as u64;
+    assert_eq!(len(&last), end_of_3);
+    // ... and the cut bytes are kept.
+    let kept = dir
+        .path()
+        .join(format!("{}.torn-{end_of_3}", segment_name(3)));
+    assert_eq!(len(&kept), full - 5 - end_of_3);
+    // Reading again finds a clean log.
+    assert_eq!(read(dir.path()).expect("read again"), vec![1, 2, 3]);
+}
+
+#[test]
+fn zeros_where_a_power_cut_left_unwritten_blocks_are_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment(dir.path(), 1, 1..=2);
+    let end = len(&last);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .expect("open");
+    file.write_all(&vec![0u8; 4096]).expect("zeros");
+    assert_eq!(read(dir.path()).expect("read"), vec![1, 2]);
+    assert_eq!(len(&last), end);
+}
+
+#[test]
+fn a_bad_checksum_followed_by_valid_frames_is_corruption_and_nothing_is_cut() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment(dir.path(), 1, 1..=3);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    flip(&last, frame2_at + 20); // a payload byte of commit 2; commit 3 is intact
+    let before = std::fs::read(&last).expect("read");
+    match read(dir.path()) {
+        Err(e @ Error::CorruptLog { .. }) => {
+            assert_eq!(e.sqlstate(), "XX001");
+            let Error::CorruptLog {
+                file,
+                offset,
+                detail,
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert!(file.ends_with(&segment_name(1)), "{file}");
+            assert_eq!(*offset, frame2_at as u64);
+            assert!(detail.contains("commit 3"), "{detail}");
         }
         other => panic!("expected CorruptLog, got {other:?}"),
     }
+    assert_eq!(std::fs::read(&last).expect("read"), before, "file changed");
+}
+
+#[test]
+fn a_damaged_length_followed_by_valid_frames_is_corruption() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment(dir.path(), 1, 1..=3);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    flip(&last, frame2_at + 3); // the high byte of commit 2's length
+    match read(dir.path()) {
+        Err(Error::CorruptLog { offset, .. }) => assert_eq!(offset, frame2_at as u64),
+        other => panic!("expected CorruptLog, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_complete_last_frame_with_a_bad_checksum_and_nothing_after_is_cut() {
+    // The ambiguous case (see `segment`): treated as torn, loudly, bytes kept.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment(dir.path(), 1, 1..=2);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    flip(&last, frame2_at + 20);
+    assert_eq!(read(dir.path()).expect("read"), vec![1]);
+    assert_eq!(len(&last), frame2_at as u64);
+    let kept = dir
+        .path()
+        .join(format!("{}.torn-{frame2_at}", segment_name(1)));
+    assert!(kept.exists());
+}
+
+#[test]
+fn corruption_before_the_last_segment_names_file_and_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = write_segment(dir.path(), 1, 1..=2);
+    write_segment(dir.path(), 3, 3..=3);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    flip(&first, frame2_at + 12); // commit 2, the last frame of a sealed segment
+    match read(dir.path()) {
+        Err(Error::CorruptLog { file, offset, .. }) => {
+            assert!(file.ends_with(&segment_name(1)), "{file}");
+            assert_eq!(offset, frame2_at as u64);
+        }
+        other => panic!("expected CorruptLog, got {other:?}"),
+    }
+}
+
+#[test]
+fn segment_headers_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_segment(dir.path(), 1, 1..=1);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[8] = 9; // format version 9
+    std::fs::write(&path, &bytes).expect("write");
+    match read(dir.path()) {
+        Err(e @ Error::FormatVersion { found: 9, .. }) => assert_eq!(e.sqlstate(), "55000"),
+        other => panic!("expected FormatVersion, got {other:?}"),
+    }
+    // A header for another segment (renamed file) is corruption.
+    std::fs::remove_file(&path).expect("remove");
+    let mut file = std::fs::File::create(dir.path().join(segment_name(7))).expect("create");
+    file.write_all(&segment_header(1)).expect("header");
+    match read(dir.path()) {
+        Err(Error::CorruptLog { offset: 0, .. }) => {}
+        other => panic!("expected CorruptLog at 0, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_writer_appends_after_a_header_and_rotates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let log = CommitLog::open(crate::storage::durable::local(), dir.path(), 1).expect("open");
+        wait_durable(log.submit(frame(1)).expect("submit"))
+            .await
+            .expect("durable");
+        log.rotate(2).await.expect("rotate");
+        log.rotate(2)
+            .await
+            .expect("rotating to the open segment is a no-op");
+        wait_durable(log.submit(frame(2)).expect("submit"))
+            .await
+            .expect("durable");
+        log.delete_segments_through(1).expect("delete");
+    });
+    assert_eq!(read(dir.path()).expect("read"), vec![2]);
+    let segments = list_segments(dir.path()).expect("list");
+    assert_eq!(segments.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&segments[0].1)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn oversized_commits_are_refused_at_encode() {
+    let small = frame(1).len();
+    match record(1).encode_frame_max(small - 9) {
+        Err(e @ Error::CommitTooLarge { .. }) => {
+            assert_eq!(e.sqlstate(), "54000");
+            let Error::CommitTooLarge { bytes, limit } = e else {
+                unreachable!()
+            };
+            assert_eq!((bytes, limit), (small as u64, small as u64 - 9));
+        }
+        other => panic!("expected CommitTooLarge, got {other:?}"),
+    }
+    let limited = record::with_frame_bytes_max(small - 9, || record(1).encode_frame());
+    assert!(matches!(limited, Err(Error::CommitTooLarge { .. })));
+    // The limit is scoped: outside, the format's limit applies again.
+    assert_eq!(record(1).encode_frame().expect("encode").len(), small);
+}
+
+#[test]
+fn payloads_start_with_the_header_prefix_the_reader_looks_for() {
+    let bytes = frame(42);
+    assert!(bytes[record::FRAME_HEADER_BYTES + 4..].starts_with(record::HEADER_JSON_PREFIX));
 }

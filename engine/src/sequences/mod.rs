@@ -5,28 +5,43 @@
 //! out is gone even if the transaction that took it rolls back. Positions
 //! are made durable ahead of use: before handing out a value past the last
 //! reservation, the next [`RESERVE_VALUES`] values are reserved by writing
-//! `sequences.json` (write, fsync, rename, fsync the folder). After a crash
-//! every sequence resumes after its last reservation, so no value is ever
-//! handed out twice; the price is a gap of at most one reservation.
+//! `sequences.json` (write, fsync, rename, fsync the folder; a checksummed
+//! envelope, magic `DRIFTSEQ`). After a crash every sequence resumes after
+//! its last reservation, so no value is ever handed out twice; the price
+//! is a gap of at most one reservation.
+//!
+//! Reservations are kept by sequence id. A sequence created in a
+//! transaction that rolled back (or never became durable) may have reserved
+//! values under an id the catalog never committed, and ids not in the
+//! catalog are reused after a restart: opening therefore forgets every
+//! reservation whose id the catalog does not hold, so a later sequence
+//! with that id starts at its own START.
 //!
 //! - [`functions`]: `nextval`, `currval`, `setval`, `lastval`.
 
 pub mod functions;
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{SequenceDef, SqlType};
+use crate::catalog::{Catalog, SequenceDef, SqlType};
 use crate::error::{Error, Result};
+use crate::storage::durable::DurableFs;
+use crate::storage::envelope::{self, FileKind};
 
 /// Values reserved (made durable) at a time; a crash skips at most this many.
 pub const RESERVE_VALUES: u64 = 1024;
 /// The file holding every sequence's reservation.
-const POSITIONS_FILE: &str = "sequences.json";
+pub const POSITIONS_FILE: &str = "sequences.json";
+/// The envelope of `sequences.json`, at the format version this build writes.
+pub const POSITIONS_KIND: FileKind = FileKind {
+    magic: *b"DRIFTSEQ",
+    version: 1,
+};
 
 /// The position of one sequence.
 #[derive(Debug, Clone, Copy)]
@@ -39,30 +54,36 @@ struct Position {
 
 /// What the positions file stores per sequence id: where to resume after a restart.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Reservations {
+pub struct Reservations {
     resume_at: HashMap<u64, Option<i64>>,
 }
 
 /// The positions of every sequence of one database.
 #[derive(Debug)]
 pub struct Positions {
+    fs: Arc<dyn DurableFs>,
     /// None for in-memory databases.
     folder: Option<PathBuf>,
     inner: Mutex<(HashMap<u64, Position>, Reservations)>,
 }
 
 impl Positions {
-    /// Load the reservations of the database in `folder` (None: in memory).
-    pub fn open(folder: Option<PathBuf>) -> Result<Self> {
-        let reservations = match &folder {
-            Some(folder) => match std::fs::read(folder.join(POSITIONS_FILE)) {
-                Ok(bytes) => serde_json::from_slice(&bytes)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Reservations::default(),
-                Err(e) => return Err(e.into()),
-            },
+    /// Load the reservations of the database in `folder` (None: in memory),
+    /// keeping only those of sequences in `catalog`.
+    pub fn open(
+        fs: Arc<dyn DurableFs>,
+        folder: Option<PathBuf>,
+        catalog: &Catalog,
+    ) -> Result<Self> {
+        let mut reservations = match &folder {
+            Some(folder) => read_reservations(&folder.join(POSITIONS_FILE))?,
             None => Reservations::default(),
         };
+        reservations
+            .resume_at
+            .retain(|id, _| catalog.sequences.iter().any(|s| s.id == *id));
         Ok(Self {
+            fs,
             folder,
             inner: Mutex::new((HashMap::new(), reservations)),
         })
@@ -132,14 +153,26 @@ impl Positions {
         let Some(folder) = &self.folder else {
             return Ok(());
         };
-        let tmp = folder.join(format!("{POSITIONS_FILE}.tmp"));
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec(reservations)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, folder.join(POSITIONS_FILE))?;
-        std::fs::File::open(folder)?.sync_all()?;
+        let body = serde_json::to_vec(reservations).map_err(|e| Error::internal(e.to_string()))?;
+        let bytes = envelope::seal(POSITIONS_KIND, &body);
+        self.fs.write_file_atomic(folder, POSITIONS_FILE, &bytes)?;
         Ok(())
     }
+}
+
+/// The reservations stored in `path` (none if it does not exist); damage
+/// is an error naming the file.
+pub fn read_reservations(path: &std::path::Path) -> Result<Reservations> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Reservations::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let file = path.display().to_string();
+    let opened = envelope::open(POSITIONS_KIND, &file, &bytes)?;
+    serde_json::from_slice(opened.body()).map_err(|e| Error::Corrupt {
+        detail: format!("{file}: {e}"),
+    })
 }
 
 /// The value after `value`, wrapping for CYCLE; None past the end otherwise.

@@ -1,7 +1,14 @@
 //! Checkpoints: the catalog, file list, retirements and counters as of one
 //! `seq`, so that opening a database replays only the log after it.
 //!
-//! Stored as `_checkpoints/<seq, 20 digits>.json`; the highest readable one wins.
+//! Stored as `_checkpoints/<seq, 20 digits>.json`: JSON in a checksummed,
+//! versioned envelope (magic `DRIFTCKP`, see [`crate::storage::envelope`]).
+//! On local disk a checkpoint is written atomically and durably (temp
+//! file, fsync, rename, fsync the folder). The newest *readable* one wins:
+//! an empty, garbled or checksum-failing newest checkpoint is skipped with
+//! a WARN naming it, and the one before it is used (persist keeps the
+//! previous checkpoint and the log it needs until the next is durable).
+//! A checkpoint in an unknown format version is an error, never skipped.
 
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -9,11 +16,19 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::log::CommitInfo;
 use crate::storage::DataFile;
+use crate::storage::envelope::{self, FileKind};
+use crate::storage::location::Location;
 
-const CHECKPOINT_DIR: &str = "_checkpoints";
+/// The folder of checkpoints, under the database folder.
+pub const CHECKPOINT_DIR: &str = "_checkpoints";
+/// The envelope of checkpoint files, at the format version this build writes.
+pub const CHECKPOINT_KIND: FileKind = FileKind {
+    magic: *b"DRIFTCKP",
+    version: 1,
+};
 
 /// The stored part of one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,48 +50,204 @@ pub struct Checkpoint {
     pub tables: Vec<TableCheckpoint>,
 }
 
+/// The file name of checkpoint `seq`.
+pub fn checkpoint_name(seq: u64) -> String {
+    format!("{seq:020}.json")
+}
+
 fn checkpoint_path(seq: u64) -> Path {
-    Path::from(format!("{CHECKPOINT_DIR}/{seq:020}.json"))
+    Path::from(format!("{CHECKPOINT_DIR}/{}", checkpoint_name(seq)))
 }
 
-/// Write a checkpoint (atomically on local disk: the store writes a temp file and renames).
-pub async fn write_checkpoint(store: &dyn ObjectStore, checkpoint: &Checkpoint) -> Result<()> {
-    let bytes =
-        serde_json::to_vec(checkpoint).map_err(|e| crate::Error::internal(e.to_string()))?;
-    store
-        .put(&checkpoint_path(checkpoint.seq), PutPayload::from(bytes))
-        .await?;
-    Ok(())
+/// The seq a checkpoint file is named for.
+fn checkpoint_seq(path: &Path) -> Option<u64> {
+    path.filename()?.strip_suffix(".json")?.parse().ok()
 }
 
-/// The newest checkpoint, if any.
-pub async fn read_latest_checkpoint(store: &dyn ObjectStore) -> Result<Option<Checkpoint>> {
-    let mut paths = list_checkpoints(store).await?;
-    paths.sort();
-    let Some(latest) = paths.pop() else {
-        return Ok(None);
-    };
-    let bytes = store.get(&latest).await?.bytes().await?;
-    Ok(Some(serde_json::from_slice(&bytes)?))
+/// The bytes of a checkpoint file.
+pub fn encode_checkpoint(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
+    let body = serde_json::to_vec(checkpoint).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(envelope::seal(CHECKPOINT_KIND, &body))
 }
 
-/// Delete checkpoints older than `seq`.
-pub async fn delete_checkpoints_before(store: &dyn ObjectStore, seq: u64) -> Result<()> {
-    let keep = checkpoint_path(seq);
-    for path in list_checkpoints(store).await? {
-        if path < keep {
-            store.delete(&path).await?;
+/// A checkpoint from the bytes of `file`, which is named for `seq`.
+pub fn decode_checkpoint(file: &str, seq: u64, bytes: &[u8]) -> Result<Checkpoint> {
+    let opened = envelope::open(CHECKPOINT_KIND, file, bytes)?;
+    let checkpoint: Checkpoint =
+        serde_json::from_slice(opened.body()).map_err(|e| Error::Corrupt {
+            detail: format!("{file}: {e}"),
+        })?;
+    if checkpoint.seq != seq {
+        return Err(Error::Corrupt {
+            detail: format!("{file} holds checkpoint {}", checkpoint.seq),
+        });
+    }
+    Ok(checkpoint)
+}
+
+/// Write a checkpoint: atomically and durably on local disk, one PUT on object storage.
+pub async fn write_checkpoint(location: &Location, checkpoint: &Checkpoint) -> Result<()> {
+    let bytes = encode_checkpoint(checkpoint)?;
+    match &location.local_root {
+        Some(root) => {
+            let fs = location.fs.clone();
+            let dir = root.join(CHECKPOINT_DIR);
+            let name = checkpoint_name(checkpoint.seq);
+            tokio::task::spawn_blocking(move || {
+                fs.create_dir_all(&dir)?;
+                fs.write_file_atomic(&dir, &name, &bytes)
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        }
+        None => {
+            location
+                .store
+                .put(&checkpoint_path(checkpoint.seq), PutPayload::from(bytes))
+                .await?;
         }
     }
     Ok(())
 }
 
-async fn list_checkpoints(store: &dyn ObjectStore) -> Result<Vec<Path>> {
+/// A checkpoint that could not be read.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub seq: u64,
+    pub file: String,
+    pub reason: String,
+}
+
+/// The newest readable checkpoint, and the newer ones that were not.
+#[derive(Debug, Default)]
+pub struct LoadedCheckpoint {
+    pub checkpoint: Option<Checkpoint>,
+    /// Newest first.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// The newest readable checkpoint, skipping (with a WARN) unreadable newer ones.
+pub async fn load_newest_checkpoint(location: &Location) -> Result<LoadedCheckpoint> {
+    let mut loaded = LoadedCheckpoint::default();
+    for (seq, path) in list_checkpoints(location.store.as_ref())
+        .await?
+        .into_iter()
+        .rev()
+    {
+        match read_checkpoint(location, seq, &path).await {
+            Ok(checkpoint) => {
+                loaded.checkpoint = Some(checkpoint);
+                return Ok(loaded);
+            }
+            Err(e @ Error::FormatVersion { .. }) => return Err(e),
+            Err(e) => {
+                let file = display_path(location, &path);
+                tracing::warn!(
+                    file = %file,
+                    error = %e,
+                    "checkpoint {seq} is unreadable; falling back to the one before it and replaying the log from there"
+                );
+                loaded.unreadable.push(Unreadable {
+                    seq,
+                    file,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// Read and check checkpoint `seq` at `path`.
+pub async fn read_checkpoint(location: &Location, seq: u64, path: &Path) -> Result<Checkpoint> {
+    let bytes = location.store.get(path).await?.bytes().await?;
+    decode_checkpoint(&display_path(location, path), seq, &bytes)
+}
+
+/// Delete checkpoints older than `seq`.
+pub async fn delete_checkpoints_before(location: &Location, seq: u64) -> Result<()> {
+    for (_, path) in list_checkpoints(location.store.as_ref())
+        .await?
+        .into_iter()
+        .filter(|(s, _)| *s < seq)
+    {
+        match &location.local_root {
+            Some(root) => location.fs.remove_file(&root.join(path.as_ref()))?,
+            None => location.store.delete(&path).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Every checkpoint file as (seq, path), oldest first.
+pub async fn list_checkpoints(store: &dyn ObjectStore) -> Result<Vec<(u64, Path)>> {
     let prefix = Path::from(CHECKPOINT_DIR);
     let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-    Ok(metas
+    let mut checkpoints: Vec<(u64, Path)> = metas
         .into_iter()
-        .map(|m| m.location)
-        .filter(|p| p.as_ref().ends_with(".json"))
-        .collect())
+        .filter_map(|m| Some((checkpoint_seq(&m.location)?, m.location)))
+        .collect();
+    checkpoints.sort();
+    Ok(checkpoints)
+}
+
+/// A stored path as the user finds it (a file under the folder, or the key).
+fn display_path(location: &Location, path: &Path) -> String {
+    match &location.local_root {
+        Some(root) => root.join(path.as_ref()).display().to_string(),
+        None => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(seq: u64) -> Checkpoint {
+        Checkpoint {
+            seq,
+            time_us: 7,
+            next_rowid: 1,
+            catalog: Catalog::default(),
+            commits: Vec::new(),
+            tables: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newest_readable_checkpoint_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        for seq in [3, 5] {
+            write_checkpoint(&location, &checkpoint(seq)).await.unwrap();
+        }
+        let newest = dir.path().join(CHECKPOINT_DIR).join(checkpoint_name(5));
+        for damage in [Vec::new(), b"{\"seq\":".to_vec(), {
+            let mut bytes = std::fs::read(&newest).unwrap();
+            let last = bytes.len() - 2;
+            bytes[last] ^= 0x04;
+            bytes
+        }] {
+            std::fs::write(&newest, &damage).unwrap();
+            let loaded = load_newest_checkpoint(&location).await.unwrap();
+            assert_eq!(loaded.checkpoint.map(|c| c.seq), Some(3));
+            assert_eq!(loaded.unreadable.len(), 1);
+            assert!(loaded.unreadable[0].file.ends_with(&checkpoint_name(5)));
+        }
+        // An unknown format version is an error, not a fallback.
+        let mut newer = encode_checkpoint(&checkpoint(5)).unwrap();
+        newer[8] = 2;
+        std::fs::write(&newest, &newer).unwrap();
+        assert!(matches!(
+            load_newest_checkpoint(&location).await,
+            Err(Error::FormatVersion { found: 2, .. })
+        ));
+        // A checkpoint under another checkpoint's name is damage.
+        std::fs::write(&newest, encode_checkpoint(&checkpoint(4)).unwrap()).unwrap();
+        let loaded = load_newest_checkpoint(&location).await.unwrap();
+        assert_eq!(loaded.checkpoint.map(|c| c.seq), Some(3));
+        delete_checkpoints_before(&location, 5).await.unwrap();
+        let left = list_checkpoints(location.store.as_ref()).await.unwrap();
+        assert_eq!(left.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![5]);
+    }
 }

@@ -1,11 +1,19 @@
 //! Where row versions live: the memtable of recent commits, immutable
-//! Parquet files, retirements, and the checkpoints that tie them together.
+//! Parquet files, retirements, and the checkpoints that tie them together;
+//! the durable local file I/O every stored file is written through
+//! ([`durable`]), the checksummed envelope of checkpoints ([`envelope`]),
+//! the check of each data file before its first read ([`verify`]) and the
+//! offline check of a whole database ([`check`]).
 
+pub mod check;
 pub mod checkpoint;
+pub mod durable;
+pub mod envelope;
 pub mod location;
 pub mod memtable;
 pub mod parquet_file;
 pub mod stats;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +36,10 @@ pub struct DataFile {
     /// Statistics of the user columns stored in the file.
     #[serde(default)]
     pub column_stats: Vec<stats::ColumnStats>,
+    /// xxh64 of the whole file, checked with `bytes` before its first read
+    /// (None: written before checksums were recorded; length only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xxh64: Option<u64>,
 }
 
 /// `_rowid` → the `seq` that retired that row version.

@@ -1,4 +1,5 @@
-//! Writing memtable batches as one Parquet file (zstd, row groups sized for pruning).
+//! Writing memtable batches as one Parquet file (zstd, row groups sized for
+//! pruning), with the length and xxh64 its checkpoint entry records.
 
 use arrow::array::{Array, UInt64Array};
 use arrow::compute::concat_batches;
@@ -51,6 +52,7 @@ pub fn encode_parquet(
         min_rowid,
         max_rowid,
         column_stats: crate::storage::stats::batch_column_stats(&batch),
+        xxh64: Some(crate::storage::envelope::xxh64(&bytes)),
     };
     Ok((bytes, file))
 }

@@ -4,6 +4,7 @@
 mod bank;
 mod concurrency;
 mod crash;
+mod integrity;
 mod model;
 mod slt;
 mod statements;

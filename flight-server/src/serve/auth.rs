@@ -233,19 +233,18 @@ pub fn parse_authorization(value: &str) -> Result<Credentials> {
     })
 }
 
-/// Write a file only its owner can read.
+/// Write a file only its owner can read (0600 from creation), atomically
+/// and durably: temp file, fsync, rename, fsync the folder.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, path)?;
+    use driftdb_engine::storage::durable::{DurableFs, LocalFs};
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(ServerError::Config(format!(
+            "{} is not a file path",
+            path.display()
+        )));
+    };
+    LocalFs.create_dir_all(dir)?;
+    LocalFs.write_file_atomic(dir, name, bytes)?;
     Ok(())
 }
 
@@ -280,6 +279,12 @@ mod tests {
         let opened = Users::open(Some(dir.path().into()), Some("s3cret".into())).unwrap();
         assert!(opened.generated_password.is_none());
         let stored = std::fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(dir.path().join(USERS_FILE)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
         assert!(!stored.contains("s3cret"));
         assert!(stored.contains("$argon2"));
         let again = Users::open(Some(dir.path().into()), None).unwrap();
