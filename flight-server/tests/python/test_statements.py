@@ -28,7 +28,7 @@ def test_doubled_quotes_stay_in_the_literal(conn):
     with conn.cursor() as cur:
         t = users(cur)
         cur.execute(f"DELETE FROM {t} WHERE name = 'nobody'' OR ''a''=''a'")
-        assert cur.rowcount == 0
+        assert names(cur, t) == ["ann", "bob", "cy"]
         cur.execute(f"UPDATE {t} SET name = 'O''Brien' WHERE id = 1")
         assert names(cur, t) == ["O'Brien", "bob", "cy"]
 
@@ -37,7 +37,7 @@ def test_parameters_cannot_change_a_statement(conn):
     with conn.cursor() as cur:
         t = users(cur)
         cur.execute(f"DELETE FROM {t} WHERE name = ?", parameters=("nobody') OR ('a'='a",))
-        assert cur.rowcount == 0
+        assert names(cur, t) == ["ann", "bob", "cy"]
         hostile = "a'; DROP TABLE people; --"
         cur.execute(f"UPDATE {t} SET name = ? WHERE id = ?", parameters=(hostile, 2))
         cur.execute(f"INSERT INTO {t} VALUES (?, ?)", parameters=(4, "it's ''quoted'' \\ $1 ?"))
