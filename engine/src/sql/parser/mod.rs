@@ -165,7 +165,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
         if !matches!(next.token, Token::SemiColon | Token::EOF) {
             return Err(Error::Syntax {
                 message: format!(
-                    "expected end of statement, found {} at {}",
+                    "expected end of statement, found {}{}",
                     next, next.span.start
                 ),
             });
@@ -455,7 +455,7 @@ fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
         }
         if depth > EXPRESSION_DEPTH_MAX {
             return Err(too_complex(format!(
-                "statement too complex: expressions nest more than {EXPRESSION_DEPTH_MAX} levels deep (at {})",
+                "statement too complex: expressions nest more than {EXPRESSION_DEPTH_MAX} levels deep{}",
                 token.span.start
             )));
         }
@@ -641,7 +641,7 @@ fn history_clause_at(
 
 fn misplaced_history(at: Location) -> Error {
     Error::Syntax {
-        message: format!("FOR SYSTEM_TIME at {at} must follow a table name"),
+        message: format!("FOR SYSTEM_TIME{at} must follow a table name"),
     }
 }
 
