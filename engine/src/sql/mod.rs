@@ -49,8 +49,3 @@ pub fn rows_as_text(
     }
     Ok(rows)
 }
-
-/// Quote an identifier for SQL text a client adapter sends (never used by the engine itself).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}

@@ -315,7 +315,7 @@ impl Session {
         let statement = match parsed.body {
             Body::Sql(statement) => *statement,
             Body::AlterSequence(alter) => {
-                self.begin_write();
+                self.pin_now();
                 let done = super::sequence_ddl::alter_sequence(self, &alter).await?;
                 return Ok(Output::Done(done));
             }
@@ -374,8 +374,9 @@ impl Session {
         }
     }
 
-    /// Pin the latest snapshot for a write that is not a sqlparser statement.
-    fn begin_write(&mut self) {
+    /// Pin the snapshot of "now" (with the open block's overlay) for work
+    /// that is not a sqlparser statement.
+    fn pin_now(&mut self) {
         let seq = self.now_seq();
         self.snapshot.set(seq);
     }
@@ -437,6 +438,19 @@ impl Session {
         Ok(prepared)
     }
 
+    /// The result schema of view `name` as of now: its stored definition
+    /// parsed and planned (None when there is no such view).
+    pub async fn view_schema(&mut self, name: &str) -> Result<Option<SchemaRef>> {
+        self.pin_now();
+        let Some(view) = self.view_def(name) else {
+            return Ok(None);
+        };
+        let (query, history) = super::parser::parse_view_query(&view.sql)?;
+        self.snapshot.set_history(history);
+        let plan = self.plan_unbound(Statement::Query(Box::new(query))).await?;
+        Ok(Some(Arc::new(plan.schema().as_arrow().clone())))
+    }
+
     /// `SET driftdb.as_of = <version | timestamp | 'latest' | DEFAULT>`.
     async fn set_as_of(&mut self, values: Vec<ast::Expr>) -> Result<StatementResult> {
         let [value] = values.as_slice() else {
@@ -486,8 +500,7 @@ impl Session {
         if self.txn.lock().as_ref().is_some_and(|t| t.is_aborted()) {
             return Err(Error::InFailedTransaction);
         }
-        let seq = self.now_seq();
-        self.snapshot.set(seq);
+        self.pin_now();
         Ok(())
     }
 

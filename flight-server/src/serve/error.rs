@@ -29,15 +29,6 @@ pub enum ServerError {
         limit: usize,
     },
 
-    #[error("{what}: {size} {unit}, over the limit of {limit} ({limit_name})")]
-    LimitExceeded {
-        what: String,
-        size: u64,
-        limit: u64,
-        unit: &'static str,
-        limit_name: &'static str,
-    },
-
     #[error("{what} has no columns")]
     NoColumns { what: &'static str },
 
@@ -85,7 +76,7 @@ impl ServerError {
             ServerError::Unauthenticated(_) => "28P01",
             ServerError::PermissionDenied(_) => "42501",
             ServerError::TooManySessions { .. } => "53300",
-            ServerError::TooLarge { .. } | ServerError::LimitExceeded { .. } => "54000",
+            ServerError::TooLarge { .. } => "54000",
             ServerError::NoColumns { .. } => "22023",
             ServerError::LoginsBusy { .. } => "53300",
             ServerError::QueryTimeout(_) | ServerError::Cancelled => "57014",

@@ -17,7 +17,7 @@ use arrow_flight::sql::{
 };
 use driftdb_engine::Session;
 use driftdb_engine::catalog::{KeyRef, RefAction, logical_schema};
-use driftdb_engine::sql::{CATALOG_NAME, SCHEMA_NAME, quote_ident};
+use driftdb_engine::sql::{CATALOG_NAME, SCHEMA_NAME};
 
 use super::error::Result;
 use super::results::wire_schema;
@@ -200,14 +200,11 @@ pub async fn tables(query: CommandGetTables, session: &mut Session) -> Result<Re
         b.append(CATALOG_NAME, SCHEMA_NAME, name, "TABLE", &schema)?;
     }
     for name in &views {
-        let schema = if include_schema {
-            let prepared = session
-                .prepare(&format!("SELECT * FROM {}", quote_ident(name)))
-                .await?;
-            wire_schema(&prepared.schema)
-        } else {
-            Arc::new(empty.clone())
+        let schema = match include_schema {
+            true => session.view_schema(name).await?.map(|s| wire_schema(&s)),
+            false => None,
         };
+        let schema = schema.unwrap_or_else(|| Arc::new(empty.clone()));
         b.append(CATALOG_NAME, SCHEMA_NAME, name, "VIEW", &schema)?;
     }
     Ok(b.build()?)

@@ -180,13 +180,14 @@ impl DriftFlightSql {
         let parked = self.state.queries.open_in(client.id);
         let limit = self.state.limits.parked_results_max;
         if parked >= limit {
-            return Err(ServerError::LimitExceeded {
+            return Err(driftdb_engine::Error::LimitExceeded {
                 what: "this session".into(),
                 size: parked as u64 + 1,
                 limit: limit as u64,
                 unit: "results started and not read to the end (fetch or cancel some)",
                 limit_name: "parked_results_max",
-            });
+            }
+            .into());
         }
         let output = self.run(&mut sql, work).await?;
         let (seq, stream) = match output {
@@ -342,13 +343,14 @@ impl DriftFlightSql {
         if open < limit {
             return Ok(());
         }
-        Err(ServerError::LimitExceeded {
+        Err(driftdb_engine::Error::LimitExceeded {
             what: "this session".into(),
             size: open as u64 + 1,
             limit: limit as u64,
             unit: "open prepared statements (close some)",
             limit_name: "prepared_statements_max",
-        })
+        }
+        .into())
     }
 
     fn cancel_query_in(&self, client: &ClientSession, info: &FlightInfo) -> bool {
@@ -490,13 +492,14 @@ async fn read_batches(
         debug_assert!(batch.columns().iter().all(|c| c.len() == batch.num_rows()));
         rows = rows.saturating_add(batch.num_rows());
         if rows > upload.rows_max {
-            return Err(ServerError::LimitExceeded {
+            return Err(driftdb_engine::Error::LimitExceeded {
                 what: upload.what.into(),
                 size: rows as u64,
                 limit: upload.rows_max as u64,
                 unit: upload.rows_unit,
                 limit_name: upload.rows_limit_name,
-            });
+            }
+            .into());
         }
         batches.push(batch);
     }

@@ -9,7 +9,8 @@
 //! without an id while it is open run inside it.
 
 use bytes::Bytes;
-use driftdb_engine::sql::quote_ident;
+use driftdb_engine::sql::{ParsedStatement, parse_statement};
+use sqlparser::ast::{Ident, Statement};
 
 use super::error::{Result, ServerError};
 use super::service::DriftFlightSql;
@@ -44,7 +45,8 @@ impl DriftFlightSql {
             }
             .into());
         }
-        self.run_control(client, "BEGIN").await?;
+        let begin = parse_statement("BEGIN").map_err(ServerError::from)?;
+        self.run_control(client, begin).await?;
         let id = self.state.queries.add_handle();
         client.transaction.lock().id = Some(id);
         Ok(id.to_string().into())
@@ -60,11 +62,20 @@ impl DriftFlightSql {
     ) -> Result<()> {
         self.check_transaction(client, Some(id))?;
         *client.transaction.lock() = Default::default();
-        let sql = match ending {
-            Ending::Commit => "COMMIT",
-            Ending::Rollback => "ROLLBACK",
+        let statement = match ending {
+            Ending::Commit => Statement::Commit {
+                chain: false,
+                end: false,
+                modifier: None,
+            },
+            Ending::Rollback => Statement::Rollback {
+                chain: false,
+                savepoint: None,
+            },
         };
-        let tag = self.run_control(client, sql).await?;
+        let tag = self
+            .run_control(client, ParsedStatement::from_statement(statement))
+            .await?;
         if matches!(ending, Ending::Commit) && tag == "ROLLBACK" {
             // A failed block: COMMIT rolled it back; the client must know.
             return Err(driftdb_engine::Error::InFailedTransaction.into());
@@ -80,7 +91,9 @@ impl DriftFlightSql {
         name: &str,
     ) -> Result<Bytes> {
         self.check_transaction(client, Some(transaction_id))?;
-        self.run_control(client, &format!("SAVEPOINT {}", quote_ident(name)))
+        let name_ident = Ident::with_quote('"', name);
+        let savepoint = Statement::Savepoint { name: name_ident };
+        self.run_control(client, ParsedStatement::from_statement(savepoint))
             .await?;
         let id = self.state.queries.add_handle();
         client
@@ -101,18 +114,28 @@ impl DriftFlightSql {
         let name = parse_id(id)
             .and_then(|id| client.transaction.lock().savepoints.get(&id).cloned())
             .ok_or_else(|| unknown("savepoint", id))?;
-        let sql = match ending {
-            Ending::Commit => format!("RELEASE SAVEPOINT {}", quote_ident(&name)),
-            Ending::Rollback => format!("ROLLBACK TO SAVEPOINT {}", quote_ident(&name)),
+        let name = Ident::with_quote('"', name);
+        let statement = match ending {
+            Ending::Commit => Statement::ReleaseSavepoint { name },
+            Ending::Rollback => Statement::Rollback {
+                chain: false,
+                savepoint: Some(name),
+            },
         };
-        self.run_control(client, &sql).await?;
+        self.run_control(client, ParsedStatement::from_statement(statement))
+            .await?;
         Ok(())
     }
 
-    /// Run one transaction-control statement; returns its tag.
-    async fn run_control(&self, client: &ClientSession, sql: &str) -> Result<String> {
+    /// Run one transaction-control statement (built as a tree: a savepoint
+    /// name is an identifier, never text spliced into SQL); returns its tag.
+    async fn run_control(
+        &self,
+        client: &ClientSession,
+        statement: ParsedStatement,
+    ) -> Result<String> {
         let mut session = client.sql.lock().await;
-        Ok(session.execute_one(sql).await?.tag)
+        Ok(session.execute_statement(statement).await?.tag)
     }
 }
 
