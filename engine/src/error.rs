@@ -194,7 +194,7 @@ pub enum Error {
     )]
     CommitTooLarge { bytes: u64, limit: u64 },
 
-    #[error("database is unusable after an earlier I/O failure: {detail}")]
+    #[error("the database refuses writes until it is reopened: {detail}")]
     Poisoned { detail: String },
 
     #[error("I/O error: {0}")]

@@ -35,6 +35,14 @@ pub fn check_rows(ctx: &SessionContext, def: &TableDef, batch: &RecordBatch) -> 
     Ok(())
 }
 
+/// A context that can evaluate any CHECK expression (DriftDB's scalar
+/// functions registered), for write sets that come without a session.
+pub fn context() -> SessionContext {
+    let ctx = SessionContext::new();
+    driftdb_udfs::register_all(&ctx);
+    ctx
+}
+
 /// Make sure a CHECK expression is a boolean over the table's columns.
 pub fn validate_check(ctx: &SessionContext, def: &TableDef, check: &CheckDef) -> Result<()> {
     let schema = logical_schema(def.columns());

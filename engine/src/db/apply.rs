@@ -1,52 +1,119 @@
-//! Validating a write set against the latest state and applying commits.
+//! The commit pipeline: validate a write set against the latest state,
+//! then apply it as the next commit, all or nothing.
+//!
+//! The caller holds the writer mutex, so no other commit changes the state
+//! between the steps, which run in this order:
+//! 1. **Validate** under the read lock: concurrency conflicts, table and
+//!    name existence, each insert's shape and NOT NULLs, dependent FOREIGN
+//!    KEYs of dropped tables, FOREIGN KEY references. Nothing has changed.
+//! 2. **Encode** the log record outside any state lock (readers go on);
+//!    a frame over `log_frame_bytes_max` is refused here (54000).
+//! 3. **Index keys** under the write lock: primary and UNIQUE keys go into
+//!    their indexes in write order; a duplicate (23505) takes every change
+//!    back ([`super::keys`]). Still nothing visible has changed.
+//! 4. **Apply** the record. Every way it could fail was checked above, so
+//!    a failure here (error or panic) is a bug: it poisons the database
+//!    (writes refused with 58030 until it is reopened, reads go on at the
+//!    last durable commit) instead of leaving a half-applied commit live.
+//!
+//! CHECK constraints are evaluated by the statement that wrote the rows
+//! (`Session::commit`), or by [`super::Database::commit_checked`] for write
+//! sets that did not come from a statement; the concurrency rules make a
+//! definition change after the writes' snapshot a conflict either way.
 
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use super::{CommitChecks, CommitOutcome, DbState, Inner, TableChanges};
-use crate::catalog::{Catalog, SchemaVersion, TableDef};
+use crate::catalog::{Catalog, ColumnDef, SchemaVersion, TableDef};
 use crate::error::{Error, Result};
 use crate::log::{CommitHeader, CommitRecord, Op};
 use crate::storage::TableData;
 use crate::storage::memtable::{append_chunk, with_system_columns};
-use crate::txn::{KeyHash, UniqueBuild, Write, WriteSet};
+use crate::txn::{KeyColumn, KeyHash, UniqueBuild, Write, WriteSet};
+use arrow::record_batch::RecordBatch;
 
-/// Validate `writes` against the latest state, then apply them as the next commit.
-/// Returns the outcome and the log frame to make durable (None for in-memory databases).
+/// Validate `writes` against the latest state, then apply them as the next
+/// commit. The caller holds the writer mutex. Returns the outcome and the
+/// log frame to make durable (None for in-memory databases).
 pub(super) fn validate_and_apply(
     inner: &Inner,
-    mut writes: WriteSet,
+    writes: WriteSet,
     checks: &CommitChecks,
 ) -> Result<(CommitOutcome, Option<Vec<u8>>)> {
-    let mut state = inner.state.write();
-    validate_concurrency(&state, &writes, checks)?;
-    validate(&state, &writes)?;
-    super::foreign::validate_foreign_keys(&state, &writes, checks)?;
-    let builds = unique_builds(&writes);
-    let first_rowid = state.next_rowid;
-    let key_changes = super::keys::apply_key_changes(&mut state, &writes, first_rowid)?;
-    let seq = state.last_seq + 1;
-    let time_us = chrono::Utc::now()
-        .timestamp_micros()
-        .max(state.last_time_us + 1);
-    let record = build_record(&state, &mut writes, seq, time_us);
+    let (record, first_rowid) = {
+        let state = inner.state.read();
+        validate_concurrency(&state, &writes, checks)?;
+        validate(&state, &writes)?;
+        super::foreign::validate_foreign_keys(&state, &writes, checks)?;
+        let seq = state.last_seq + 1;
+        let time_us = chrono::Utc::now()
+            .timestamp_micros()
+            .max(state.last_time_us + 1);
+        (
+            build_record(&writes, state.next_rowid, seq, time_us),
+            state.next_rowid,
+        )
+    };
     let frame = match inner.log {
-        Some(_) => match record.encode_frame() {
-            Ok(frame) => Some(frame),
-            Err(e) => {
-                key_changes.undo(&mut state, &writes);
-                return Err(e);
-            }
-        },
+        Some(_) => Some(record.encode_frame_max(inner.limits.log_frame_bytes_max)?),
         None => None,
     };
-    drop(key_changes);
-    apply_record(&mut state, &record)?;
-    apply_unique_definitions(&mut state, &record.header.ops, builds);
+    let outcome = CommitOutcome {
+        seq: record.header.seq,
+        time_us: record.header.time_us,
+    };
+    let mut state = inner.state.write();
+    if state.last_seq + 1 != outcome.seq || state.next_rowid != first_rowid {
+        return Err(Error::internal("the state changed under the writer mutex"));
+    }
+    // 23505 takes every index change back; past this point the commit applies.
+    drop(super::keys::apply_key_changes(
+        &mut state,
+        &writes,
+        first_rowid,
+    )?);
+    apply_or_poison(inner, &mut state, &record, unique_builds(&writes))?;
     // Free the write set's keys (one reference each) after the lock.
     drop(state);
     drop(writes);
-    Ok((CommitOutcome { seq, time_us }, frame))
+    Ok((outcome, frame))
+}
+
+/// Apply a validated record; a failure poisons the database (see the module page).
+fn apply_or_poison(
+    inner: &Inner,
+    state: &mut DbState,
+    record: &CommitRecord,
+    builds: HashMap<u64, UniqueBuild>,
+) -> Result<()> {
+    let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        apply_record(state, record)?;
+        apply_unique_definitions(state, &record.header.ops, builds);
+        Ok::<(), Error>(())
+    }));
+    let failure = match applied {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => panic_message(panic.as_ref()),
+    };
+    let detail = format!(
+        "commit {} failed while being applied ({failure}); it was not acknowledged",
+        record.header.seq
+    );
+    tracing::error!("{detail}");
+    *inner.poisoned.lock() = Some(detail.clone());
+    Err(Error::Poisoned { detail })
+}
+
+/// The text a panic carried, if it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Fail with 40001 when a commit after `checks.since` changed the definition
@@ -64,14 +131,10 @@ pub(super) fn validate_concurrency(
             .is_some_and(|c| what(c) > checks.since)
     };
     for write in &writes.writes {
-        if let Write::SetUniques { table_id, .. } = write
-            && changed_after(*table_id, |c| c.data_seq)
+        if let Some((table_id, detail)) = validated_against_rows(state, write)
+            && changed_after(table_id, |c| c.data_seq)
         {
-            return Err(concurrent_change(
-                state,
-                *table_id,
-                "rows were written while its UNIQUE index was built",
-            ));
+            return Err(concurrent_change(state, table_id, detail));
         }
         let table_id = match write {
             Write::SetUniques { table_id, .. }
@@ -100,6 +163,51 @@ pub(super) fn validate_concurrency(
         }
     }
     Ok(())
+}
+
+/// A definition change that holds only for the rows its statement saw (a
+/// UNIQUE index built from them, a CHECK validated on them, a column added
+/// to them or made NOT NULL): rows written since are a conflict. Changes
+/// that only relax a definition (drops, renames) hold for any rows.
+fn validated_against_rows(state: &DbState, write: &Write) -> Option<(u64, &'static str)> {
+    let current = |id: u64| state.catalog.table_by_id(id);
+    match write {
+        Write::SetUniques {
+            table_id,
+            build: UniqueBuild::Index(_),
+            ..
+        } => Some((
+            *table_id,
+            "rows were written while its UNIQUE index was built",
+        )),
+        Write::SetChecks { table_id, checks } => {
+            let before = current(*table_id)
+                .map(|t| t.checks.as_slice())
+                .unwrap_or_default();
+            checks.iter().any(|c| !before.contains(c)).then_some((
+                *table_id,
+                "rows were written while its CHECK constraints were validated",
+            ))
+        }
+        Write::SetColumns {
+            table_id, columns, ..
+        } => {
+            let before = current(*table_id).map(|t| t.columns()).unwrap_or_default();
+            columns.iter().any(|c| tightens(before, c)).then_some((
+                *table_id,
+                "rows were written while columns were added or made NOT NULL",
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether column `column` is new, changed type, or newly NOT NULL against `before`.
+fn tightens(before: &[ColumnDef], column: &ColumnDef) -> bool {
+    match before.iter().find(|b| b.id == column.id) {
+        None => true,
+        Some(old) => old.sql_type != column.sql_type || (old.nullable && !column.nullable),
+    }
 }
 
 pub(super) fn concurrent_change(state: &DbState, table_id: u64, detail: &str) -> Error {
@@ -163,9 +271,18 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     let latest = state.last_seq;
     let mut retired_here: HashSet<(u64, u64), KeyHash> = HashSet::default();
     let mut created: HashMap<u64, &TableDef> = HashMap::new();
+    // Columns as changed by this commit so far, for the inserts after the change.
+    let mut columns_now: HashMap<u64, &[ColumnDef]> = HashMap::new();
+    validate_dependents(state, writes)?;
     for write in &writes.writes {
         match write {
             Write::CreateTable(def) => {
+                if def.versions.is_empty() {
+                    return Err(Error::internal(format!(
+                        "table \"{}\" has no columns",
+                        def.name
+                    )));
+                }
                 let replaced = |id: u64| {
                     writes
                         .writes
@@ -185,8 +302,15 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 }
                 created.insert(def.id, def);
             }
+            Write::SetColumns {
+                table_id, columns, ..
+            } => {
+                if !created.contains_key(table_id) {
+                    live_table(state, *table_id, latest)?;
+                }
+                columns_now.insert(*table_id, columns.as_slice());
+            }
             Write::DropTable { table_id }
-            | Write::SetColumns { table_id, .. }
             | Write::SetChecks { table_id, .. }
             | Write::SetForeignKeys { table_id, .. }
             | Write::SetUniques { table_id, .. } => {
@@ -229,13 +353,16 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 }
             }
             Write::Insert {
-                table_id, batch, ..
+                table_id,
+                batch,
+                keys,
             } => {
                 let def = match created.get(table_id) {
                     Some(def) => *def,
                     None => live_table(state, *table_id, latest)?,
                 };
-                crate::constraints::check_not_null(def, batch)?;
+                let columns = columns_now.get(table_id).copied();
+                check_insert(def, columns.unwrap_or(def.columns()), batch, keys)?;
             }
             Write::Retire {
                 table_id, rowids, ..
@@ -257,6 +384,94 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     Ok(())
 }
 
+/// An insert's batch must have the table's columns, in order and of their
+/// types, one primary key per row when the table has one, and no NULL in a
+/// NOT NULL column (23502).
+fn check_insert(
+    def: &TableDef,
+    columns: &[ColumnDef],
+    batch: &RecordBatch,
+    keys: &KeyColumn,
+) -> Result<()> {
+    let mismatch = || {
+        Error::internal(format!(
+            "rows for table \"{}\" do not match its {} columns, their types and its key",
+            def.name,
+            columns.len()
+        ))
+    };
+    let keys_expected = if def.has_primary_key() {
+        batch.num_rows()
+    } else {
+        0
+    };
+    if batch.num_columns() != columns.len() || keys.len() != keys_expected {
+        return Err(mismatch());
+    }
+    for (column, array) in columns.iter().zip(batch.columns()) {
+        if array.data_type() != &column.sql_type.arrow_type() {
+            return Err(mismatch());
+        }
+        if !column.nullable && array.null_count() > 0 {
+            return Err(Error::NotNullViolation {
+                table: def.name.clone(),
+                column: column.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A table this commit drops must not stay referenced by a FOREIGN KEY of
+/// a table it keeps (2BP01): the statement that dropped it dropped those
+/// FOREIGN KEYs too (CASCADE) or was refused, unless a concurrent commit
+/// added one since.
+fn validate_dependents(state: &DbState, writes: &WriteSet) -> Result<()> {
+    let dropped: HashSet<u64> = writes
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::DropTable { table_id } => Some(*table_id),
+            _ => None,
+        })
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let latest = state.last_seq;
+    let kept = state
+        .catalog
+        .tables
+        .iter()
+        .filter(|t| t.exists_at(latest) && !dropped.contains(&t.id));
+    for child in kept {
+        // The commit's own SetForeignKeys replaces the child's list.
+        let foreign_keys = writes
+            .writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::SetForeignKeys {
+                    table_id,
+                    foreign_keys,
+                } if *table_id == child.id => Some(foreign_keys.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&child.foreign_keys);
+        if let Some(fk) = foreign_keys.iter().find(|fk| dropped.contains(&fk.parent)) {
+            let parent = state.catalog.table_by_id(fk.parent);
+            return Err(Error::DependentObjects {
+                object: format!("table {}", parent.map(|t| t.name.as_str()).unwrap_or("?")),
+                detail: format!(
+                    "constraint {} on table {} depends on it (use DROP … CASCADE)",
+                    fk.name, child.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn live_table(state: &DbState, table_id: u64, latest: u64) -> Result<&TableDef> {
     state
         .catalog
@@ -268,14 +483,12 @@ fn live_table(state: &DbState, table_id: u64, latest: u64) -> Result<&TableDef> 
         })
 }
 
-/// Turn validated writes into a log record, assigning `_rowid`s.
-/// The log record of `writes`, assigning `_rowid`s. Leaves the inserts'
-/// keys in `writes` (a failure to encode the record must still undo them).
-fn build_record(state: &DbState, writes: &mut WriteSet, seq: u64, time_us: i64) -> CommitRecord {
+/// The log record of validated `writes`, whose inserts get `_rowid`s
+/// from `next_rowid` on.
+fn build_record(writes: &WriteSet, mut next_rowid: u64, seq: u64, time_us: i64) -> CommitRecord {
     let mut ops = Vec::with_capacity(writes.writes.len());
     let mut batches = Vec::new();
-    let mut next_rowid = state.next_rowid;
-    for write in &mut writes.writes {
+    for write in &writes.writes {
         match write {
             Write::Insert {
                 table_id, batch, ..
@@ -294,7 +507,7 @@ fn build_record(state: &DbState, writes: &mut WriteSet, seq: u64, time_us: i64) 
                 table_id, rowids, ..
             } => ops.push(Op::Retire {
                 table_id: *table_id,
-                rowids: std::mem::take(rowids),
+                rowids: rowids.clone(),
             }),
             schema => ops.extend(schema_op(schema.clone(), seq)),
         }
@@ -359,6 +572,9 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
     debug_assert_eq!(seq, state.last_seq + 1, "commits apply in seq order");
     let mut batches = record.batches.iter();
     for op in &record.header.ops {
+        if !matches!(op, Op::Insert { .. } | Op::Retire { .. }) {
+            state.schema_epoch = seq;
+        }
         match op {
             Op::CreateTable(def) => {
                 state.tables.insert(def.id, TableData::default());
@@ -503,4 +719,85 @@ fn catalog_table_mut(catalog: &mut Catalog, table_id: u64) -> Result<&mut TableD
         .ok_or_else(|| Error::Corrupt {
             detail: format!("commit names unknown table #{table_id}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::apply_or_poison;
+    use crate::log::{CommitHeader, CommitRecord, Op};
+    use crate::{Database, Session};
+
+    async fn database() -> Database {
+        let db = Database::open("memory://").await.expect("open");
+        Session::new(&db)
+            .execute("CREATE TABLE t (k BIGINT PRIMARY KEY)")
+            .await
+            .expect("create");
+        Session::new(&db)
+            .execute("INSERT INTO t VALUES (1)")
+            .await
+            .expect("insert");
+        db
+    }
+
+    /// A record that passed no validation: `ops` at the next seq.
+    fn record(db: &Database, seq_ahead: u64, ops: Vec<Op>) -> CommitRecord {
+        let state = db.inner.state.read();
+        CommitRecord {
+            header: CommitHeader {
+                seq: state.last_seq + seq_ahead,
+                time_us: state.last_time_us + 1,
+                kind: "TEST".into(),
+                ops,
+            },
+            batches: Vec::new(),
+        }
+    }
+
+    async fn assert_poisoned_but_readable(db: &Database) {
+        let write = Session::new(db).execute("INSERT INTO t VALUES (2)").await;
+        let e = write.expect_err("writes are refused");
+        assert_eq!(e.sqlstate(), "58030", "{e}");
+        assert!(e.to_string().contains("reopened"), "{e}");
+        let read = Session::new(db)
+            .execute_one("SELECT count(*) FROM t")
+            .await
+            .expect("reads go on");
+        assert_eq!(read.batches[0].num_rows(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_while_applying_poisons_the_database() {
+        let db = database().await;
+        // An insert with no batch: apply_record fails after validation would have passed.
+        let bad = record(
+            &db,
+            1,
+            vec![Op::Insert {
+                table_id: db.catalog().max_table_id(),
+                first_rowid: 1_000,
+                rows: 1,
+            }],
+        );
+        let mut state = db.inner.state.write();
+        let e = apply_or_poison(&db.inner, &mut state, &bad, HashMap::new()).expect_err("fails");
+        drop(state);
+        assert_eq!(e.sqlstate(), "58030", "{e}");
+        assert_poisoned_but_readable(&db).await;
+    }
+
+    #[cfg(debug_assertions)]
+    #[tokio::test]
+    async fn a_panic_while_applying_poisons_the_database() {
+        let db = database().await;
+        // Out of seq order: apply_record's debug assertion panics.
+        let bad = record(&db, 5, Vec::new());
+        let mut state = db.inner.state.write();
+        let e = apply_or_poison(&db.inner, &mut state, &bad, HashMap::new()).expect_err("panics");
+        drop(state);
+        assert!(e.to_string().contains("commits apply in seq order"), "{e}");
+        assert_poisoned_but_readable(&db).await;
+    }
 }

@@ -56,6 +56,8 @@ pub(crate) struct DbState {
     pub chunk_rows_max: usize,
     /// The last commits that changed each table (since this process opened it).
     pub table_changes: HashMap<u64, TableChanges>,
+    /// The last commit that changed the catalog (tables, views, sequences).
+    pub schema_epoch: u64,
 }
 
 /// The last commit that changed a table's definition and its rows.
@@ -100,6 +102,8 @@ pub(crate) struct Inner {
     pub checkpoint_seq: Mutex<Option<u64>>,
     /// Tables with a damaged data file found at open (see `recover`).
     pub damaged_tables: Mutex<HashMap<u64, recover::DamagedTable>>,
+    /// Evaluates CHECK constraints for write sets that did not come from a statement.
+    pub check_ctx: std::sync::OnceLock<datafusion::execution::context::SessionContext>,
     lock_file: Mutex<Option<File>>,
 }
 
@@ -161,6 +165,7 @@ impl Database {
             sequences,
             checkpoint_seq: Mutex::new(checkpoint_seq),
             damaged_tables: Mutex::default(),
+            check_ctx: std::sync::OnceLock::new(),
             lock_file: Mutex::new(lock_file),
         });
         let db = Self { inner };
@@ -172,6 +177,12 @@ impl Database {
     /// The highest durable commit: the default snapshot for reads.
     pub fn visible_seq(&self) -> u64 {
         self.inner.visible_seq.load(Ordering::Acquire)
+    }
+
+    /// The last commit that changed the catalog: a plan made at this epoch
+    /// stays valid while it holds (see `sql::plan_cache`).
+    pub fn schema_epoch(&self) -> u64 {
+        self.inner.state.read().schema_epoch
     }
 
     /// A fresh table id (ids are never reused; gaps are harmless).
@@ -238,8 +249,23 @@ impl Database {
     }
 
     /// Commit `writes` atomically after re-checking `checks` against the
-    /// commits made meanwhile; returns once the commit is durable.
+    /// commits made meanwhile; returns once the commit is durable. The
+    /// CHECK constraints of the tables it inserts into are evaluated here
+    /// (a statement's writes come through [`Database::commit_statement`],
+    /// whose statement evaluated them already).
     pub async fn commit_checked(
+        &self,
+        writes: WriteSet,
+        checks: &CommitChecks,
+    ) -> Result<CommitOutcome> {
+        self.evaluate_checks(&writes)?;
+        self.commit_statement(writes, checks).await
+    }
+
+    /// [`Database::commit_checked`] for writes whose CHECK constraints the
+    /// statement that made them evaluated at snapshot `checks.since` (a
+    /// later definition change is a conflict, see `apply`).
+    pub(crate) async fn commit_statement(
         &self,
         writes: WriteSet,
         checks: &CommitChecks,
@@ -247,11 +273,7 @@ impl Database {
         self.check_poisoned()?;
         recover::refuse_writes_to_damaged(&self.inner, &writes)?;
         let guard = self.inner.writer.lock().await;
-        // The frame is encoded inside: a commit over the limit is refused (54000) before it applies.
-        let (outcome, frame) = crate::log::record::with_frame_bytes_max(
-            self.inner.limits.log_frame_bytes_max,
-            || apply::validate_and_apply(&self.inner, writes, checks),
-        )?;
+        let (outcome, frame) = apply::validate_and_apply(&self.inner, writes, checks)?;
         // Queue the frame before letting the next writer in, so frames reach the log in seq order.
         let durable = match (&self.inner.log, frame) {
             (Some(log), Some(frame)) => Some(log.submit(frame)),
@@ -274,6 +296,39 @@ impl Database {
             .fetch_max(outcome.seq, Ordering::AcqRel);
         self.maybe_persist();
         Ok(outcome)
+    }
+
+    /// Fail with 23514 if a row `writes` inserts breaks a CHECK constraint
+    /// of its table (as the commit defines it, else as it stands now).
+    fn evaluate_checks(&self, writes: &WriteSet) -> Result<()> {
+        for write in &writes.writes {
+            let crate::txn::Write::Insert {
+                table_id, batch, ..
+            } = write
+            else {
+                continue;
+            };
+            let created = writes.writes.iter().find_map(|w| match w {
+                crate::txn::Write::CreateTable(def) if def.id == *table_id => Some(def.clone()),
+                _ => None,
+            });
+            let def = created.or_else(|| {
+                self.inner
+                    .state
+                    .read()
+                    .catalog
+                    .table_by_id(*table_id)
+                    .cloned()
+            });
+            if let Some(def) = def.filter(|d| !d.checks.is_empty()) {
+                let ctx = self
+                    .inner
+                    .check_ctx
+                    .get_or_init(crate::constraints::check::context);
+                crate::constraints::check::check_rows(ctx, &def, batch)?;
+            }
+        }
+        Ok(())
     }
 
     /// The first of `rowids` of table `table_id` that some commit already retired.

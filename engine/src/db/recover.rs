@@ -116,6 +116,7 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
         tables.insert(table.id, data);
     }
     DbState {
+        schema_epoch: checkpoint.seq,
         catalog: checkpoint.catalog,
         tables,
         pk_index: HashMap::new(),

@@ -5,7 +5,6 @@
 //! The payload is `[header_len: u32 LE][header: JSON][batch_len: u32 LE][batch: Arrow IPC stream]…`,
 //! with one batch per [`Op::Insert`], in order.
 
-use std::cell::Cell;
 use std::io::Cursor;
 
 use arrow::ipc::reader::StreamReader;
@@ -97,11 +96,10 @@ pub struct CommitRecord {
 }
 
 impl CommitRecord {
-    /// Encode as one checksummed frame, refusing (54000) a payload over the
-    /// limit in force on this thread: [`LOG_FRAME_BYTES_MAX`], or a lower
-    /// one set by [`with_frame_bytes_max`] around the call.
+    /// Encode as one checksummed frame, refusing (54000) a payload over
+    /// [`LOG_FRAME_BYTES_MAX`].
     pub fn encode_frame(&self) -> Result<Vec<u8>> {
-        self.encode_frame_max(FRAME_BYTES_MAX.with(Cell::get))
+        self.encode_frame_max(LOG_FRAME_BYTES_MAX)
     }
 
     /// Encode as one checksummed frame whose payload is at most
@@ -192,27 +190,6 @@ fn push_section(out: &mut Vec<u8>, total: &mut usize, limit: usize, bytes: &[u8]
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(bytes);
     }
-}
-
-thread_local! {
-    /// The frame limit [`CommitRecord::encode_frame`] applies on this thread.
-    static FRAME_BYTES_MAX: Cell<usize> = const { Cell::new(LOG_FRAME_BYTES_MAX) };
-}
-
-/// Run `f` with [`CommitRecord::encode_frame`] refusing payloads over
-/// `frame_bytes_max` on this thread. The commit pipeline runs its
-/// (synchronous) validate-and-encode step inside this, so a database's own
-/// `Limits::log_frame_bytes_max` applies; a pipeline that encodes with
-/// [`CommitRecord::encode_frame_max`] does not need it.
-pub fn with_frame_bytes_max<T>(frame_bytes_max: usize, f: impl FnOnce() -> T) -> T {
-    struct Restore(usize);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            FRAME_BYTES_MAX.with(|limit| limit.set(self.0));
-        }
-    }
-    let _restore = Restore(FRAME_BYTES_MAX.with(|limit| limit.replace(frame_bytes_max)));
-    f()
 }
 
 struct Sections<'a> {

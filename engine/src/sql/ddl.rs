@@ -516,7 +516,7 @@ pub(crate) async fn drop_objects(
 
 /// FOREIGN KEYs of other tables referencing a table `writes` drops: with
 /// CASCADE they are dropped too, else the DROP is refused (2BP01).
-fn drop_dependent_foreign_keys(
+pub(crate) fn drop_dependent_foreign_keys(
     session: &Session,
     writes: &mut WriteSet,
     cascade: bool,

@@ -12,7 +12,7 @@
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 
-use super::ddl::{Nullability, table_def_from_arrow};
+use super::ddl::{Nullability, drop_dependent_foreign_keys, table_def_from_arrow};
 use super::dml::push_batches;
 use super::session::{Session, StatementResult};
 use crate::error::{Error, Result};
@@ -59,6 +59,8 @@ pub(crate) async fn ingest(
         (IngestMode::Append | IngestMode::CreateOrAppend, Some(def)) => def,
         (IngestMode::Replace | IngestMode::ReplaceExisting, Some(old)) => {
             writes.push(Write::DropTable { table_id: old.id });
+            // As DROP TABLE without CASCADE: a referenced table is not replaced (2BP01).
+            drop_dependent_foreign_keys(session, &mut writes, false)?;
             create(session, &mut writes, table, schema)?
         }
         (_, None) => create(session, &mut writes, table, schema)?,

@@ -9,6 +9,7 @@ mod foreign_keys;
 pub mod ingest;
 pub mod params;
 pub mod parser;
+mod plan_cache;
 mod plans;
 pub mod sequence_ddl;
 pub mod session;

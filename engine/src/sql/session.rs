@@ -21,6 +21,7 @@ use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
 use super::parser::{Body, ParsedStatement};
+use super::plan_cache::CachedPlan;
 use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
 use crate::db::{CommitChecks, Database};
 use crate::error::{Error, Result};
@@ -82,6 +83,15 @@ pub struct Prepared {
     pub schema: SchemaRef,
     /// Whether the statement returns rows.
     pub is_query: bool,
+    /// The query's plan, re-bound per execution (see [`super::plan_cache`]).
+    pub(crate) plan: Option<Arc<CachedPlan>>,
+}
+
+impl Prepared {
+    /// Whether executions reuse the plan made at PREPARE (see [`super::plan_cache`]).
+    pub fn plans_once(&self) -> bool {
+        self.plan.is_some()
+    }
 }
 
 impl StatementResult {
@@ -264,10 +274,45 @@ impl Session {
         params: &[ScalarValue],
     ) -> Result<Output> {
         super::params::check_count(prepared.parameter_count, params.len())?;
+        if let Some(output) = self.execute_cached(prepared, params).await? {
+            return Ok(output);
+        }
         self.params = Arc::from(params.to_vec());
         let result = self.execute_streaming(prepared.statement.clone()).await;
         self.params = Arc::from(Vec::new());
         result
+    }
+
+    /// Run a prepared query from its kept plan, re-bound to the latest
+    /// snapshot; None when it has none or it cannot be used now.
+    async fn execute_cached(
+        &mut self,
+        prepared: &Prepared,
+        params: &[ScalarValue],
+    ) -> Result<Option<Output>> {
+        let Some(cached) = prepared.plan.as_ref().filter(|_| self.may_reuse_plans()) else {
+            return Ok(None);
+        };
+        let seq = self.db.visible_seq();
+        let Some(plan) = cached.at(&self.db, seq)? else {
+            return Ok(None);
+        };
+        self.snapshot.set(seq);
+        self.snapshot.set_view(None);
+        let plan = super::params::bind_plan(plan, params)?;
+        let stream = self.stream_plan(plan).await?;
+        let tag = prepared.statement.sql().map(statement_tag);
+        Ok(Some(Output::Rows {
+            tag: tag.unwrap_or_else(|| "SELECT".into()),
+            seq,
+            stream,
+        }))
+    }
+
+    /// Kept plans read the latest commit: not inside a transaction block
+    /// (own writes, pinned snapshots) nor under `driftdb.as_of`.
+    fn may_reuse_plans(&self) -> bool {
+        self.as_of.is_none() && self.txn.lock().is_none()
     }
 
     /// Run a prepared statement once per parameter set. An `INSERT …
@@ -421,12 +466,17 @@ impl Session {
             parameter_count,
             parameter_types: vec![None; parameter_count],
             schema: Arc::new(Schema::empty()),
+            plan: None,
         };
         if let Some(statement) = statement.filter(|_| prepared.is_query) {
+            let epoch = self.db.schema_epoch();
             self.begin_statement(&statement)?;
             self.snapshot
                 .set_history(prepared.statement.history.clone());
             let plan = self.plan_unbound(statement).await?;
+            if self.may_reuse_plans() {
+                prepared.plan = CachedPlan::new(&plan, epoch).map(Arc::new);
+            }
             prepared.schema = Arc::new(plan.schema().as_arrow().clone());
             for (name, data_type) in plan.get_parameter_types()? {
                 let index = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
@@ -556,6 +606,11 @@ impl Session {
     /// Plan a read-only statement (DDL and DML refused) and start it.
     async fn read_stream(&self, statement: Statement) -> Result<SendableRecordBatchStream> {
         let plan = self.plan(statement).await?;
+        self.stream_plan(plan).await
+    }
+
+    /// Run a bound read plan within the session's query memory limit.
+    async fn stream_plan(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -635,7 +690,7 @@ impl Session {
             since: self.statement_seq(),
             reads: Vec::new(),
         };
-        Ok(Some(self.db.commit_checked(writes, &checks).await?.seq))
+        Ok(Some(self.db.commit_statement(writes, &checks).await?.seq))
     }
 
     /// The table called `name` as the current statement sees it.

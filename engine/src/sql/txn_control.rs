@@ -140,7 +140,7 @@ impl Session {
             // state of that serial history: a read-only block needs no check.
             return Ok(StatementResult::done("COMMIT", None, None));
         }
-        let outcome = self.db.commit_checked(writes, &checks).await?;
+        let outcome = self.db.commit_statement(writes, &checks).await?;
         Ok(StatementResult::done("COMMIT", None, Some(outcome.seq)))
     }
 

@@ -35,6 +35,9 @@ pub struct StatementSnapshot {
     history: parking_lot::RwLock<Arc<HistoryClauses>>,
     /// Where the table a write changes is named, while its read is planned.
     write_target: parking_lot::RwLock<Option<Location>>,
+    /// Set while a view read AS OF a point is planned: its tables are read
+    /// at that point, not at the statement's snapshot.
+    fixed: std::sync::atomic::AtomicBool,
 }
 
 impl StatementSnapshot {
@@ -71,6 +74,16 @@ impl StatementSnapshot {
 
     pub fn set_write_target(&self, at: Option<Location>) {
         *self.write_target.write() = at;
+    }
+
+    /// Whether tables planned now are read at a fixed point (inside a view read AS OF one).
+    pub fn fixed(&self) -> bool {
+        self.fixed.load(Ordering::Acquire)
+    }
+
+    /// Set [`StatementSnapshot::fixed`]; returns the previous value.
+    pub fn set_fixed(&self, fixed: bool) -> bool {
+        self.fixed.swap(fixed, Ordering::AcqRel)
     }
 
     /// Install (or clear) the open transaction's overlay.

@@ -79,11 +79,16 @@ impl RelationPlanner for TemporalPlanner {
             // A view AS OF a point reads its definition and its tables as of that point.
             let statement_seq = self.snapshot.get();
             self.snapshot.set(seq);
+            let was_fixed = self.snapshot.set_fixed(self.snapshot.fixed() || !now);
             let planned = plan_view(&self.snapshot, &table, &view.sql, alias.clone(), context);
+            self.snapshot.set_fixed(was_fixed);
             self.snapshot.set(statement_seq);
             return planned;
         }
-        let provider = self.provider_for(&table, reading, txn.as_deref())?;
+        let follows = now && !write_target && !self.snapshot.fixed();
+        let provider = self
+            .provider_for(&table, reading, txn.as_deref())?
+            .map(|t| if follows { t.following_statement() } else { t });
         let Some(provider) = provider else {
             if now {
                 return Ok(RelationPlanning::Original(Box::new(relation)));

@@ -50,6 +50,9 @@ pub struct TemporalTable {
     schema: SchemaRef,
     /// What each output field is.
     fields: Vec<OutputColumn>,
+    /// Read at the statement's own snapshot (no AS OF clause, not a write's
+    /// target): a cached plan may re-bind it to a later statement's snapshot.
+    follows_statement: bool,
 }
 
 impl TemporalTable {
@@ -76,7 +79,19 @@ impl TemporalTable {
             snapshot,
             schema: Arc::new(Schema::new(fields)),
             fields: kinds,
+            follows_statement: false,
         }
+    }
+
+    /// Mark the table as read at the statement's own snapshot.
+    pub fn following_statement(mut self) -> Self {
+        self.follows_statement = true;
+        self
+    }
+
+    /// Whether the table is read at the statement's own snapshot.
+    pub fn follows_statement(&self) -> bool {
+        self.follows_statement
     }
 
     pub fn snapshot(&self) -> &TableSnapshot {

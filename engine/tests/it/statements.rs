@@ -7,7 +7,7 @@
 use arrow::array::{Array, AsArray};
 use datafusion::scalar::ScalarValue;
 use driftdb_engine::sql::Output;
-use driftdb_engine::{Database, Session};
+use driftdb_engine::{Database, Prepared, Session};
 use proptest::prelude::*;
 
 async fn users() -> (Database, Session) {
@@ -415,4 +415,114 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(round_trip(values));
     }
+}
+
+/// The `name` column of every row a prepared query returns.
+async fn prepared_names(session: &mut Session, prepared: &Prepared, id: i64) -> Vec<String> {
+    let output = session
+        .execute_prepared(prepared, &[ScalarValue::Int64(Some(id))])
+        .await
+        .expect("execute");
+    let Output::Rows { stream, .. } = output else {
+        panic!("a query returns rows");
+    };
+    let batches = datafusion::physical_plan::common::collect(stream)
+        .await
+        .expect("collect");
+    batches
+        .iter()
+        .flat_map(|b| {
+            let names = b.column(0).as_string::<i32>();
+            (0..names.len())
+                .map(|i| names.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_prepared_query_planned_once_reads_the_latest_commit_each_time() {
+    let (db, mut session) = users().await;
+    let by_id = session
+        .prepare("SELECT name FROM users WHERE id = $1")
+        .await
+        .expect("prepare");
+    let with_subquery = session
+        .prepare(
+            "SELECT name FROM users u WHERE id = $1 \
+             AND EXISTS (SELECT 1 FROM users v WHERE v.id = u.id - 1)",
+        )
+        .await
+        .expect("prepare");
+    session
+        .execute("CREATE VIEW everyone AS SELECT * FROM users")
+        .await
+        .expect("view");
+    let before = db.visible_seq();
+    let pinned = session
+        .prepare(&format!(
+            "SELECT name FROM everyone VERSION AS OF {before} WHERE id = $1"
+        ))
+        .await
+        .expect("prepare");
+    assert!(by_id.plans_once() && with_subquery.plans_once());
+    assert!(
+        !pinned.plans_once(),
+        "a read AS OF a point is planned per execution"
+    );
+    assert!(prepared_names(&mut session, &by_id, 4).await.is_empty());
+    session
+        .execute("INSERT INTO users VALUES (4, 'dee')")
+        .await
+        .expect("insert");
+    assert_eq!(prepared_names(&mut session, &by_id, 4).await, ["dee"]);
+    assert_eq!(
+        prepared_names(&mut session, &with_subquery, 4).await,
+        ["dee"]
+    );
+    db.persist().await.expect("persist");
+    session
+        .execute("UPDATE users SET name = 'dora' WHERE id = 4")
+        .await
+        .expect("update");
+    assert_eq!(prepared_names(&mut session, &by_id, 4).await, ["dora"]);
+    // A view read AS OF a point stays at that point.
+    assert!(prepared_names(&mut session, &pinned, 4).await.is_empty());
+    // Own writes in a block, and driftdb.as_of, are honoured.
+    session
+        .execute("BEGIN; INSERT INTO users VALUES (5, 'eve')")
+        .await
+        .expect("block");
+    assert_eq!(prepared_names(&mut session, &by_id, 5).await, ["eve"]);
+    session.execute("ROLLBACK").await.expect("rollback");
+    assert!(prepared_names(&mut session, &by_id, 5).await.is_empty());
+    session
+        .execute(&format!("SET driftdb.as_of = {before}"))
+        .await
+        .expect("as of");
+    assert!(prepared_names(&mut session, &by_id, 4).await.is_empty());
+    session
+        .execute("SET driftdb.as_of = DEFAULT")
+        .await
+        .expect("reset");
+    session
+        .execute("DELETE FROM users WHERE id = 4")
+        .await
+        .expect("delete");
+    assert!(prepared_names(&mut session, &by_id, 4).await.is_empty());
+    // A definition change plans the statement afresh.
+    session
+        .execute("ALTER TABLE users ADD COLUMN age INT; INSERT INTO users VALUES (6, 'fay', 30)")
+        .await
+        .expect("alter");
+    assert_eq!(prepared_names(&mut session, &by_id, 6).await, ["fay"]);
+    session
+        .execute("DROP VIEW everyone; DROP TABLE users")
+        .await
+        .expect("drop");
+    let err = session
+        .execute_prepared(&by_id, &[ScalarValue::Int64(Some(6))])
+        .await
+        .expect_err("the table is gone");
+    assert_eq!(err.sqlstate(), "42P01", "{err}");
 }
