@@ -135,3 +135,19 @@ def test_update_cascade_and_definition_errors_over_flight(conn):
         with pytest.raises(Exception) as error:
             run(conn, sql)
         assert sqlstate in str(error.value), error.value
+
+
+def test_ingest_replace_of_a_referenced_table_is_refused_over_flight(conn):
+    import pyarrow as pa
+
+    run(conn, "CREATE TABLE rp_parent (id BIGINT PRIMARY KEY)")
+    run(conn, "CREATE TABLE rp_child (id BIGINT PRIMARY KEY, p BIGINT REFERENCES rp_parent (id))")
+    run(conn, "INSERT INTO rp_parent VALUES (1)")
+    run(conn, "INSERT INTO rp_child VALUES (10, 1)")
+    with pytest.raises(Exception) as error:
+        with conn.cursor() as cur:
+            cur.adbc_ingest("rp_parent", pa.table({"id": pa.array([7], pa.int64())}), mode="replace")
+    assert "2BP01" in str(error.value), error.value
+    assert "rp_child" in str(error.value), error.value
+    # No orphans: the child still finds its parent row.
+    assert scalar(conn, "SELECT count(*) FROM rp_child JOIN rp_parent ON rp_child.p = rp_parent.id") == 1
