@@ -48,6 +48,13 @@ impl Default for Limits {
 /// parser follows (its recursion limit); deeper is 54001.
 pub const STATEMENT_NESTING_MAX: usize = 64;
 
+/// Stack of every thread that plans or runs statements (the server's and
+/// the shell's runtime threads). The planner and optimizer recurse once
+/// per plan and expression level, and a debug build spends tens of KiB of
+/// stack per level: a statement just within [`EXPRESSION_DEPTH_MAX`] must
+/// fit. Address space is reserved up front; only pages used are backed.
+pub const STATEMENT_THREAD_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// Deepest expression tree a statement may build: nesting plus operators
 /// chained at one level (`1 + 1 + … + 1` is one level per `+`). Deeper
 /// trees would exhaust the stack of the planner and optimizer, which walk

@@ -10,13 +10,25 @@ use driftdb_server::{demo, repl, serve};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DRIFTDB_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // Statements are planned on runtime threads with room for the deepest
+    // one the parser lets through (the main thread's stack is smaller).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(driftdb_engine::limits::STATEMENT_THREAD_STACK_BYTES)
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime
+            .block_on(runtime.spawn(run(cli)))
+            .unwrap_or_else(|e| Err(Error::internal_message(format!("the command failed: {e}")))),
+        Err(e) => Err(Error::Io(e)),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}", repl::render_error(&e));

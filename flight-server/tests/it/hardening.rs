@@ -247,6 +247,38 @@ async fn huge_scalar_series_are_refused_and_the_server_answers_the_next_query() 
 }
 
 #[tokio::test]
+async fn statements_just_within_the_depth_limit_run_and_deeper_ones_are_refused() {
+    let server = Server::start(&[]).await;
+    let mut client = connect(&server).await;
+    // A thousand set operations, a thousand-term sum, nested subqueries:
+    // each level is a level of the plan, and all must fit the planner's stack.
+    let unions = vec!["SELECT 1 AS x"; 1_000].join(" UNION ALL ");
+    let counted = query_i64(
+        &mut client,
+        &format!("SELECT count(*) FROM ({unions}) AS u"),
+    )
+    .await;
+    assert_eq!(counted, 1_000);
+    let sum = vec!["1"; 1_000].join("+");
+    assert_eq!(
+        query_i64(&mut client, &format!("SELECT CAST({sum} AS BIGINT)")).await,
+        1_000
+    );
+    let nested = format!("SELECT {}1 + 1{}", "(SELECT ".repeat(15), ")".repeat(15));
+    assert_eq!(
+        query_i64(&mut client, &format!("SELECT CAST(({nested}) AS BIGINT)")).await,
+        2
+    );
+    let deeper = vec!["SELECT 1"; 2_000].join(" UNION ALL ");
+    let err = client.execute(deeper, None).await.expect_err("too deep");
+    let (code, message) = status_of(&err);
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    assert!(message.contains("54001"), "{message}");
+    assert_eq!(query_i64(&mut client, "SELECT CAST(1 AS BIGINT)").await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_users_and_wrong_passwords_are_refused_alike() {
     let server = Server::start(&[]).await;
     for (user, password) in [("driftdb", "wrong"), ("nobody", harness::PASSWORD)] {

@@ -423,44 +423,70 @@ fn signed_integer(parser: &mut Parser<'_>) -> std::result::Result<i64, ParserErr
 /// levels of parentheses plus operators chained at one level (each
 /// operator in `a + b + c …` is one level of the tree).
 fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
-    // Per open parenthesis: how many operators are chained at that level.
-    let mut chains: Vec<usize> = vec![0];
+    // Per open parenthesis: the operators chained in the current expression,
+    // and the set operations (UNION, EXCEPT, INTERSECT) chained at that level,
+    // which clause keywords do not end: each is one more level of the plan.
+    let mut levels: Vec<Level> = vec![Level::default()];
     let mut depth = 1usize;
     for token in tokens {
+        let level = levels.last_mut().expect("never empty");
         match &token.token {
             Token::LParen | Token::LBracket => {
-                chains.push(0);
+                levels.push(Level::default());
                 depth += 1;
             }
             Token::RParen | Token::RBracket => {
-                if chains.len() > 1 {
-                    depth -= 1 + chains.pop().unwrap_or(0);
+                if levels.len() > 1 {
+                    let closed = levels.pop().unwrap_or_default();
+                    depth -= 1 + closed.operators + closed.set_operations;
                 }
             }
-            Token::Comma | Token::SemiColon => {
-                let level = chains.last_mut().expect("never empty");
-                depth -= *level;
-                *level = 0;
+            Token::SemiColon => {
+                depth -= level.operators + level.set_operations;
+                *level = Level::default();
+            }
+            Token::Comma => {
+                depth -= level.operators;
+                level.operators = 0;
+            }
+            Token::Word(w) if is_set_operation(w.keyword) => {
+                depth -= level.operators;
+                level.operators = 0;
+                level.set_operations += 1;
+                depth += 1;
             }
             Token::Word(w) if starts_clause(w.keyword) => {
-                let level = chains.last_mut().expect("never empty");
-                depth -= *level;
-                *level = 0;
+                depth -= level.operators;
+                level.operators = 0;
             }
             other if chains_operands(other) => {
-                *chains.last_mut().expect("never empty") += 1;
+                level.operators += 1;
                 depth += 1;
             }
             _ => continue,
         }
         if depth > EXPRESSION_DEPTH_MAX {
             return Err(too_complex(format!(
-                "statement too complex: expressions nest more than {EXPRESSION_DEPTH_MAX} levels deep{}",
+                "statement too complex: expressions and set operations nest more than {EXPRESSION_DEPTH_MAX} levels deep{}",
                 token.span.start
             )));
         }
     }
     Ok(())
+}
+
+/// What one parenthesis level of a statement has chained so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Level {
+    operators: usize,
+    set_operations: usize,
+}
+
+fn is_set_operation(keyword: Keyword) -> bool {
+    matches!(
+        keyword,
+        Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT
+    )
 }
 
 /// Keywords after which a new, independent expression starts.
@@ -495,9 +521,6 @@ fn chains_operands(token: &Token) -> bool {
                 | Keyword::OR
                 | Keyword::XOR
                 | Keyword::NOT
-                | Keyword::UNION
-                | Keyword::EXCEPT
-                | Keyword::INTERSECT
                 | Keyword::IS
                 | Keyword::LIKE
                 | Keyword::ILIKE

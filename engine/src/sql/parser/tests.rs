@@ -174,6 +174,19 @@ fn deep_expressions_are_refused_before_parsing() {
     );
     let err = parse_statement(&subqueries).unwrap_err();
     assert_eq!(err.sqlstate(), "54001", "{err}");
+    // Set operations chain across SELECT clauses: each is a plan level.
+    let unions = |n: usize| vec!["SELECT a, b FROM t WHERE a = 1"; n].join(" UNION ALL ");
+    parse_statement(&unions(1_000)).unwrap();
+    let err = parse_statement(&unions(1_100)).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    // Separate statements and closed parentheses start afresh.
+    parse_statements(&format!("{}; {}", unions(1_000), unions(1_000))).unwrap();
+    parse_statement(&format!(
+        "SELECT * FROM ({}) AS x, ({}) AS y",
+        unions(1_000),
+        unions(20)
+    ))
+    .unwrap();
 }
 
 #[test]
