@@ -203,6 +203,11 @@ pub enum Error {
     #[error("object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
 
+    /// A read or write of stored data failed on the way (not damage): the
+    /// statement failed and may be retried.
+    #[error("storage I/O failed: {detail}")]
+    StorageIo { detail: String },
+
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
 
@@ -260,7 +265,25 @@ fn datafusion_error(err: DataFusionError) -> Error {
             detail: detail.to_string(),
         };
     }
+    if is_storage_io(&err) {
+        return Error::StorageIo { detail: text };
+    }
     Error::DataFusion(Box::new(err))
+}
+
+/// Whether a read or write of stored data failed on the way: an object
+/// store or I/O error anywhere in the chain, or formatted into a Parquet
+/// reader's message.
+fn is_storage_io(err: &DataFusionError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current.is::<object_store::Error>() || current.is::<std::io::Error>() {
+            return true;
+        }
+        source = current.source();
+    }
+    matches!(err.find_root(), DataFusionError::ParquetError(_))
+        && err.to_string().contains("Object Store error")
 }
 
 impl From<Error> for DataFusionError {
@@ -334,7 +357,7 @@ impl Error {
             Error::FormatVersion { .. } => "55000",
             Error::CommitTooLarge { .. } => "54000",
             Error::Poisoned { .. } => "58030",
-            Error::Io(_) | Error::ObjectStore(_) => "58030",
+            Error::Io(_) | Error::ObjectStore(_) | Error::StorageIo { .. } => "58030",
             Error::Arrow(_) => "22000",
             Error::Parquet(_) => "XX001",
             Error::DataFusion(df) => datafusion_sqlstate(df),

@@ -129,7 +129,12 @@ impl Database {
 
     /// Open (or create) the database at `location`, recovering every durable commit.
     pub async fn open_with(location: &str, limits: Limits) -> Result<Self> {
-        let location = Location::parse(location)?;
+        Self::open_at(Location::parse(location)?, limits).await
+    }
+
+    /// Open (or create) the database at a parsed `location` (for instance
+    /// one whose store injects faults), recovering every durable commit.
+    pub async fn open_at(location: Location, limits: Limits) -> Result<Self> {
         let lock_file = lock_writer(&location)?;
         let recover::Recovered {
             state,

@@ -140,6 +140,9 @@ pub async fn load_newest_checkpoint(location: &Location) -> Result<LoadedCheckpo
                 return Ok(loaded);
             }
             Err(e @ Error::FormatVersion { .. }) => return Err(e),
+            // A read that failed on the way says nothing about the file:
+            // falling back would replay from an older point for no reason.
+            Err(e @ (Error::Io(_) | Error::ObjectStore(_))) if !is_not_found(&e) => return Err(e),
             Err(e) => {
                 let file = display_path(location, &path);
                 tracing::warn!(
@@ -156,6 +159,14 @@ pub async fn load_newest_checkpoint(location: &Location) -> Result<LoadedCheckpo
         }
     }
     Ok(loaded)
+}
+
+fn is_not_found(e: &Error) -> bool {
+    match e {
+        Error::ObjectStore(object_store::Error::NotFound { .. }) => true,
+        Error::Io(io) => io.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 /// Read and check checkpoint `seq` at `path`.

@@ -13,6 +13,7 @@ use object_store::memory::InMemory;
 
 use crate::error::{Error, Result};
 use crate::storage::durable::{self, DurableFs};
+use crate::storage::faults::{FaultPlan, FaultyStore};
 use crate::storage::verify::VerifyingStore;
 
 /// A parsed database location.
@@ -63,6 +64,14 @@ impl Location {
             Arc::new(store),
             fs,
         ))
+    }
+
+    /// The same location with its object store wrapped in a [`FaultyStore`]
+    /// (fault-injection tests); returns the wrapper to watch and switch it.
+    pub fn with_faults(self, plan: FaultPlan) -> (Self, Arc<FaultyStore>) {
+        let faulty = Arc::new(FaultyStore::new(self.verifier.inner(), plan));
+        let location = Self::over(self.display, self.local_root, faulty.clone(), self.fs);
+        (location, faulty)
     }
 
     fn over(

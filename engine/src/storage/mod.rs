@@ -2,13 +2,15 @@
 //! Parquet files, retirements, and the checkpoints that tie them together;
 //! the durable local file I/O every stored file is written through
 //! ([`durable`]), the checksummed envelope of checkpoints ([`envelope`]),
-//! the check of each data file before its first read ([`verify`]) and the
-//! offline check of a whole database ([`check`]).
+//! the check of each data file before its first read ([`verify`]), the
+//! offline check of a whole database ([`check`]) and fault injection for
+//! object storage ([`faults`]).
 
 pub mod check;
 pub mod checkpoint;
 pub mod durable;
 pub mod envelope;
+pub mod faults;
 pub mod location;
 pub mod memtable;
 pub mod parquet_file;

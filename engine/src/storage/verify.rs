@@ -64,6 +64,11 @@ impl VerifyingStore {
         }
     }
 
+    /// The store it verifies reads from.
+    pub fn inner(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
+    }
+
     /// Check `file` against its entry before its first read.
     pub fn expect(&self, file: &DataFile) {
         self.files

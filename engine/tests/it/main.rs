@@ -4,6 +4,7 @@
 mod bank;
 mod concurrency;
 mod crash;
+mod faults;
 mod integrity;
 mod model;
 mod pipeline;
