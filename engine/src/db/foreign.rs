@@ -9,8 +9,11 @@
 //! - a key this commit frees in a referenced table is a conflict (40001)
 //!   when the referencing table was written after the statement's snapshot:
 //!   the statement could not have seen those rows.
-//! - adding a FOREIGN KEY is a conflict when either table was written after
-//!   the snapshot its existing rows were validated in.
+//! - adding a FOREIGN KEY (ALTER TABLE or CREATE TABLE) is a conflict when
+//!   the table it references was dropped meanwhile, or when either table was
+//!   written after the snapshot its existing rows were validated in;
+//! - a key freed in a referenced table is also a conflict when a FOREIGN KEY
+//!   referencing it was added after the statement's snapshot.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -139,11 +142,13 @@ pub(super) fn validate_foreign_keys(
             }
             Write::Retire { table_id, .. } => {
                 for (child, fk) in defs.referencing(*table_id) {
-                    let written_since = state
+                    // Rows written, or a FOREIGN KEY added, after the statement's
+                    // snapshot: its referential actions could not see them.
+                    let changed_since = state
                         .table_changes
                         .get(&child.id)
-                        .is_some_and(|c| c.data_seq > checks.since);
-                    if !written_since {
+                        .is_some_and(|c| c.data_seq.max(c.schema_seq) > checks.since);
+                    if !changed_since {
                         continue;
                     }
                     let Some(parent) = defs.table(*table_id) else {
@@ -175,6 +180,11 @@ fn validate_added_foreign_keys(
     checks: &CommitChecks,
 ) -> Result<()> {
     for write in &writes.writes {
+        if let Write::CreateTable(def) = write {
+            for fk in &def.foreign_keys {
+                referenced(defs, def, fk)?;
+            }
+        }
         let Write::SetForeignKeys {
             table_id,
             foreign_keys,
@@ -187,6 +197,9 @@ fn validate_added_foreign_keys(
             .map(|t| t.foreign_keys.as_slice())
             .unwrap_or_default();
         for fk in foreign_keys.iter().filter(|fk| !before.contains(fk)) {
+            if let Some(child) = defs.table(*table_id) {
+                referenced(defs, child, fk)?;
+            }
             for table in [*table_id, fk.parent] {
                 let written = state
                     .table_changes

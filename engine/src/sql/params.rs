@@ -127,7 +127,7 @@ fn typed(index: usize, value: &ScalarValue, data_type: &DataType) -> Result<Scal
         safe: false,
         format_options: Default::default(),
     };
-    value
+    let cast = value
         .cast_to_with_options(data_type, &options)
         .map_err(|e| {
             let message = format!("expects {data_type}, got {}: {e}", value.data_type());
@@ -139,7 +139,33 @@ fn typed(index: usize, value: &ScalarValue, data_type: &DataType) -> Result<Scal
                 },
                 _ => Error::BadParameter { index, message },
             }
-        })
+        })?;
+    if loses_value(value, &cast, data_type) {
+        return Err(Error::BadParameter {
+            index,
+            message: format!(
+                "expects {data_type}, got {} {value}, which it cannot hold exactly",
+                value.data_type()
+            ),
+        });
+    }
+    Ok(cast)
+}
+
+/// Whether casting the number `value` to an integer or decimal type lost
+/// part of it (1.5 to an INT would match the row 1: refused, not truncated).
+fn loses_value(value: &ScalarValue, cast: &ScalarValue, data_type: &DataType) -> bool {
+    let exact_target = data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Decimal128(..) | DataType::Decimal256(..)
+        );
+    let numeric_source = value.data_type().is_numeric();
+    if !exact_target || !numeric_source {
+        return false;
+    }
+    cast.cast_to(&value.data_type())
+        .map_or(true, |back| back != *value)
 }
 
 #[cfg(test)]

@@ -64,6 +64,10 @@ impl RelationPlanner for TemporalPlanner {
         let clause = history.for_table(name);
         let write_target = self.snapshot.write_target().is_some()
             && self.snapshot.write_target() == crate::sql::parser::name_location(name);
+        if version.is_none() && clause.is_none() && !write_target && history.names_cte(name) {
+            // A CTE of that name is in scope: DataFusion plans it.
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        }
         let reading = match (version, clause) {
             (None, None) if write_target => Reading::WriteTarget(self.snapshot.get()),
             (None, None) => Reading::AsOf(self.snapshot.get()),

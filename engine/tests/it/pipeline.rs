@@ -274,3 +274,67 @@ async fn ingest_replace_of_a_referenced_table_is_refused() {
         .value(0);
     assert_eq!(joined, 1);
 }
+
+async fn parent_and_child(db: &Db) {
+    db.run("CREATE TABLE parent (id BIGINT PRIMARY KEY)").await;
+    db.run("INSERT INTO parent VALUES (1), (2)").await;
+    db.run("CREATE TABLE child (id BIGINT PRIMARY KEY, p BIGINT)")
+        .await;
+    db.run("INSERT INTO child VALUES (1, 1), (2, 2)").await;
+}
+
+#[tokio::test]
+async fn a_delete_planned_before_a_foreign_key_was_added_is_a_conflict() {
+    let db = Db::new().await;
+    parent_and_child(&db).await;
+    let mut delete = db.session();
+    delete.execute("BEGIN").await.expect("begin");
+    delete
+        .execute("DELETE FROM parent WHERE id = 2")
+        .await
+        .expect("no foreign key in this snapshot");
+    db.run("ALTER TABLE child ADD CONSTRAINT child_p FOREIGN KEY (p) REFERENCES parent (id)")
+        .await;
+    expect_sqlstate(&mut delete, "COMMIT", "40001").await;
+    let orphans = db
+        .count("child WHERE p NOT IN (SELECT id FROM parent)")
+        .await;
+    assert_eq!(orphans, 0);
+}
+
+#[tokio::test]
+async fn a_foreign_key_to_a_table_dropped_meanwhile_is_a_conflict() {
+    let db = Db::new().await;
+    parent_and_child(&db).await;
+    let mut alter = db.session();
+    alter.execute("BEGIN").await.expect("begin");
+    alter
+        .execute("ALTER TABLE child ADD CONSTRAINT child_p FOREIGN KEY (p) REFERENCES parent (id)")
+        .await
+        .expect("add");
+    let mut create = db.session();
+    create.execute("BEGIN").await.expect("begin");
+    create
+        .execute("CREATE TABLE other (id BIGINT PRIMARY KEY, p BIGINT REFERENCES parent (id))")
+        .await
+        .expect("create");
+    db.run("DROP TABLE parent").await;
+    expect_sqlstate(&mut alter, "COMMIT", "40001").await;
+    expect_sqlstate(&mut create, "COMMIT", "40001").await;
+    db.run("INSERT INTO child VALUES (3, 99)").await;
+}
+
+#[tokio::test]
+async fn dropping_a_table_a_concurrent_commit_made_referenced_is_refused() {
+    let db = Db::new().await;
+    parent_and_child(&db).await;
+    let mut drop = db.session();
+    drop.execute("BEGIN").await.expect("begin");
+    drop.execute("DROP TABLE parent")
+        .await
+        .expect("nothing references it yet");
+    db.run("CREATE TABLE other (id BIGINT PRIMARY KEY, p BIGINT REFERENCES parent (id))")
+        .await;
+    expect_sqlstate(&mut drop, "COMMIT", "2BP01").await;
+    db.run("INSERT INTO other VALUES (1, 1)").await;
+}

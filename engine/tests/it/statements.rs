@@ -526,3 +526,29 @@ async fn a_prepared_query_planned_once_reads_the_latest_commit_each_time() {
         .expect_err("the table is gone");
     assert_eq!(err.sqlstate(), "42P01", "{err}");
 }
+
+#[tokio::test]
+async fn a_number_a_parameter_cannot_hold_exactly_is_refused_not_truncated() {
+    let (_db, mut session) = users().await;
+    let delete = session
+        .prepare("DELETE FROM users WHERE id = ?")
+        .await
+        .expect("prepare");
+    for value in [
+        ScalarValue::Float64(Some(0.9)),
+        ScalarValue::Float64(Some(1.5)),
+    ] {
+        let err = session
+            .execute_prepared(&delete, std::slice::from_ref(&value))
+            .await
+            .expect_err("1.5 is no INT");
+        assert_eq!(err.sqlstate(), "42804", "{err}");
+    }
+    assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 3);
+    // A whole number in another type binds.
+    session
+        .execute_prepared(&delete, &[ScalarValue::Float64(Some(1.0))])
+        .await
+        .expect("1.0 is 1");
+    assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 2);
+}

@@ -94,6 +94,18 @@ pub enum HistoryKind {
 #[derive(Debug, Clone, Default)]
 pub struct HistoryClauses {
     clauses: Vec<(Location, HistoryClause)>,
+    /// Every CTE of the statement: its name (normalized as the planner
+    /// normalizes identifiers) and the text of the query it belongs to.
+    ctes: Vec<CteScope>,
+}
+
+/// Where a CTE name means the CTE rather than a table: the query whose
+/// `WITH` defines it, from `start` to `end`.
+#[derive(Debug, Clone)]
+struct CteScope {
+    name: String,
+    start: Location,
+    end: Location,
 }
 
 impl HistoryClauses {
@@ -109,6 +121,54 @@ impl HistoryClauses {
     pub fn is_empty(&self) -> bool {
         self.clauses.is_empty()
     }
+
+    /// Whether the table reference `name` is written where a CTE of that
+    /// name is in scope (the CTE wins over a table, as in PostgreSQL).
+    pub fn names_cte(&self, name: &ObjectName) -> bool {
+        let [part] = name.0.as_slice() else {
+            return false;
+        };
+        let Some(ident) = part.as_ident() else {
+            return false;
+        };
+        let normalized = normalize(ident);
+        let at = ident.span.start;
+        self.ctes
+            .iter()
+            .any(|c| c.name == normalized && c.start <= at && at <= c.end)
+    }
+}
+
+/// An identifier as the planner resolves it: unquoted ones in lower case.
+fn normalize(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// The CTEs `statement` defines, each with the query it is visible in.
+fn cte_scopes(statement: &Statement) -> Vec<CteScope> {
+    struct Scopes(Vec<CteScope>);
+    impl Visitor for Scopes {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+            if let Some(with) = &query.with {
+                let span = sqlparser::ast::Spanned::span(query);
+                for cte in &with.cte_tables {
+                    self.0.push(CteScope {
+                        name: normalize(&cte.alias.name),
+                        start: span.start,
+                        end: span.end,
+                    });
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut scopes = Scopes(Vec::new());
+    let _ = statement.visit(&mut scopes);
+    scopes.0
 }
 
 pub(crate) fn name_location(name: &ObjectName) -> Option<Location> {
@@ -170,9 +230,10 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
                 ),
             });
         }
-        let history = clauses_within(&clauses, start, end);
+        let mut history = clauses_within(&clauses, start, end);
         if let Body::Sql(statement) = &body {
             check_history_attached(statement, &history)?;
+            history.ctes = cte_scopes(statement);
         }
         statements.push(ParsedStatement {
             body,
@@ -707,6 +768,7 @@ fn clauses_within(
     };
     HistoryClauses {
         clauses: clauses.iter().filter(|(l, _)| inside(l)).cloned().collect(),
+        ctes: Vec::new(),
     }
 }
 
