@@ -3,6 +3,8 @@
 //! session and hands the work to the engine; results stream out through
 //! [`super::results`].
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,7 +62,10 @@ pub struct ServerState {
     pub auth: bool,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
-    anonymous: parking_lot::Mutex<Option<Arc<ClientSession>>>,
+    /// With authentication off: each client connection's session token,
+    /// by the connection's remote address (so clients never share a
+    /// transaction, a setting or a prepared statement).
+    anonymous: parking_lot::Mutex<HashMap<Option<SocketAddr>, String>>,
 }
 
 impl ServerState {
@@ -75,7 +80,7 @@ impl ServerState {
             auth,
             sql_info: metadata::sql_info(true),
             xdbc: metadata::xdbc_type_info(),
-            anonymous: parking_lot::Mutex::new(None),
+            anonymous: parking_lot::Mutex::default(),
         }
     }
 }
@@ -91,8 +96,8 @@ impl DriftFlightSql {
         Self { state }
     }
 
-    /// The caller's session, from its bearer token (or the shared anonymous
-    /// session when authentication is off and no token is given).
+    /// The caller's session, from its bearer token (or its connection's
+    /// anonymous session when authentication is off and no token is given).
     fn client<T>(&self, request: &Request<T>) -> Result<Arc<ClientSession>> {
         match bearer_token(request)? {
             Some(token) => self.state.sessions.get(&token).ok_or_else(|| {
@@ -101,17 +106,22 @@ impl DriftFlightSql {
             None if self.state.auth => Err(ServerError::Unauthenticated(
                 "no bearer token: call Handshake with basic credentials first".into(),
             )),
-            None => self.anonymous(),
+            None => self.anonymous(request.remote_addr()),
         }
     }
 
-    fn anonymous(&self) -> Result<Arc<ClientSession>> {
-        let mut slot = self.state.anonymous.lock();
-        if let Some(session) = slot.as_ref() {
-            return Ok(session.clone());
+    /// The anonymous session of the connection from `peer`, opened on its
+    /// first call (again if it was dropped for being idle).
+    fn anonymous(&self, peer: Option<SocketAddr>) -> Result<Arc<ClientSession>> {
+        let mut tokens = self.state.anonymous.lock();
+        if let Some(session) = tokens.get(&peer).and_then(|t| self.state.sessions.get(t)) {
+            return Ok(session);
         }
-        let (_, session) = self.state.sessions.open("anonymous")?;
-        *slot = Some(session.clone());
+        // Forget connections whose sessions are gone (closed or idle).
+        tokens.retain(|_, token| self.state.sessions.contains(token));
+        let (token, session) = self.state.sessions.open("anonymous")?;
+        tracing::debug!(?peer, session = session.id, "anonymous session opened");
+        tokens.insert(peer, token);
         Ok(session)
     }
 
@@ -177,14 +187,18 @@ impl DriftFlightSql {
         // Parking happens only under the session's lock, so the count
         // checked here cannot grow before this result is added.
         let mut sql = client.sql.lock().await;
-        let parked = self.state.queries.open_in(client.id);
         let limit = self.state.limits.parked_results_max;
+        let mut parked = self.state.queries.open_in(client.id);
+        // At the limit, the oldest result nobody started reading makes room.
+        if parked >= limit && self.state.queries.drop_oldest_unread(client.id) {
+            parked -= 1;
+        }
         if parked >= limit {
             return Err(driftdb_engine::Error::LimitExceeded {
                 what: "this session".into(),
                 size: parked as u64 + 1,
                 limit: limit as u64,
-                unit: "results started and not read to the end (fetch or cancel some)",
+                unit: "results being read at once",
                 limit_name: "parked_results_max",
             }
             .into());

@@ -114,6 +114,11 @@ impl Sessions {
         Some(session)
     }
 
+    /// Whether the session of `token` is open (without counting as a use).
+    pub fn contains(&self, token: &str) -> bool {
+        self.by_token.lock().contains_key(token)
+    }
+
     /// End the session of `token` (the client said goodbye); returns whether it existed.
     pub fn close(&self, token: &str) -> bool {
         self.by_token.lock().remove(token).is_some()
@@ -220,6 +225,25 @@ impl Queries {
 
     /// Results session `session_id` has started and not finished reading
     /// (waiting for DoGet or being read).
+    /// Drop the oldest result of `session_id` that no DoGet has started
+    /// reading (a client that ran a newer statement without fetching it
+    /// abandoned it, as a DB-API cursor does); returns whether there was one.
+    pub fn drop_oldest_unread(&self, session_id: u64) -> bool {
+        let mut map = self.by_id.lock();
+        let oldest = map
+            .iter()
+            .filter(|(_, q)| q.session_id == session_id && q.stream.is_some())
+            .map(|(id, _)| *id)
+            .min();
+        match oldest.and_then(|id| map.remove(&id)) {
+            Some(query) => {
+                query.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn open_in(&self, session_id: u64) -> usize {
         self.by_id
             .lock()

@@ -20,7 +20,7 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
-use crate::harness::{self, Client, Server, collect, connect, status_of};
+use crate::harness::{self, Client, Server, collect, connect, start_long_read, status_of};
 
 /// A claimed row count no buffer backs: 2^61.
 const HUGE_ROWS: usize = 1 << 61;
@@ -356,18 +356,26 @@ async fn sessions_are_capped_on_prepared_statements_and_unread_results() {
     open.pop().unwrap().close().await.unwrap();
     client.prepare("SELECT 1".into(), None).await.unwrap();
 
+    // A result nobody started reading is dropped, oldest first, to make
+    // room (a DB-API loop of statements never fetched keeps working).
     let first = client.execute("SELECT 1".into(), None).await.unwrap();
-    client.execute("SELECT 2".into(), None).await.unwrap();
-    let err = client.execute("SELECT 3".into(), None).await.unwrap_err();
+    let second = client.execute("SELECT 2".into(), None).await.unwrap();
+    let third = client.execute("SELECT 3".into(), None).await.unwrap();
+    let ticket = first.endpoint[0].ticket.clone().unwrap();
+    let err = client.do_get(ticket).await.err().expect("dropped");
+    assert_eq!(status_of(&err).0, Code::NotFound, "{err}");
+    assert_eq!(collect(&mut client, &second).await[0].num_rows(), 1);
+    assert_eq!(collect(&mut client, &third).await[0].num_rows(), 1);
+    // Results being read are never dropped: past the limit, a new one is refused.
+    let (_one, _reading_one) = start_long_read(&mut client).await;
+    let (_two, _reading_two) = start_long_read(&mut client).await;
+    let err = client.execute("SELECT 4".into(), None).await.unwrap_err();
     let (code, message) = status_of(&err);
     assert_eq!(code, Code::ResourceExhausted, "{message}");
     assert!(message.contains("parked_results_max"), "{message}");
-    // Reading a result to the end makes room.
-    assert_eq!(collect(&mut client, &first).await[0].num_rows(), 1);
-    client.execute("SELECT 3".into(), None).await.unwrap();
     // Another session has its own room.
     let mut other = connect(&server).await;
-    other.execute("SELECT 4".into(), None).await.unwrap();
+    other.execute("SELECT 5".into(), None).await.unwrap();
     server.stop().await;
 }
 

@@ -488,3 +488,40 @@ def test_no_auth_on_loopback():
             assert scalar(c, "SELECT 6 * 7") == 42
     finally:
         s.stop()
+
+
+def test_no_auth_clients_do_not_share_a_session():
+    import adbc_driver_flightsql.dbapi as flight_sql
+
+    s = Server("--no-auth")
+    try:
+        with flight_sql.connect(s.uri, autocommit=True) as a, flight_sql.connect(s.uri, autocommit=True) as b:
+            with a.cursor() as cur:
+                cur.execute("CREATE TABLE na (id INT)")
+                cur.execute("BEGIN")
+                cur.execute("INSERT INTO na VALUES (1)")
+            # b sees neither a's open block nor its uncommitted row, and cannot end it.
+            assert scalar(b, "SELECT count(*) FROM na") == 0
+            with b.cursor() as cur:
+                cur.execute("ROLLBACK")
+                cur.execute("SET driftdb.as_of = 1")
+            assert scalar(a, "SELECT count(*) FROM na") == 1
+            with a.cursor() as cur:
+                cur.execute("COMMIT")
+            with b.cursor() as cur:
+                cur.execute("SET driftdb.as_of = DEFAULT")
+            assert scalar(b, "SELECT count(*) FROM na") == 1
+    finally:
+        s.stop()
+
+
+def test_a_loop_of_statements_never_fetched_keeps_working(conn):
+    t = unique("loop")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id INT)")
+        for i in range(150):
+            cur.execute(f"INSERT INTO {t} VALUES ({i})")
+        for _ in range(40):
+            cur.execute("BEGIN")
+            cur.execute("COMMIT")
+    assert scalar(conn, f"SELECT count(*) FROM {t}") == 150

@@ -30,7 +30,7 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace
 
 use super::dialect::DriftDialect;
 use crate::error::{Error, Result};
-use crate::limits::{EXPRESSION_DEPTH_MAX, STATEMENT_NESTING_MAX};
+use crate::limits::{CALL_NESTING_MAX, EXPRESSION_DEPTH_MAX, STATEMENT_NESTING_MAX};
 
 /// One statement as DriftDB parsed it.
 #[derive(Debug, Clone)]
@@ -482,25 +482,48 @@ fn signed_integer(parser: &mut Parser<'_>) -> std::result::Result<i64, ParserErr
 /// Refuse, before parsing, a statement whose trees would nest deeper than
 /// the parser and planner can follow: more than [`EXPRESSION_DEPTH_MAX`]
 /// levels of parentheses plus operators chained at one level (each
-/// operator in `a + b + c …` is one level of the tree).
+/// operator in `a + b + c …` is one level of the tree), or function calls
+/// and subqueries nested more than [`CALL_NESTING_MAX`] deep (planning
+/// time doubles with each such level).
 fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
     // Per open parenthesis: the operators chained in the current expression,
     // and the set operations (UNION, EXCEPT, INTERSECT) chained at that level,
     // which clause keywords do not end: each is one more level of the plan.
     let mut levels: Vec<Level> = vec![Level::default()];
     let mut depth = 1usize;
+    let mut calls = 0usize;
+    let mut previous: Option<&Token> = None;
     for token in tokens {
+        if matches!(token.token, Token::Whitespace(_)) {
+            continue;
+        }
+        let after = previous.replace(&token.token);
         let level = levels.last_mut().expect("never empty");
         match &token.token {
             Token::LParen | Token::LBracket => {
-                levels.push(Level::default());
+                // `name(` is a call; `(SELECT` becomes a subquery below.
+                let call = matches!(after, Some(Token::Word(_)));
+                calls += usize::from(call);
+                levels.push(Level {
+                    call,
+                    ..Level::default()
+                });
                 depth += 1;
             }
             Token::RParen | Token::RBracket => {
                 if levels.len() > 1 {
                     let closed = levels.pop().unwrap_or_default();
                     depth -= 1 + closed.operators + closed.set_operations;
+                    calls -= usize::from(closed.call);
                 }
+            }
+            Token::Word(w)
+                if matches!(w.keyword, Keyword::SELECT | Keyword::WITH)
+                    && matches!(after, Some(Token::LParen))
+                    && !level.call =>
+            {
+                level.call = true;
+                calls += 1;
             }
             Token::SemiColon => {
                 depth -= level.operators + level.set_operations;
@@ -532,6 +555,12 @@ fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
                 token.span.start
             )));
         }
+        if calls > CALL_NESTING_MAX {
+            return Err(too_complex(format!(
+                "statement too complex: function calls and subqueries nest more than {CALL_NESTING_MAX} levels deep{}",
+                token.span.start
+            )));
+        }
     }
     Ok(())
 }
@@ -541,6 +570,8 @@ fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
 struct Level {
     operators: usize,
     set_operations: usize,
+    /// Opened by a function call or holding a subquery.
+    call: bool,
 }
 
 fn is_set_operation(keyword: Keyword) -> bool {

@@ -190,6 +190,31 @@ fn deep_expressions_are_refused_before_parsing() {
 }
 
 #[test]
+fn function_calls_and_subqueries_nest_at_most_sixteen_deep() {
+    let calls = |n: usize| format!("SELECT {}1{}", "abs(".repeat(n), ")".repeat(n));
+    let subqueries = |n: usize| format!("SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n));
+    for n in [1, CALL_NESTING_MAX] {
+        parse_statement(&calls(n)).unwrap();
+        parse_statement(&subqueries(n)).unwrap();
+    }
+    for statement in [
+        calls(CALL_NESTING_MAX + 1),
+        subqueries(CALL_NESTING_MAX + 1),
+    ] {
+        let err = parse_statement(&statement).unwrap_err();
+        assert_eq!(err.sqlstate(), "54001", "{err}");
+        assert!(
+            err.to_string().contains("function calls and subqueries"),
+            "{err}"
+        );
+    }
+    // Side by side is not nested; plain parentheses are not calls.
+    let wide = vec!["abs(abs(abs(1)))"; 200].join(" + ");
+    parse_statement(&format!("SELECT {wide}")).unwrap();
+    parse_statement(&format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40))).unwrap();
+}
+
+#[test]
 fn wide_statements_are_not_deep() {
     let columns = vec!["a + 1"; 5_000].join(", ");
     parse_statement(&format!("SELECT {columns} FROM t")).unwrap();
