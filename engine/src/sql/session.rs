@@ -274,13 +274,17 @@ impl Session {
         params: &[ScalarValue],
     ) -> Result<Output> {
         super::params::check_count(prepared.parameter_count, params.len())?;
-        if let Some(output) = self.execute_cached(prepared, params).await? {
-            return Ok(output);
-        }
-        self.params = Arc::from(params.to_vec());
-        let result = self.execute_streaming(prepared.statement.clone()).await;
-        self.params = Arc::from(Vec::new());
-        result
+        let output = match self.execute_cached(prepared, params).await? {
+            Some(output) => output,
+            None => {
+                self.params = Arc::from(params.to_vec());
+                let result = self.execute_streaming(prepared.statement.clone()).await;
+                self.params = Arc::from(Vec::new());
+                result?
+            }
+        };
+        check_result_columns(prepared, &output)?;
+        Ok(output)
     }
 
     /// Run a prepared query from its kept plan, re-bound to the latest
@@ -813,6 +817,32 @@ impl Session {
     /// The snapshot the current statement reads.
     pub(crate) fn statement_seq(&self) -> u64 {
         self.snapshot.get()
+    }
+}
+
+/// A prepared query must return the columns it announced when it was
+/// prepared (PostgreSQL: "cached plan must not change result type").
+fn check_result_columns(prepared: &Prepared, output: &Output) -> Result<()> {
+    let Output::Rows { stream, .. } = output else {
+        return Ok(());
+    };
+    let announced = prepared.schema.fields();
+    let now = stream.schema();
+    let same = announced.len() == now.fields().len()
+        && announced
+            .iter()
+            .zip(now.fields())
+            .all(|(a, b)| {
+                // A type the plan could not know before its parameters were bound is open.
+                let open = a.data_type() == &DataType::Null;
+                a.name() == b.name() && (open || a.data_type() == b.data_type())
+            });
+    match same || !prepared.is_query {
+        true => Ok(()),
+        false => Err(Error::unsupported(
+            "running a prepared query whose result columns changed since it was prepared \
+             (prepare it again)",
+        )),
     }
 }
 

@@ -159,6 +159,14 @@ async fn parameter_types_come_from_the_plan() {
         .await
         .expect_err("a missing parameter");
     assert_eq!(err.sqlstate(), "42601", "{err}");
+    // A result column typed only by its parameter takes the bound value's type.
+    let echo = session.prepare("SELECT $1 AS x").await.expect("prepare");
+    for value in [ScalarValue::Int64(Some(7)), ScalarValue::Utf8(Some("t".into()))] {
+        session
+            .execute_prepared(&echo, &[value])
+            .await
+            .expect("an untyped parameter's column");
+    }
 }
 
 #[tokio::test]
@@ -511,11 +519,21 @@ async fn a_prepared_query_planned_once_reads_the_latest_commit_each_time() {
         .expect("delete");
     assert!(prepared_names(&mut session, &by_id, 4).await.is_empty());
     // A definition change plans the statement afresh.
+    let star = session
+        .prepare("SELECT * FROM users WHERE id = $1")
+        .await
+        .expect("prepare");
     session
         .execute("ALTER TABLE users ADD COLUMN age INT; INSERT INTO users VALUES (6, 'fay', 30)")
         .await
         .expect("alter");
     assert_eq!(prepared_names(&mut session, &by_id, 6).await, ["fay"]);
+    // … but a query whose result columns changed is refused, as PostgreSQL does.
+    let err = session
+        .execute_prepared(&star, &[ScalarValue::Int64(Some(6))])
+        .await
+        .expect_err("SELECT * gained a column");
+    assert_eq!(err.sqlstate(), "0A000", "{err}");
     session
         .execute("DROP VIEW everyone; DROP TABLE users")
         .await
