@@ -2,8 +2,9 @@
 //! Parquet files, retirements, and the checkpoints that tie them together;
 //! the durable local file I/O every stored file is written through
 //! ([`durable`]), the checksummed envelope of checkpoints ([`envelope`]),
-//! the check of each data file before its first read ([`verify`]) and the
-//! offline check of a whole database ([`check`]).
+//! the check of each data file before its first read ([`verify`]), the
+//! offline check of a whole database ([`check`]), and the simulated disk
+//! that power-loss tests cut the power of ([`simfs`]).
 
 pub mod check;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod envelope;
 pub mod location;
 pub mod memtable;
 pub mod parquet_file;
+pub mod simfs;
 pub mod stats;
 pub mod verify;
 
