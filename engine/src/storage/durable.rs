@@ -66,7 +66,11 @@ pub trait DurableFs: Send + Sync + Debug {
     /// Open an existing file for appending (its name is already durable).
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
 
-    /// Create `dir` and its missing parents, fsyncing each new entry into its parent.
+    /// Create `dir` and its missing parents, fsyncing each new entry into
+    /// its parent, and make `dir`'s own name durable even if it existed:
+    /// an earlier attempt (or a process that crashed) may have created it
+    /// and failed before fsyncing its parent. Call it for each folder level
+    /// that must be durably named, outermost first.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut missing: Vec<&Path> = Vec::new();
         let mut cursor = Some(dir);
@@ -77,6 +81,7 @@ pub trait DurableFs: Send + Sync + Debug {
             missing.push(path);
             cursor = path.parent();
         }
+        let existed = missing.is_empty();
         for path in missing.into_iter().rev() {
             match self.create_dir(path) {
                 Ok(()) => {}
@@ -84,6 +89,9 @@ pub trait DurableFs: Send + Sync + Debug {
                 Err(e) => return Err(e),
             }
             sync_parent(self, path)?;
+        }
+        if existed {
+            sync_parent(self, dir)?;
         }
         Ok(())
     }
@@ -119,9 +127,10 @@ pub trait AppendFile: Send + Debug {
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
-/// fsync the folder holding `path` (none for a bare relative name).
+/// fsync the folder holding `path` (the working folder for a bare name).
 fn sync_parent<F: DurableFs + ?Sized>(fs: &F, path: &Path) -> io::Result<()> {
-    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    match path.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => fs.sync_dir(Path::new(".")),
         Some(parent) => fs.sync_dir(parent),
         None => Ok(()),
     }

@@ -6,6 +6,7 @@ mod concurrency;
 mod crash;
 mod integrity;
 mod model;
+mod power_loss;
 mod slt;
 mod statements;
 mod temporal;

@@ -230,3 +230,25 @@ fn after_a_crash_the_next_process_sees_unsynced_changes_that_a_power_cut_still_l
     assert_eq!(read(&db.join("log")).unwrap(), b"head");
     assert_eq!(read(&db.join("other")).unwrap(), b"x");
 }
+
+#[test]
+fn create_dir_all_names_a_folder_left_unsynced_by_an_earlier_attempt() {
+    let (dir, fs, db) = booted();
+    let folder = db.join("made");
+    fs.arm(Fault {
+        step: fs.steps() + 2, // the fsync of db/ after mkdir db/made
+        lands: false,
+        kind: FaultKind::IoError,
+    });
+    assert!(fs.create_dir_all(&folder).is_err());
+    assert!(folder.is_dir(), "made, but its name is not durable");
+    fs.create_dir_all(&folder).unwrap();
+    let steps: Vec<String> = (1..=fs.steps()).filter_map(|n| fs.step_name(n)).collect();
+    assert_eq!(
+        steps,
+        ["mkdir db/made", "fsync folder db", "fsync folder db"],
+        "the retry fsyncs the parent of the folder it found"
+    );
+    fs.power_cut(None).unwrap();
+    assert!(dir.path().join("db/made").is_dir());
+}
