@@ -129,7 +129,18 @@ impl Database {
 
     /// Open (or create) the database at `location`, recovering every durable commit.
     pub async fn open_with(location: &str, limits: Limits) -> Result<Self> {
-        Self::open_at(Location::parse(location)?, limits).await
+        Self::open_with_fs(location, limits, crate::storage::durable::local()).await
+    }
+
+    /// Open (or create) the database at `location` with every change to
+    /// its local files going through `fs` (a simulated disk in power-loss
+    /// tests, see [`crate::storage::simfs`]).
+    pub async fn open_with_fs(
+        location: &str,
+        limits: Limits,
+        fs: Arc<dyn crate::storage::durable::DurableFs>,
+    ) -> Result<Self> {
+        Self::open_at(Location::parse_with(location, fs)?, limits).await
     }
 
     /// Open (or create) the database at a parsed `location` (for instance

@@ -30,6 +30,9 @@ use crate::storage::checkpoint::{
 use crate::storage::parquet_file::encode_parquet;
 use crate::storage::{DataFile, MemBatch};
 
+/// The folder of data files (one folder per table in it), under the database folder.
+const DATA_DIR: &str = "data";
+
 /// The database frozen at seq `P`.
 struct Frozen {
     seq: u64,
@@ -141,7 +144,7 @@ impl Database {
         ordinal: usize,
         batches: Vec<RecordBatch>,
     ) -> Result<DataFile> {
-        let dir = format!("data/t{table_id}");
+        let dir = format!("{DATA_DIR}/t{table_id}");
         let name = format!("{seq:020}-{ordinal:04}.parquet");
         let path = format!("{dir}/{name}");
         let row_group_rows = self.inner.limits.parquet_row_group_rows_max;
@@ -150,11 +153,14 @@ impl Database {
             .location
             .local_root
             .as_ref()
-            .map(|root| (root.join(&dir), self.inner.location.fs.clone()));
+            .map(|root| (root.clone(), self.inner.location.fs.clone()));
         let (bytes, file) = tokio::task::spawn_blocking(move || {
             let schema = batches[0].schema();
             let (bytes, file) = encode_parquet(&schema, &batches, path, row_group_rows)?;
-            if let Some((dir, fs)) = local {
+            if let Some((root, fs)) = local {
+                // Each folder level by itself, so each is named durably in its parent.
+                fs.create_dir_all(&root.join(DATA_DIR))?;
+                let dir = root.join(&dir);
                 fs.create_dir_all(&dir)?;
                 fs.write_file_atomic(&dir, &name, &bytes)?;
                 return Ok((None, file));

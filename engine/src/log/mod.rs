@@ -8,9 +8,11 @@
 //! every memtable persist; it is created whole with its header (temp file,
 //! fsync, rename, fsync the folder) before any frame goes into it.
 //!
-//! Recovery reads the segments a checkpoint needs, in order. Only a torn
-//! tail of the last segment is cut (see [`segment`] for the rule); any
-//! other bad frame is corruption and an error naming the file and offset.
+//! Recovery reads the segments a checkpoint needs, in order, and fsyncs
+//! the last one (a killed process may have left frames there unsynced).
+//! Only a torn tail of the last segment is cut (see [`segment`] for the
+//! rule); any other bad frame is corruption and an error naming the file
+//! and offset.
 //! All file changes go through [`DurableFs`].
 
 pub mod record;
@@ -267,6 +269,10 @@ fn read_segment(
     let scan = scan_segment(&file, first_seq, &bytes)?;
     out.extend(scan.records);
     match scan.end {
+        // The frames were read from the page cache: a process that crashed
+        // may have written them without its fsync. Make them durable before
+        // anything (a new segment, a new commit) relies on them.
+        SegmentEnd::Clean if is_last => Ok(fs.sync_file(path)?),
         SegmentEnd::Clean => Ok(()),
         SegmentEnd::Torn { offset, detail } if is_last => {
             let cut = bytes.len() as u64 - offset;

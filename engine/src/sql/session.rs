@@ -829,14 +829,11 @@ fn check_result_columns(prepared: &Prepared, output: &Output) -> Result<()> {
     let announced = prepared.schema.fields();
     let now = stream.schema();
     let same = announced.len() == now.fields().len()
-        && announced
-            .iter()
-            .zip(now.fields())
-            .all(|(a, b)| {
-                // A type the plan could not know before its parameters were bound is open.
-                let open = a.data_type() == &DataType::Null;
-                a.name() == b.name() && (open || a.data_type() == b.data_type())
-            });
+        && announced.iter().zip(now.fields()).all(|(a, b)| {
+            // A type the plan could not know before its parameters were bound is open.
+            let open = a.data_type() == &DataType::Null;
+            a.name() == b.name() && (open || a.data_type() == b.data_type())
+        });
     match same || !prepared.is_query {
         true => Ok(()),
         false => Err(Error::unsupported(

@@ -3,8 +3,9 @@
 //! the durable local file I/O every stored file is written through
 //! ([`durable`]), the checksummed envelope of checkpoints ([`envelope`]),
 //! the check of each data file before its first read ([`verify`]), the
-//! offline check of a whole database ([`check`]) and fault injection for
-//! object storage ([`faults`]).
+//! offline check of a whole database ([`check`]), fault injection for
+//! object storage ([`faults`]) and the simulated disk that power-loss
+//! tests cut the power of ([`simfs`]).
 
 pub mod check;
 pub mod checkpoint;
@@ -14,6 +15,7 @@ pub mod faults;
 pub mod location;
 pub mod memtable;
 pub mod parquet_file;
+pub mod simfs;
 pub mod stats;
 pub mod verify;
 

@@ -8,6 +8,7 @@ mod faults;
 mod integrity;
 mod model;
 mod pipeline;
+mod power_loss;
 mod slt;
 mod statements;
 mod temporal;

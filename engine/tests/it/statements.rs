@@ -161,7 +161,10 @@ async fn parameter_types_come_from_the_plan() {
     assert_eq!(err.sqlstate(), "42601", "{err}");
     // A result column typed only by its parameter takes the bound value's type.
     let echo = session.prepare("SELECT $1 AS x").await.expect("prepare");
-    for value in [ScalarValue::Int64(Some(7)), ScalarValue::Utf8(Some("t".into()))] {
+    for value in [
+        ScalarValue::Int64(Some(7)),
+        ScalarValue::Utf8(Some("t".into())),
+    ] {
         session
             .execute_prepared(&echo, &[value])
             .await
