@@ -781,9 +781,10 @@ mod tests {
                 rows: 1,
             }],
         );
-        let mut state = db.inner.state.write();
-        let e = apply_or_poison(&db.inner, &mut state, &bad, HashMap::new()).expect_err("fails");
-        drop(state);
+        let e = {
+            let mut state = db.inner.state.write();
+            apply_or_poison(&db.inner, &mut state, &bad, HashMap::new()).expect_err("fails")
+        };
         assert_eq!(e.sqlstate(), "58030", "{e}");
         assert_poisoned_but_readable(&db).await;
     }
@@ -794,9 +795,10 @@ mod tests {
         let db = database().await;
         // Out of seq order: apply_record's debug assertion panics.
         let bad = record(&db, 5, Vec::new());
-        let mut state = db.inner.state.write();
-        let e = apply_or_poison(&db.inner, &mut state, &bad, HashMap::new()).expect_err("panics");
-        drop(state);
+        let e = {
+            let mut state = db.inner.state.write();
+            apply_or_poison(&db.inner, &mut state, &bad, HashMap::new()).expect_err("panics")
+        };
         assert!(e.to_string().contains("commits apply in seq order"), "{e}");
         assert_poisoned_but_readable(&db).await;
     }

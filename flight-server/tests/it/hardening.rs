@@ -362,7 +362,9 @@ async fn sessions_are_capped_on_prepared_statements_and_unread_results() {
     let second = client.execute("SELECT 2".into(), None).await.unwrap();
     let third = client.execute("SELECT 3".into(), None).await.unwrap();
     let ticket = first.endpoint[0].ticket.clone().unwrap();
-    let err = client.do_get(ticket).await.err().expect("dropped");
+    let Err(err) = client.do_get(ticket).await else {
+        panic!("the oldest unread result was dropped");
+    };
     assert_eq!(status_of(&err).0, Code::NotFound, "{err}");
     assert_eq!(collect(&mut client, &second).await[0].num_rows(), 1);
     assert_eq!(collect(&mut client, &third).await[0].num_rows(), 1);
