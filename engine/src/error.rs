@@ -229,6 +229,11 @@ impl From<DataFusionError> for Error {
                 Ok(ours) => *ours,
                 Err(other) => datafusion_error(DataFusionError::External(other)),
             },
+            // An error shared between partitions: ours again if no one else holds it.
+            DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+                Ok(inner) => Error::from(inner),
+                Err(shared) => datafusion_error(DataFusionError::Shared(shared)),
+            },
             DataFusionError::Context(ctx, inner) => match Error::from(*inner) {
                 Error::DataFusion(df) => {
                     Error::DataFusion(Box::new(DataFusionError::Context(ctx, df)))
@@ -386,6 +391,18 @@ impl Error {
     }
 }
 
+/// The SQLSTATE of an error DataFusion carries from elsewhere: ours (in
+/// whatever wraps it), or DataFusion's own again; otherwise internal.
+fn external_sqlstate(err: &(dyn std::error::Error + 'static)) -> &'static str {
+    if let Some(ours) = err.downcast_ref::<Error>() {
+        return ours.sqlstate();
+    }
+    if let Some(theirs) = err.downcast_ref::<DataFusionError>() {
+        return datafusion_sqlstate(theirs);
+    }
+    err.source().map_or("XX000", external_sqlstate)
+}
+
 /// Map DataFusion's own errors onto SQLSTATE classes.
 fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
     match err {
@@ -405,6 +422,14 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
         DataFusionError::ResourcesExhausted(_) => "53200",
         DataFusionError::Context(_, inner) => datafusion_sqlstate(inner),
         DataFusionError::Diagnostic(_, inner) => datafusion_sqlstate(inner),
+        DataFusionError::Shared(inner) => datafusion_sqlstate(inner),
+        DataFusionError::External(inner) => external_sqlstate(inner.as_ref()),
+        // Several planning errors at once (e.g. every unknown column of a
+        // SELECT list): the first one's.
+        DataFusionError::Collection(errors) => errors.first().map_or("XX000", datafusion_sqlstate),
+        DataFusionError::Configuration(_) => "22023",
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => "58030",
+        DataFusionError::ParquetError(_) => "XX001",
         _ => "XX000",
     }
 }

@@ -62,6 +62,18 @@ pub const STATEMENT_THREAD_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// Deeper is 54001.
 pub const CALL_NESTING_MAX: usize = 16;
 
+/// Expressions the parser may start per token of a statement, beyond
+/// [`PARSE_STEPS_MIN`]; more is 54001. sqlparser reads some nested
+/// constructs twice (a keyword that fails as an expression, `CAST(…`, is
+/// read again as a function name; a nested subquery is tried as one
+/// thing, then another), so each level of nesting can double the work: 16
+/// nested subqueries take about 65,000 steps, and a failing statement
+/// nested 60 deep parsed for hours before this budget.
+pub const PARSE_STEPS_PER_TOKEN_MAX: usize = 16;
+/// Parse steps every statement may take, however short: enough for
+/// statements nested as deep as [`CALL_NESTING_MAX`] allows.
+pub const PARSE_STEPS_MIN: usize = 1 << 20;
+
 /// Deepest expression tree a statement may build: nesting plus operators
 /// chained at one level (`1 + 1 + … + 1` is one level per `+`). Deeper
 /// trees would exhaust the stack of the planner and optimizer, which walk

@@ -5,9 +5,8 @@
 //! The payload is `[header_len: u32 LE][header: JSON][batch_len: u32 LE][batch: Arrow IPC stream]…`,
 //! with one batch per [`Op::Insert`], in order.
 
-use std::io::Cursor;
-
-use arrow::ipc::reader::StreamReader;
+use arrow::buffer::Buffer;
+use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -221,11 +220,31 @@ pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The one batch in an Arrow IPC stream.
+/// The one batch in an Arrow IPC stream, decoded from the bytes in place:
+/// nothing is allocated by a length read from them (arrow's `StreamReader`
+/// allocates whatever a message header claims, up to 2^63 bytes). A
+/// malformed stream is [`Error::Corrupt`]: arrow-ipc panics on some
+/// malformed messages (a buffer offset past the message body, a field of
+/// type NONE), so that panic is caught here and named.
 pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
-    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
-    let schema = reader.schema();
-    let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
+    std::panic::catch_unwind(|| decode_stream(bytes)).unwrap_or_else(|_| {
+        Err(Error::Corrupt {
+            detail: "malformed Arrow IPC data (the Arrow decoder panicked on it)".into(),
+        })
+    })
+}
+
+fn decode_stream(bytes: &[u8]) -> Result<RecordBatch> {
+    let mut decoder = StreamDecoder::new();
+    let mut buffer = Buffer::from(bytes);
+    let mut batches = Vec::new();
+    while let Some(batch) = decoder.decode(&mut buffer)? {
+        batches.push(batch);
+    }
+    decoder.finish()?;
+    let schema = decoder.schema().ok_or_else(|| Error::Corrupt {
+        detail: "Arrow IPC stream without a schema".into(),
+    })?;
     match batches.len() {
         0 => Ok(RecordBatch::new_empty(schema)),
         1 => Ok(batches.remove(0)),

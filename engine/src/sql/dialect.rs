@@ -2,8 +2,9 @@
 //! (`FOR SYSTEM_TIME AS OF`, `TIMESTAMP AS OF`, `VERSION AS OF`).
 
 use std::any::TypeId;
+use std::cell::Cell;
 
-use sqlparser::ast::{ColumnOption, GeneratedAs};
+use sqlparser::ast::{ColumnOption, Expr, GeneratedAs};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
@@ -12,9 +13,34 @@ use sqlparser::tokenizer::Token;
 /// PostgreSQL with time travel, where `?` is a parameter placeholder (as
 /// ADBC and JDBC send it) rather than a geometric or JSON operator. Reports itself as PostgreSQL so the parser's
 /// PostgreSQL-specific rules apply.
+///
+/// It also counts the prefix expressions the parser starts and fails the
+/// parse past a budget ([`DriftDialect::limit_prefix_steps`]): sqlparser
+/// reads a keyword that fails as an expression (`CAST(…`, `ARRAY[…`) a
+/// second time as a function name, so each level of such nesting doubles
+/// the work of a statement that fails inside it (60 levels ran for hours).
 #[derive(Debug, Default)]
 pub struct DriftDialect {
     pg: PostgreSqlDialect,
+    prefix_steps: Cell<usize>,
+    /// None: no budget.
+    prefix_steps_max: Cell<Option<usize>>,
+}
+
+impl DriftDialect {
+    /// Let the parser start at most `steps` more prefix expressions; past
+    /// that each one fails at once (and [`Self::out_of_steps`] says so).
+    pub fn limit_prefix_steps(&self, steps: usize) {
+        self.prefix_steps.set(0);
+        self.prefix_steps_max.set(Some(steps));
+    }
+
+    /// Whether the parse used up its budget of prefix expressions.
+    pub fn out_of_steps(&self) -> bool {
+        self.prefix_steps_max
+            .get()
+            .is_some_and(|max| self.prefix_steps.get() > max)
+    }
 }
 
 macro_rules! delegate_flags {
@@ -54,6 +80,15 @@ impl Dialect for DriftDialect {
 
     fn is_custom_operator_part(&self, ch: char) -> bool {
         self.pg.is_custom_operator_part(ch)
+    }
+
+    /// Counts the step; past the budget, fails it with the recursion-limit
+    /// error, which sqlparser never retries.
+    fn parse_prefix(&self, _parser: &mut Parser<'_>) -> Option<Result<Expr, ParserError>> {
+        self.prefix_steps
+            .set(self.prefix_steps.get().saturating_add(1));
+        self.out_of_steps()
+            .then_some(Err(ParserError::RecursionLimitExceeded))
     }
 
     fn get_next_precedence(&self, parser: &Parser<'_>) -> Option<Result<u8, ParserError>> {

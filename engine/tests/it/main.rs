@@ -5,6 +5,7 @@ mod bank;
 mod concurrency;
 mod crash;
 mod faults;
+mod fuzz;
 mod integrity;
 mod model;
 mod pipeline;

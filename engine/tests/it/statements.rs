@@ -230,6 +230,32 @@ async fn deep_statements_are_refused_not_overflowed() {
     assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 3);
 }
 
+/// Found by fuzzing: a SELECT list naming several unknown columns failed
+/// as XX000 (DataFusion reports them together, as a collection).
+#[tokio::test]
+async fn several_unknown_columns_are_42703_not_internal() {
+    let (_db, mut session) = users().await;
+    for sql in [
+        "SELECT nope FROM users",
+        "SELECT id, nope, also_nope FROM users",
+    ] {
+        let err = session.execute_one(sql).await.expect_err(sql);
+        assert_eq!(err.sqlstate(), "42703", "{sql}: {err}");
+    }
+}
+
+/// Found by fuzzing the Flight server: an error raised while rows stream
+/// (here `nextval` of a missing sequence, shared between partitions) lost
+/// its SQLSTATE and came out as XX000.
+#[tokio::test]
+async fn errors_raised_while_rows_stream_keep_their_sqlstate() {
+    let (_db, mut session) = users().await;
+    let sql = "SELECT count(DISTINCT v) FROM (SELECT nextval('nosuch') AS v FROM generate_series(1, 10000))";
+    let err = session.execute_one(sql).await.expect_err(sql);
+    assert_eq!(err.sqlstate(), "42P01", "{err}");
+    assert!(err.to_string().contains("\"nosuch\""), "{err}");
+}
+
 #[tokio::test]
 async fn history_clauses_and_sequences_parse_in_place() {
     let (_db, mut session) = users().await;

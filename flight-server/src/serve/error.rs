@@ -106,7 +106,7 @@ impl ServerError {
 /// The gRPC code for a SQLSTATE: by class, with a few exact codes first.
 pub fn code_for_sqlstate(sqlstate: &str) -> Code {
     match sqlstate {
-        "42P01" | "42704" | "3D000" | "3F000" => Code::NotFound,
+        "42P01" | "42704" | "3D000" | "3F000" | "3B001" => Code::NotFound,
         "42P07" | "42710" | "23505" => Code::AlreadyExists,
         "40001" | "40P01" => Code::Aborted,
         "42501" => Code::PermissionDenied,
@@ -135,6 +135,28 @@ impl From<ServerError> for Status {
         }
         status
     }
+}
+
+/// A status made before DriftDB saw the request (by arrow-flight's Flight
+/// SQL dispatch), with the SQLSTATE its refusal stands for: a request that
+/// does not decode is 08P01 (InvalidArgument; arrow-flight says Internal
+/// for a known message that does not decode), an unimplemented one 0A000.
+/// Statuses DriftDB made keep theirs.
+pub fn with_sqlstate(status: Status) -> Status {
+    if status.metadata().contains_key(SQLSTATE_HEADER) {
+        return status;
+    }
+    let (code, sqlstate) = match status.code() {
+        Code::Internal | Code::InvalidArgument => (Code::InvalidArgument, "08P01"),
+        Code::Unimplemented => (Code::Unimplemented, "0A000"),
+        _ => return status,
+    };
+    let message = format!("{} (SQLSTATE {sqlstate})", status.message());
+    let mut status = Status::new(code, message);
+    if let Ok(value) = sqlstate.parse() {
+        status.metadata_mut().insert(SQLSTATE_HEADER, value);
+    }
+    status
 }
 
 impl From<datafusion::error::DataFusionError> for ServerError {
@@ -179,6 +201,24 @@ mod tests {
         assert_eq!(code_for_sqlstate("40001"), Code::Aborted);
         assert_eq!(code_for_sqlstate("53200"), Code::ResourceExhausted);
         assert_eq!(code_for_sqlstate("XX000"), Code::Internal);
+        // Found by fuzzing: ROLLBACK TO an unknown savepoint was Internal.
+        assert_eq!(code_for_sqlstate("3B001"), Code::NotFound);
+    }
+
+    #[test]
+    fn refusals_made_before_driftdb_get_a_sqlstate() {
+        let undecodable = with_sqlstate(Status::internal("Unable to decode Any value"));
+        assert_eq!(undecodable.code(), Code::InvalidArgument);
+        assert_eq!(
+            undecodable.metadata().get(SQLSTATE_HEADER).unwrap(),
+            "08P01"
+        );
+        let unsupported = with_sqlstate(Status::unimplemented("Not yet implemented"));
+        assert_eq!(unsupported.code(), Code::Unimplemented);
+        assert!(unsupported.message().ends_with("(SQLSTATE 0A000)"));
+        let ours: Status = ServerError::Cancelled.into();
+        let kept = with_sqlstate(ours.clone());
+        assert_eq!((kept.code(), kept.message()), (ours.code(), ours.message()));
     }
 
     #[test]

@@ -5,15 +5,19 @@
 //! - [`auth`]: users with argon2 password hashes, basic → bearer token handshake.
 //! - [`sessions`]: one SQL session per token; started queries waiting for DoGet.
 //! - [`service`]: the `FlightSqlService` implementation.
+//! - [`dispatch`]: the service as registered, a SQLSTATE on every status.
 //! - [`results`]: streaming results as Flight data, with cancel and deadline.
+//! - [`ipc_guard`]: decoding client Arrow IPC data; a decoder panic is a bad request.
 //! - [`metadata`]: catalogs, tables, keys, SqlInfo, XDBC types.
 //! - [`http`]: `/health` and `/metrics` over plain HTTP.
 //! - [`error`]: the server's error type and its gRPC mapping.
 
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod ipc_guard;
 pub mod metadata;
 pub mod results;
 pub mod service;
@@ -33,6 +37,7 @@ pub use config::{ServeArgs, ServeConfig};
 pub use error::ServerError;
 
 use auth::{PASSWORD_VARIABLE, Users};
+use dispatch::Dispatch;
 use service::{DriftFlightSql, ServerState};
 
 /// How often idle sessions and unfetched results are swept (at most; a short
@@ -41,6 +46,7 @@ const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(5);
 
 /// Run the server until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> error::Result<()> {
+    ipc_guard::install_panic_hook();
     let engine_limits = driftdb_engine::Limits {
         ingest_rows_max: config.limits.ingest_rows_max,
         ..Default::default()
@@ -76,7 +82,7 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
     tokio::spawn(sweep(state.clone()));
     print_banner(&config, address);
 
-    let service = FlightServiceServer::new(DriftFlightSql::new(state.clone()))
+    let service = FlightServiceServer::new(Dispatch(DriftFlightSql::new(state.clone())))
         .max_decoding_message_size(config.limits.max_message_bytes)
         .max_encoding_message_size(config.limits.max_message_bytes);
     let mut server = Server::builder();

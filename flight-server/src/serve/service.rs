@@ -36,7 +36,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
 use driftdb_engine::sql::{IngestMode, ParsedStatement, parse_statement};
 use driftdb_engine::{Database, Output, Prepared};
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, TryFutureExt, TryStreamExt};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
@@ -45,6 +45,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::{Credentials, LoginGate, Users, parse_authorization};
 use super::config::ServerLimits;
 use super::error::{Result, ServerError};
+use super::ipc_guard::guarded;
 use super::metadata;
 use super::results::{Guard, encode, encode_batch, wire_schema};
 use super::sessions::{ClientSession, PendingQuery, PreparedEntry, Queries, Sessions};
@@ -498,7 +499,7 @@ async fn read_batches(
     let mut decoded = FlightRecordBatchStream::new_from_flight_data(messages);
     let mut batches = Vec::new();
     let mut rows = 0usize;
-    while let Some(batch) = decoded.try_next().await.map_err(tunnelled)? {
+    while let Some(batch) = guarded(decoded.try_next().map_err(tunnelled)).await? {
         let no_columns = batch.num_columns() == 0;
         if no_columns && (upload.columns_required || batch.num_rows() > 0) {
             return Err(ServerError::NoColumns { what: upload.what });

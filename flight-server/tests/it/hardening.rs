@@ -168,6 +168,66 @@ async fn hostile_ingest_data_is_refused_before_it_touches_state() {
     server.stop().await;
 }
 
+/// Found by fuzzing: a record batch message whose buffer lies past its
+/// body panicked arrow-ipc inside the DoPut task; and a command whose Any
+/// names a known message that does not decode was `Internal` without a
+/// SQLSTATE. Both are the client's malformed request: 08P01, InvalidArgument.
+#[tokio::test]
+async fn malformed_arrow_and_protobuf_are_bad_requests_not_crashes() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let stderr = std::process::Stdio::from(log.reopen().unwrap());
+    let server = Server::start_with_stderr(&[], stderr).await;
+    let mut client = connect(&server).await;
+    let ints = Schema::new(vec![Field::new("x", DataType::Int64, false)]);
+    let batch =
+        RecordBatch::try_new(Arc::new(ints), vec![Arc::new(Int64Array::from(vec![7]))]).unwrap();
+    let mut data = flight_data(ingest_descriptor("t"), batch).await;
+    // The values buffer: (offset 0, length 8), moved 2^40 bytes along.
+    let message = data.last_mut().unwrap();
+    let header = message.data_header.to_vec();
+    let values = [0i64.to_le_bytes(), 8i64.to_le_bytes()].concat();
+    let at = header
+        .windows(16)
+        .position(|w| w == values)
+        .expect("the values buffer");
+    let mut patched = header.clone();
+    patched[at..at + 8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+    message.data_header = patched.into();
+    let (code, message) = put_refused(&mut client, data).await;
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(
+        message.contains("08P01") && message.contains("malformed Arrow IPC data"),
+        "{message}"
+    );
+    assert_table_missing(&mut client, "t").await;
+
+    let garbled = arrow_flight::sql::Any {
+        type_url: "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery".into(),
+        value: vec![0x0a, 0x05, 0xff, 0xfe].into(),
+    };
+    let descriptor = FlightDescriptor::new_cmd(garbled.encode_to_vec());
+    let mut request = tonic::Request::new(descriptor);
+    let bearer = format!("Bearer {}", client.token().unwrap())
+        .parse()
+        .unwrap();
+    request.metadata_mut().insert("authorization", bearer);
+    let status = client
+        .inner_mut()
+        .get_flight_info(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+    assert_eq!(
+        status.metadata().get("x-driftdb-sqlstate").unwrap(),
+        "08P01"
+    );
+
+    assert_eq!(query_i64(&mut client, "SELECT CAST(1 AS BIGINT)").await, 1);
+    server.stop().await;
+    let log = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!log.contains("panicked at"), "{log}");
+}
+
 #[tokio::test]
 async fn parameter_sets_without_columns_or_beyond_the_limit_are_refused() {
     let server = Server::start(&["--parameter-sets-max", "1000"]).await;

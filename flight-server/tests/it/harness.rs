@@ -22,6 +22,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(extra: &[&str]) -> Self {
+        Self::start_with_stderr(extra, Stdio::inherit()).await
+    }
+
+    /// Start the server with its log (stderr) going to `stderr`.
+    pub async fn start_with_stderr(extra: &[&str], stderr: Stdio) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_driftdb"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -29,6 +34,7 @@ impl Server {
             .args(extra)
             .env("DRIFTDB_PASSWORD", PASSWORD)
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -45,6 +51,11 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGTERM, and the server must exit cleanly.

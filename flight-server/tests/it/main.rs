@@ -4,6 +4,7 @@
 //! connect, GetTables with `include_schema`, and every statement — DDL,
 //! DML and queries — as a prepared statement.
 
+mod fuzz;
 mod hardening;
 mod harness;
 

@@ -30,7 +30,10 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace
 
 use super::dialect::DriftDialect;
 use crate::error::{Error, Result};
-use crate::limits::{CALL_NESTING_MAX, EXPRESSION_DEPTH_MAX, STATEMENT_NESTING_MAX};
+use crate::limits::{
+    CALL_NESTING_MAX, EXPRESSION_DEPTH_MAX, PARSE_STEPS_MIN, PARSE_STEPS_PER_TOKEN_MAX,
+    STATEMENT_NESTING_MAX,
+};
 
 /// One statement as DriftDB parsed it.
 #[derive(Debug, Clone)]
@@ -207,6 +210,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
     let dialect = DriftDialect::default();
     let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location()?;
     check_complexity(&tokens)?;
+    dialect.limit_prefix_steps(prefix_steps_max(tokens.len()));
     let (tokens, clauses) = take_history_clauses(&dialect, tokens)?;
     let lines = LineStarts::new(sql);
     let mut parser = Parser::new(&dialect)
@@ -219,7 +223,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             break;
         }
         let start = parser.peek_token_ref().span.start;
-        let body = parse_body(&mut parser).map_err(parse_error)?;
+        let body = parse_body(&mut parser).map_err(|e| parse_error(&dialect, e))?;
         let end = parser.get_current_token().span.end;
         let next = parser.peek_token();
         if !matches!(next.token, Token::SemiColon | Token::EOF) {
@@ -282,7 +286,20 @@ pub fn parse_view_query(sql: &str) -> Result<(ast::Query, Arc<HistoryClauses>)> 
     }
 }
 
-fn parse_error(err: ParserError) -> Error {
+/// The parse steps a statement of `tokens` tokens may take.
+fn prefix_steps_max(tokens: usize) -> usize {
+    PARSE_STEPS_PER_TOKEN_MAX
+        .saturating_mul(tokens)
+        .saturating_add(PARSE_STEPS_MIN)
+}
+
+fn parse_error(dialect: &DriftDialect, err: ParserError) -> Error {
+    if dialect.out_of_steps() {
+        return too_complex(format!(
+            "statement too complex: parsing it took more than {PARSE_STEPS_MIN} steps plus \
+             {PARSE_STEPS_PER_TOKEN_MAX} a token (each level of nesting can double the work)"
+        ));
+    }
     match err {
         ParserError::RecursionLimitExceeded => too_complex(format!(
             "statement too complex: nested more than {STATEMENT_NESTING_MAX} levels deep"
@@ -604,7 +621,10 @@ fn starts_clause(keyword: Keyword) -> bool {
     )
 }
 
-/// Tokens that join two operands into one deeper tree node.
+/// Tokens that join operands into one deeper tree node: the keyword
+/// operators, and every symbol that is not a value, a name or punctuation
+/// (so `IN (…)`, `~~`, `#`, `@>` and operators sqlparser learns later count
+/// too: uncounted, thousands of them overflowed the stack).
 fn chains_operands(token: &Token) -> bool {
     match token {
         Token::Word(w) => matches!(
@@ -614,39 +634,63 @@ fn chains_operands(token: &Token) -> bool {
                 | Keyword::XOR
                 | Keyword::NOT
                 | Keyword::IS
+                | Keyword::IN
                 | Keyword::LIKE
                 | Keyword::ILIKE
+                | Keyword::SIMILAR
+                | Keyword::REGEXP
+                | Keyword::RLIKE
+                | Keyword::BETWEEN
+                | Keyword::OVERLAPS
+                | Keyword::COLLATE
+                | Keyword::AT
+                | Keyword::OPERATOR
                 | Keyword::JOIN
         ),
-        Token::Plus
-        | Token::Minus
-        | Token::Mul
-        | Token::Div
-        | Token::Mod
-        | Token::StringConcat
-        | Token::Eq
-        | Token::DoubleEq
-        | Token::Neq
-        | Token::Lt
-        | Token::Gt
-        | Token::LtEq
-        | Token::GtEq
-        | Token::Spaceship
-        | Token::Caret
-        | Token::Ampersand
-        | Token::Pipe
-        | Token::ShiftLeft
-        | Token::ShiftRight
-        | Token::DoubleColon
-        | Token::Arrow
-        | Token::LongArrow
-        | Token::HashArrow
-        | Token::HashLongArrow
-        | Token::Tilde
-        | Token::ExclamationMark
-        | Token::CustomBinaryOperator(_) => true,
-        _ => false,
+        Token::EOF
+        | Token::Whitespace(_)
+        | Token::Number(..)
+        | Token::Char(_)
+        | Token::Placeholder(_)
+        | Token::Comma
+        | Token::SemiColon
+        | Token::Period
+        | Token::Colon
+        | Token::Assignment
+        | Token::Backslash
+        | Token::LParen
+        | Token::RParen
+        | Token::LBracket
+        | Token::RBracket
+        | Token::LBrace
+        | Token::RBrace => false,
+        other => !is_literal(other),
     }
+}
+
+fn is_literal(token: &Token) -> bool {
+    matches!(
+        token,
+        Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::TripleSingleQuotedString(_)
+            | Token::TripleDoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::DoubleQuotedByteStringLiteral(_)
+            | Token::TripleSingleQuotedByteStringLiteral(_)
+            | Token::TripleDoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedRawStringLiteral(_)
+            | Token::DoubleQuotedRawStringLiteral(_)
+            | Token::TripleSingleQuotedRawStringLiteral(_)
+            | Token::TripleDoubleQuotedRawStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::QuoteDelimitedStringLiteral(_)
+            | Token::NationalQuoteDelimitedStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_)
+    )
 }
 
 /// History clauses by where their table is named.
@@ -745,7 +789,7 @@ fn history_clause_at(
         let to = parser.parse_subexpr(bound_precedence)?;
         Ok((from, to))
     };
-    let (from, to) = bounds().map_err(parse_error)?;
+    let (from, to) = bounds().map_err(|e| parse_error(dialect, e))?;
     let clause = HistoryClause {
         kind,
         from: Some(from),

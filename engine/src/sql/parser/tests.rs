@@ -214,6 +214,42 @@ fn function_calls_and_subqueries_nest_at_most_sixteen_deep() {
     parse_statement(&format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40))).unwrap();
 }
 
+/// Found by fuzzing: operators the depth check did not count (`IN (…)`,
+/// `~~`, `#`, `AT TIME ZONE`) overflowed the stack thousands deep, and
+/// nested keywords that fail (`CAST(`, `ARRAY[`) made the parse take
+/// exponential time.
+#[test]
+fn every_chained_operator_counts_and_failing_nesting_stays_linear() {
+    for (first, then) in [
+        ("1", " IN (1)"),
+        ("'a'", " ~~ 'a'"),
+        ("'a'", " !~ 'a'"),
+        ("1", " # 1"),
+        ("1", " @> 1"),
+        ("now()", " AT TIME ZONE 'UTC'"),
+        ("'a'", " COLLATE \"C\""),
+        ("1", " UNION ALL SELECT 1"),
+    ] {
+        let sql = format!("SELECT {first}{}", then.repeat(5_000));
+        let err = parse_statement(&sql).unwrap_err();
+        assert_eq!(err.sqlstate(), "54001", "{then}: {err}");
+    }
+    // Within the call limit, a failing statement still doubles the parse
+    // work per `CAST(` level: 2^15 readings of 800 terms, refused once the
+    // budget is spent (it ran for minutes before).
+    let failing = format!(
+        "SELECT {}{}1 AS{}",
+        "CAST(".repeat(15),
+        "1 + ".repeat(800),
+        " AS BIGINT)".repeat(15)
+    );
+    let err = parse_statement(&failing).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    assert!(err.to_string().contains("steps"), "{err}");
+    let unions = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(500));
+    parse_statement(&unions).expect("500 set operations are within the limit");
+}
+
 #[test]
 fn wide_statements_are_not_deep() {
     let columns = vec!["a + 1"; 5_000].join(", ");
