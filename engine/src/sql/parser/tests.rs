@@ -246,6 +246,19 @@ fn every_chained_operator_counts_and_failing_nesting_stays_linear() {
     let err = parse_statement(&failing).unwrap_err();
     assert_eq!(err.sqlstate(), "54001", "{err}");
     assert!(err.to_string().contains("steps"), "{err}");
+    // CASE nests as deep as the parser follows, no deeper; a deep nest
+    // with one WHEN missing took 35 s to refuse before.
+    let cases = |n: usize| {
+        format!(
+            "SELECT {}1{}",
+            "CASE WHEN true THEN ".repeat(n),
+            " END".repeat(n)
+        )
+    };
+    parse_statement(&cases(20)).expect("20 nested CASEs");
+    let unbalanced = cases(25_000).replacen("WHEN", "LIMIT -1", 1);
+    let err = parse_statement(&unbalanced).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
     let unions = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(500));
     parse_statement(&unions).expect("500 set operations are within the limit");
 }
