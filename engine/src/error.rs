@@ -17,6 +17,10 @@ pub enum Error {
     #[error("parameter ${index} {message}")]
     BadParameter { index: usize, message: String },
 
+    /// Text bound to a parameter that does not read as its type.
+    #[error("invalid input for parameter ${index}: {message}")]
+    BadParameterText { index: usize, message: String },
+
     #[error("relation \"{name}\" does not exist{context}")]
     UnknownTable { name: String, context: String },
 
@@ -328,6 +332,7 @@ impl Error {
             Error::Syntax { .. } => "42601",
             Error::TooComplex { .. } => "54001",
             Error::BadParameter { .. } => "42804",
+            Error::BadParameterText { .. } => "22P02",
             Error::UnknownTable { .. } => "42P01",
             Error::TableExists { .. } => "42P07",
             Error::UnknownColumn { .. } => "42703",

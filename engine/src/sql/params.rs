@@ -132,11 +132,9 @@ fn typed(index: usize, value: &ScalarValue, data_type: &DataType) -> Result<Scal
         .map_err(|e| {
             let message = format!("expects {data_type}, got {}: {e}", value.data_type());
             match value.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Error::BadValue {
-                    table: String::new(),
-                    column: format!("${index}"),
-                    message,
-                },
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    Error::BadParameterText { index, message }
+                }
                 _ => Error::BadParameter { index, message },
             }
         })?;
