@@ -389,6 +389,16 @@ impl Error {
         Error::Internal(message.into())
     }
 
+    /// 2BP01: dropping table `parent` while FOREIGN KEY `constraint` of `child` references it.
+    pub(crate) fn referenced_table(parent: &str, constraint: &str, child: &str) -> Self {
+        Error::DependentObjects {
+            object: format!("table {parent}"),
+            detail: format!(
+                "constraint {constraint} on table {child} depends on it (use DROP … CASCADE)"
+            ),
+        }
+    }
+
     pub(crate) fn unsupported(feature: impl Into<String>) -> Self {
         Error::Unsupported {
             feature: feature.into(),

@@ -427,14 +427,7 @@ fn check_insert(
 /// FOREIGN KEYs too (CASCADE) or was refused, unless a concurrent commit
 /// added one since.
 fn validate_dependents(state: &DbState, writes: &WriteSet) -> Result<()> {
-    let dropped: HashSet<u64> = writes
-        .writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::DropTable { table_id } => Some(*table_id),
-            _ => None,
-        })
-        .collect();
+    let dropped: HashSet<u64> = writes.dropped_tables().into_iter().collect();
     if dropped.is_empty() {
         return Ok(());
     }
@@ -460,13 +453,8 @@ fn validate_dependents(state: &DbState, writes: &WriteSet) -> Result<()> {
             .unwrap_or(&child.foreign_keys);
         if let Some(fk) = foreign_keys.iter().find(|fk| dropped.contains(&fk.parent)) {
             let parent = state.catalog.table_by_id(fk.parent);
-            return Err(Error::DependentObjects {
-                object: format!("table {}", parent.map(|t| t.name.as_str()).unwrap_or("?")),
-                detail: format!(
-                    "constraint {} on table {} depends on it (use DROP … CASCADE)",
-                    fk.name, child.name
-                ),
-            });
+            let parent = parent.map(|t| t.name.as_str()).unwrap_or("?");
+            return Err(Error::referenced_table(parent, &fk.name, &child.name));
         }
     }
     Ok(())

@@ -521,14 +521,7 @@ pub(crate) fn drop_dependent_foreign_keys(
     writes: &mut WriteSet,
     cascade: bool,
 ) -> Result<()> {
-    let dropped: Vec<u64> = writes
-        .writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::DropTable { table_id } => Some(*table_id),
-            _ => None,
-        })
-        .collect();
+    let dropped = writes.dropped_tables();
     let mut children: Vec<TableDef> = Vec::new();
     for parent in &dropped {
         for (child, fk) in session.referencing(*parent) {
@@ -537,13 +530,11 @@ pub(crate) fn drop_dependent_foreign_keys(
             }
             if !cascade {
                 let parent_name = session.table_by_id(*parent).map(|t| t.name);
-                return Err(Error::DependentObjects {
-                    object: format!("table {}", parent_name.unwrap_or_default()),
-                    detail: format!(
-                        "constraint {} on table {} depends on it (use DROP … CASCADE)",
-                        fk.name, child.name
-                    ),
-                });
+                return Err(Error::referenced_table(
+                    &parent_name.unwrap_or_default(),
+                    &fk.name,
+                    &child.name,
+                ));
             }
             if !children.iter().any(|c| c.id == child.id) {
                 children.push(child);

@@ -105,6 +105,17 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+
+    /// The tables this write set drops.
+    pub fn dropped_tables(&self) -> Vec<u64> {
+        self.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::DropTable { table_id } => Some(*table_id),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Extend<Write> for WriteSet {

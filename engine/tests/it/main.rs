@@ -11,5 +11,6 @@ mod model;
 mod pipeline;
 mod power_loss;
 mod slt;
+mod statement_limits;
 mod statements;
 mod temporal;

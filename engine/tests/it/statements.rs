@@ -37,8 +37,12 @@ async fn names(session: &mut Session) -> Vec<String> {
         .execute_one("SELECT name FROM users ORDER BY id")
         .await
         .expect("names");
-    result
-        .batches
+    first_text_column(&result.batches)
+}
+
+/// The first (TEXT) column of `batches`, in order.
+fn first_text_column(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
+    batches
         .iter()
         .flat_map(|b| {
             let names = b.column(0).as_string::<i32>();
@@ -466,15 +470,7 @@ async fn prepared_names(session: &mut Session, prepared: &Prepared, id: i64) -> 
     let batches = datafusion::physical_plan::common::collect(stream)
         .await
         .expect("collect");
-    batches
-        .iter()
-        .flat_map(|b| {
-            let names = b.column(0).as_string::<i32>();
-            (0..names.len())
-                .map(|i| names.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    first_text_column(&batches)
 }
 
 #[tokio::test]

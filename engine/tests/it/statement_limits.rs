@@ -1,0 +1,122 @@
+//! Statement depth limits, from outside: statements built to be too deep
+//! (long operator chains, nested parentheses, calls, subqueries, set
+//! operations, CASE) are refused with 54001 before they can overflow a
+//! stack or take exponential time; wide but shallow statements parse.
+
+use driftdb_engine::limits::CALL_NESTING_MAX;
+use driftdb_engine::sql::{parse_statement, parse_statements};
+
+#[test]
+fn deep_expressions_are_refused_before_parsing() {
+    let terms = vec!["1"; 100_000].join("+");
+    let err = parse_statement(&format!("SELECT {terms}")).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    let nested = format!("SELECT {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let err = parse_statement(&nested).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    let subqueries = format!(
+        "SELECT {}1{}",
+        "(SELECT ".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let err = parse_statement(&subqueries).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    // Set operations chain across SELECT clauses: each is a plan level.
+    let unions = |n: usize| vec!["SELECT a, b FROM t WHERE a = 1"; n].join(" UNION ALL ");
+    parse_statement(&unions(1_000)).unwrap();
+    let err = parse_statement(&unions(1_100)).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    // Separate statements and closed parentheses start afresh.
+    parse_statements(&format!("{}; {}", unions(1_000), unions(1_000))).unwrap();
+    parse_statement(&format!(
+        "SELECT * FROM ({}) AS x, ({}) AS y",
+        unions(1_000),
+        unions(20)
+    ))
+    .unwrap();
+}
+
+#[test]
+fn function_calls_and_subqueries_nest_at_most_sixteen_deep() {
+    let calls = |n: usize| format!("SELECT {}1{}", "abs(".repeat(n), ")".repeat(n));
+    let subqueries = |n: usize| format!("SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n));
+    for n in [1, CALL_NESTING_MAX] {
+        parse_statement(&calls(n)).unwrap();
+        parse_statement(&subqueries(n)).unwrap();
+    }
+    for statement in [
+        calls(CALL_NESTING_MAX + 1),
+        subqueries(CALL_NESTING_MAX + 1),
+    ] {
+        let err = parse_statement(&statement).unwrap_err();
+        assert_eq!(err.sqlstate(), "54001", "{err}");
+        assert!(
+            err.to_string().contains("function calls and subqueries"),
+            "{err}"
+        );
+    }
+    // Side by side is not nested; plain parentheses are not calls.
+    let wide = vec!["abs(abs(abs(1)))"; 200].join(" + ");
+    parse_statement(&format!("SELECT {wide}")).unwrap();
+    parse_statement(&format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40))).unwrap();
+}
+
+/// Found by fuzzing: operators the depth check did not count (`IN (…)`,
+/// `~~`, `#`, `AT TIME ZONE`) overflowed the stack thousands deep, and
+/// nested keywords that fail (`CAST(`, `ARRAY[`) made the parse take
+/// exponential time.
+#[test]
+fn every_chained_operator_counts_and_failing_nesting_stays_linear() {
+    for (first, then) in [
+        ("1", " IN (1)"),
+        ("'a'", " ~~ 'a'"),
+        ("'a'", " !~ 'a'"),
+        ("1", " # 1"),
+        ("1", " @> 1"),
+        ("now()", " AT TIME ZONE 'UTC'"),
+        ("'a'", " COLLATE \"C\""),
+        ("1", " UNION ALL SELECT 1"),
+    ] {
+        let sql = format!("SELECT {first}{}", then.repeat(5_000));
+        let err = parse_statement(&sql).unwrap_err();
+        assert_eq!(err.sqlstate(), "54001", "{then}: {err}");
+    }
+    // Within the call limit, a failing statement still doubles the parse
+    // work per `CAST(` level: 2^15 readings of 800 terms, refused once the
+    // budget is spent (it ran for minutes before).
+    let failing = format!(
+        "SELECT {}{}1 AS{}",
+        "CAST(".repeat(15),
+        "1 + ".repeat(800),
+        " AS BIGINT)".repeat(15)
+    );
+    let err = parse_statement(&failing).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    assert!(err.to_string().contains("steps"), "{err}");
+    // CASE nests as deep as the parser follows, no deeper; a deep nest
+    // with one WHEN missing took 35 s to refuse before.
+    let cases = |n: usize| {
+        format!(
+            "SELECT {}1{}",
+            "CASE WHEN true THEN ".repeat(n),
+            " END".repeat(n)
+        )
+    };
+    parse_statement(&cases(20)).expect("20 nested CASEs");
+    let unbalanced = cases(25_000).replacen("WHEN", "LIMIT -1", 1);
+    let err = parse_statement(&unbalanced).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    let unions = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(500));
+    parse_statement(&unions).expect("500 set operations are within the limit");
+}
+
+#[test]
+fn wide_statements_are_not_deep() {
+    let columns = vec!["a + 1"; 5_000].join(", ");
+    parse_statement(&format!("SELECT {columns} FROM t")).unwrap();
+    let list = (0..50_000)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    parse_statement(&format!("SELECT * FROM t WHERE a IN ({list})")).unwrap();
+}
