@@ -21,6 +21,14 @@ pub enum Error {
     #[error("invalid input for parameter ${index}: {message}")]
     BadParameterText { index: usize, message: String },
 
+    #[error(
+        "{statement} takes no parameters (found {placeholder}): it stores or runs its text as written"
+    )]
+    ParameterNotAllowed {
+        statement: String,
+        placeholder: String,
+    },
+
     #[error("relation \"{name}\" does not exist{context}")]
     UnknownTable { name: String, context: String },
 
@@ -185,7 +193,7 @@ pub enum Error {
     CorruptFile { file: String, detail: String },
 
     #[error(
-        "{file} is in format version {found}, but this build of DriftDB reads version {supported}"
+        "{file} is in format version {found}, but this build of DriftDB reads versions up to {supported}"
     )]
     FormatVersion {
         file: String,
@@ -333,6 +341,7 @@ impl Error {
             Error::TooComplex { .. } => "54001",
             Error::BadParameter { .. } => "42804",
             Error::BadParameterText { .. } => "22P02",
+            Error::ParameterNotAllowed { .. } => "42P02",
             Error::UnknownTable { .. } => "42P01",
             Error::TableExists { .. } => "42P07",
             Error::UnknownColumn { .. } => "42703",

@@ -1,5 +1,6 @@
 //! Foundation figures: bulk insert, single-row commits (1 and 16 writers),
-//! AS OF cost against history length, and open time with 10,000 commits.
+//! AS OF cost against history length, and open time with 10,000 commits
+//! (from the log, from a checkpoint, and with the newest checkpoint damaged).
 //!
 //! Run: `cargo run --release -p driftdb-benches --bin foundation [-- --quick]`.
 //! Prints a markdown table; every figure is the median of several runs.
@@ -53,6 +54,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     open_time(&config).await?;
     Ok(())
+}
+
+/// Flip a byte in the middle of the newest checkpoint under `path`.
+fn damage_newest_checkpoint(path: &str) -> std::io::Result<()> {
+    let dir = std::path::Path::new(path).join(driftdb_engine::storage::checkpoint::CHECKPOINT_DIR);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    let newest = names
+        .last()
+        .ok_or_else(|| std::io::Error::other("no checkpoint"))?;
+    let mut bytes = std::fs::read(newest)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(newest, bytes)
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -259,7 +276,25 @@ async fn open_time(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let db = Database::open(&path).await?;
     let from_checkpoint = started.elapsed();
+    // One more commit and checkpoint; then damage the newest, so opening
+    // falls back to the one before it and replays the log since.
+    Session::new(&db)
+        .execute("INSERT INTO kv VALUES (-1, -1)")
+        .await?;
     db.close().await?;
+    damage_newest_checkpoint(&path)?;
+    let started = Instant::now();
+    let db = Database::open(&path).await?;
+    let fallback = started.elapsed();
+    let after_fallback = db.visible_seq();
+    db.close().await?;
+    if after_fallback != commits + 1 {
+        return Err(format!("fell back to {after_fallback} commits, not {}", commits + 1).into());
+    }
+    println!(
+        "| open with {after_fallback} commits, newest checkpoint damaged (falls back to the previous) | {:.1} ms |",
+        fallback.as_secs_f64() * 1e3
+    );
     println!(
         "| open with {commits} commits, all replayed from the log | {:.1} ms |",
         from_log.as_secs_f64() * 1e3

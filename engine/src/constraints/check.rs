@@ -8,6 +8,7 @@ use arrow::datatypes::Schema;
 use arrow::util::display::array_value_to_string;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 
@@ -111,22 +112,14 @@ pub fn render_row(batch: &RecordBatch, row: usize) -> String {
     format!("({})", values.join(", "))
 }
 
-/// The values of `column`'s DEFAULT expression for `rows` new rows.
+/// The values of `column`'s DEFAULT expression for `rows` new rows. A
+/// value the column's type cannot hold is an error, never NULL.
 pub fn default_values(ctx: &SessionContext, column: &ColumnDef, rows: usize) -> Result<ArrayRef> {
     let target = column.sql_type.arrow_type();
-    let Some(text) = &column.default else {
+    let Some(expr) = default_expr(ctx, column)? else {
         return Ok(arrow::array::new_null_array(&target, rows));
     };
     let df_schema = DFSchema::empty();
-    let expr = ctx.parse_sql_expr(text, &df_schema)?;
-    // Fold `now()` and friends to this statement's time before evaluating.
-    let simplifier = ExprSimplifier::new(
-        SimplifyContext::builder()
-            .with_schema(Arc::new(df_schema.clone()))
-            .with_current_time()
-            .build(),
-    );
-    let expr = simplifier.simplify(expr)?;
     let physical = ctx.create_physical_expr(expr, &df_schema)?;
     let input = RecordBatch::try_new_with_options(
         Arc::new(Schema::empty()),
@@ -134,5 +127,47 @@ pub fn default_values(ctx: &SessionContext, column: &ColumnDef, rows: usize) -> 
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )?;
     let values = physical.evaluate(&input)?.into_array(rows)?;
-    Ok(arrow::compute::cast(&values, &target)?)
+    Ok(arrow::compute::cast_with_options(
+        &values,
+        &target,
+        &STRICT_CAST,
+    )?)
+}
+
+/// Refuse a DEFAULT that cannot fill `column`: one that does not plan,
+/// or a constant its type cannot hold (`INT DEFAULT 'x'`). Nothing is
+/// evaluated that has effects (a `nextval` default hands out no value).
+pub fn validate_default(ctx: &SessionContext, column: &ColumnDef) -> Result<()> {
+    match default_expr(ctx, column)? {
+        Some(Expr::Literal(value, _)) => {
+            let array = value.to_array_of_size(1)?;
+            let target = column.sql_type.arrow_type();
+            arrow::compute::cast_with_options(&array, &target, &STRICT_CAST)?;
+            Ok(())
+        }
+        Some(_) => default_values(ctx, column, 0).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// Casts that fail on a value the target type cannot hold.
+const STRICT_CAST: arrow::compute::CastOptions<'static> = arrow::compute::CastOptions {
+    safe: false,
+    format_options: arrow::util::display::FormatOptions::new(),
+};
+
+/// `column`'s DEFAULT planned and folded (`now()` to this statement's time).
+fn default_expr(ctx: &SessionContext, column: &ColumnDef) -> Result<Option<Expr>> {
+    let Some(text) = &column.default else {
+        return Ok(None);
+    };
+    let df_schema = DFSchema::empty();
+    let expr = ctx.parse_sql_expr(text, &df_schema)?;
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(df_schema))
+            .with_current_time()
+            .build(),
+    );
+    Ok(Some(simplifier.simplify(expr)?))
 }

@@ -3,8 +3,9 @@
 //! Commits are appended as checksummed frames to segment files
 //! `_log/<first seq, 20 digits>.log` on local disk (format: [`segment`]).
 //! One background thread owns the open segment: it takes every frame
-//! queued while the previous fsync ran, writes them together and fsyncs
-//! once (group commit), then acknowledges each. A new segment starts at
+//! queued while the previous fsync ran, stamps each with how much of the
+//! segment is durable so far, writes them together and fsyncs once (group
+//! commit), then acknowledges each. A new segment starts at
 //! every memtable persist; it is created whole with its header (temp file,
 //! fsync, rename, fsync the folder) before any frame goes into it.
 //!
@@ -26,7 +27,9 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::storage::durable::{AppendFile, DurableFs};
 pub use record::{CommitHeader, CommitInfo, CommitRecord, Op};
-use segment::{SegmentEnd, quarantine_tail, scan_segment, segment_header, segment_name};
+use segment::{
+    SEGMENT_HEADER_BYTES, SegmentEnd, quarantine_tail, scan_segment, segment_header, segment_name,
+};
 
 /// Name of the folder holding log segments, under the database folder.
 pub const LOG_DIR: &str = "_log";
@@ -61,6 +64,7 @@ impl CommitLog {
             fs: fs.clone(),
             file,
             first_seq: next_seq,
+            synced_len: SEGMENT_HEADER_BYTES as u64,
             failed: None,
         };
         std::thread::Builder::new()
@@ -137,6 +141,8 @@ struct Writer {
     file: Box<dyn AppendFile>,
     /// First seq of the open segment.
     first_seq: u64,
+    /// Bytes of the open segment on stable storage (header included).
+    synced_len: u64,
     /// After a failed write or fsync the file's state is unknown: every later request fails.
     failed: Option<String>,
 }
@@ -151,7 +157,8 @@ impl Writer {
             let mut buffer = Vec::new();
             for request in group {
                 match request {
-                    Request::Append { frame, done } => {
+                    Request::Append { mut frame, done } => {
+                        record::stamp_synced_len(&mut frame, self.synced_len);
                         buffer.extend_from_slice(&frame);
                         waiters.push(done);
                     }
@@ -180,10 +187,11 @@ impl Writer {
             .file
             .append(buffer)
             .and_then(|()| self.file.sync_data());
-        buffer.clear();
-        if let Err(e) = &result {
-            self.failed = Some(format!("log write failed: {e}"));
+        match &result {
+            Ok(()) => self.synced_len += buffer.len() as u64,
+            Err(e) => self.failed = Some(format!("log write failed: {e}")),
         }
+        buffer.clear();
         result
     }
 
@@ -195,6 +203,7 @@ impl Writer {
             Ok(file) => {
                 self.file = file;
                 self.first_seq = first_seq;
+                self.synced_len = SEGMENT_HEADER_BYTES as u64;
                 Ok(())
             }
             Err(e) => {

@@ -1,7 +1,16 @@
 //! What one commit looks like in the log, and its byte encoding.
 //!
-//! A frame is `[payload_len: u32 LE][crc32(payload): u32 LE][payload]`,
+//! A frame (segment format 2) is
+//!
+//! ```text
+//! [payload_len: u32 LE][crc32(payload): u32 LE][synced_len: u64 LE][crc32 of the previous 16 bytes: u32 LE][payload]
+//! ```
+//!
 //! with `payload_len` at most [`LOG_FRAME_BYTES_MAX`] on write and on read.
+//! `synced_len` is how many bytes of the segment were durable (fsynced)
+//! when the log writer wrote the frame: the reader's proof that damage
+//! before it was once acknowledged (see [`super::segment`]). Formats 0 and
+//! 1 had only the first two fields ([`FRAME_HEADER_BYTES_V1`]).
 //! The payload is `[header_len: u32 LE][header: JSON][batch_len: u32 LE][batch: Arrow IPC stream]…`,
 //! with one batch per [`Op::Insert`], in order.
 
@@ -18,7 +27,9 @@ use crate::error::{Error, Result};
 use crate::limits::LOG_FRAME_BYTES_MAX;
 
 /// Bytes before the payload in a frame.
-pub const FRAME_HEADER_BYTES: usize = 8;
+pub const FRAME_HEADER_BYTES: usize = 4 + 4 + 8 + 4;
+/// Bytes before the payload in a frame of segment formats 0 and 1.
+pub const FRAME_HEADER_BYTES_V1: usize = 4 + 4;
 /// Every payload starts with its header section, `[len u32]` then this
 /// (serde writes `CommitHeader`'s fields in order, `seq` first); the log
 /// reader looks for it when it checks for valid frames past damage.
@@ -138,12 +149,8 @@ impl CommitRecord {
             bytes: payload.len() as u64,
             limit: limit as u64,
         })?;
-        let mut frame = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES);
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
-        debug_assert!(frame.len() - FRAME_HEADER_BYTES >= FRAME_PAYLOAD_BYTES_MIN);
-        Ok(frame)
+        debug_assert!(payload.len() >= FRAME_PAYLOAD_BYTES_MIN);
+        Ok(seal_payload(len, &payload))
     }
 
     /// Decode a payload whose checksum has already been verified.
@@ -281,4 +288,25 @@ impl CommitHeader {
         }
         info
     }
+}
+
+/// A frame around `payload` (of `len` bytes), stamped as written with
+/// nothing of its segment durable yet; the log writer stamps the real
+/// figure with [`stamp_synced_len`].
+pub fn seal_payload(len: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    frame.extend_from_slice(&[0; FRAME_HEADER_BYTES - 8]);
+    frame.extend_from_slice(payload);
+    stamp_synced_len(&mut frame, 0);
+    frame
+}
+
+/// Record in `frame`'s header that its segment was durable through byte
+/// `synced_len` when the frame was written, and re-seal the header.
+pub fn stamp_synced_len(frame: &mut [u8], synced_len: u64) {
+    frame[8..16].copy_from_slice(&synced_len.to_le_bytes());
+    let crc = crc32fast::hash(&frame[..16]);
+    frame[16..FRAME_HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
 }

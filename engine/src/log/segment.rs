@@ -13,37 +13,48 @@
 //! magic is from before format 1: frames start at byte 0.
 //!
 //! **Torn tail or corruption.** Frames are appended in groups and
-//! fsynced; a commit is acknowledged after its group's fsync. Scanning
-//! stops at the first frame that is incomplete (the file ends inside it),
-//! declares an impossible length, or fails its checksum. Then:
-//! - if any checksum-valid frame starts anywhere after it, the damage is
-//!   *corruption* (an acknowledged frame would be lost): an error naming
-//!   the file and offset; nothing is cut;
+//! fsynced; a commit is acknowledged after its group's fsync. Every frame
+//! records how many bytes of its segment were durable when it was written
+//! (`synced_len`, format 2). Scanning stops at the first frame that is
+//! incomplete (the file ends inside it), declares an impossible length, or
+//! fails a checksum: damage at offset `d`. Then the rest of the file is
+//! searched for checksum-valid frames:
+//! - a valid frame whose `synced_len` is past `d` proves the damaged bytes
+//!   were durable, hence acknowledged, before it was written: the damage
+//!   is *corruption*, an error naming the file and offset; nothing is cut;
 //! - otherwise, and only in the last segment, it is a *torn tail*: the
-//!   write of an unacknowledged group that a crash interrupted. It is cut.
+//!   write of the final group, which a power cut can leave with any of its
+//!   pages unwritten (an earlier frame of the group zeros, a later one
+//!   intact). It is cut, loudly (a WARN naming file, offset and length),
+//!   and the cut bytes are first saved beside the segment as
+//!   `<segment>.torn-<offset>`, so nothing is destroyed.
 //!
 //! This is PostgreSQL's rule (an invalid record ends the WAL) narrowed by
-//! the look-ahead. It includes the one ambiguous case, a complete final
-//! frame with a bad checksum and nothing valid after it: a power cut can
-//! leave a full-length frame whose blocks were never written (zeros), and
-//! that looks the same as a bit flip in an acknowledged last frame. It is
-//! treated as torn, loudly (a WARN naming file, offset and length), and
-//! the cut bytes are first saved beside the segment as
-//! `<segment>.torn-<offset>`, so nothing is destroyed. A frame whose
-//! checksum is right but whose payload does not decode is corruption
-//! wherever it is.
+//! the look-ahead. The one case it cannot tell apart is a bit flip in the
+//! final group after its fsync completed, with nothing written after it:
+//! on disk that is the same as a power cut during that group's write.
+//! Format-1 segments have no `synced_len`: there any valid frame after the
+//! damage makes it corruption. A frame whose checksum is right but whose
+//! payload does not decode is corruption wherever it is. Segments before
+//! the last were fsynced whole before the log moved on, so any damage in
+//! them is corruption.
 
 use std::path::Path;
 
-use super::record::{self, CommitRecord, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MIN};
+use super::record::{
+    self, CommitRecord, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES_V1, FRAME_PAYLOAD_BYTES_MIN,
+};
 use crate::error::{Error, Result};
 use crate::limits::LOG_FRAME_BYTES_MAX;
 use crate::storage::envelope::fixed;
 
 /// The first bytes of every segment written since format 1.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"DRIFTLOG";
-/// The segment format this build writes and reads (besides headerless format 0).
-pub const SEGMENT_VERSION: u32 = 1;
+/// The segment format this build writes; it also reads format 1 and the
+/// headerless format 0.
+pub const SEGMENT_VERSION: u32 = 2;
+/// The first format whose frames carry `synced_len` and a header checksum.
+const SYNCED_LEN_VERSION: u32 = 2;
 /// Bytes of the segment header.
 pub const SEGMENT_HEADER_BYTES: usize = 8 + 4 + 8 + 4;
 
@@ -68,8 +79,8 @@ pub fn segment_name(first_seq: u64) -> String {
 pub enum SegmentEnd {
     /// Every byte belongs to a valid frame.
     Clean,
-    /// Damage from `offset` to the end with no valid frame after it: a torn
-    /// tail if this is the last segment.
+    /// Damage from `offset` to the end that no later valid frame proves
+    /// was durable: a torn tail if this is the last segment.
     Torn { offset: u64, detail: String },
     /// Damage at `offset` that is not a torn tail.
     Corrupt { offset: u64, detail: String },
@@ -104,24 +115,29 @@ pub fn scan_segment(file: &str, first_seq: u64, bytes: &[u8]) -> Result<SegmentS
     let mut records = Vec::new();
     let mut offset = start;
     while offset < bytes.len() {
-        match parse_frame(&bytes[offset..]) {
-            Ok((record, frame_len)) => {
-                records.push(record);
-                offset += frame_len;
-            }
-            Err(FrameError::Invalid(detail)) => {
-                let end = match find_valid_frame(bytes, offset + 1) {
-                    Some((at, seq)) => SegmentEnd::Corrupt {
-                        offset: offset as u64,
-                        detail: format!(
-                            "{detail}, yet a valid frame (commit {seq}) follows at byte {at}"
-                        ),
-                    },
-                    None => SegmentEnd::Torn {
+        match parse_frame(&bytes[offset..], version) {
+            Ok((frame, _)) if frame.synced_len.is_some_and(|s| s > offset as u64) => {
+                let detail = format!(
+                    "the frame of commit {} claims the segment was durable through byte {}, past its own start",
+                    frame.record.header.seq,
+                    frame.synced_len.unwrap_or_default()
+                );
+                return Ok(SegmentScan {
+                    version,
+                    records,
+                    end: SegmentEnd::Corrupt {
                         offset: offset as u64,
                         detail,
                     },
-                };
+                    len,
+                });
+            }
+            Ok((frame, frame_len)) => {
+                records.push(frame.record);
+                offset += frame_len;
+            }
+            Err(FrameError::Invalid(detail)) => {
+                let end = judge_damage(bytes, offset, version, detail);
                 return Ok(SegmentScan {
                     version,
                     records,
@@ -150,6 +166,49 @@ pub fn scan_segment(file: &str, first_seq: u64, bytes: &[u8]) -> Result<SegmentS
     })
 }
 
+/// Damage at `offset`: corruption if a later valid frame proves the
+/// damaged bytes were durable before it was written, else a torn tail
+/// (see the module page).
+fn judge_damage(bytes: &[u8], offset: usize, version: u32, detail: String) -> SegmentEnd {
+    let damaged = offset as u64;
+    let mut unsynced = Vec::new();
+    for later in valid_frames_after(bytes, offset + 1, version) {
+        let (at, seq) = (later.at, later.seq);
+        match later.synced_len {
+            None => {
+                return SegmentEnd::Corrupt {
+                    offset: damaged,
+                    detail: format!(
+                        "{detail}, yet a valid frame (commit {seq}) follows at byte {at}"
+                    ),
+                };
+            }
+            // A frame cannot have been written after bytes past its own
+            // start were durable: no proof (e.g. a frame inside a payload).
+            Some(synced) if synced > at as u64 => {}
+            Some(synced) if synced > damaged => {
+                return SegmentEnd::Corrupt {
+                    offset: damaged,
+                    detail: format!(
+                        "{detail}, yet the valid frame of commit {seq} at byte {at} was written when the segment was durable through byte {synced}"
+                    ),
+                };
+            }
+            Some(_) => unsynced.push(seq),
+        }
+    }
+    let detail = match (unsynced.first(), unsynced.last()) {
+        (Some(first), Some(last)) => format!(
+            "{detail}; the valid frames after it (commits {first}..={last}) were written in the same unsynced group"
+        ),
+        _ => detail,
+    };
+    SegmentEnd::Torn {
+        offset: damaged,
+        detail,
+    }
+}
+
 /// `Ok(Ok((version, first frame offset)))`, `Ok(Err(damage))`, or an
 /// unknown version.
 fn check_header(
@@ -157,15 +216,20 @@ fn check_header(
     first_seq: u64,
     bytes: &[u8],
 ) -> Result<std::result::Result<(u32, usize), String>> {
-    if bytes.len() < SEGMENT_MAGIC.len() || bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
-        return Ok(Ok((0, 0))); // format 0: no header
+    if !bytes.starts_with(&SEGMENT_MAGIC) {
+        return Ok(match is_format_0(bytes) {
+            true => Ok((0, 0)), // no header: frames from byte 0
+            false => {
+                Err("segment header damaged (no DRIFTLOG magic, and no format-0 frame)".into())
+            }
+        });
     }
     let Some(header) = bytes.get(..SEGMENT_HEADER_BYTES) else {
         return Ok(Err("segment header cut short".into()));
     };
     // The version first (as PostgreSQL checks pg_control): a later format may lay out the rest differently.
     let version = u32::from_le_bytes(fixed(&header[8..12]));
-    if version != SEGMENT_VERSION {
+    if !(1..=SEGMENT_VERSION).contains(&version) {
         return Err(Error::FormatVersion {
             file: file.to_string(),
             found: version,
@@ -185,40 +249,67 @@ fn check_header(
     Ok(Ok((version, SEGMENT_HEADER_BYTES)))
 }
 
+/// Whether `bytes`, which lack the magic, are a segment from before
+/// headers: those start with a frame whose payload starts with the header
+/// section. A damaged magic must not pass for one: then the whole segment
+/// would read as a torn tail. (A file too short to tell is format 0: a
+/// headed segment is created whole with its header, never shorter.)
+fn is_format_0(bytes: &[u8]) -> bool {
+    let lead = FRAME_HEADER_BYTES_V1 + 4;
+    match bytes.get(lead..lead + record::HEADER_JSON_PREFIX.len()) {
+        Some(start) => start == record::HEADER_JSON_PREFIX,
+        None => true,
+    }
+}
+
 enum FrameError {
     /// Incomplete, impossible length, or checksum mismatch: torn or corrupt.
     Invalid(String),
-    /// The checksum holds but the payload is not a commit: corrupt.
+    /// The checksums hold but the payload is not a commit: corrupt.
     Undecodable(String),
 }
 
-/// The frame at the start of `bytes` and its length in bytes.
-fn parse_frame(bytes: &[u8]) -> std::result::Result<(CommitRecord, usize), FrameError> {
-    let payload = checked_payload(bytes)?;
-    let record = CommitRecord::decode_payload(payload)
-        .map_err(|e| FrameError::Undecodable(format!("checksum holds but {e}")))?;
-    Ok((record, FRAME_HEADER_BYTES + payload.len()))
+/// A decoded frame.
+struct Frame {
+    record: CommitRecord,
+    /// Bytes of the segment durable when it was written (format 2 on).
+    synced_len: Option<u64>,
 }
 
-/// The checksum-verified payload of the frame at the start of `bytes`.
-fn checked_payload(bytes: &[u8]) -> std::result::Result<&[u8], FrameError> {
-    let Some(header) = bytes.get(..FRAME_HEADER_BYTES) else {
-        return Err(FrameError::Invalid(format!(
-            "frame header cut short ({} of {FRAME_HEADER_BYTES} bytes)",
-            bytes.len()
-        )));
+/// The frame at the start of `bytes` and its length in bytes.
+fn parse_frame(bytes: &[u8], version: u32) -> std::result::Result<(Frame, usize), FrameError> {
+    let checked = checked_frame(bytes, version)?;
+    let record = CommitRecord::decode_payload(checked.payload)
+        .map_err(|e| FrameError::Undecodable(format!("checksum holds but {e}")))?;
+    let frame_len = checked.header_len + checked.payload.len();
+    let frame = Frame {
+        record,
+        synced_len: checked.synced_len,
     };
-    let len = u32::from_le_bytes(fixed(&header[..4])) as usize;
-    let crc = u32::from_le_bytes(fixed(&header[4..8]));
+    Ok((frame, frame_len))
+}
+
+/// A frame whose checksums hold, not yet decoded.
+struct CheckedFrame<'a> {
+    header_len: usize,
+    synced_len: Option<u64>,
+    payload: &'a [u8],
+}
+
+/// The checksum-verified frame at the start of `bytes`.
+fn checked_frame(bytes: &[u8], version: u32) -> std::result::Result<CheckedFrame<'_>, FrameError> {
+    let (header_len, synced_len) = frame_header(bytes, version)?;
+    let len = u32::from_le_bytes(fixed(&bytes[..4])) as usize;
+    let crc = u32::from_le_bytes(fixed(&bytes[4..8]));
     if !(FRAME_PAYLOAD_BYTES_MIN..=LOG_FRAME_BYTES_MAX).contains(&len) {
         return Err(FrameError::Invalid(format!(
             "frame declares {len} payload bytes, outside {FRAME_PAYLOAD_BYTES_MIN}..={LOG_FRAME_BYTES_MAX}"
         )));
     }
-    let Some(payload) = bytes.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
+    let Some(payload) = bytes.get(header_len..header_len + len) else {
         return Err(FrameError::Invalid(format!(
             "frame of {len} payload bytes cut short: the file ends {} bytes into it",
-            bytes.len() - FRAME_HEADER_BYTES
+            bytes.len() - header_len
         )));
     };
     let actual = crc32fast::hash(payload);
@@ -227,23 +318,79 @@ fn checked_payload(bytes: &[u8]) -> std::result::Result<&[u8], FrameError> {
             "frame checksum mismatch (stored crc32 {crc:08x}, computed {actual:08x})"
         )));
     }
-    Ok(payload)
+    Ok(CheckedFrame {
+        header_len,
+        synced_len,
+        payload,
+    })
 }
 
-/// The first checksum-valid frame starting at or after `from`: its offset
-/// and commit seq. Candidates are filtered by the header section every
-/// real payload starts with, so the scan costs one pass plus a checksum
-/// per plausible start.
-fn find_valid_frame(bytes: &[u8], from: usize) -> Option<(usize, u64)> {
+/// The frame header's length and (format 2 on) its verified `synced_len`.
+fn frame_header(
+    bytes: &[u8],
+    version: u32,
+) -> std::result::Result<(usize, Option<u64>), FrameError> {
+    let header_len = frame_header_len(version);
+    let Some(header) = bytes.get(..header_len) else {
+        return Err(FrameError::Invalid(format!(
+            "frame header cut short ({} of {header_len} bytes)",
+            bytes.len()
+        )));
+    };
+    if version < SYNCED_LEN_VERSION {
+        return Ok((header_len, None));
+    }
+    let crc = u32::from_le_bytes(fixed(&header[16..20]));
+    if crc32fast::hash(&header[..16]) != crc {
+        return Err(FrameError::Invalid("frame header checksum mismatch".into()));
+    }
+    Ok((header_len, Some(u64::from_le_bytes(fixed(&header[8..16])))))
+}
+
+/// Bytes before the payload in a frame of segment format `version`.
+fn frame_header_len(version: u32) -> usize {
+    match version >= SYNCED_LEN_VERSION {
+        true => FRAME_HEADER_BYTES,
+        false => FRAME_HEADER_BYTES_V1,
+    }
+}
+
+/// A checksum-valid frame found past damage.
+struct LaterFrame {
+    at: usize,
+    seq: u64,
+    synced_len: Option<u64>,
+}
+
+/// Every checksum-valid frame that starts at or after `from`, with the
+/// commit seq its header section begins with (payloads are not decoded:
+/// this looks at up to a whole unsynced group). Candidates are filtered by
+/// the header section every real payload starts with, so the scan costs
+/// one pass plus checksums per plausible start.
+fn valid_frames_after(
+    bytes: &[u8],
+    from: usize,
+    version: u32,
+) -> impl Iterator<Item = LaterFrame> + '_ {
     let prefix = record::HEADER_JSON_PREFIX;
-    let lead = FRAME_HEADER_BYTES + 4; // frame header, then the header section's length
-    let last = bytes.len().checked_sub(lead + prefix.len())?;
-    (from..=last)
-        .filter(|at| bytes[at + lead..].starts_with(prefix))
-        .find_map(|at| {
-            let payload = checked_payload(&bytes[at..]).ok()?;
-            let seq = CommitRecord::decode_payload(payload).ok()?.header.seq;
-            Some((at, seq))
+    let lead = frame_header_len(version) + 4; // frame header, then the header section's length
+    let last = bytes.len().checked_sub(lead + prefix.len());
+    let candidates = match last {
+        Some(last) if from <= last => from..last + 1,
+        _ => 0..0,
+    };
+    candidates
+        .filter(move |at| bytes[at + lead..].starts_with(prefix))
+        .filter_map(move |at| {
+            let frame = checked_frame(&bytes[at..], version).ok()?;
+            let digits = &frame.payload[4 + prefix.len()..];
+            let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+            let seq = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
+            Some(LaterFrame {
+                at,
+                seq,
+                synced_len: frame.synced_len,
+            })
         })
 }
 

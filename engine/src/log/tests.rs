@@ -38,14 +38,45 @@ fn frame(seq: u64) -> Vec<u8> {
     record(seq).encode_frame().expect("encode")
 }
 
-/// A format-1 segment holding commits `seqs`.
+/// Commit `seq` as a frame of segment formats 0 and 1 (no `synced_len`).
+fn frame_v1(seq: u64) -> Vec<u8> {
+    let v2 = frame(seq);
+    [&v2[..8], &v2[record::FRAME_HEADER_BYTES..]].concat()
+}
+
+/// A segment holding commits `seqs`, each written and fsynced on its own
+/// (so each frame's `synced_len` is where it starts).
 fn write_segment(dir: &Path, first_seq: u64, seqs: std::ops::RangeInclusive<u64>) -> PathBuf {
+    let groups: Vec<_> = seqs.map(|seq| seq..=seq).collect();
+    write_groups(dir, first_seq, &groups)
+}
+
+/// A segment holding commits in `groups`, each group written by one
+/// write and one fsync (its frames' `synced_len` is where it starts).
+fn write_groups(dir: &Path, first_seq: u64, groups: &[std::ops::RangeInclusive<u64>]) -> PathBuf {
     let path = dir.join(segment_name(first_seq));
-    let mut file = std::fs::File::create(&path).expect("create");
-    file.write_all(&segment_header(first_seq)).expect("header");
-    for seq in seqs {
-        file.write_all(&frame(seq)).expect("write");
+    let mut bytes = segment_header(first_seq);
+    for group in groups {
+        let synced = bytes.len() as u64;
+        for seq in group.clone() {
+            let mut frame = frame(seq);
+            record::stamp_synced_len(&mut frame, synced);
+            bytes.extend_from_slice(&frame);
+        }
     }
+    std::fs::write(&path, &bytes).expect("write");
+    path
+}
+
+/// A format-1 segment holding commits `seqs`.
+fn write_segment_v1(dir: &Path, first_seq: u64, seqs: std::ops::RangeInclusive<u64>) -> PathBuf {
+    let path = dir.join(segment_name(first_seq));
+    let mut header = segment_header(first_seq);
+    header[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32fast::hash(&header[..20]);
+    header[20..24].copy_from_slice(&crc.to_le_bytes());
+    let frames: Vec<u8> = seqs.flat_map(frame_v1).collect();
+    std::fs::write(&path, [header, frames].concat()).expect("write");
     path
 }
 
@@ -54,6 +85,21 @@ fn read(dir: &Path) -> Result<Vec<u64>> {
         .iter()
         .map(|c| c.header.seq)
         .collect())
+}
+
+/// Reading the log in `dir` fails with corruption at `offset`, naming `needle`.
+fn assert_corrupt_at(dir: &Path, offset: usize, needle: &str) {
+    match read(dir) {
+        Err(Error::CorruptLog {
+            offset: found,
+            detail,
+            ..
+        }) => {
+            assert_eq!(found, offset as u64, "{detail}");
+            assert!(detail.contains(needle), "{detail}");
+        }
+        other => panic!("expected CorruptLog, got {other:?}"),
+    }
 }
 
 fn flip(path: &Path, at: usize) {
@@ -93,9 +139,58 @@ fn headerless_segments_from_format_0_still_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut file = std::fs::File::create(dir.path().join(segment_name(1))).expect("create");
     for seq in 1..=2 {
-        file.write_all(&frame(seq)).expect("write");
+        file.write_all(&frame_v1(seq)).expect("write");
     }
     assert_eq!(read(dir.path()).expect("read"), vec![1, 2]);
+}
+
+#[test]
+fn format_1_segments_still_read_and_any_valid_frame_after_damage_is_corruption() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment_v1(dir.path(), 1, 1..=3);
+    assert_eq!(read(dir.path()).expect("read"), vec![1, 2, 3]);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame_v1(1).len();
+    flip(&last, frame2_at + 20);
+    assert_corrupt_at(dir.path(), frame2_at, "commit 3");
+}
+
+#[test]
+fn a_torn_group_with_a_later_frame_intact_is_a_torn_tail() {
+    // Commits 1 and 2 each fsynced; 3..=5 written by one write whose fsync
+    // the power cut: the page of commit 3 never reached the disk (zeros),
+    // those of 4 and 5 did. None of 3..=5 was acknowledged.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_groups(dir.path(), 1, &[1..=1, 2..=2, 3..=5]);
+    let frame3_at = SEGMENT_HEADER_BYTES + frame(1).len() + frame(2).len();
+    let mut bytes = std::fs::read(&last).expect("read");
+    bytes[frame3_at..frame3_at + frame(3).len()].fill(0);
+    std::fs::write(&last, &bytes).expect("write");
+    assert_eq!(read(dir.path()).expect("read"), vec![1, 2]);
+    assert_eq!(len(&last), frame3_at as u64);
+    let kept = dir
+        .path()
+        .join(format!("{}.torn-{frame3_at}", segment_name(1)));
+    assert_eq!(len(&kept), (bytes.len() - frame3_at) as u64);
+}
+
+#[test]
+fn damage_in_a_group_that_a_later_group_saw_durable_is_corruption() {
+    // Commit 4 was written after the group 2..=3 was fsynced: damage in
+    // commit 2 is in acknowledged bytes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_groups(dir.path(), 1, &[1..=1, 2..=3, 4..=5]);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    flip(&last, frame2_at + 2); // commit 2's length
+    assert_corrupt_at(dir.path(), frame2_at, "commit 4");
+}
+
+#[test]
+fn a_flipped_synced_len_fails_the_frame_header_checksum() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment(dir.path(), 1, 1..=3);
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    flip(&last, frame2_at + 9);
+    assert_corrupt_at(dir.path(), frame2_at, "header checksum");
 }
 
 #[test]
@@ -264,13 +359,14 @@ fn the_writer_appends_after_a_header_and_rotates() {
 #[test]
 fn oversized_commits_are_refused_at_encode() {
     let small = frame(1).len();
-    match record(1).encode_frame_max(small - 9) {
+    let payload = small - record::FRAME_HEADER_BYTES;
+    match record(1).encode_frame_max(payload - 1) {
         Err(e @ Error::CommitTooLarge { .. }) => {
             assert_eq!(e.sqlstate(), "54000");
             let Error::CommitTooLarge { bytes, limit } = e else {
                 unreachable!()
             };
-            assert_eq!((bytes, limit), (small as u64, small as u64 - 9));
+            assert_eq!((bytes, limit), (small as u64, payload as u64 - 1));
         }
         other => panic!("expected CommitTooLarge, got {other:?}"),
     }
@@ -282,4 +378,80 @@ fn oversized_commits_are_refused_at_encode() {
 fn payloads_start_with_the_header_prefix_the_reader_looks_for() {
     let bytes = frame(42);
     assert!(bytes[record::FRAME_HEADER_BYTES + 4..].starts_with(record::HEADER_JSON_PREFIX));
+}
+
+#[test]
+fn the_writer_stamps_how_much_of_the_segment_was_durable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let log = CommitLog::open(crate::storage::durable::local(), dir.path(), 1).expect("open");
+        for seq in 1..=2 {
+            wait_durable(log.submit(frame(seq)).expect("submit"))
+                .await
+                .expect("durable");
+        }
+    });
+    let bytes = std::fs::read(dir.path().join(segment_name(1))).expect("read");
+    let synced = |at: usize| u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8"));
+    let frame2_at = SEGMENT_HEADER_BYTES + frame(1).len();
+    assert_eq!(synced(SEGMENT_HEADER_BYTES), SEGMENT_HEADER_BYTES as u64);
+    assert_eq!(synced(frame2_at), frame2_at as u64);
+    assert_eq!(read(dir.path()).expect("read"), vec![1, 2]);
+}
+
+#[test]
+fn frames_queued_together_share_their_group_s_synced_len() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let log = CommitLog::open(crate::storage::durable::local(), dir.path(), 1).expect("open");
+        let waits: Vec<_> = (1..=20)
+            .map(|seq| log.submit(frame(seq)).expect("submit"))
+            .collect();
+        for wait in waits {
+            wait_durable(wait).await.expect("durable");
+        }
+    });
+    // Each frame says either that everything before it was durable (it
+    // starts a group) or the same as the frame before it (same group).
+    let bytes = std::fs::read(dir.path().join(segment_name(1))).expect("read");
+    let synced = |at: usize| u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8"));
+    let mut at = SEGMENT_HEADER_BYTES;
+    let mut previous = None;
+    while at < bytes.len() {
+        let stamp = synced(at);
+        assert!(
+            stamp == at as u64 || Some(stamp) == previous,
+            "frame at {at} stamped {stamp}, previous {previous:?}"
+        );
+        previous = Some(stamp);
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        at += record::FRAME_HEADER_BYTES + len;
+    }
+    assert_eq!(
+        read(dir.path()).expect("read"),
+        (1..=20).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_damaged_magic_is_corruption_not_a_headerless_segment_cut_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let last = write_segment(dir.path(), 1, 1..=3);
+    flip(&last, 2);
+    let before = std::fs::read(&last).expect("read");
+    match read(dir.path()) {
+        Err(Error::CorruptLog {
+            offset: 0, detail, ..
+        }) => {
+            assert!(detail.contains("magic"), "{detail}")
+        }
+        other => panic!("expected CorruptLog at 0, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&last).expect("read"), before, "file changed");
 }

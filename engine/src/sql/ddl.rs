@@ -17,7 +17,7 @@ use crate::catalog::{
     CheckDef, ColumnDef, Identity, SchemaVersion, SequenceDef, SqlType, TableDef, UniqueDef,
     ViewDef,
 };
-use crate::constraints::check::{default_values, validate_check};
+use crate::constraints::check::{validate_check, validate_default};
 use crate::constraints::primary_keys;
 use crate::error::{Error, Result};
 use crate::txn::{UniqueBuild, Write, WriteSet};
@@ -350,9 +350,33 @@ fn validate_expressions(session: &Session, def: &TableDef) -> Result<()> {
         .iter()
         .filter(|c| c.default.is_some() && c.identity.is_none());
     for column in defaults {
-        default_values(session.context(), column, 0)?;
+        validate_default(session.context(), column)?;
     }
     Ok(())
+}
+
+/// Refuse a column `ALTER TABLE … ADD COLUMN` cannot add to a table with
+/// `live_rows` rows: existing rows would read as NULL, which a NOT NULL
+/// column forbids (23502, as PostgreSQL) and a DEFAULT contradicts (its
+/// rows would need the default filled in, which DriftDB does not do yet:
+/// 0A000 rather than rows that silently read as NULL).
+fn check_added_column(table: &str, added: &ColumnDef, live_rows: u64) -> Result<()> {
+    if live_rows == 0 {
+        return Ok(());
+    }
+    if added.default.is_some() {
+        return Err(Error::unsupported(format!(
+            "ADD COLUMN \"{}\" with a DEFAULT to table \"{table}\", which has rows (add it without the DEFAULT, then UPDATE the rows and SET DEFAULT)",
+            added.name
+        )));
+    }
+    match added.nullable {
+        true => Ok(()),
+        false => Err(Error::NotNullViolation {
+            table: table.to_string(),
+            column: added.name.clone(),
+        }),
+    }
 }
 
 /// ALTER TABLE … ADD CONSTRAINT … CHECK validates the rows already there.
@@ -627,17 +651,13 @@ pub(crate) async fn alter_table(
                 next_column_id += 1;
                 for option in &column_def.options {
                     match &option.option {
-                        ColumnOption::Null => {}
-                        ColumnOption::NotNull if snapshot.live_rows == 0 => added.nullable = false,
-                        ColumnOption::NotNull => {
-                            return Err(Error::NotNullViolation {
-                                table: name,
-                                column,
-                            });
-                        }
+                        ColumnOption::Null => added.nullable = true,
+                        ColumnOption::NotNull => added.nullable = false,
+                        ColumnOption::Default(expr) => added.default = Some(expr.to_string()),
                         other => return Err(Error::unsupported(format!("ADD COLUMN … {other}"))),
                     }
                 }
+                check_added_column(&name, &added, session.row_count_upper_bound(&snapshot))?;
                 columns.push(added);
             }
             AlterTableOperation::DropColumn {

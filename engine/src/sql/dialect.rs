@@ -4,7 +4,7 @@
 use std::any::TypeId;
 use std::cell::Cell;
 
-use sqlparser::ast::{ColumnOption, Expr, GeneratedAs};
+use sqlparser::ast::{ColumnOption, Expr, GeneratedAs, Value};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
@@ -83,12 +83,22 @@ impl Dialect for DriftDialect {
     }
 
     /// Counts the step; past the budget, fails it with the recursion-limit
-    /// error, which sqlparser never retries.
-    fn parse_prefix(&self, _parser: &mut Parser<'_>) -> Option<Result<Expr, ParserError>> {
+    /// error, which sqlparser never retries. A `U&'…'` string (already
+    /// unescaped by the tokenizer) becomes the plain string it spells, as
+    /// PostgreSQL reads it: the planner has no node for the escaped form.
+    fn parse_prefix(&self, parser: &mut Parser<'_>) -> Option<Result<Expr, ParserError>> {
         self.prefix_steps
             .set(self.prefix_steps.get().saturating_add(1));
-        self.out_of_steps()
-            .then_some(Err(ParserError::RecursionLimitExceeded))
+        if self.out_of_steps() {
+            return Some(Err(ParserError::RecursionLimitExceeded));
+        }
+        let next = parser.peek_token_ref();
+        let Token::UnicodeStringLiteral(text) = &next.token else {
+            return None;
+        };
+        let value = Value::SingleQuotedString(text.clone()).with_span(next.span);
+        parser.advance_token();
+        Some(Ok(Expr::Value(value)))
     }
 
     fn get_next_precedence(&self, parser: &Parser<'_>) -> Option<Result<u8, ParserError>> {

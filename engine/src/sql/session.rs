@@ -85,6 +85,11 @@ pub struct Prepared {
     pub is_query: bool,
     /// The query's plan, re-bound per execution (see [`super::plan_cache`]).
     pub(crate) plan: Option<Arc<CachedPlan>>,
+    /// A parameter names the point or range in history it reads (`AS OF
+    /// $1`): it is planned per execution, and its result columns (which
+    /// depend on the table's definition at that point) are known only
+    /// then (`schema` is empty until then).
+    pub history_parameters: bool,
 }
 
 impl Prepared {
@@ -135,8 +140,6 @@ pub struct Session {
     pub(super) txn: Mutex<Option<Transaction>>,
     /// What `BEGIN` starts (`SET default_transaction_isolation`, `SET SESSION CHARACTERISTICS`).
     pub(super) txn_defaults: TxnOptions,
-    /// The values bound to the running statement's `$n` placeholders.
-    params: Arc<[ScalarValue]>,
 }
 
 impl std::fmt::Debug for Session {
@@ -179,7 +182,6 @@ impl Session {
             query_memory_bytes: None,
             txn: Mutex::new(None),
             txn_defaults: TxnOptions::default(),
-            params: Arc::from(Vec::new()),
         }
     }
 
@@ -277,10 +279,8 @@ impl Session {
         let output = match self.execute_cached(prepared, params).await? {
             Some(output) => output,
             None => {
-                self.params = Arc::from(params.to_vec());
-                let result = self.execute_streaming(prepared.statement.clone()).await;
-                self.params = Arc::from(Vec::new());
-                result?
+                let _bound = BoundParams::new(&self.snapshot, params);
+                self.execute_streaming(prepared.statement.clone()).await?
             }
         };
         check_result_columns(prepared, &output)?;
@@ -333,6 +333,7 @@ impl Session {
         }
         if let Some(Statement::Insert(insert)) = prepared.statement.sql()
             && dml::is_single_row_values(insert)
+            && !prepared.history_parameters
         {
             self.snapshot
                 .set_history(prepared.statement.history.clone());
@@ -369,6 +370,7 @@ impl Session {
                 return Ok(Output::Done(done));
             }
         };
+        super::params::refuse_placeholders_in_ddl(&statement, &parsed.history)?;
         let seq = self.begin_statement(&statement)?;
         match statement {
             Statement::CreateTable(create) => {
@@ -459,20 +461,24 @@ impl Session {
     /// plan it to learn its result schema and parameter types.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
         let mut parsed = parse_statement(sql)?;
-        let parameter_count = match &mut parsed.body {
-            Body::Sql(statement) => super::params::number_placeholders(statement)?,
-            Body::AlterSequence(_) => 0,
+        let placeholders = match &mut parsed.body {
+            Body::Sql(statement) => {
+                super::params::number_placeholders(statement, Arc::make_mut(&mut parsed.history))?
+            }
+            Body::AlterSequence(_) => super::params::Placeholders::default(),
         };
         let statement = parsed.sql().cloned();
         let mut prepared = Prepared {
             is_query: statement.as_ref().is_some_and(is_query),
             statement: parsed,
-            parameter_count,
-            parameter_types: vec![None; parameter_count],
+            parameter_count: placeholders.count,
+            parameter_types: vec![None; placeholders.count],
             schema: Arc::new(Schema::empty()),
             plan: None,
+            history_parameters: placeholders.in_history,
         };
-        if let Some(statement) = statement.filter(|_| prepared.is_query) {
+        let plan_now = prepared.is_query && !placeholders.in_history;
+        if let Some(statement) = statement.filter(|_| plan_now) {
             let epoch = self.db.schema_epoch();
             self.begin_statement(&statement)?;
             self.snapshot
@@ -655,7 +661,7 @@ impl Session {
 
     /// Bind the running statement's parameter values to `plan`'s placeholders.
     pub(crate) fn bind(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
-        super::params::bind_plan(plan, &self.params)
+        super::params::bind_plan(plan, &self.snapshot.params())
     }
 
     /// Plan the read of a write: `query` names the written table at
@@ -702,6 +708,21 @@ impl Session {
         let view = self.snapshot.view();
         self.db
             .table_snapshot_in(name, self.statement_seq(), view.as_deref())
+    }
+
+    /// An upper bound on the rows `snapshot`'s table holds for the current
+    /// statement: its committed live rows plus those the open transaction
+    /// inserted (rows the transaction retired are still counted).
+    pub(crate) fn row_count_upper_bound(&self, snapshot: &crate::db::TableSnapshot) -> u64 {
+        let own = self.snapshot.view().and_then(|view| {
+            view.own(snapshot.def.id).map(|own| {
+                own.rows
+                    .iter()
+                    .map(|b| b.batch.num_rows() as u64)
+                    .sum::<u64>()
+            })
+        });
+        snapshot.live_rows + own.unwrap_or(0)
     }
 
     /// Whether a table called `name` exists for the current statement.
@@ -822,6 +843,24 @@ impl Session {
 
 /// A prepared query must return the columns it announced when it was
 /// prepared (PostgreSQL: "cached plan must not change result type").
+/// A statement's parameter values, installed for its planning; cleared
+/// when dropped, also when the statement is cancelled midway, so no later
+/// statement plans with them.
+struct BoundParams(Arc<StatementSnapshot>);
+
+impl BoundParams {
+    fn new(snapshot: &Arc<StatementSnapshot>, params: &[ScalarValue]) -> Self {
+        snapshot.set_params(Arc::from(params.to_vec()));
+        Self(snapshot.clone())
+    }
+}
+
+impl Drop for BoundParams {
+    fn drop(&mut self) {
+        self.0.set_params(Arc::from(Vec::new()));
+    }
+}
+
 fn check_result_columns(prepared: &Prepared, output: &Output) -> Result<()> {
     let Output::Rows { stream, .. } = output else {
         return Ok(());
@@ -834,7 +873,7 @@ fn check_result_columns(prepared: &Prepared, output: &Output) -> Result<()> {
             let open = a.data_type() == &DataType::Null;
             a.name() == b.name() && (open || a.data_type() == b.data_type())
         });
-    match same || !prepared.is_query {
+    match same || !prepared.is_query || prepared.history_parameters {
         true => Ok(()),
         false => Err(Error::unsupported(
             "running a prepared query whose result columns changed since it was prepared \
@@ -903,7 +942,7 @@ fn query_runtime(state: &SessionState, limit: usize) -> Result<Arc<RuntimeEnv>> 
 /// How many of the largest memory consumers an out-of-memory error names.
 const MEMORY_CONSUMERS_REPORTED: usize = 3;
 
-fn statement_tag(statement: &Statement) -> String {
+pub(crate) fn statement_tag(statement: &Statement) -> String {
     match statement {
         Statement::Query(_) => "SELECT".into(),
         Statement::Explain { .. } => "EXPLAIN".into(),

@@ -38,6 +38,9 @@ pub struct StatementSnapshot {
     /// Set while a view read AS OF a point is planned: its tables are read
     /// at that point, not at the statement's snapshot.
     fixed: std::sync::atomic::AtomicBool,
+    /// The values bound to the running statement's `$n` placeholders
+    /// (bound to its plans, and read by its history clauses).
+    params: parking_lot::RwLock<Arc<[ScalarValue]>>,
 }
 
 impl StatementSnapshot {
@@ -84,6 +87,15 @@ impl StatementSnapshot {
     /// Set [`StatementSnapshot::fixed`]; returns the previous value.
     pub fn set_fixed(&self, fixed: bool) -> bool {
         self.fixed.swap(fixed, Ordering::AcqRel)
+    }
+
+    /// The values bound to the running statement's placeholders.
+    pub fn params(&self) -> Arc<[ScalarValue]> {
+        self.params.read().clone()
+    }
+
+    pub fn set_params(&self, params: Arc<[ScalarValue]>) {
+        *self.params.write() = params;
     }
 
     /// Install (or clear) the open transaction's overlay.

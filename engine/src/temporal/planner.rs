@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
-use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use sqlparser::ast::{self, ObjectName, TableAlias, TableFactor, TableVersion};
 
 use super::provider::TemporalTable;
@@ -125,8 +126,7 @@ impl TemporalPlanner {
             TableVersion::VersionAsOf(expr) => (expr, false),
             _ => return Err(Error::unsupported("this table version clause").into_datafusion()),
         };
-        let value = eval_constant(context.sql_to_expr(expr.clone(), &DFSchema::empty())?)
-            .map_err(Error::into_datafusion)?;
+        let value = self.constant(expr, context)?;
         let target = match by_time {
             true => super::timestamp_us(&value).map(Target::TimeUs),
             false => target_of(&value),
@@ -144,14 +144,33 @@ impl TemporalPlanner {
     ) -> Result<HistoryRange> {
         let mut bound = |expr: &Option<ast::Expr>| -> Result<Option<ScalarValue>> {
             let Some(expr) = expr else { return Ok(None) };
-            let expr = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
-            Ok(Some(eval_constant(expr).map_err(Error::into_datafusion)?))
+            Ok(Some(self.constant(expr, context)?))
         };
         let from = bound(&clause.from)?;
         let to = bound(&clause.to)?;
         let end_exclusive = clause.kind == HistoryKind::FromTo;
         history_range(&self.db, from.as_ref(), to.as_ref(), end_exclusive)
             .map_err(Error::into_datafusion)
+    }
+
+    /// A clause's point in history as a value: `expr` folded, with the
+    /// statement's parameter values in place of its placeholders.
+    fn constant(
+        &self,
+        expr: &ast::Expr,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<ScalarValue> {
+        let expr = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
+        let params = self.snapshot.params();
+        let bound = expr.transform(|e| match e {
+            Expr::Placeholder(placeholder) => {
+                let value = crate::sql::params::value_of(&placeholder.id, &params)
+                    .map_err(Error::into_datafusion)?;
+                Ok(Transformed::yes(Expr::Literal(value, None)))
+            }
+            other => Ok(Transformed::no(other)),
+        })?;
+        eval_constant(bound.data).map_err(Error::into_datafusion)
     }
 
     fn provider_for(

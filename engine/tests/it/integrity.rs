@@ -66,14 +66,15 @@ fn segments(db_path: &Path) -> Vec<PathBuf> {
     paths
 }
 
-/// Byte offsets of the frames in a format-1 segment.
+/// Byte offsets of the frames in a segment of the current format.
 fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
+    use driftdb_engine::log::record::FRAME_HEADER_BYTES;
     let mut offsets = Vec::new();
-    let mut at = 24; // segment header
-    while at + 8 <= bytes.len() {
+    let mut at = driftdb_engine::log::segment::SEGMENT_HEADER_BYTES;
+    while at + FRAME_HEADER_BYTES <= bytes.len() {
         offsets.push(at);
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        at += 8 + len;
+        at += FRAME_HEADER_BYTES + len;
     }
     offsets
 }

@@ -120,3 +120,67 @@ fn wide_statements_are_not_deep() {
         .join(", ");
     parse_statement(&format!("SELECT * FROM t WHERE a IN ({list})")).unwrap();
 }
+
+/// Comparisons joined by AND or OR nest one level per connective, not two:
+/// a WHERE clause of 1,000 ANDed comparisons plans and runs (PostgreSQL
+/// takes it), twice that is refused.
+#[test]
+fn long_and_chains_of_comparisons_run() {
+    let where_clause = |n: usize| {
+        (0..n)
+            .map(|i| format!("a <> {}", i + 10))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let err =
+        parse_statement(&format!("SELECT * FROM t WHERE {}", where_clause(2_000))).unwrap_err();
+    assert_eq!(err.sqlstate(), "54001", "{err}");
+    let sql = format!("SELECT count(*) FROM t WHERE {}", where_clause(1_000));
+    let counted = std::thread::Builder::new()
+        .stack_size(driftdb_engine::limits::STATEMENT_THREAD_STACK_BYTES)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let db = driftdb_engine::Database::open("memory://")
+                    .await
+                    .expect("open");
+                let mut session = driftdb_engine::Session::new(&db);
+                session
+                    .execute("CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2), (10), (500)")
+                    .await
+                    .expect("setup");
+                let result = session.execute_one(&sql).await.expect("1,000 ANDs");
+                use arrow::array::AsArray;
+                result.batches[0]
+                    .column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0)
+            })
+        })
+        .expect("thread")
+        .join()
+        .expect("no overflow");
+    assert_eq!(counted, 2, "1 and 2 differ from every 10..=1009");
+}
+
+/// Operators that bind tighter than AND are counted in full, also when
+/// XOR, `BETWEEN … AND` or a CASE sits between them: each of these builds
+/// a chain thousands deep that the parser does not recurse for.
+#[test]
+fn chains_broken_by_xor_between_or_case_are_still_counted() {
+    let chain = |unit: &str| format!("SELECT 1{}", unit.repeat(100));
+    for unit in [
+        &format!("{} XOR 1", " = 1".repeat(100)),
+        &format!("{} BETWEEN 0 AND 1", " = 1".repeat(100)),
+        " + CASE WHEN 1 = 1 THEN 1 END".repeat(20).as_str(),
+        &format!("{} IS DISTINCT FROM 1", " = 1".repeat(100)),
+    ] {
+        let err = parse_statement(&chain(unit)).unwrap_err();
+        assert_eq!(err.sqlstate(), "54001", "{err}");
+    }
+    // A CASE closes what it opened: many side by side are shallow.
+    let cases = vec!["CASE WHEN a = 1 THEN 1 ELSE 2 END"; 500].join(", ");
+    parse_statement(&format!("SELECT {cases} FROM t")).unwrap();
+}

@@ -595,3 +595,166 @@ async fn a_number_a_parameter_cannot_hold_exactly_is_refused_not_truncated() {
         .expect("1.0 is 1");
     assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 2);
 }
+
+/// Every row of a prepared query run with `params`, the first column as text.
+async fn prepared_texts(
+    session: &mut Session,
+    prepared: &Prepared,
+    params: &[ScalarValue],
+) -> driftdb_engine::Result<(usize, Vec<String>)> {
+    let Output::Rows { stream, .. } = session.execute_prepared(prepared, params).await? else {
+        panic!("a query returns rows");
+    };
+    let columns = stream.schema().fields().len();
+    let batches = datafusion::physical_plan::common::collect(stream)
+        .await
+        .expect("collect");
+    Ok((columns, first_text_column(&batches)))
+}
+
+#[tokio::test]
+async fn parameters_name_points_and_ranges_in_history() {
+    let (_db, mut session) = users().await; // commit 2 holds the rows
+    session
+        .execute("UPDATE users SET name = 'ann2' WHERE id = 1") // commit 3
+        .await
+        .expect("update");
+    session
+        .execute("ALTER TABLE users ADD COLUMN note TEXT") // commit 4
+        .await
+        .expect("alter");
+    let v = |seq: i64| ScalarValue::Int64(Some(seq));
+    let as_of = session
+        .prepare("SELECT name FROM users VERSION AS OF ? WHERE id = ?")
+        .await
+        .expect("prepare");
+    assert!(as_of.history_parameters && !as_of.plans_once());
+    assert_eq!(as_of.parameter_count, 2);
+    for (seq, name) in [(2, "ann"), (3, "ann2")] {
+        let (_, names) = prepared_texts(&mut session, &as_of, &[v(seq), v(1)])
+            .await
+            .expect("as of");
+        assert_eq!(names, [name], "AS OF {seq}");
+    }
+    // The result's columns are those of the table at that point.
+    let star = session
+        .prepare("SELECT name AS n, * FROM users VERSION AS OF $1")
+        .await
+        .expect("prepare");
+    for (seq, columns) in [(2, 3), (4, 4)] {
+        let (found, _) = prepared_texts(&mut session, &star, &[v(seq)])
+            .await
+            .expect("star");
+        assert_eq!(found, columns, "columns AS OF {seq}");
+    }
+    let between = session
+        .prepare(
+            "SELECT name FROM users FOR SYSTEM_TIME BETWEEN ? AND ? WHERE id = ? ORDER BY name",
+        )
+        .await
+        .expect("prepare");
+    let (_, names) = prepared_texts(&mut session, &between, &[v(2), v(3), v(1)])
+        .await
+        .expect("between");
+    assert_eq!(names, ["ann", "ann2"]);
+    let (_, names) = prepared_texts(&mut session, &between, &[v(3), v(3), v(1)])
+        .await
+        .expect("between");
+    assert_eq!(names, ["ann2"]);
+    // Text bound to a point in history is a value, never SQL.
+    let hostile = ScalarValue::Utf8(Some("2; DROP TABLE users".into()));
+    let err = prepared_texts(&mut session, &as_of, &[hostile, v(1)])
+        .await
+        .expect_err("not a point in history");
+    assert!(err.sqlstate().starts_with("22"), "{err}");
+    assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 3);
+    let err = prepared_texts(&mut session, &as_of, &[v(2)])
+        .await
+        .expect_err("a missing value");
+    assert_eq!(err.sqlstate(), "42601", "{err}");
+}
+
+#[tokio::test]
+async fn add_column_with_a_default_or_not_null_is_exact_about_existing_rows() {
+    let (_db, mut session) = users().await;
+    let err = session
+        .execute("ALTER TABLE users ADD COLUMN n INT NOT NULL DEFAULT 0")
+        .await
+        .expect_err("rows would read as NULL, not 0");
+    assert_eq!(err.sqlstate(), "0A000", "{err}");
+    let err = session
+        .execute("ALTER TABLE users ADD COLUMN n INT NOT NULL")
+        .await
+        .expect_err("rows would be NULL");
+    assert_eq!(err.sqlstate(), "23502", "{err}");
+    session
+        .execute("CREATE TABLE empty (id INT PRIMARY KEY)")
+        .await
+        .expect("create");
+    session
+        .execute("ALTER TABLE empty ADD COLUMN n INT NOT NULL DEFAULT 7")
+        .await
+        .expect("an empty table takes a NOT NULL column with a default");
+    session
+        .execute("INSERT INTO empty (id) VALUES (1)")
+        .await
+        .expect("insert");
+    assert_eq!(
+        count(&mut session, "SELECT CAST(n AS BIGINT) FROM empty").await,
+        7
+    );
+    session
+        .execute("CREATE TABLE typed (id INT PRIMARY KEY)")
+        .await
+        .expect("create");
+    let err = session
+        .execute("ALTER TABLE typed ADD COLUMN m INT DEFAULT 'x'")
+        .await
+        .expect_err("a default of the wrong type");
+    assert!(
+        err.sqlstate().starts_with("22") || err.sqlstate().starts_with("42"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unicode_escaped_strings_read_as_postgresql_reads_them() {
+    let (_db, mut session) = users().await;
+    // PostgreSQL's own examples (SQL syntax, 4.1.2.3): both spell "data".
+    let result = session
+        .execute_one(r"SELECT U&'d\0061t\+000061', U&'\0441\043B\043E\043D', U&'a''b\\c'")
+        .await
+        .expect("U& strings");
+    let batch = &result.batches[0];
+    let text = |i: usize| batch.column(i).as_string::<i32>().value(0).to_string();
+    assert_eq!(text(0), "data");
+    assert_eq!(text(1), "слон");
+    assert_eq!(text(2), r"a'b\c");
+}
+
+#[tokio::test]
+async fn ddl_takes_no_parameters() {
+    let (_db, mut session) = users().await;
+    for sql in [
+        "CREATE VIEW v AS SELECT * FROM users WHERE id = $1",
+        "CREATE TABLE d (id INT DEFAULT $1)",
+        "ALTER TABLE users ADD CONSTRAINT c CHECK (id > $1)",
+    ] {
+        let err = session.execute(sql).await.expect_err(sql);
+        assert_eq!(err.sqlstate(), "42P02", "{sql}: {err}");
+    }
+    let prepared = session
+        .prepare("CREATE VIEW v AS SELECT * FROM users WHERE id = ?")
+        .await
+        .expect("prepare");
+    let err = session
+        .execute_prepared(&prepared, &[ScalarValue::Int64(Some(1))])
+        .await
+        .expect_err("a view cannot keep a parameter");
+    assert_eq!(err.sqlstate(), "42P02", "{err}");
+    let err = session
+        .execute_one("SELECT * FROM v")
+        .await
+        .expect_err("no view was made");
+    assert_eq!(err.sqlstate(), "42P01", "{err}");
+}

@@ -984,7 +984,11 @@ impl FlightSqlService for DriftFlightSql {
         self.check_prepared_room(&client)?;
         let prepared = {
             let mut sql = client.sql.lock().await;
-            sql.prepare(&query.query).await.map_err(ServerError::from)?
+            let timeout = self.state.limits.query_timeout;
+            tokio::time::timeout(timeout, sql.prepare(&query.query))
+                .await
+                .map_err(|_| ServerError::QueryTimeout(timeout))?
+                .map_err(ServerError::from)?
         };
         let dataset_schema = ipc_schema(&wire_schema(&prepared.schema))?;
         let parameter_fields: Vec<arrow::datatypes::Field> = prepared

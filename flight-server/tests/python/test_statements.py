@@ -74,3 +74,32 @@ def test_deep_statements_are_refused_and_the_server_stays_up(conn):
             assert "54001" in str(err.value)
         cur.execute("SELECT 1")
         assert cur.fetchone()[0] == 1
+
+
+def latest_seq(cur):
+    cur.execute("SELECT max(seq) FROM commits()")
+    return cur.fetchone()[0]
+
+
+def test_parameters_name_points_and_ranges_in_history(conn):
+    with conn.cursor() as cur:
+        t = users(cur)
+        loaded = latest_seq(cur)
+        cur.execute(f"UPDATE {t} SET name = 'ann2' WHERE id = 1")
+        updated = latest_seq(cur)
+        as_of = f"SELECT name FROM {t} VERSION AS OF ? WHERE id = ?"
+        cur.execute(as_of, parameters=(loaded, 1))
+        assert cur.fetchall() == [("ann",)]
+        cur.execute(as_of, parameters=(updated, 1))
+        assert cur.fetchall() == [("ann2",)]
+        cur.execute(
+            f"SELECT name FROM {t} FOR SYSTEM_TIME BETWEEN ? AND ? WHERE id = ? ORDER BY name",
+            parameters=(loaded, updated, 1),
+        )
+        assert cur.fetchall() == [("ann",), ("ann2",)]
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            cur.execute(as_of, parameters=("1; DROP TABLE " + t, 1))
+            cur.fetchall()
+        assert "22008" in str(err.value)
+        cur.execute(f"SELECT count(*) FROM {t}")
+        assert cur.fetchone()[0] == 3

@@ -125,6 +125,22 @@ impl HistoryClauses {
         self.clauses.is_empty()
     }
 
+    /// The bounds of every clause, in the order the clauses were written.
+    pub fn bounds(&self) -> impl Iterator<Item = &ast::Expr> {
+        self.clauses
+            .iter()
+            .flat_map(|(_, clause)| [clause.from.as_ref(), clause.to.as_ref()])
+            .flatten()
+    }
+
+    /// [`HistoryClauses::bounds`], to change them.
+    pub fn bounds_mut(&mut self) -> impl Iterator<Item = &mut ast::Expr> {
+        self.clauses
+            .iter_mut()
+            .flat_map(|(_, clause)| [clause.from.as_mut(), clause.to.as_mut()])
+            .flatten()
+    }
+
     /// Whether the table reference `name` is written where a CTE of that
     /// name is in scope (the CTE wins over a table, as in PostgreSQL).
     pub fn names_cte(&self, name: &ObjectName) -> bool {
@@ -498,17 +514,12 @@ fn signed_integer(parser: &mut Parser<'_>) -> std::result::Result<i64, ParserErr
 
 /// Refuse, before parsing, a statement whose trees would nest deeper than
 /// the parser and planner can follow: more than [`EXPRESSION_DEPTH_MAX`]
-/// levels of parentheses plus operators chained at one level (each
-/// operator in `a + b + c …` is one level of the tree), or function calls
-/// and subqueries nested more than [`CALL_NESTING_MAX`] deep (planning
-/// time doubles with each such level).
+/// levels of parentheses, `CASE`s and operators chained at one level (see
+/// [`Level::operator_depth`]), or function calls and subqueries nested
+/// more than [`CALL_NESTING_MAX`] deep (planning time doubles with each
+/// such level).
 fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
-    // Per open parenthesis: the operators chained in the current expression,
-    // and the set operations (UNION, EXCEPT, INTERSECT) chained at that level,
-    // which clause keywords do not end: each is one more level of the plan.
-    let mut levels: Vec<Level> = vec![Level::default()];
-    let mut depth = 1usize;
-    let mut calls = 0usize;
+    let mut nesting = Nesting::default();
     // Open `CASE … END`s: each costs the parser two levels of its recursion.
     let mut cases = 0usize;
     let mut previous: Option<&Token> = None;
@@ -528,64 +539,16 @@ fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
                 token.span.start
             )));
         }
-        let level = levels.last_mut().expect("never empty");
-        match &token.token {
-            Token::LParen | Token::LBracket => {
-                // `name(` is a call; `(SELECT` becomes a subquery below.
-                let call = matches!(after, Some(Token::Word(_)));
-                calls += usize::from(call);
-                levels.push(Level {
-                    call,
-                    ..Level::default()
-                });
-                depth += 1;
-            }
-            Token::RParen | Token::RBracket => {
-                if levels.len() > 1 {
-                    let closed = levels.pop().unwrap_or_default();
-                    depth -= 1 + closed.operators + closed.set_operations;
-                    calls -= usize::from(closed.call);
-                }
-            }
-            Token::Word(w)
-                if matches!(w.keyword, Keyword::SELECT | Keyword::WITH)
-                    && matches!(after, Some(Token::LParen))
-                    && !level.call =>
-            {
-                level.call = true;
-                calls += 1;
-            }
-            Token::SemiColon => {
-                depth -= level.operators + level.set_operations;
-                *level = Level::default();
-            }
-            Token::Comma => {
-                depth -= level.operators;
-                level.operators = 0;
-            }
-            Token::Word(w) if is_set_operation(w.keyword) => {
-                depth -= level.operators;
-                level.operators = 0;
-                level.set_operations += 1;
-                depth += 1;
-            }
-            Token::Word(w) if starts_clause(w.keyword) => {
-                depth -= level.operators;
-                level.operators = 0;
-            }
-            other if chains_operands(other) => {
-                level.operators += 1;
-                depth += 1;
-            }
-            _ => continue,
+        if !nesting.step(&token.token, after) {
+            continue;
         }
-        if depth > EXPRESSION_DEPTH_MAX {
+        if nesting.depth > EXPRESSION_DEPTH_MAX {
             return Err(too_complex(format!(
                 "statement too complex: expressions and set operations nest more than {EXPRESSION_DEPTH_MAX} levels deep{}",
                 token.span.start
             )));
         }
-        if calls > CALL_NESTING_MAX {
+        if nesting.calls > CALL_NESTING_MAX {
             return Err(too_complex(format!(
                 "statement too complex: function calls and subqueries nest more than {CALL_NESTING_MAX} levels deep{}",
                 token.span.start
@@ -595,19 +558,159 @@ fn check_complexity(tokens: &[TokenWithSpan]) -> Result<()> {
     Ok(())
 }
 
-/// Deepest `CASE` nesting admitted: the parser's recursion limit allows no
-/// more, and a deeper statement is refused before parsing (found by
-/// fuzzing: a 25,866-deep `CASE` with one `WHEN` missing took the parser's
-/// retries 35 s to refuse).
-const CASE_NESTING_MAX: usize = STATEMENT_NESTING_MAX / 2;
+/// The open levels of a statement being scanned, and how deep its trees
+/// can nest so far.
+struct Nesting {
+    /// Per open parenthesis or `CASE`: what it chained so far.
+    levels: Vec<Level>,
+    depth: usize,
+    calls: usize,
+}
 
-/// What one parenthesis level of a statement has chained so far.
+impl Default for Nesting {
+    fn default() -> Self {
+        Self {
+            levels: vec![Level::default()],
+            depth: 1,
+            calls: 0,
+        }
+    }
+}
+
+impl Nesting {
+    /// Account for `token` (following `after`); false when it changes nothing.
+    fn step(&mut self, token: &Token, after: Option<&Token>) -> bool {
+        let level = self.levels.last_mut().expect("never empty");
+        match token {
+            Token::LParen | Token::LBracket => {
+                // `name(` is a call; `(SELECT` becomes a subquery below.
+                let call = matches!(after, Some(Token::Word(_)));
+                self.open(Level {
+                    call,
+                    ..Level::default()
+                });
+            }
+            Token::RParen | Token::RBracket => self.close(false),
+            // A CASE is a subtree of the expression it is in: its WHENs
+            // and THENs start expressions of their own, one level deeper.
+            Token::Word(w) if w.keyword == Keyword::CASE => self.open(Level {
+                case: true,
+                ..Level::default()
+            }),
+            Token::Word(w) if w.keyword == Keyword::END && level.case => self.close(true),
+            Token::Word(w)
+                if matches!(w.keyword, Keyword::SELECT | Keyword::WITH)
+                    && matches!(after, Some(Token::LParen))
+                    && !level.call =>
+            {
+                level.call = true;
+                self.calls += 1;
+            }
+            Token::SemiColon => {
+                self.depth -= level.operator_depth() + level.set_operations;
+                *level = Level::default();
+            }
+            Token::Comma => self.depth -= level.end_expression(),
+            Token::Word(w) if is_set_operation(w.keyword) => {
+                self.depth -= level.end_expression();
+                level.set_operations += 1;
+                self.depth += 1;
+            }
+            // `IS [NOT] DISTINCT FROM` is an operator, not a FROM clause.
+            Token::Word(w)
+                if w.keyword == Keyword::FROM
+                    && matches!(after, Some(Token::Word(d)) if d.keyword == Keyword::DISTINCT) =>
+            {
+                return false;
+            }
+            Token::Word(w) if starts_clause(w.keyword) => self.depth -= level.end_expression(),
+            other if chains_operands(other) => {
+                let before = level.operator_depth();
+                level.chain(other);
+                self.depth += level.operator_depth() - before;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn open(&mut self, level: Level) {
+        self.calls += usize::from(level.call);
+        self.levels.push(level);
+        self.depth += 1;
+    }
+
+    /// Close the innermost parenthesis (`case`: false) or CASE (true),
+    /// with any level left open inside it.
+    fn close(&mut self, case: bool) {
+        while self.levels.len() > 1 {
+            let closed = self.levels.pop().unwrap_or_default();
+            self.depth -= 1 + closed.operator_depth() + closed.set_operations;
+            self.calls -= usize::from(closed.call);
+            if closed.case == case {
+                return;
+            }
+        }
+    }
+}
+
+/// What one parenthesis or `CASE` level of a statement has chained so far.
 #[derive(Debug, Default, Clone, Copy)]
 struct Level {
-    operators: usize,
+    /// `AND` and `OR` joining the current expression's terms.
+    connectives: usize,
+    /// Other operators since the last connective, and the most between any two.
+    run: usize,
+    run_max: usize,
+    /// `BETWEEN`s whose `AND` has not come yet.
+    betweens: usize,
     set_operations: usize,
     /// Opened by a function call or holding a subquery.
     call: bool,
+    /// Opened by `CASE` (closed by `END`).
+    case: bool,
+}
+
+impl Level {
+    /// How deep the current expression's operators can nest its tree.
+    /// `AND` and `OR` bind loosest, so a path from the root passes at most
+    /// every one of them and then the operators of one run between two of
+    /// them: `a = 1 AND b = 2 AND …` with n `AND`s is n + 1 deep, not 2n.
+    fn operator_depth(&self) -> usize {
+        self.connectives + self.run_max
+    }
+
+    fn chain(&mut self, operator: &Token) {
+        let keyword = match operator {
+            Token::Word(w) => w.keyword,
+            _ => Keyword::NoKeyword,
+        };
+        match keyword {
+            Keyword::AND if self.betweens > 0 => {
+                // `BETWEEN low AND high`: part of the BETWEEN, which binds tighter.
+                self.betweens -= 1;
+                self.run += 1;
+            }
+            Keyword::AND | Keyword::OR => {
+                self.connectives += 1;
+                self.run = 0;
+            }
+            Keyword::BETWEEN => {
+                self.betweens += 1;
+                self.run += 1;
+            }
+            _ => self.run += 1,
+        }
+        self.run_max = self.run_max.max(self.run);
+    }
+
+    /// End the current expression (a comma or a new clause); what it added
+    /// to the depth.
+    fn end_expression(&mut self) -> usize {
+        let depth = self.operator_depth();
+        (self.connectives, self.run, self.run_max, self.betweens) = (0, 0, 0, 0);
+        depth
+    }
 }
 
 fn is_set_operation(keyword: Keyword) -> bool {
@@ -616,6 +719,12 @@ fn is_set_operation(keyword: Keyword) -> bool {
         Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT
     )
 }
+
+/// Deepest `CASE` nesting admitted: the parser's recursion limit allows no
+/// more, and a deeper statement is refused before parsing (found by
+/// fuzzing: a 25,866-deep `CASE` with one `WHEN` missing took the parser's
+/// retries 35 s to refuse).
+const CASE_NESTING_MAX: usize = STATEMENT_NESTING_MAX / 2;
 
 /// Keywords after which a new, independent expression starts.
 fn starts_clause(keyword: Keyword) -> bool {

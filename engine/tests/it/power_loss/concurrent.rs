@@ -2,12 +2,11 @@
 //! writes: several frames are appended by one write and made durable by
 //! one fsync, so a power cut can leave any of their pages unwritten.
 //!
-//! Open finding (not fixed here): when the page of an earlier frame of the
-//! last, unacknowledged group reads back as zeros and a later frame of the
-//! same group is intact, the log reader calls it corruption ("a valid frame
-//! follows") and the database does not open, although no acknowledged
-//! commit is damaged. The reader cannot tell this from a bit flip in an
-//! acknowledged frame without knowing where each fsync group begins.
+//! When the page of an earlier frame of the last, unacknowledged group
+//! reads back as zeros and a later frame of the same group is intact, the
+//! log reader tells it from corruption by the later frame's `synced_len`
+//! (segment format 2): it was written while the damaged bytes were not yet
+//! durable, so the damage is a torn tail and is cut.
 
 use std::collections::BTreeSet;
 use std::path::Path;
