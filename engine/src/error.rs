@@ -457,3 +457,24 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
         _ => "XX000",
     }
 }
+
+/// Characters of a client's value an error message shows at most.
+pub const MESSAGE_VALUE_CHARS_MAX: usize = 100;
+
+/// `text` (a client's value) as an error message may show it: control
+/// characters escaped (a NUL would end the message in C clients), cut
+/// after [`MESSAGE_VALUE_CHARS_MAX`] characters.
+pub fn printable(text: &str) -> String {
+    let mut shown = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == MESSAGE_VALUE_CHARS_MAX {
+            shown.push('…');
+            break;
+        }
+        match c.is_control() {
+            true => shown.extend(c.escape_default()),
+            false => shown.push(c),
+        }
+    }
+    shown
+}

@@ -70,8 +70,19 @@ pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Resul
         },
         None => Error::Corrupt { detail },
     };
+    let mut previous: Option<u64> = None;
     for record in records {
         let seq = record.header.seq;
+        // The log itself counts up by one, also where a checkpoint covers it
+        // (as `driftdb check` requires): a repeated commit is damage.
+        if let Some(previous) = previous
+            && seq != previous + 1
+        {
+            return Err(fell_back(format!(
+                "the commit log holds commit {seq} right after commit {previous}"
+            )));
+        }
+        previous = Some(seq);
         if seq <= state.last_seq {
             continue; // already in the checkpoint
         }

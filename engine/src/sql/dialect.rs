@@ -101,6 +101,42 @@ impl Dialect for DriftDialect {
         Some(Ok(Expr::Value(value)))
     }
 
+    /// `a IS [NOT] DISTINCT FROM b`: sqlparser reads `b` as a whole
+    /// expression, so `x IS DISTINCT FROM y AND z` became
+    /// `x IS DISTINCT FROM (y AND z)`. PostgreSQL's right operand binds as
+    /// tightly as `IS` does: here it is read at `IS`'s precedence.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser<'_>,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        let keyword = |n: usize| match &parser.peek_nth_token_ref(n).token {
+            Token::Word(w) => w.keyword,
+            _ => Keyword::NoKeyword,
+        };
+        if keyword(0) != Keyword::IS {
+            return None;
+        }
+        let negated = match [keyword(1), keyword(2), keyword(3)] {
+            [Keyword::DISTINCT, Keyword::FROM, _] => false,
+            [Keyword::NOT, Keyword::DISTINCT, Keyword::FROM] => true,
+            _ => return None,
+        };
+        for _ in 0..3 + usize::from(negated) {
+            parser.advance_token();
+        }
+        let right = match parser.parse_subexpr(self.prec_value(Precedence::Is)) {
+            Ok(right) => Box::new(right),
+            Err(e) => return Some(Err(e)),
+        };
+        let left = Box::new(expr.clone());
+        Some(Ok(match negated {
+            false => Expr::IsDistinctFrom(left, right),
+            true => Expr::IsNotDistinctFrom(left, right),
+        }))
+    }
+
     fn get_next_precedence(&self, parser: &Parser<'_>) -> Option<Result<u8, ParserError>> {
         self.pg.get_next_precedence(parser)
     }

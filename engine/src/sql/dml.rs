@@ -172,18 +172,16 @@ pub(crate) fn conform_batch(
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
     for (index, column) in columns.iter().enumerate() {
         let array = match targets.iter().position(|t| *t == index) {
-            Some(value_index) => {
-                let array = cast_column(
-                    def,
-                    &column.name,
-                    &column.sql_type,
-                    source.column(value_index),
-                )?;
-                check_length(def, &column.name, &column.sql_type, &array)?;
-                array
-            }
+            Some(value_index) => cast_column(
+                def,
+                &column.name,
+                &column.sql_type,
+                source.column(value_index),
+            )?,
             None => default_values(session.context(), column, rows)?,
         };
+        // A DEFAULT too long for the column is refused like a value (22001).
+        check_length(def, &column.name, &column.sql_type, &array)?;
         arrays.push(array);
     }
     let schema = user_physical_schema(columns);

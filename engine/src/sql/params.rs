@@ -262,7 +262,10 @@ fn typed(index: usize, value: &ScalarValue, data_type: &DataType) -> Result<Scal
     let cast = value
         .cast_to_with_options(data_type, &options)
         .map_err(|e| {
-            let message = format!("expects {data_type}, got {}: {e}", value.data_type());
+            let message = crate::error::printable(&format!(
+                "expects {data_type}, got {}: {e}",
+                value.data_type()
+            ));
             match value.data_type() {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                     Error::BadParameterText { index, message }

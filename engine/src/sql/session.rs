@@ -137,7 +137,7 @@ pub struct Session {
     /// Memory each query may use (DataFusion memory pool; operators that can spill do).
     query_memory_bytes: Option<usize>,
     /// The open transaction block, if any (statements outside one autocommit).
-    pub(super) txn: Mutex<Option<Transaction>>,
+    pub(super) txn: Arc<Mutex<Option<Transaction>>>,
     /// What `BEGIN` starts (`SET default_transaction_isolation`, `SET SESSION CHARACTERISTICS`).
     pub(super) txn_defaults: TxnOptions,
 }
@@ -180,7 +180,7 @@ impl Session {
             snapshot,
             as_of: None,
             query_memory_bytes: None,
-            txn: Mutex::new(None),
+            txn: Arc::new(Mutex::new(None)),
             txn_defaults: TxnOptions::default(),
         }
     }
@@ -343,12 +343,20 @@ impl Session {
                 .inspect_err(|_| self.abort_transaction())?;
             return Ok(result.rows_affected.unwrap_or(0));
         }
+        // Every set or none: outside a transaction block, the sets run in
+        // one of their own, committed at the end (rolled back on any error,
+        // or when this future is dropped midway).
+        let mut block = ImplicitBlock::begin(self);
         let mut count = 0;
         for row in rows {
             let output = self.execute_prepared(prepared, row).await?;
             if let Output::Done(done) = output {
                 count += done.rows_affected.unwrap_or(0);
             }
+        }
+        if block.open {
+            self.commit_transaction().await?;
+            block.open = false;
         }
         Ok(count)
     }
@@ -461,6 +469,9 @@ impl Session {
     /// plan it to learn its result schema and parameter types.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
         let mut parsed = parse_statement(sql)?;
+        if let Some(statement) = parsed.sql() {
+            super::params::refuse_placeholders_in_ddl(statement, &parsed.history)?;
+        }
         let placeholders = match &mut parsed.body {
             Body::Sql(statement) => {
                 super::params::number_placeholders(statement, Arc::make_mut(&mut parsed.history))?
@@ -487,7 +498,7 @@ impl Session {
             if self.may_reuse_plans() {
                 prepared.plan = CachedPlan::new(&plan, epoch).map(Arc::new);
             }
-            prepared.schema = Arc::new(plan.schema().as_arrow().clone());
+            prepared.schema = self.result_schema(&plan);
             for (name, data_type) in plan.get_parameter_types()? {
                 let index = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
                 if let Some(slot) = index.and_then(|n| prepared.parameter_types.get_mut(n - 1)) {
@@ -496,6 +507,22 @@ impl Session {
             }
         }
         Ok(prepared)
+    }
+
+    /// The columns `plan` returns once analyzed: type coercion can change
+    /// them (`SELECT 1 UNION SELECT 'k'` returns text). A plan whose
+    /// placeholders keep it from being analyzed yet keeps its own.
+    fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let state = self.ctx.state();
+        let analyzed =
+            state
+                .analyzer()
+                .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+        let schema = match &analyzed {
+            Ok(analyzed) => analyzed.schema(),
+            Err(_) => plan.schema(),
+        };
+        Arc::new(schema.as_arrow().clone())
     }
 
     /// The result schema of view `name` as of now: its stored definition
@@ -508,7 +535,7 @@ impl Session {
         let (query, history) = super::parser::parse_view_query(&view.sql)?;
         self.snapshot.set_history(history);
         let plan = self.plan_unbound(Statement::Query(Box::new(query))).await?;
-        Ok(Some(Arc::new(plan.schema().as_arrow().clone())))
+        Ok(Some(self.result_schema(&plan)))
     }
 
     /// `SET driftdb.as_of = <version | timestamp | 'latest' | DEFAULT>`.
@@ -843,6 +870,39 @@ impl Session {
 
 /// A prepared query must return the columns it announced when it was
 /// prepared (PostgreSQL: "cached plan must not change result type").
+/// A transaction block a session opened for its own statements; rolled
+/// back when dropped while `open` (an error, or the caller gave up).
+struct ImplicitBlock {
+    txn: Arc<Mutex<Option<Transaction>>>,
+    snapshot: Arc<StatementSnapshot>,
+    open: bool,
+}
+
+impl ImplicitBlock {
+    /// Open a block unless `session` is in one already (then `open` is false).
+    fn begin(session: &Session) -> Self {
+        let mut txn = session.txn.lock();
+        let open = txn.is_none();
+        if open {
+            *txn = Some(Transaction::new(session.txn_defaults));
+        }
+        Self {
+            txn: session.txn.clone(),
+            snapshot: session.snapshot.clone(),
+            open,
+        }
+    }
+}
+
+impl Drop for ImplicitBlock {
+    fn drop(&mut self) {
+        if self.open {
+            self.txn.lock().take();
+            self.snapshot.set_view(None);
+        }
+    }
+}
+
 /// A statement's parameter values, installed for its planning; cleared
 /// when dropped, also when the statement is cancelled midway, so no later
 /// statement plans with them.

@@ -126,7 +126,7 @@ impl Session {
     }
 
     /// COMMIT: make the block's writes one commit; a failed block rolls back instead.
-    async fn commit_transaction(&mut self) -> Result<StatementResult> {
+    pub(super) async fn commit_transaction(&mut self) -> Result<StatementResult> {
         self.snapshot.set_view(None);
         let Some(txn) = self.txn.lock().take() else {
             return Ok(StatementResult::done("COMMIT", None, None));

@@ -147,7 +147,10 @@ pub fn timestamp_us(value: &ScalarValue) -> Result<i64> {
     match value.cast_to(&wanted) {
         Ok(ScalarValue::TimestampMicrosecond(Some(us), _)) => Ok(us),
         _ => Err(Error::BadSnapshot {
-            message: format!("{value} is not a timestamp"),
+            message: format!(
+                "{} is not a timestamp",
+                crate::error::printable(&value.to_string())
+            ),
         }),
     }
 }

@@ -474,3 +474,20 @@ async fn a_sequence_id_reused_after_a_rollback_and_restart_starts_afresh() {
         "a committed sequence resumes after its reservation"
     );
 }
+
+#[tokio::test]
+async fn a_commit_repeated_in_the_log_is_corruption_when_opening_as_in_check() {
+    let folder = Folder::new();
+    logged_rows(&folder, 2).await;
+    let segment = segments(&folder.path).pop().expect("a segment");
+    let bytes = std::fs::read(&segment).expect("read");
+    let frames = frame_offsets(&bytes);
+    let last = bytes[*frames.last().expect("frames")..].to_vec();
+    std::fs::write(&segment, [bytes, last].concat()).expect("append a copy");
+    let err = folder
+        .open()
+        .await
+        .expect_err("a repeated commit must not open");
+    assert_eq!(err.sqlstate(), "XX001", "{err}");
+    assert!(err.to_string().contains("right after commit 3"), "{err}");
+}

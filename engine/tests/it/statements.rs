@@ -743,18 +743,119 @@ async fn ddl_takes_no_parameters() {
         let err = session.execute(sql).await.expect_err(sql);
         assert_eq!(err.sqlstate(), "42P02", "{sql}: {err}");
     }
-    let prepared = session
-        .prepare("CREATE VIEW v AS SELECT * FROM users WHERE id = ?")
-        .await
-        .expect("prepare");
     let err = session
-        .execute_prepared(&prepared, &[ScalarValue::Int64(Some(1))])
+        .prepare("CREATE VIEW v AS SELECT * FROM users WHERE id = ?")
         .await
         .expect_err("a view cannot keep a parameter");
     assert_eq!(err.sqlstate(), "42P02", "{err}");
+    assert!(err.to_string().contains("found ?"), "{err}");
     let err = session
         .execute_one("SELECT * FROM v")
         .await
         .expect_err("no view was made");
     assert_eq!(err.sqlstate(), "42P01", "{err}");
+}
+
+/// The answers PostgreSQL 15 gives (checked by hand against a server):
+/// `IS [NOT] DISTINCT FROM` binds tighter than AND, OR and NOT, looser
+/// than comparisons.
+#[tokio::test]
+async fn is_distinct_from_binds_as_postgresql_binds_it() {
+    let (_db, mut session) = users().await;
+    let result = session
+        .execute_one(
+            "SELECT true IS DISTINCT FROM false AND false, 2 IS NOT DISTINCT FROM 2 OR false, \
+             1 = 1 IS DISTINCT FROM false, NOT 1 IS DISTINCT FROM 1",
+        )
+        .await
+        .expect("select");
+    let batch = &result.batches[0];
+    let values: Vec<bool> = (0..4)
+        .map(|i| batch.column(i).as_boolean().value(0))
+        .collect();
+    assert_eq!(values, [false, true, true, true]);
+    session
+        .execute(
+            "CREATE TABLE f (id INT, a BOOLEAN, b BOOLEAN);
+             INSERT INTO f VALUES (1, true, false), (2, true, true), (3, false, false), (4, NULL, true);
+             DELETE FROM f WHERE a IS DISTINCT FROM b AND id = 1;",
+        )
+        .await
+        .expect("delete");
+    assert_eq!(count(&mut session, "SELECT count(*) FROM f").await, 3);
+    assert_eq!(
+        count(&mut session, "SELECT count(*) FROM f WHERE id = 1").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn parameter_sets_apply_together_or_not_at_all() {
+    let (db, mut session) = users().await;
+    session
+        .execute("CREATE TABLE a (id INT PRIMARY KEY, bal INT CHECK (bal >= 0)); INSERT INTO a VALUES (1, 100), (2, 100)")
+        .await
+        .expect("setup");
+    let debit = session
+        .prepare("UPDATE a SET bal = bal - ? WHERE id = ?")
+        .await
+        .expect("prepare");
+    let i = |v: i64| ScalarValue::Int64(Some(v));
+    let before = db.visible_seq();
+    let err = session
+        .execute_prepared_rows(&debit, &[vec![i(50), i(1)], vec![i(500), i(2)]])
+        .await
+        .expect_err("the second set breaks the CHECK");
+    assert_eq!(err.sqlstate(), "23514", "{err}");
+    assert_eq!(db.visible_seq(), before, "nothing committed");
+    assert_eq!(
+        count(&mut session, "SELECT CAST(sum(bal) AS BIGINT) FROM a").await,
+        200
+    );
+    let updated = session
+        .execute_prepared_rows(&debit, &[vec![i(50), i(1)], vec![i(20), i(2)]])
+        .await
+        .expect("both sets");
+    assert_eq!(updated, 2);
+    assert_eq!(db.visible_seq(), before + 1, "one commit");
+    assert_eq!(
+        count(&mut session, "SELECT CAST(sum(bal) AS BIGINT) FROM a").await,
+        130
+    );
+    // The session is not left inside a block.
+    session
+        .execute("BEGIN; COMMIT")
+        .await
+        .expect("no block open");
+}
+
+#[tokio::test]
+async fn a_prepared_query_announces_the_columns_it_returns() {
+    let (_db, mut session) = users().await;
+    let union = session
+        .prepare("SELECT 1 AS id UNION ALL SELECT 'k'")
+        .await
+        .expect("prepare");
+    assert_eq!(
+        union.schema.field(0).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+    let (_, values) = prepared_texts(&mut session, &union, &[])
+        .await
+        .expect("runs as prepared");
+    assert_eq!(values.len(), 2);
+}
+
+#[tokio::test]
+async fn a_default_too_long_for_its_column_is_refused() {
+    let (_db, mut session) = users().await;
+    session
+        .execute("CREATE TABLE v3 (id INT, s VARCHAR(2) DEFAULT 'abcdef')")
+        .await
+        .expect("create (PostgreSQL also accepts it)");
+    let err = session
+        .execute("INSERT INTO v3 (id) VALUES (1)")
+        .await
+        .expect_err("too long");
+    assert_eq!(err.sqlstate(), "22001", "{err}");
 }
