@@ -166,14 +166,17 @@ impl DriftFlightSql {
     /// the session `sql` (locked by the caller).
     async fn run(&self, sql: &mut driftdb_engine::Session, work: Work) -> Result<Output> {
         let timeout = self.state.limits.query_timeout;
-        let output = match work {
-            Work::Statement(statement) => {
-                tokio::time::timeout(timeout, sql.execute_streaming(statement)).await
+        let output = off_workers(async {
+            match work {
+                Work::Statement(statement) => {
+                    tokio::time::timeout(timeout, sql.execute_streaming(statement)).await
+                }
+                Work::Prepared(prepared, params) => {
+                    tokio::time::timeout(timeout, sql.execute_prepared(&prepared, &params)).await
+                }
             }
-            Work::Prepared(prepared, params) => {
-                tokio::time::timeout(timeout, sql.execute_prepared(&prepared, &params)).await
-            }
-        };
+        })
+        .await;
         Ok(output.map_err(|_| ServerError::QueryTimeout(timeout))??)
     }
 
@@ -985,7 +988,7 @@ impl FlightSqlService for DriftFlightSql {
         let prepared = {
             let mut sql = client.sql.lock().await;
             let timeout = self.state.limits.query_timeout;
-            tokio::time::timeout(timeout, sql.prepare(&query.query))
+            off_workers(tokio::time::timeout(timeout, sql.prepare(&query.query)))
                 .await
                 .map_err(|_| ServerError::QueryTimeout(timeout))?
                 .map_err(ServerError::from)?
@@ -1161,4 +1164,20 @@ fn check_namespace(catalog: Option<&str>, schema: Option<&str>) -> Result<()> {
         }));
     }
     Ok(())
+}
+
+/// Run `future` (a statement's planning and, for a write, its commit) on
+/// this thread after handing the thread's other tasks to the rest of the
+/// runtime. Planning is CPU work that does not yield (DataFusion's
+/// analysis of a large arithmetic predicate can take seconds), so the
+/// query timeout cannot interrupt it; this keeps it from stalling other
+/// clients' calls queued on the same worker.
+async fn off_workers<F: std::future::Future>(future: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::current().runtime_flavor() {
+        RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| Handle::current().block_on(future))
+        }
+        _ => future.await,
+    }
 }

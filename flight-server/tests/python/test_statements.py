@@ -103,3 +103,45 @@ def test_parameters_name_points_and_ranges_in_history(conn):
         assert "22008" in str(err.value)
         cur.execute(f"SELECT count(*) FROM {t}")
         assert cur.fetchone()[0] == 3
+
+
+def test_a_statement_that_plans_for_seconds_does_not_stall_other_clients(server, conn):
+    """DataFusion's analysis of a large arithmetic predicate is CPU work that
+    does not yield; it runs off the server's async workers, so other
+    connections keep being answered meanwhile."""
+    import threading
+    import time
+
+    with conn.cursor() as cur:
+        t = unique("heavy")
+        cur.execute(f"CREATE TABLE {t} (a INT)")
+        cur.execute(f"INSERT INTO {t} VALUES (1), (2)")
+        heavy = f"SELECT count(*) FROM {t} WHERE " + " AND ".join(
+            "(a" + f" + {j + 1}" * 128 + f") > {j}" for j in range(8)
+        )
+        finished = {}
+
+        def run_heavy():
+            started = time.perf_counter()
+            cur.execute(heavy)
+            finished["rows"] = cur.fetchall()
+            finished["seconds"] = time.perf_counter() - started
+
+        thread = threading.Thread(target=run_heavy)
+        thread.start()
+        time.sleep(0.2)
+        other = server.connect()
+        latencies = []
+        try:
+            with other.cursor() as cur2:
+                while thread.is_alive():
+                    started = time.perf_counter()
+                    cur2.execute("SELECT 1")
+                    assert cur2.fetchall() == [(1,)]
+                    latencies.append(time.perf_counter() - started)
+        finally:
+            thread.join()
+            other.close()
+        assert finished["rows"] == [(2,)]
+        if finished["seconds"] > 1.0:  # long enough to tell
+            assert latencies and max(latencies) < 0.5, (finished, max(latencies, default=None))
