@@ -529,8 +529,15 @@ async fn insert_source(
         let plan = super::params::bind_plan(template.clone(), values)?;
         batches.push(source_rows(session, plan).await?);
     }
+    // Each set's batch says its own values are not null; together they may
+    // be (a NOT NULL column is checked later, with its name: 23502).
     let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
-    Ok(concat_batches(&schema, &batches)?)
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)) as arrow::datatypes::FieldRef);
+    let nullable = Arc::new(arrow::datatypes::Schema::new(fields.collect::<Vec<_>>()));
+    Ok(concat_batches(&nullable, &batches)?)
 }
 
 /// Run an INSERT's planned source (a literal VALUES list is built directly).

@@ -498,7 +498,7 @@ impl Session {
             if self.may_reuse_plans() {
                 prepared.plan = CachedPlan::new(&plan, epoch).map(Arc::new);
             }
-            prepared.schema = self.result_schema(&plan);
+            prepared.schema = self.result_schema(&plan).await;
             for (name, data_type) in plan.get_parameter_types()? {
                 let index = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
                 if let Some(slot) = index.and_then(|n| prepared.parameter_types.get_mut(n - 1)) {
@@ -509,11 +509,15 @@ impl Session {
         Ok(prepared)
     }
 
-    /// The columns `plan` returns once analyzed: type coercion can change
-    /// them (`SELECT 1 UNION SELECT 'k'` returns text). A plan whose
-    /// placeholders keep it from being analyzed yet keeps its own.
-    fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+    /// The columns `plan` returns when it runs: those of its physical plan
+    /// (type coercion and functions such as `round(d, 1)` decide types
+    /// only then). A plan whose placeholders keep it from being planned
+    /// that far gives its analyzed columns, or its own.
+    async fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
         let state = self.ctx.state();
+        if let Ok(physical) = state.create_physical_plan(plan).await {
+            return physical.schema();
+        }
         let analyzed =
             state
                 .analyzer()
@@ -535,7 +539,7 @@ impl Session {
         let (query, history) = super::parser::parse_view_query(&view.sql)?;
         self.snapshot.set_history(history);
         let plan = self.plan_unbound(Statement::Query(Box::new(query))).await?;
-        Ok(Some(self.result_schema(&plan)))
+        Ok(Some(self.result_schema(&plan).await))
     }
 
     /// `SET driftdb.as_of = <version | timestamp | 'latest' | DEFAULT>`.
@@ -929,8 +933,11 @@ fn check_result_columns(prepared: &Prepared, output: &Output) -> Result<()> {
     let now = stream.schema();
     let same = announced.len() == now.fields().len()
         && announced.iter().zip(now.fields()).all(|(a, b)| {
-            // A type the plan could not know before its parameters were bound is open.
-            let open = a.data_type() == &DataType::Null;
+            // A type the plan could not know before its parameters were
+            // bound is open, and so are a decimal's precision and scale
+            // (`round(d, $1)` decides them from the value).
+            let open = a.data_type() == &DataType::Null
+                || (a.data_type().is_decimal() && b.data_type().is_decimal());
             a.name() == b.name() && (open || a.data_type() == b.data_type())
         });
     match same || !prepared.is_query || prepared.history_parameters {

@@ -859,3 +859,75 @@ async fn a_default_too_long_for_its_column_is_refused() {
         .expect_err("too long");
     assert_eq!(err.sqlstate(), "22001", "{err}");
 }
+
+#[tokio::test]
+async fn prepared_queries_whose_types_settle_at_planning_run() {
+    let (_db, mut session) = users().await;
+    session
+        .execute(
+            "CREATE TABLE d (i INT, d DECIMAL(10,2)); INSERT INTO d VALUES (1, 1.25), (2, 2.55)",
+        )
+        .await
+        .expect("setup");
+    for sql in [
+        "SELECT round(d, 1) FROM d ORDER BY i",
+        "SELECT round(d, $1) FROM d ORDER BY i",
+        "SELECT round(avg(d), 2) FROM d",
+    ] {
+        let prepared = session.prepare(sql).await.expect("prepare");
+        let params: &[ScalarValue] = match prepared.parameter_count {
+            0 => &[],
+            _ => &[ScalarValue::Int64(Some(1))],
+        };
+        let Output::Rows { stream, .. } = session
+            .execute_prepared(&prepared, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        else {
+            panic!("rows");
+        };
+        datafusion::physical_plan::common::collect(stream)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let prepared = session
+        .prepare("SELECT round(d, 1) FROM d")
+        .await
+        .expect("prepare");
+    let Output::Rows { stream, .. } = session
+        .execute_prepared(&prepared, &[])
+        .await
+        .expect("round(decimal, 1) runs as prepared")
+    else {
+        panic!("rows");
+    };
+    assert_eq!(
+        stream.schema().field(0).data_type(),
+        prepared.schema.field(0).data_type()
+    );
+}
+
+#[tokio::test]
+async fn a_null_among_parameter_sets_into_a_not_null_column_is_23502() {
+    let (_db, mut session) = users().await;
+    let insert = session
+        .prepare("INSERT INTO users VALUES (?, ?)")
+        .await
+        .expect("prepare");
+    let err = session
+        .execute_prepared_rows(
+            &insert,
+            &[
+                vec![
+                    ScalarValue::Int32(Some(10)),
+                    ScalarValue::Utf8(Some("x".into())),
+                ],
+                vec![ScalarValue::Int32(Some(11)), ScalarValue::Utf8(None)],
+            ],
+        )
+        .await
+        .expect_err("name is NOT NULL");
+    assert_eq!(err.sqlstate(), "23502", "{err}");
+    assert!(err.to_string().contains("name"), "{err}");
+    assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 3);
+}

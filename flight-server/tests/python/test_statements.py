@@ -145,3 +145,19 @@ def test_a_statement_that_plans_for_seconds_does_not_stall_other_clients(server,
         assert finished["rows"] == [(2,)]
         if finished["seconds"] > 1.0:  # long enough to tell
             assert latencies and max(latencies) < 0.5, (finished, max(latencies, default=None))
+
+
+def test_queries_whose_types_settle_at_planning_run_over_adbc(conn):
+    """ADBC prepares every statement: the columns announced at PREPARE must be
+    the ones it returns, also where a function or a UNION decides them."""
+    with conn.cursor() as cur:
+        t = unique("dec")
+        cur.execute(f"CREATE TABLE {t} (i INT, d DECIMAL(10,2))")
+        cur.execute(f"INSERT INTO {t} VALUES (1, 1.25), (2, 2.55)")
+        cur.execute(f"SELECT CAST(round(d, 1) AS DOUBLE) FROM {t} ORDER BY i")
+        assert [row[0] for row in cur.fetchall()] == [1.3, 2.6]
+        cur.execute("SELECT 1 AS id UNION ALL SELECT 'k' ORDER BY id")
+        assert sorted(row[0] for row in cur.fetchall()) == ["1", "k"]
+        cur.executemany(f"INSERT INTO {t} VALUES (?, ?)", [(3, 1), (4, None)])
+        cur.execute(f"SELECT count(*) FROM {t}")
+        assert cur.fetchone()[0] == 4
