@@ -377,7 +377,7 @@ impl Error {
             Error::CommitTooLarge { .. } => "54000",
             Error::Poisoned { .. } => "58030",
             Error::Io(_) | Error::ObjectStore(_) | Error::StorageIo { .. } => "58030",
-            Error::Arrow(_) => "22000",
+            Error::Arrow(e) => arrow_sqlstate(e),
             Error::Parquet(_) => "XX001",
             Error::DataFusion(df) => datafusion_sqlstate(df),
             Error::Internal(_) => "XX000",
@@ -441,7 +441,12 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
             "42703"
         }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => "42000",
-        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => "22000",
+        DataFusionError::ArrowError(e, _) => arrow_sqlstate(e),
+        // DataFusion names this case only in its message.
+        DataFusionError::Execution(msg) if msg.contains("subquery returned more than one row") => {
+            "21000"
+        }
+        DataFusionError::Execution(_) => "22000",
         DataFusionError::NotImplemented(_) => "0A000",
         DataFusionError::ResourcesExhausted(_) => "53200",
         DataFusionError::Context(_, inner) => datafusion_sqlstate(inner),
@@ -451,10 +456,28 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
         // Several planning errors at once (e.g. every unknown column of a
         // SELECT list): the first one's.
         DataFusionError::Collection(errors) => errors.first().map_or("XX000", datafusion_sqlstate),
+        // PostgreSQL: unrecognized configuration parameter.
+        DataFusionError::Configuration(msg)
+            if msg.to_ascii_lowercase().contains("could not find config")
+                || msg.contains("not found") =>
+        {
+            "42704"
+        }
         DataFusionError::Configuration(_) => "22023",
         DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => "58030",
         DataFusionError::ParquetError(_) => "XX001",
         _ => "XX000",
+    }
+}
+
+/// The SQLSTATE of an Arrow kernel's error, as PostgreSQL names the case.
+fn arrow_sqlstate(err: &arrow::error::ArrowError) -> &'static str {
+    use arrow::error::ArrowError;
+    match err {
+        ArrowError::DivideByZero => "22012",
+        ArrowError::ArithmeticOverflow(_) => "22003",
+        ArrowError::ExternalError(inner) => external_sqlstate(inner.as_ref()),
+        _ => "22000",
     }
 }
 

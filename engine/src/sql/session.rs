@@ -172,6 +172,7 @@ impl Session {
         ctx.register_object_store(data_store_url().as_ref(), db.object_store());
         ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
         ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
+        ctx.register_udf(current_database());
         driftdb_udfs::register_all(&ctx);
         crate::sequences::functions::register(&ctx, db, snapshot.clone());
         Self {
@@ -874,6 +875,19 @@ impl Session {
 
 /// A prepared query must return the columns it announced when it was
 /// prepared (PostgreSQL: "cached plan must not change result type").
+/// `current_database()`: the one database a DriftDB server holds, named
+/// as its catalog.
+fn current_database() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "current_database",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::from(CATALOG_NAME)))),
+    )
+}
+
 /// A transaction block a session opened for its own statements; rolled
 /// back when dropped while `open` (an error, or the caller gave up).
 struct ImplicitBlock {

@@ -22,6 +22,8 @@ SELECT 1 / 0;
 SELECT (SELECT v FROM d_b);
 -- case: unknown_setting
 SET nosuch.x = 1;
+-- case: unknown_setting_plain
+SET nosuchsetting = 1;
 -- case: current_database
 SELECT current_database() IS NOT NULL;
 -- case: correlated_non_equality
