@@ -13,6 +13,7 @@ mod plan_cache;
 mod plans;
 pub mod sequence_ddl;
 pub mod session;
+pub mod set_ops;
 mod txn_control;
 
 pub use dialect::DriftDialect;

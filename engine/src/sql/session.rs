@@ -159,11 +159,12 @@ impl Session {
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false);
         let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_relation_planners(vec![planner])
             .build();
+        state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,
