@@ -165,6 +165,7 @@ impl Session {
             .with_relation_planners(vec![planner])
             .build();
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
+        state.add_analyzer_rule(Arc::new(super::casts::RoundingCasts));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,
