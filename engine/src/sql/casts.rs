@@ -26,23 +26,31 @@ pub struct RoundingCasts;
 
 impl AnalyzerRule for RoundingCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let schema = merge_schema(&plan.inputs());
-            // The rewritten expressions keep their names (the output
-            // columns' names must not change).
-            let names = NamePreserver::new(&plan);
-            plan.map_expressions(|expr| {
-                let name = names.save(&expr);
-                let rewritten = expr.transform_up(|e| rounded(e, &schema))?;
-                Ok(rewritten.update_data(|e| name.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        rewrite_expressions(plan, rounded)
     }
 
     fn name(&self) -> &str {
         "driftdb_rounding_casts"
     }
+}
+
+/// Rewrite every expression of `plan` and its subqueries, bottom up, with
+/// `rewrite` (given the schema the expression reads); the rewritten
+/// expressions keep their names, so no output column is renamed.
+pub(crate) fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|plan| {
+        let schema = merge_schema(&plan.inputs());
+        let names = NamePreserver::new(&plan);
+        plan.map_expressions(|expr| {
+            let name = names.save(&expr);
+            let rewritten = expr.transform_up(|e| rewrite(e, &schema))?;
+            Ok(rewritten.update_data(|e| name.restore(e)))
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// `expr` with its value rounded first when it casts a number with a

@@ -3,6 +3,7 @@
 
 pub mod casts;
 pub mod catalog_provider;
+pub mod checked;
 pub mod ddl;
 pub mod dialect;
 pub mod dml;

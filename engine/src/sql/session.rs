@@ -166,6 +166,7 @@ impl Session {
             .build();
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         state.add_analyzer_rule(Arc::new(super::casts::RoundingCasts));
+        state.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,

@@ -184,3 +184,21 @@ fn chains_broken_by_xor_between_or_case_are_still_counted() {
     let cases = vec!["CASE WHEN a = 1 THEN 1 ELSE 2 END"; 500].join(", ");
     parse_statement(&format!("SELECT {cases} FROM t")).unwrap();
 }
+
+/// Prefix operators in a row are one parser level each: more than the
+/// parser follows is 54001 before parsing (1,017 NOTs made it retry for
+/// longer than 10 s), a few parse.
+#[test]
+fn long_runs_of_prefix_operators_are_refused_before_parsing() {
+    parse_statement(&format!("SELECT {}true", "NOT ".repeat(10))).unwrap();
+    parse_statement("SELECT 1 - -1, - - 2").unwrap();
+    for statement in [
+        format!("SELECT {}true", "NOT ".repeat(1_017)),
+        format!("SELECT {}1", "- ".repeat(100)),
+    ] {
+        let started = std::time::Instant::now();
+        let err = parse_statement(&statement).unwrap_err();
+        assert_eq!(err.sqlstate(), "54001", "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}

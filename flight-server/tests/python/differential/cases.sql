@@ -12,6 +12,10 @@ SELECT * FROM (VALUES (1),(1),(1),(2)) AS l(c) INTERSECT ALL SELECT * FROM (VALU
 SELECT * FROM (VALUES (1),(1),(1),(2)) AS l(c) EXCEPT ALL SELECT * FROM (VALUES (1),(2),(2)) AS r(c) ORDER BY 1;
 -- case: bigint_overflow
 SELECT CAST(9223372036854775807 AS BIGINT) + 1;
+-- case: bigint_overflow_column
+SELECT y * 9223372036854775807 FROM d_a WHERE y > 1;
+-- case: bigint_product_in_sum_overflow
+SELECT sum(y * 922337203685477580) FROM d_a;
 -- case: cast_numeric_to_int_rounds
 SELECT CAST(1.7 AS INT), CAST(-2.5 AS INT), CAST(2.5 AS INT);
 -- case: decimal_assignment_rounds
