@@ -9,6 +9,7 @@ user the package creates.
 
 import glob
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +28,14 @@ def pg_bin(name):
     return path
 
 
+def ensure_postgres_user():
+    """The `postgres` user Debian's package makes; made here if missing."""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+
+
 class Postgres:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="driftdb-pg-")
@@ -34,6 +43,7 @@ class Postgres:
         self.port = 5432
         as_root = os.geteuid() == 0
         if as_root:
+            ensure_postgres_user()
             shutil.chown(self.dir, "postgres")
             os.chmod(self.dir, 0o755)
         self._run([pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync"], as_root)
