@@ -2,60 +2,23 @@
 //! PostgreSQL's do; arrow's truncate (`CAST(1.7 AS INT)` gave 1,
 //! `CAST(-2.5 AS INT)` −2; PostgreSQL gives 2 and −3).
 //!
-//! [`RoundingCasts`] (an analyzer rule, after type coercion, so the casts
-//! coercion adds are covered too) wraps the value of every such cast in
+//! [`rounded`] (applied by [`super::expr_rules`] after type coercion, so
+//! the casts coercion adds are covered too) wraps the value of every such cast in
 //! `round()`, which rounds half away from zero: PostgreSQL's rule for
 //! `numeric`. (For `double precision` PostgreSQL rounds half to even; a
 //! float exactly halfway between two integers still rounds away from zero
 //! here.)
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::functions::math::expr_fn::round;
 use datafusion::logical_expr::expr::{Cast, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
-use datafusion::optimizer::AnalyzerRule;
-
-/// See the module page.
-#[derive(Debug, Default)]
-pub struct RoundingCasts;
-
-impl AnalyzerRule for RoundingCasts {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        rewrite_expressions(plan, rounded)
-    }
-
-    fn name(&self) -> &str {
-        "driftdb_rounding_casts"
-    }
-}
-
-/// Rewrite every expression of `plan` and its subqueries, bottom up, with
-/// `rewrite` (given the schema the expression reads); the rewritten
-/// expressions keep their names, so no output column is renamed.
-pub(crate) fn rewrite_expressions(
-    plan: LogicalPlan,
-    rewrite: fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
-) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|plan| {
-        let schema = merge_schema(&plan.inputs());
-        let names = NamePreserver::new(&plan);
-        plan.map_expressions(|expr| {
-            let name = names.save(&expr);
-            let rewritten = expr.transform_up(|e| rewrite(e, &schema))?;
-            Ok(rewritten.update_data(|e| name.restore(e)))
-        })
-    })
-    .map(|t| t.data)
-}
+use datafusion::logical_expr::{Expr, ExprSchemable};
 
 /// `expr` with its value rounded first when it casts a number with a
 /// fraction to an integer type.
-fn rounded(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+pub(crate) fn rounded(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let (inner, field, try_cast) = match &expr {
         Expr::Cast(Cast { expr, field }) => (expr, field, false),
         Expr::TryCast(TryCast { expr, field }) => (expr, field, true),

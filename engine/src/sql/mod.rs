@@ -3,10 +3,10 @@
 
 pub mod casts;
 pub mod catalog_provider;
-pub mod checked;
 pub mod ddl;
 pub mod dialect;
 pub mod dml;
+pub mod expr_rules;
 mod foreign_keys;
 pub mod ingest;
 pub mod params;

@@ -165,8 +165,7 @@ impl Session {
             .with_relation_planners(vec![planner])
             .build();
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
-        state.add_analyzer_rule(Arc::new(super::casts::RoundingCasts));
-        state.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
+        state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,

@@ -76,6 +76,15 @@ pub fn passed<T: std::fmt::Debug>(
     }
 }
 
+/// Write `new` over `bytes` from `at`, as far as `bytes` goes.
+pub fn overwrite(bytes: &mut [u8], at: usize, new: &[u8]) {
+    if at >= bytes.len() {
+        return;
+    }
+    let end = (at + new.len()).min(bytes.len());
+    bytes[at..end].copy_from_slice(&new[..end - at]);
+}
+
 /// Copy the folder `from` to `to` (a database left open: as after a crash).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("mkdir");

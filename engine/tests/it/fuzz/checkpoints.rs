@@ -26,7 +26,7 @@ use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;
 
-use super::{cases, copy_dir, passed, runner, timed};
+use super::{cases, copy_dir, overwrite, passed, runner, timed};
 
 /// Cases of each target in CI (see the module page of `fuzz` for longer runs).
 const MUTATED_CASES_CI: u32 = 20_000;
@@ -153,14 +153,6 @@ fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
             overwrite(bytes, at, &value.to_le_bytes()[..width]);
         }
     }
-}
-
-fn overwrite(bytes: &mut [u8], at: usize, new: &[u8]) {
-    if at >= bytes.len() {
-        return;
-    }
-    let end = (at + new.len()).min(bytes.len());
-    bytes[at..end].copy_from_slice(&new[..end - at]);
 }
 
 /// Decode `bytes` as checkpoint `seq`, measuring the heap held at the peak.

@@ -31,7 +31,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 
-use super::{cases, copy_dir, passed, runner, timed};
+use super::{cases, copy_dir, overwrite, passed, runner, timed};
 
 /// Cases of each target in CI (see the module page of `fuzz` for longer runs).
 const MUTATED_CASES_CI: u32 = 20_000;
@@ -295,12 +295,6 @@ fn apply_byte_mutation(bytes: &mut Vec<u8>, mutation: &ByteMutation) {
         }
         ByteMutation::Word { at, value } => overwrite(bytes, at.index(len), &value.to_le_bytes()),
     }
-}
-
-/// Write `new` over `bytes` from `at`, as far as `bytes` goes.
-fn overwrite(bytes: &mut [u8], at: usize, new: &[u8]) {
-    let end = (at + new.len()).min(bytes.len());
-    bytes[at..end].copy_from_slice(&new[..end - at]);
 }
 
 /// Scan `bytes` measuring the heap the decode held at its peak.
