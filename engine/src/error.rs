@@ -129,6 +129,9 @@ pub enum Error {
     #[error("unsupported type {type_name} for column \"{column}\"")]
     UnsupportedType { column: String, type_name: String },
 
+    #[error("unrecognized configuration parameter \"{name}\"")]
+    UnknownSetting { name: String },
+
     #[error("could not serialize access due to concurrent update of \"{table}\": {detail}")]
     SerializationFailure { table: String, detail: String },
 
@@ -358,6 +361,7 @@ impl Error {
             Error::BadValue { .. } => "22P02",
             Error::ValueOutOfRange { .. } => "22003",
             Error::UnsupportedType { .. } => "42704",
+            Error::UnknownSetting { .. } => "42704",
             Error::SerializationFailure { .. } => "40001",
             Error::InFailedTransaction => "25P02",
             Error::ReadOnlyTransaction { .. } => "25006",

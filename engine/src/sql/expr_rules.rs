@@ -1,11 +1,8 @@
 //! One analyzer rule for the expression-level corrections that make
-//! DataFusion's answers PostgreSQL's (today: casts to integers round,
-//! [`super::casts`]), in one pass over each plan, after type coercion,
-//! keeping every expression's name.
-//!
-//! (Checked integer arithmetic as a function call per `+` was tried and
-//! taken out: a 300-term sum then took seconds to plan, as every nested
-//! call re-derives its arguments' types.)
+//! DataFusion's answers PostgreSQL's, in one pass over each plan, after
+//! type coercion, keeping every expression's name: casts to integers round
+//! ([`super::casts`]); integer constants are folded checked
+//! ([`super::checked_arithmetic`]).
 
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
@@ -16,6 +13,7 @@ use datafusion::logical_expr::utils::merge_schema;
 use datafusion::optimizer::AnalyzerRule;
 
 use super::casts::rounded;
+use super::checked_arithmetic::folded;
 
 /// See the module page.
 #[derive(Debug, Default)]
@@ -28,7 +26,8 @@ impl AnalyzerRule for PostgresExpressions {
             let names = NamePreserver::new(&plan);
             plan.map_expressions(|expr| {
                 let name = names.save(&expr);
-                let rewritten = expr.transform_up(|e| rounded(e, &schema))?;
+                let rewritten =
+                    expr.transform_up(|e| rounded(e, &schema)?.transform_data(folded))?;
                 Ok(rewritten.update_data(|e| name.restore(e)))
             })
         })

@@ -3,12 +3,15 @@
 
 pub mod casts;
 pub mod catalog_provider;
+pub mod checked_arithmetic;
 pub mod ddl;
+pub mod decorrelate;
 pub mod dialect;
 pub mod dml;
 pub mod expr_rules;
 mod foreign_keys;
 pub mod ingest;
+pub mod output_names;
 pub mod params;
 pub mod parser;
 mod plan_cache;
@@ -16,6 +19,8 @@ mod plans;
 pub mod sequence_ddl;
 pub mod session;
 pub mod set_ops;
+pub mod settings;
+pub mod subqueries;
 mod txn_control;
 
 pub use dialect::DriftDialect;

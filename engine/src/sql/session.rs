@@ -14,14 +14,16 @@ use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
+use super::output_names::{public_schema, public_stream};
 use super::parser::{Body, ParsedStatement};
 use super::plan_cache::CachedPlan;
+use super::settings::{CustomSettings, custom_name};
 use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
 use crate::db::{CommitChecks, Database};
 use crate::error::{Error, Result};
@@ -140,6 +142,8 @@ pub struct Session {
     pub(super) txn: Arc<Mutex<Option<Transaction>>>,
     /// What `BEGIN` starts (`SET default_transaction_isolation`, `SET SESSION CHARACTERISTICS`).
     pub(super) txn_defaults: TxnOptions,
+    /// `SET myapp.x = …` ([`super::settings`]).
+    custom_settings: CustomSettings,
 }
 
 impl std::fmt::Debug for Session {
@@ -154,7 +158,10 @@ impl Session {
     /// A new session with default settings.
     pub fn new(db: &Database) -> Self {
         let snapshot = Arc::new(StatementSnapshot::default());
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new();
+        // `1.005` is an exact numeric, as in PostgreSQL, not a binary float.
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
+        let config = config
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false);
@@ -163,9 +170,16 @@ impl Session {
             .with_config(config)
             .with_default_features()
             .with_relation_planners(vec![planner])
+            .with_physical_optimizer_rule(Arc::new(
+                super::checked_arithmetic::CheckedIntegerArithmetic,
+            ))
             .build();
+        // Cannot fail: registering a rewrite appends it to a list.
+        let _ = state.register_function_rewrite(Arc::new(super::checked_arithmetic::WidenedSum));
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
+        state.add_analyzer_rule(Arc::new(super::subqueries::SubqueryPredicates));
+        state.add_analyzer_rule(Arc::new(super::decorrelate::NonEqualityCorrelation));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,
@@ -185,6 +199,7 @@ impl Session {
             query_memory_bytes: None,
             txn: Arc::new(Mutex::new(None)),
             txn_defaults: TxnOptions::default(),
+            custom_settings: CustomSettings::default(),
         }
     }
 
@@ -428,6 +443,18 @@ impl Session {
                 Ok(Output::Done(self.set_as_of(values).await?))
             }
             Statement::ShowTables { .. } => Ok(Output::Done(self.show_tables(seq)?)),
+            Statement::Set(ast::Set::SingleAssignment {
+                variable, values, ..
+            }) if custom_name(&variable).is_some() => {
+                let name = custom_name(&variable).unwrap_or_default();
+                Ok(Output::Done(self.custom_settings.set(name, &values)?))
+            }
+            Statement::ShowVariable { variable }
+                if custom_name(&variable.clone().into()).is_some() =>
+            {
+                let name = custom_name(&variable.into()).unwrap_or_default();
+                Ok(Output::Done(self.custom_settings.show(&name, seq)?))
+            }
             other => Ok(Output::Rows {
                 tag: statement_tag(&other),
                 seq,
@@ -497,6 +524,10 @@ impl Session {
             self.begin_statement(&statement)?;
             self.snapshot
                 .set_history(prepared.statement.history.clone());
+            let mut statement = statement;
+            if let Statement::Query(query) = &mut statement {
+                super::output_names::name_outputs(query);
+            }
             let plan = self.plan_unbound(statement).await?;
             if self.may_reuse_plans() {
                 prepared.plan = CachedPlan::new(&plan, epoch).map(Arc::new);
@@ -517,6 +548,12 @@ impl Session {
     /// only then). A plan whose placeholders keep it from being planned
     /// that far gives its analyzed columns, or its own.
     async fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let schema = self.planned_schema(plan).await;
+        public_schema(&schema).unwrap_or(schema)
+    }
+
+    /// [`Self::result_schema`] under the planner's (internal) names.
+    async fn planned_schema(&self, plan: &LogicalPlan) -> SchemaRef {
         let state = self.ctx.state();
         if let Ok(physical) = state.create_physical_plan(plan).await {
             return physical.schema();
@@ -648,7 +685,10 @@ impl Session {
     }
 
     /// Plan a read-only statement (DDL and DML refused) and start it.
-    async fn read_stream(&self, statement: Statement) -> Result<SendableRecordBatchStream> {
+    async fn read_stream(&self, mut statement: Statement) -> Result<SendableRecordBatchStream> {
+        if let Statement::Query(query) = &mut statement {
+            super::output_names::name_outputs(query);
+        }
         let plan = self.plan(statement).await?;
         self.stream_plan(plan).await
     }
@@ -664,15 +704,15 @@ impl Session {
             .filter(|_| !is_statement_plan(&plan))
         else {
             let frame = self.ctx.execute_logical_plan(plan).await?;
-            return Ok(frame.execute_stream().await?);
+            return Ok(public_stream(frame.execute_stream().await?));
         };
         let state = self.ctx.state();
         let physical = state.create_physical_plan(&plan).await?;
         let task = TaskContext::from(&state).with_runtime(query_runtime(&state, limit)?);
-        Ok(datafusion::physical_plan::execute_stream(
+        Ok(public_stream(datafusion::physical_plan::execute_stream(
             physical,
             Arc::new(task),
-        )?)
+        )?))
     }
 
     /// Plan a statement with DataFusion (through DriftDB's relation

@@ -58,7 +58,12 @@ async fn create_bank(db: &Database) {
 
 async fn scalar(session: &mut Session, sql: &str) -> i64 {
     let result = session.execute_one(sql).await.expect(sql);
-    let column = result.batches[0].column(0);
+    // sum(bigint) is numeric, as in PostgreSQL: read any integer or decimal as BIGINT.
+    let column = arrow::compute::cast(
+        result.batches[0].column(0),
+        &arrow::datatypes::DataType::Int64,
+    )
+    .expect(sql);
     let values = column
         .as_any()
         .downcast_ref::<Int64Array>()

@@ -70,7 +70,12 @@ async fn read(db: &Database) -> Option<(i64, i64, i64)> {
     match Session::new(db).execute_one(sql).await {
         Ok(result) => {
             let value = |i: usize| {
-                let column = result.batches[0].column(i);
+                // sum(bigint) is numeric, as in PostgreSQL: read it as BIGINT.
+                let column = arrow::compute::cast(
+                    result.batches[0].column(i),
+                    &arrow::datatypes::DataType::Int64,
+                )
+                .expect("a number");
                 let column = column
                     .as_any()
                     .downcast_ref::<Int64Array>()

@@ -42,8 +42,13 @@ async fn run(db: &Database, sql: &str) {
 /// The single BIGINT a query returns (0 for NULL).
 async fn scalar(db: &Database, sql: &str) -> Result<i64, Error> {
     let result = Session::new(db).execute_one(sql).await?;
-    let column = result.batches[0]
-        .column(0)
+    // sum(bigint) is numeric, as in PostgreSQL: read it as BIGINT.
+    let column = arrow::compute::cast(
+        result.batches[0].column(0),
+        &arrow::datatypes::DataType::Int64,
+    )
+    .expect("a number");
+    let column = column
         .as_any()
         .downcast_ref::<Int64Array>()
         .expect("BIGINT")

@@ -26,7 +26,7 @@ import pytest
 from postgres import Postgres
 
 HERE = pathlib.Path(__file__).parent / "differential"
-GENERATED_QUERIES = 1500
+GENERATED_QUERIES = 3000
 SEED = int(os.environ.get("DRIFTDB_DIFF_SEED", "20261201"))
 
 
@@ -85,7 +85,9 @@ def outcome(rows, ordered):
 def on_postgres(conn, sql):
     try:
         cur = conn.execute(sql)
-        return ("rows", cur.fetchall()) if cur.description else ("done", None)
+        if not cur.description:
+            return ("done", None)
+        return ("rows", cur.fetchall(), [d.name for d in cur.description])
     except psycopg.Error as e:
         return ("error", e.sqlstate or "?????")
 
@@ -96,7 +98,7 @@ def on_driftdb(conn, sql):
             cur.execute(sql)
             if cur.description is None:
                 return ("done", None)
-            return ("rows", cur.fetchall())
+            return ("rows", cur.fetchall(), [d[0] for d in cur.description])
     except adbc_driver_manager.Error as e:
         found = re.findall(r"\(SQLSTATE ([0-9A-Z]{5})\)", str(e))
         return ("error", found[-1] if found else "?????")
@@ -123,6 +125,8 @@ def same(sql, pg, drift):
         return pg[0] == drift[0] and pg[1][:2] == drift[1][:2]
     if pg[0] == "done" or drift[0] == "done":
         return True  # a write: both succeeded
+    if pg[2] != drift[2]:
+        return False  # the columns' names differ
     ordered = re.search(r"\border\s+by\b", top_level(sql), re.IGNORECASE) is not None
     return outcome(pg[1], ordered) == outcome(drift[1], ordered)
 
@@ -163,7 +167,9 @@ def run_corpus(both, corpus):
 def report(title, corpus, mismatches):
     print(f"\n{title}: {len(corpus) - len(mismatches)} of {len(corpus)} statements answer as PostgreSQL does")
     for name, sql, pg, dr in mismatches:
-        print(f"  {name}: {sql[:160]}\n    postgres {str(pg)[:160]}\n    driftdb  {str(dr)[:160]}")
+        print(f"  {name}: {sql[:160]}\n    postgres {str(pg[:2])[:160]}\n    driftdb  {str(dr[:2])[:160]}")
+        if len(pg) > 2 and len(dr) > 2 and pg[2] != dr[2]:
+            print(f"    column names: postgres {pg[2]}, driftdb {dr[2]}")
 
 
 def test_hand_written_cases_answer_as_postgresql(both):
@@ -227,12 +233,18 @@ class Generator:
             lambda: f"x IN ({', '.join(str(self.r.randint(-2, 8)) for _ in range(3))}{self.pick('', ', NULL')})",
             lambda: f"x IS {self.pick('', 'NOT ')}DISTINCT FROM {self.pick('y', '2', 'NULL')}",
             lambda: f"x {self.pick('IN', 'NOT IN')} (SELECT {self.pick('v', 'a_id')} FROM d_b WHERE v {self.pick('>', '<')} {self.r.randint(0, 400)})",
-            lambda: f"{self.pick('', 'NOT ')}EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = d_a.id{self.pick('', ' AND v > 100')})",
+            lambda: f"x {self.pick('IN', 'NOT IN')} (SELECT a_id FROM d_b WHERE {self.correlation()})",
+            lambda: f"{self.pick('', 'NOT ')}EXISTS (SELECT 1 FROM d_b WHERE {self.correlation()}{self.pick('', ' AND v > 100')})",
         ]
         if depth < 2:
             shapes.append(lambda: f"({self.predicate(depth + 1)} {self.pick('AND', 'OR')} {self.predicate(depth + 1)})")
             shapes.append(lambda: f"NOT ({self.predicate(depth + 1)})")
         return self.r.choice(shapes)()
+
+    def correlation(self):
+        """How a subquery over d_b refers to the d_a row: equalities, and
+        conditions only a join with the outer row's domain answers."""
+        return self.pick("d_b.a_id = d_a.id", "d_b.v > d_a.y", "d_b.a_id < d_a.x", "(d_b.a_id = d_a.id OR d_b.v < d_a.y)")
 
     def where(self):
         return f" WHERE {self.predicate()}" if self.r.random() < 0.7 else ""
@@ -258,4 +270,4 @@ class Generator:
             fn = self.pick("sum(x)", "count(*)", "row_number()", "rank()", "max(y)", "lag(x)")
             order = self.pick("id", "x, id", "y DESC, id")
             return f"SELECT id, {fn} OVER (PARTITION BY {self.pick('b', 's', 'x % 2')} ORDER BY {order}) FROM d_a{self.where()}"
-        return f"SELECT id, (SELECT {self.pick('max(v)', 'count(*)', 'min(t)')} FROM d_b WHERE d_b.a_id = d_a.id) FROM d_a{self.where()}"
+        return f"SELECT id, (SELECT {self.pick('max(v)', 'count(*)', 'min(t)', 'sum(v)')} FROM d_b WHERE {self.correlation()}) FROM d_a{self.where()}"

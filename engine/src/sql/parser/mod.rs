@@ -239,7 +239,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             break;
         }
         let start = parser.peek_token_ref().span.start;
-        let body = parse_body(&mut parser).map_err(|e| parse_error(&dialect, e))?;
+        let mut body = parse_body(&mut parser).map_err(|e| parse_error(&dialect, e))?;
         let end = parser.get_current_token().span.end;
         let next = parser.peek_token();
         if !matches!(next.token, Token::SemiColon | Token::EOF) {
@@ -251,9 +251,10 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             });
         }
         let mut history = clauses_within(&clauses, start, end);
-        if let Body::Sql(statement) = &body {
+        if let Body::Sql(statement) = &mut body {
             check_history_attached(statement, &history)?;
             history.ctes = cte_scopes(statement);
+            type_null_concatenation(statement);
         }
         statements.push(ParsedStatement {
             body,
@@ -269,6 +270,33 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
         return Err(misplaced_history(*at));
     }
     Ok(statements)
+}
+
+/// `NULL || NULL` is a text NULL, as in PostgreSQL (an untyped NULL
+/// concatenated with one is text); DataFusion finds no type for it. Each
+/// such pair's left NULL becomes `CAST(NULL AS TEXT)`.
+fn type_null_concatenation(statement: &mut ast::Statement) {
+    let is_null = |e: &ast::Expr| matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null);
+    let _ = ast::visit_expressions_mut(statement, |expr| {
+        if let ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::StringConcat,
+            right,
+        } = expr
+            && is_null(left)
+            && is_null(right)
+        {
+            let null = std::mem::replace(left.as_mut(), ast::Expr::value(ast::Value::Null));
+            **left = ast::Expr::Cast {
+                kind: ast::CastKind::Cast,
+                expr: Box::new(null),
+                data_type: ast::DataType::Text,
+                array: false,
+                format: None,
+            };
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Parse exactly one statement.

@@ -90,3 +90,77 @@ SELECT string_agg(s, ',' ORDER BY id) FROM d_a WHERE s IS NOT NULL;
 SELECT CAST('abc' AS INT);
 -- case: smallint_overflow
 SELECT CAST(100000 AS SMALLINT);
+-- case: bigint_overflow_in_filter
+SELECT count(*) FROM d_a WHERE y * 922337203685477580 > 0;
+-- case: bigint_overflow_in_group_by
+SELECT y * 922337203685477580 FROM d_a GROUP BY y * 922337203685477580;
+-- case: bigint_overflow_untaken_case_arm
+SELECT CASE WHEN id > 100 THEN y * 9223372036854775807 ELSE 0 END FROM d_a ORDER BY id;
+-- case: bigint_subtraction_overflow
+SELECT -9223372036854775807 - y FROM d_a WHERE y > 1;
+-- case: sum_bigint_is_numeric
+SELECT sum(v) FROM (VALUES (CAST(9223372036854775807 AS BIGINT)), (CAST(10 AS BIGINT))) AS t(v);
+-- case: sum_bigint_window
+SELECT id, sum(y) OVER (ORDER BY id) FROM d_a ORDER BY id;
+-- case: in_select_three_valued
+SELECT id, x IN (SELECT a_id FROM d_b), x NOT IN (SELECT a_id FROM d_b) FROM d_a ORDER BY id;
+-- case: in_select_no_nulls
+SELECT id, x IN (SELECT v FROM d_b WHERE v IS NOT NULL), x NOT IN (SELECT v FROM d_b WHERE v IS NOT NULL) FROM d_a ORDER BY id;
+-- case: in_select_correlated
+SELECT id, x IN (SELECT a_id FROM d_b WHERE d_b.v > d_a.y) FROM d_a ORDER BY id;
+-- case: in_select_empty_subquery
+SELECT id, x IN (SELECT a_id FROM d_b WHERE false), x NOT IN (SELECT a_id FROM d_b WHERE false) FROM d_a ORDER BY id;
+-- case: not_in_correlated_where
+SELECT id FROM d_a WHERE x NOT IN (SELECT a_id FROM d_b WHERE d_b.id = d_a.id) ORDER BY id;
+-- case: not_in_under_or
+SELECT id FROM d_a WHERE x NOT IN (SELECT a_id FROM d_b) OR id = 3 ORDER BY id;
+-- case: not_of_in_under_or
+SELECT id FROM d_a WHERE NOT (x IN (SELECT a_id FROM d_b WHERE a_id IS NOT NULL)) OR id < 3 ORDER BY id;
+-- case: in_is_null
+SELECT id FROM d_a WHERE (x IN (SELECT a_id FROM d_b)) IS NULL ORDER BY id;
+-- case: exists_in_case
+SELECT id, CASE WHEN EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = d_a.id) THEN 'y' ELSE 'n' END FROM d_a ORDER BY id;
+-- case: not_exists_in_select
+SELECT id, NOT EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = d_a.id AND d_b.v > 150) FROM d_a ORDER BY id;
+-- case: in_subquery_in_aggregate_query
+SELECT x IN (SELECT a_id FROM d_b) AS hit, count(*) FROM d_a GROUP BY 1 ORDER BY 1;
+-- case: output_names
+SELECT count(*), sum(x), min(s), x + 1, CAST(x AS BIGINT), CAST(1 AS BIGINT), 1, 'a', COALESCE(x, 0) FROM d_a GROUP BY x ORDER BY x;
+-- case: output_names_case
+SELECT CASE WHEN x > 0 THEN 1 END, CASE WHEN x > 0 THEN 1 ELSE x END, CASE WHEN x > 0 THEN 1 ELSE 0 END FROM d_a ORDER BY id;
+-- case: output_names_subqueries
+SELECT EXISTS (SELECT 1), (SELECT max(v) FROM d_b), (SELECT max(v) AS top FROM d_b), (SELECT 1), x IN (SELECT a_id FROM d_b) FROM d_a ORDER BY id LIMIT 2;
+-- case: duplicate_columns
+SELECT id, id, d_a.id, x AS id FROM d_a ORDER BY 1;
+-- case: star_and_column
+SELECT *, id FROM d_b ORDER BY 1;
+-- case: same_expression_twice_distinct
+SELECT DISTINCT x + 1, x + 1 FROM d_a ORDER BY x + 1;
+-- case: union_names_from_left
+SELECT x + 1, s FROM d_a UNION ALL SELECT v, t FROM d_b ORDER BY 1, 2;
+-- case: custom_setting_set
+SET myapp.user_id = 42;
+-- case: custom_setting_show
+SHOW myapp.user_id;
+-- case: custom_setting_unknown
+SHOW myapp.never_set;
+-- case: decimal_literals_exact
+SELECT 0.1 + 0.2 = 0.3, 1.005 * 2, 2.5 / 2;
+-- case: decimal_cast_rounds_half_away
+SELECT CAST(2.675 AS DECIMAL(5,2)), CAST(-1.005 AS DECIMAL(5,2)), CAST(1.004 AS DECIMAL(5,2));
+-- case: null_concat_chain
+SELECT NULL || NULL || 'a', 'a' || NULL, s || NULL FROM d_a ORDER BY id LIMIT 2;
+-- case: correlated_non_equality_sum
+SELECT id, (SELECT sum(v) FROM d_b WHERE d_b.a_id < d_a.x AND d_b.v > 0) FROM d_a ORDER BY id;
+-- case: correlated_non_equality_in_where
+SELECT id FROM d_a WHERE (SELECT count(*) FROM d_b WHERE d_b.v > d_a.y) > 3 ORDER BY id;
+-- case: correlated_between_exists
+SELECT id, EXISTS (SELECT 1 FROM d_b WHERE d_b.v BETWEEN d_a.y AND d_a.y + 100) FROM d_a ORDER BY id;
+-- case: correlated_two_outer_columns
+SELECT id, (SELECT max(t) FROM d_b WHERE d_b.a_id <> d_a.id AND d_b.a_id > d_a.x) FROM d_a ORDER BY id;
+-- case: correlated_disjunction
+SELECT id, (SELECT count(*) FROM d_b WHERE d_b.a_id = d_a.id OR d_b.v < d_a.y) FROM d_a ORDER BY id;
+-- case: correlated_non_equality_not_in
+SELECT id, x NOT IN (SELECT a_id FROM d_b WHERE d_b.v < d_a.y) FROM d_a ORDER BY id;
+-- case: correlated_count_plus_one
+SELECT id, (SELECT count(*) + 1 FROM d_b WHERE d_b.v < d_a.y) FROM d_a ORDER BY id;

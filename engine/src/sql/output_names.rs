@@ -1,0 +1,277 @@
+//! The names of a query's result columns, as PostgreSQL gives them:
+//! `count` for `count(*)`, `?column?` for `a + 1`, `x` for `CAST(x AS
+//! BIGINT)`, `int8` for `CAST(1 AS BIGINT)`, `case`, `exists`, and the same
+//! name as often as the select list has it (`SELECT id, id`; two identical
+//! subqueries).
+//!
+//! DataFusion names an unaliased expression by its text (`count(*)`,
+//! `t.a + Int64(1)`) and refuses a select list with two equal names. So
+//! before planning a client's query, [`name_outputs`] gives every
+//! unaliased expression of its outermost select lists (and every item that
+//! would repeat a name) an internal alias: the PostgreSQL name, [`MARK`],
+//! the item's position. Users never write such a name, so it resolves
+//! nothing in `ORDER BY` or `GROUP BY`. When the rows leave the engine,
+//! [`public_schema`] and [`public_stream`] cut each name at the mark.
+//!
+//! Only the outermost query is named this way (all branches of its set
+//! operation): a subquery's, view's or CTE's columns keep DataFusion's
+//! names, which the rest of the statement refers to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use sqlparser::ast::{self, Expr, Ident, Query, Select, SelectItem, SetExpr};
+
+/// Separates the public name from the position in an internal alias.
+pub const MARK: char = '\u{1f}';
+
+/// PostgreSQL's name for a column with no better one.
+const NO_NAME: &str = "?column?";
+
+/// Give the outermost select lists of `query` their output names (see the
+/// module page).
+pub(crate) fn name_outputs(query: &mut Query) {
+    let aliased = name_set_expr(&mut query.body);
+    // An ORDER BY expression equal to an item now aliased sorts by that
+    // item (as PostgreSQL matches them; DataFusion would not see through
+    // the alias, and refuses the ORDER BY of a SELECT DISTINCT).
+    let Some(ast::OrderBy {
+        kind: ast::OrderByKind::Expressions(order),
+        ..
+    }) = &mut query.order_by
+    else {
+        return;
+    };
+    for order_expr in order {
+        if let Some((_, alias)) = aliased.iter().find(|(expr, _)| *expr == order_expr.expr) {
+            order_expr.expr = Expr::Identifier(Ident::with_quote('"', alias.clone()));
+        }
+    }
+}
+
+/// Names the select lists of `body`; returns the unaliased expressions of
+/// a plain SELECT that were given an alias, with it.
+fn name_set_expr(body: &mut SetExpr) -> Vec<(Expr, String)> {
+    match body {
+        SetExpr::Select(select) => name_select(select),
+        SetExpr::Query(query) => {
+            name_outputs(query);
+            Vec::new()
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            name_set_expr(left);
+            name_set_expr(right);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn name_select(select: &mut Select) -> Vec<(Expr, String)> {
+    let has_wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for name in names.iter().flatten() {
+        *uses.entry(name.as_str()).or_default() += 1;
+    }
+    let mut renamed = Vec::with_capacity(select.projection.len());
+    for (position, item) in select.projection.iter().enumerate() {
+        let Some(name) = &names[position] else {
+            renamed.push(None);
+            continue;
+        };
+        let repeated = uses.get(name.as_str()).is_some_and(|n| *n > 1);
+        // Beside a wildcard, whose columns' names are not known here, an
+        // unaliased item is always given one (an explicit alias is kept,
+        // for ORDER BY).
+        let needs_alias = match item {
+            SelectItem::UnnamedExpr(expr) => repeated || has_wildcard || !is_column(expr),
+            _ => repeated,
+        };
+        renamed.push(needs_alias.then(|| format!("{name}{MARK}{position}")));
+    }
+    let mut aliased = Vec::new();
+    for (item, alias) in select.projection.iter_mut().zip(renamed) {
+        let Some(alias) = alias else { continue };
+        let expr = match std::mem::replace(item, SelectItem::Wildcard(Default::default())) {
+            SelectItem::UnnamedExpr(expr) => {
+                aliased.push((expr.clone(), alias.clone()));
+                expr
+            }
+            SelectItem::ExprWithAlias { expr, .. } => expr,
+            other => {
+                *item = other;
+                continue;
+            }
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', alias),
+        };
+    }
+    aliased
+}
+
+/// The output name of a select item (None for a wildcard).
+fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(expr) => Some(expr_name(expr).unwrap_or_else(|| NO_NAME.into())),
+        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        _ => None,
+    }
+}
+
+fn is_column(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+}
+
+/// An identifier as PostgreSQL folds it: unquoted ones to lower case.
+fn ident_name(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// PostgreSQL's name for `expr` (its `FigureColname`), or None where it
+/// says `?column?`.
+fn expr_name(expr: &Expr) -> Option<String> {
+    figure(expr).map(|(name, _)| name)
+}
+
+/// How sure a name is, as PostgreSQL ranks them: a `CASE` takes its
+/// `ELSE` value's name only if that is [`STRONG`]; a cast takes its
+/// argument's name the same way, else its type's.
+const STRONG: u8 = 2;
+const WEAK: u8 = 1;
+
+fn figure(expr: &Expr) -> Option<(String, u8)> {
+    let strong = |name: &str| Some((name.to_string(), STRONG));
+    match expr {
+        Expr::Identifier(ident) => Some((ident_name(ident), STRONG)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| (ident_name(p), STRONG)),
+        Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => figure(inner),
+        Expr::Function(function) => function.name.0.last().and_then(|part| match part {
+            ast::ObjectNamePart::Identifier(ident) => Some((ident_name(ident), STRONG)),
+            ast::ObjectNamePart::Function(_) => None,
+        }),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match figure(expr) {
+            Some(named) if named.1 >= STRONG => Some(named),
+            _ => Some((type_name(data_type), WEAK)),
+        },
+        Expr::TypedString(typed) => Some((type_name(&typed.data_type), WEAK)),
+        Expr::Case { else_result, .. } => match else_result.as_deref().and_then(figure) {
+            Some(named) if named.1 >= STRONG => Some(named),
+            _ => Some(("case".into(), WEAK)),
+        },
+        Expr::Exists { negated: false, .. } => strong("exists"),
+        Expr::Subquery(query) => first_output_name(query).map(|n| (n, STRONG)),
+        Expr::Array(_) => strong("array"),
+        Expr::Interval(_) => strong("interval"),
+        Expr::Extract { .. } => strong("extract"),
+        Expr::Substring { .. } => strong("substring"),
+        Expr::Position { .. } => strong("position"),
+        Expr::Trim { .. } => strong("btrim"),
+        Expr::Ceil { .. } => strong("ceil"),
+        Expr::Floor { .. } => strong("floor"),
+        Expr::Overlay { .. } => strong("overlay"),
+        _ => None,
+    }
+}
+
+/// The name of a scalar subquery's column, as PostgreSQL takes it.
+fn first_output_name(query: &Query) -> Option<String> {
+    let mut body = query.body.as_ref();
+    loop {
+        match body {
+            SetExpr::Select(select) => {
+                return select.projection.first().and_then(|item| match item {
+                    SelectItem::UnnamedExpr(expr) => expr_name(expr),
+                    SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+                    _ => None,
+                });
+            }
+            SetExpr::Query(inner) => body = inner.body.as_ref(),
+            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+            _ => return None,
+        }
+    }
+}
+
+/// PostgreSQL's internal name of a type, as a cast of a constant shows it.
+fn type_name(data_type: &ast::DataType) -> String {
+    use ast::DataType as T;
+    match data_type {
+        T::BigInt(_) | T::Int8(_) | T::Int64 => "int8",
+        T::Int(_) | T::Integer(_) | T::Int4(_) | T::Int32 => "int4",
+        T::SmallInt(_) | T::Int2(_) | T::Int16 => "int2",
+        T::Text | T::String(_) => "text",
+        T::Varchar(_) | T::CharacterVarying(_) | T::CharVarying(_) => "varchar",
+        T::Char(_) | T::Character(_) => "bpchar",
+        T::Boolean | T::Bool => "bool",
+        T::Decimal(_) | T::Numeric(_) | T::Dec(_) => "numeric",
+        T::Real | T::Float4 => "float4",
+        T::Double(_) | T::DoublePrecision | T::Float8 | T::Float64 => "float8",
+        T::Date => "date",
+        T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz",
+        T::Timestamp(..) => "timestamp",
+        T::Time(..) => "time",
+        T::Interval { .. } => "interval",
+        T::Bytea => "bytea",
+        T::Uuid => "uuid",
+        T::JSON => "json",
+        T::JSONB => "jsonb",
+        other => return other.to_string().to_lowercase(),
+    }
+    .into()
+}
+
+/// `schema` with each internal alias cut at [`MARK`]; None when it has
+/// none.
+pub fn public_schema(schema: &Schema) -> Option<SchemaRef> {
+    if !schema.fields().iter().any(|f| f.name().contains(MARK)) {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().split_once(MARK) {
+            Some((public, _)) => field.as_ref().clone().with_name(public),
+            None => field.as_ref().clone(),
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
+}
+
+/// `stream` with its columns under their public names.
+pub fn public_stream(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+    let Some(schema) = public_schema(&stream.schema()) else {
+        return stream;
+    };
+    let renamed_schema = schema.clone();
+    let renamed = stream.map(move |batch| {
+        let batch = batch?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            renamed_schema.clone(),
+            batch.columns().to_vec(),
+            &options,
+        )?)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, renamed))
+}

@@ -1,0 +1,304 @@
+//! `EXISTS` and `IN (subquery)` wherever an expression may stand, with
+//! SQL's three-valued answer.
+//!
+//! DataFusion turns a subquery predicate into a semi, anti or mark join
+//! only inside a `WHERE` clause; in a select list (`SELECT a IN (SELECT
+//! …)`, `CASE WHEN EXISTS …`) it cannot plan it. And its mark join answers
+//! `x IN (…)` with false where SQL answers NULL (`x` NULL, or no match but a
+//! NULL in the subquery), which changes the row set once the predicate sits
+//! under `NOT`, `IS NULL` or a `CASE`.
+//!
+//! [`SubqueryPredicates`] (an analyzer rule, after type coercion) rewrites
+//! each such predicate into scalar `count(*)` subqueries, which
+//! DataFusion decorrelates into joins with aggregates (correlated or not):
+//!
+//! ```text
+//! EXISTS (q)        →  (SELECT count(*) FROM q) > 0
+//! x IN (q → y)      →  CASE WHEN (SELECT count(*) FROM q WHERE y = x) > 0 THEN true
+//!                           WHEN x IS NULL THEN CASE WHEN (SELECT count(*) FROM q) > 0 THEN NULL ELSE false END
+//!                           WHEN (SELECT count(*) FROM q WHERE y IS NULL) > 0 THEN NULL
+//!                           ELSE false END
+//! ```
+//!
+//! (the `x IS NULL` and `y IS NULL` arms only when the column can be NULL).
+//! Left to DataFusion, which answers them right: a predicate in a `WHERE`
+//! clause reached only through AND and OR (there false and NULL both drop
+//! the row), and `EXISTS` anywhere in a `WHERE` clause.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ExprSchema, Result, ScalarValue};
+use datafusion::functions_aggregate::count::count_all;
+use datafusion::logical_expr::expr::{Exists, InSubquery};
+use datafusion::logical_expr::expr_fn::scalar_subquery;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::{conjunction, merge_schema, split_conjunction_owned};
+use datafusion::logical_expr::{
+    Aggregate, BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, LogicalPlanBuilder, Operator,
+    Projection, Subquery, when,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::prelude::lit;
+
+/// See the module page.
+#[derive(Debug, Default)]
+pub struct SubqueryPredicates;
+
+impl AnalyzerRule for SubqueryPredicates {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| match plan {
+            LogicalPlan::Projection(_) => rewrite_projection(plan),
+            LogicalPlan::Filter(filter) => rewrite_filter(filter),
+            LogicalPlan::Aggregate(aggregate) => rewrite_grouping(aggregate),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "driftdb_subquery_predicates"
+    }
+}
+
+fn rewrite_projection(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let schema = merge_schema(&plan.inputs());
+    let names = NamePreserver::new(&plan);
+    plan.map_expressions(|expr| {
+        let name = names.save(&expr);
+        let rewritten = expr.transform_up(|e| counted(e, &schema, true))?;
+        Ok(rewritten.update_data(|e| name.restore(e)))
+    })
+}
+
+/// An aggregate grouping by a subquery predicate groups by a column a
+/// projection below it computes (rewritten as any projection), under the
+/// grouping expression's name.
+fn rewrite_grouping(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
+    let has_predicate = |e: &Expr| {
+        e.exists(|e| Ok(matches!(e, Expr::Exists(_) | Expr::InSubquery(_))))
+            .unwrap_or(false)
+    };
+    if !aggregate.group_expr.iter().any(has_predicate) {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
+    }
+    let input = aggregate.input.as_ref();
+    let mut computed: Vec<Expr> = input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let mut group_expr = Vec::with_capacity(aggregate.group_expr.len());
+    for expr in aggregate.group_expr {
+        if has_predicate(&expr) {
+            let name = expr.schema_name().to_string();
+            computed.push(expr.alias(name.clone()));
+            group_expr.push(Expr::Column(Column::from_name(name)));
+        } else {
+            group_expr.push(expr);
+        }
+    }
+    let below = LogicalPlanBuilder::from(Arc::unwrap_or_clone(aggregate.input))
+        .project(computed)?
+        .build()?;
+    let below = rewrite_projection(below)?.data;
+    let rebuilt = Aggregate::try_new(Arc::new(below), group_expr, aggregate.aggr_expr)?;
+    Ok(Transformed::yes(LogicalPlan::Aggregate(rebuilt)))
+}
+
+fn rewrite_filter(filter: Filter) -> Result<Transformed<LogicalPlan>> {
+    let schema = filter.input.schema().clone();
+    let mut changed = false;
+    let mut conjuncts = Vec::new();
+    for conjunct in split_conjunction_owned(filter.predicate.clone()) {
+        let rewritten = if is_join_predicate(&conjunct) {
+            Transformed::no(conjunct)
+        } else {
+            in_where(conjunct, &schema)?
+        };
+        changed |= rewritten.transformed;
+        conjuncts.push(rewritten.data);
+    }
+    if !changed {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    }
+    let predicate = conjunction(conjuncts).unwrap_or_else(|| lit(true));
+    let rebuilt = Filter::try_new(predicate, filter.input)?;
+    Ok(Transformed::yes(LogicalPlan::Filter(rebuilt)))
+}
+
+/// Whether DataFusion turns this whole conjunct into a semi or anti join
+/// and answers it right (its null-aware anti join, for `NOT IN`, takes
+/// no correlation).
+fn is_join_predicate(conjunct: &Expr) -> bool {
+    let uncorrelated_not_in =
+        |s: &InSubquery| !s.negated || s.subquery.outer_ref_columns.is_empty();
+    match conjunct {
+        Expr::InSubquery(s) => uncorrelated_not_in(s),
+        Expr::Exists(_) => true,
+        Expr::Not(inner) => match inner.as_ref() {
+            Expr::InSubquery(s) => s.negated || s.subquery.outer_ref_columns.is_empty(),
+            Expr::Exists(_) => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// `expr`, a `WHERE` condition, with the `IN` subqueries DataFusion would
+/// answer wrong rewritten: `NOT IN`, and `IN` reached through anything but
+/// AND and OR.
+fn in_where(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::And | Operator::Or) =>
+        {
+            let left = in_where(*left, schema)?;
+            let right = in_where(*right, schema)?;
+            let changed = left.transformed || right.transformed;
+            let expr = Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(left.data),
+                op,
+                Box::new(right.data),
+            ));
+            Ok(Transformed::new_transformed(expr, changed))
+        }
+        Expr::InSubquery(InSubquery { negated: false, .. }) | Expr::Exists(_) => {
+            Ok(Transformed::no(expr))
+        }
+        other => other.transform_up(|e| counted(e, schema, false)),
+    }
+}
+
+/// `expr` rewritten into counting subqueries when it is an `IN` subquery
+/// (or, with `exists_too`, an `EXISTS`).
+fn counted(expr: Expr, schema: &DFSchema, exists_too: bool) -> Result<Transformed<Expr>> {
+    match expr {
+        Expr::Exists(Exists { subquery, negated }) if exists_too => {
+            let plan = Arc::unwrap_or_clone(subquery.subquery);
+            let count = row_count(plan, None)?;
+            Ok(Transformed::yes(match negated {
+                false => count.gt(lit(0i64)),
+                true => count.eq(lit(0i64)),
+            }))
+        }
+        Expr::InSubquery(in_subquery) => match membership(&in_subquery, schema)? {
+            Some(answer) => Ok(Transformed::yes(answer)),
+            None => Ok(Transformed::no(Expr::InSubquery(in_subquery))),
+        },
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// The three-valued answer of `x [NOT] IN (q)` (see the module page), or
+/// `None` when `x` is not an expression over the outer row alone.
+fn membership(in_subquery: &InSubquery, schema: &DFSchema) -> Result<Option<Expr>> {
+    let InSubquery {
+        expr,
+        subquery: Subquery { subquery, .. },
+        negated,
+    } = in_subquery;
+    let Some(outer) = as_outer_reference(expr, schema)? else {
+        return Ok(None);
+    };
+    let plan = subquery.as_ref().clone();
+    let (qualifier, field) = plan.schema().qualified_field(0);
+    let y = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+
+    let matched = row_count(plan.clone(), Some(y.clone().eq(outer)))?.gt(lit(0i64));
+    let unknown = lit(ScalarValue::Boolean(None));
+    let mut answer = when(matched, lit(true));
+    if expr.nullable(schema)? {
+        let any_row = row_count(plan.clone(), None)?.gt(lit(0i64));
+        let x_null = when(any_row, unknown.clone()).otherwise(lit(false))?;
+        answer = answer.when(expr.as_ref().clone().is_null(), x_null);
+    }
+    if field.is_nullable() {
+        let y_null = row_count(plan, Some(y.is_null()))?.gt(lit(0i64));
+        answer = answer.when(y_null, unknown);
+    }
+    let answer = answer.otherwise(lit(false))?;
+    Ok(Some(match negated {
+        false => answer,
+        true => Expr::Not(Box::new(answer)),
+    }))
+}
+
+/// `expr` with its columns as references to the outer query, or `None`
+/// when it holds something that cannot move into a subquery (a subquery,
+/// an outer reference of its own, an aggregate or window function).
+fn as_outer_reference(expr: &Expr, schema: &DFSchema) -> Result<Option<Expr>> {
+    let movable = !expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::AggregateFunction(_)
+                | Expr::WindowFunction(_)
+                | Expr::Placeholder(_)
+        ))
+    })?;
+    if !movable {
+        return Ok(None);
+    }
+    let outer = expr.clone().transform_up(|e| match e {
+        Expr::Column(column) => {
+            let field = schema.field_from_column(&column)?;
+            Ok(Transformed::yes(Expr::OuterReferenceColumn(
+                field.clone(),
+                column,
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(Some(outer.data))
+}
+
+/// `(SELECT count(*) FROM plan [WHERE filter])` as a scalar subquery.
+/// A plain projection on top of `plan` is looked through (the count does
+/// not need it), so the correlation stays next to the aggregate, where
+/// [`super::decorrelate`] finds it.
+fn row_count(plan: LogicalPlan, filter: Option<Expr>) -> Result<Expr> {
+    let (plan, filter) = match plan {
+        LogicalPlan::Projection(projection) => {
+            let filter = filter
+                .map(|f| below_projection(f, &projection))
+                .transpose()?;
+            (Arc::unwrap_or_clone(projection.input), filter)
+        }
+        other => (other, filter),
+    };
+    // One filter under the aggregate (DataFusion decorrelates one).
+    let (plan, filter) = match (plan, filter) {
+        (LogicalPlan::Filter(below), Some(filter)) => (
+            Arc::unwrap_or_clone(below.input),
+            Some(below.predicate.and(filter)),
+        ),
+        (plan, filter) => (plan, filter),
+    };
+    let mut builder = LogicalPlanBuilder::from(plan);
+    if let Some(filter) = filter {
+        builder = builder.filter(filter)?;
+    }
+    let counted = builder
+        .aggregate(Vec::<Expr>::new(), vec![count_all()])?
+        .build()?;
+    Ok(scalar_subquery(Arc::new(counted)))
+}
+
+/// `expr`, over the output of `projection`, rewritten over its input.
+fn below_projection(expr: Expr, projection: &Projection) -> Result<Expr> {
+    let schema = projection.schema.clone();
+    expr.transform_up(|e| match e {
+        Expr::Column(column) => match schema.index_of_column(&column) {
+            Ok(i) => Ok(Transformed::yes(projection.expr[i].clone().unalias())),
+            Err(_) => Ok(Transformed::no(Expr::Column(column))),
+        },
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
