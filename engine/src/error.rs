@@ -132,6 +132,15 @@ pub enum Error {
     #[error("unrecognized configuration parameter \"{name}\"")]
     UnknownSetting { name: String },
 
+    #[error("target lists can have at most {max} entries")]
+    TooManyColumns { max: usize },
+
+    #[error("schema \"{name}\" does not exist")]
+    UnknownSchema { name: String },
+
+    #[error("{message}")]
+    InvalidTableDefinition { message: String },
+
     #[error("could not serialize access due to concurrent update of \"{table}\": {detail}")]
     SerializationFailure { table: String, detail: String },
 
@@ -362,6 +371,9 @@ impl Error {
             Error::ValueOutOfRange { .. } => "22003",
             Error::UnsupportedType { .. } => "42704",
             Error::UnknownSetting { .. } => "42704",
+            Error::TooManyColumns { .. } => "54011",
+            Error::UnknownSchema { .. } => "3F000",
+            Error::InvalidTableDefinition { .. } => "42P16",
             Error::SerializationFailure { .. } => "40001",
             Error::InFailedTransaction => "25P02",
             Error::ReadOnlyTransaction { .. } => "25006",
@@ -436,6 +448,8 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
     match err {
         DataFusionError::SQL(..) => "42601",
         DataFusionError::Plan(msg) if msg.contains("not found") => "42P01",
+        // `SHOW nosuch`: PostgreSQL's unrecognized configuration parameter.
+        DataFusionError::Plan(msg) if msg.contains("is not a variable") => "42704",
         DataFusionError::SchemaError(e, _)
             if matches!(
                 e.as_ref(),
@@ -480,6 +494,15 @@ fn arrow_sqlstate(err: &arrow::error::ArrowError) -> &'static str {
     match err {
         ArrowError::DivideByZero => "22012",
         ArrowError::ArithmeticOverflow(_) => "22003",
+        // A value too large for its type, as arrow's kernels word it
+        // (`abs` of the smallest integer, a decimal that does not fit).
+        ArrowError::ComputeError(m)
+        | ArrowError::InvalidArgumentError(m)
+        | ArrowError::CastError(m)
+            if m.contains("overflow") || m.contains("too large to store") =>
+        {
+            "22003"
+        }
         ArrowError::ExternalError(inner) => external_sqlstate(inner.as_ref()),
         _ => "22000",
     }

@@ -79,3 +79,11 @@ pub const PARSE_STEPS_MIN: usize = 1 << 20;
 /// trees would exhaust the stack of the planner and optimizer, which walk
 /// them recursively; refused with 54001 before parsing.
 pub const EXPRESSION_DEPTH_MAX: usize = 1024;
+
+/// Most digits a NUMERIC column holds (a 128-bit decimal); a wider
+/// declared precision is refused (0A000) rather than stored unreadable.
+pub const DECIMAL_DIGITS_MAX: u8 = 38;
+
+/// Most entries a select list may have (PostgreSQL's limit, 54011 beyond
+/// it): planning a projection costs more than linearly in its width.
+pub const SELECT_ITEMS_MAX: usize = 1664;

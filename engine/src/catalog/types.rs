@@ -4,6 +4,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits::DECIMAL_DIGITS_MAX;
 
 /// The column types DriftDB stores. Each maps to exactly one Arrow type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,24 @@ impl SqlType {
 
     /// Map a parsed SQL type onto a DriftDB type.
     pub fn from_sql(column: &str, sql: &sqlparser::ast::DataType) -> Result<Self> {
+        // NUMERIC(p, s) as stored: 128-bit decimals, at most 38 digits.
+        let decimal_type = |precision: u64, scale: i64| {
+            if precision == 0 || precision > 1000 {
+                return Err(Error::InvalidArgument {
+                    message: format!("NUMERIC precision {precision} must be between 1 and 1000"),
+                });
+            }
+            if precision > u64::from(DECIMAL_DIGITS_MAX) || scale < 0 || scale as u64 > precision {
+                return Err(Error::unsupported(format!(
+                    "NUMERIC({precision},{scale}) for column \"{column}\": DriftDB stores at most \
+                     {DECIMAL_DIGITS_MAX} digits, with a scale from 0 to the precision"
+                )));
+            }
+            Ok(SqlType::Decimal {
+                precision: precision as u8,
+                scale: scale as i8,
+            })
+        };
         use sqlparser::ast::{CharacterLength, DataType as S, ExactNumberInfo, TimezoneInfo};
         let char_len = |len: &Option<CharacterLength>| match len {
             Some(CharacterLength::IntegerLength { length, .. }) => Some(*length as u32),
@@ -93,14 +112,8 @@ impl SqlType {
                 SqlType::Double
             }
             S::Decimal(info) | S::Numeric(info) | S::Dec(info) => match info {
-                ExactNumberInfo::PrecisionAndScale(p, s) => SqlType::Decimal {
-                    precision: *p as u8,
-                    scale: *s as i8,
-                },
-                ExactNumberInfo::Precision(p) => SqlType::Decimal {
-                    precision: *p as u8,
-                    scale: 0,
-                },
+                ExactNumberInfo::PrecisionAndScale(p, s) => decimal_type(*p, *s)?,
+                ExactNumberInfo::Precision(p) => decimal_type(*p, 0)?,
                 ExactNumberInfo::None => SqlType::Decimal {
                     precision: 38,
                     scale: 10,

@@ -20,9 +20,10 @@
 //!   PostgreSQL's `sum(bigint)` is `numeric` and never overflows; 38 digits
 //!   hold the sum of more than 10¹⁹ bigints.
 //!
+//! Unary minus of an integer becomes a checked `0 - x` the same way.
 //! Left unchecked: arithmetic inside join conditions, window-function
 //! arguments and sort keys that are not computed by a projection below
-//! them, and unary minus of the smallest integer.
+//! them.
 
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition,
 };
-use datafusion::physical_expr::expressions::BinaryExpr as PhysicalBinary;
+use datafusion::physical_expr::expressions::{BinaryExpr as PhysicalBinary, Literal, NegativeExpr};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalExprRef};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
@@ -196,6 +197,9 @@ fn checked_aggregate(aggregate: &AggregateExec) -> Result<Option<Arc<dyn Executi
 /// `expr` with every integer `+`, `-`, `*` in it checked.
 fn checked(expr: &PhysicalExprRef, schema: &Schema) -> Result<Transformed<PhysicalExprRef>> {
     Arc::clone(expr).transform_up(|e| {
+        if e.downcast_ref::<NegativeExpr>().is_some() {
+            return checked_negation(e, schema);
+        }
         let Some(binary) = e.downcast_ref::<PhysicalBinary>() else {
             return Ok(Transformed::no(e));
         };
@@ -210,6 +214,25 @@ fn checked(expr: &PhysicalExprRef, schema: &Schema) -> Result<Transformed<Physic
                 .with_fail_on_overflow(true);
         Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>))
     })
+}
+
+/// `-x` of an integer as a checked `0 - x` (arrow's negation wraps:
+/// `-(-9223372036854775808)` stayed itself).
+fn checked_negation(
+    expr: PhysicalExprRef,
+    schema: &Schema,
+) -> Result<Transformed<PhysicalExprRef>> {
+    let Some(negative) = expr.downcast_ref::<NegativeExpr>() else {
+        return Ok(Transformed::no(expr));
+    };
+    let arg = negative.arg().clone();
+    let signed = arg.data_type(schema).ok().filter(|t| t.is_signed_integer());
+    let Some(data_type) = signed else {
+        return Ok(Transformed::no(expr));
+    };
+    let zero = Arc::new(Literal::new(ScalarValue::new_zero(&data_type)?));
+    let checked = PhysicalBinary::new(zero, Operator::Minus, arg).with_fail_on_overflow(true);
+    Ok(Transformed::yes(Arc::new(checked)))
 }
 
 // ---------------------------------------------------------------------------

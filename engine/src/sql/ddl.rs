@@ -31,14 +31,39 @@ pub fn normalize_ident(ident: &ast::Ident) -> String {
 }
 
 /// The table name in `name` (`t`, `public.t` or `driftdb.public.t`).
+/// Another schema is 3F000 (there is only `public`); an empty quoted
+/// name is 42601, as in PostgreSQL.
 pub fn table_name(name: &ObjectName) -> Result<String> {
     let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
-    match parts.as_slice() {
-        [.., last] => Ok(normalize_ident(last)),
-        [] => Err(Error::Syntax {
-            message: format!("bad table name {name}"),
-        }),
+    let (qualifiers, last) = match parts.as_slice() {
+        [qualifiers @ .., last] if qualifiers.len() <= 2 => (qualifiers, last),
+        _ => {
+            return Err(Error::Syntax {
+                message: format!("bad table name {name}"),
+            });
+        }
+    };
+    if let [catalog, _] = qualifiers {
+        let catalog = normalize_ident(catalog);
+        if catalog != super::CATALOG_NAME {
+            return Err(Error::unsupported(format!(
+                "cross-database references (\"{catalog}\")"
+            )));
+        }
     }
+    if let [.., schema] = qualifiers {
+        let schema = normalize_ident(schema);
+        if schema != super::SCHEMA_NAME {
+            return Err(Error::UnknownSchema { name: schema });
+        }
+    }
+    let table = normalize_ident(last);
+    if table.is_empty() {
+        return Err(Error::Syntax {
+            message: "zero-length delimited identifier".into(),
+        });
+    }
+    Ok(table)
 }
 
 pub(crate) async fn create_table(
@@ -46,6 +71,11 @@ pub(crate) async fn create_table(
     create: CreateTable,
 ) -> Result<StatementResult> {
     let name = table_name(&create.name)?;
+    if create.temporary {
+        return Err(Error::unsupported(
+            "temporary tables (every DriftDB table is durable and visible to every session)",
+        ));
+    }
     if session.table_exists(&name) || session.sequence_def(&name).is_some() {
         if create.if_not_exists {
             return Ok(StatementResult::done("CREATE TABLE", None, None));
@@ -82,6 +112,11 @@ fn table_def(
     let mut foreign_key_specs: Vec<ForeignKeySpec> = Vec::new();
     for (i, column) in columns.iter().enumerate() {
         let column_name = normalize_ident(&column.name);
+        if column_name.is_empty() {
+            return Err(Error::Syntax {
+                message: "zero-length delimited identifier".into(),
+            });
+        }
         if defs.iter().any(|d| d.name == column_name) {
             return Err(Error::ColumnExists {
                 table: name.into(),
@@ -105,6 +140,9 @@ fn table_def(
             match &option.option {
                 ColumnOption::NotNull => def.nullable = false,
                 ColumnOption::Null => def.nullable = true,
+                ColumnOption::PrimaryKey(_) if !primary_key.is_empty() => {
+                    return Err(multiple_primary_keys(name));
+                }
                 ColumnOption::PrimaryKey(_) => primary_key.push(column_name.clone()),
                 ColumnOption::Unique(unique) => unique_specs.push((
                     unique
@@ -179,11 +217,7 @@ fn table_def(
             TableConstraint::ForeignKey(fk) => {
                 foreign_key_specs.push(ForeignKeySpec::from_ast(fk, None, None)?)
             }
-            TableConstraint::PrimaryKey(_) => {
-                return Err(Error::InvalidArgument {
-                    message: format!("multiple primary keys for table \"{name}\" are not allowed"),
-                });
-            }
+            TableConstraint::PrimaryKey(_) => return Err(multiple_primary_keys(name)),
             other => return Err(Error::unsupported(format!("table constraint {other}"))),
         }
     }
@@ -424,6 +458,13 @@ pub(crate) enum Nullability {
 }
 
 /// A new table definition with one column per field of `schema`.
+/// 42P16, as PostgreSQL names a second PRIMARY KEY.
+fn multiple_primary_keys(table: &str) -> Error {
+    Error::InvalidTableDefinition {
+        message: format!("multiple primary keys for table \"{table}\" are not allowed"),
+    }
+}
+
 pub(crate) fn table_def_from_arrow(
     session: &Session,
     name: &str,
@@ -464,15 +505,16 @@ pub(crate) fn table_def_from_arrow(
 async fn create_table_as(
     session: &Session,
     name: String,
-    query: ast::Query,
+    mut query: ast::Query,
 ) -> Result<StatementResult> {
+    // The new table's columns take PostgreSQL's names (`count`, `?column?`).
+    super::output_names::name_outputs(&mut query);
     let plan = session.plan(Statement::Query(Box::new(query))).await?;
-    let frame = session.context().execute_logical_plan(plan).await?;
-    let schema = frame.schema().as_arrow().clone();
-    let batches = frame.collect().await?;
+    let (schema, batches) = session.collect_plan(plan).await?;
+    let schema = super::output_names::public_schema(&schema).unwrap_or(schema);
     let def = table_def_from_arrow(session, &name, &schema, Nullability::AllNullable)?;
     let targets: Vec<usize> = (0..def.columns().len()).collect();
-    let source = arrow::compute::concat_batches(&Arc::new(schema), &batches)?;
+    let source = arrow::compute::concat_batches(&schema, &batches)?;
     let batch = conform_batch(session, &def, &targets, &source)?;
     let rows = batch.num_rows() as u64;
     let mut writes = WriteSet::new("CREATE TABLE AS");

@@ -29,31 +29,22 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, NullEquality, Result};
+use datafusion::common::{Column, DFSchema, NullEquality, Result};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
-    Aggregate, BinaryExpr, Expr, Filter, JoinType, LogicalPlan, LogicalPlanBuilder, Operator,
-    Projection, Subquery, when,
+    Aggregate, BinaryExpr, Expr, ExprSchemable, Filter, JoinType, LogicalPlan, LogicalPlanBuilder,
+    Operator, Projection, Subquery, when,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::lit;
 
 /// Aggregates whose answer over an empty set equals their answer over
 /// rows of NULLs (what the left join gives an unmatched binding).
-const NULL_SKIPPING_AGGREGATES: [&str; 9] = [
-    "count",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "bool_and",
-    "bool_or",
-    "every",
-    "string_agg",
-];
+const NULL_SKIPPING_AGGREGATES: [&str; 5] = ["count", "sum", "min", "max", "avg"];
 
 /// The column marking rows of the subquery's input that matched.
 const MATCHED: &str = "__driftdb_matched";
@@ -184,7 +175,9 @@ fn take_apart(subquery: &Subquery) -> Option<Parts> {
     let LogicalPlan::Aggregate(aggregate) = node else {
         return None;
     };
-    if !aggregate.group_expr.is_empty() || !aggregate.aggr_expr.iter().all(skips_nulls) {
+    let input_schema = aggregate.input.schema();
+    let takes = |e: &Expr| skips_nulls(e, input_schema);
+    if !aggregate.group_expr.is_empty() || !aggregate.aggr_expr.iter().all(takes) {
         return None;
     }
     // The filters right below the aggregate (a subquery's own WHERE and a
@@ -357,25 +350,49 @@ fn only_matched(expr: Expr) -> Expr {
     }
 }
 
-fn skips_nulls(expr: &Expr) -> bool {
+/// Whether every aggregate in `expr` skips NULLs and takes no boolean
+/// argument (a guarded boolean argument trips DataFusion's nullability
+/// check between its logical and physical plans).
+fn skips_nulls(expr: &Expr, schema: &DFSchema) -> bool {
     let mut all = true;
     let _ = expr.apply(|e| {
         if let Expr::AggregateFunction(AggregateFunction { func, params }) = e {
-            all &= NULL_SKIPPING_AGGREGATES.contains(&func.name()) && params.order_by.is_empty();
+            let boolean = params
+                .args
+                .iter()
+                .any(|a| a.get_type(schema).map_or(true, |t| t == DataType::Boolean));
+            all &= NULL_SKIPPING_AGGREGATES.contains(&func.name())
+                && params.order_by.is_empty()
+                && !boolean;
         }
         Ok(TreeNodeRecursion::Continue)
     });
     all
 }
 
+/// An equality DataFusion decorrelates itself: a column of the subquery
+/// equal to an expression of the outer row (`i.k = o.k`); one with an
+/// expression on the subquery's side (`i.v / 10 = o.x`, `1 = o.x`) it
+/// cannot group by.
 fn is_equality(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::BinaryExpr(BinaryExpr {
-            op: Operator::Eq,
-            ..
-        })
-    )
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Eq,
+        right,
+    }) = expr
+    else {
+        return false;
+    };
+    let outer_only = |e: &Expr| {
+        has_outer_reference(e)
+            && !e
+                .exists(|n| Ok(matches!(n, Expr::Column(_))))
+                .unwrap_or(true)
+    };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(_), other) | (other, Expr::Column(_)) => outer_only(other),
+        _ => false,
+    }
 }
 
 fn has_outer_reference(expr: &Expr) -> bool {

@@ -93,6 +93,26 @@ fn cast_column(
     {
         return bytea_from_text(def, column, array);
     }
+    if let DataType::Decimal128(precision, scale) = target
+        && let Some(decimals) = super::casts::decimals_from_floats(array, precision, scale)
+    {
+        return decimals.map_err(|message| Error::ValueOutOfRange {
+            table: def.name.clone(),
+            column: column.to_string(),
+            message,
+        });
+    }
+    let rounded;
+    let array = match target.is_integer() {
+        true => match super::casts::rounded_for_integer(array) {
+            Some(result) => {
+                rounded = result?;
+                &rounded
+            }
+            None => array,
+        },
+        false => array,
+    };
     let options = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
@@ -214,6 +234,97 @@ fn check_length(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayR
 }
 
 /// Index of each named column (or all columns when `names` is empty).
+/// `INSERT … VALUES` with `DEFAULT` for a column: in every row, that
+/// column is left out of the insert (filled as an omitted column is: its
+/// default, identity or NULL); in some rows only, 0A000. Returns the
+/// number of rows when every column was left out.
+fn leave_out_defaults(source: &mut ast::Query, targets: &mut Vec<usize>) -> Result<Option<usize>> {
+    let ast::SetExpr::Values(values) = source.body.as_mut() else {
+        return Ok(None);
+    };
+    let is_default = |e: &ast::Expr| {
+        matches!(e, ast::Expr::Identifier(i)
+            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+    };
+    let width = values
+        .rows
+        .iter()
+        .map(|r| r.content.len())
+        .max()
+        .unwrap_or(0);
+    let mut keep = vec![true; width];
+    for (position, kept) in keep.iter_mut().enumerate() {
+        let defaults = values
+            .rows
+            .iter()
+            .filter(|row| row.content.get(position).is_some_and(is_default))
+            .count();
+        if defaults == values.rows.len() {
+            *kept = false;
+        } else if defaults > 0 {
+            return Err(Error::unsupported(
+                "DEFAULT for a column in some rows of a VALUES list but not in others",
+            ));
+        }
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(None);
+    }
+    if keep.iter().all(|k| !*k) {
+        targets.clear();
+        return Ok(Some(values.rows.len()));
+    }
+    for row in &mut values.rows {
+        let mut position = 0;
+        row.content.retain(|_| {
+            position += 1;
+            keep[position - 1]
+        });
+    }
+    let mut position = 0;
+    targets.retain(|_| {
+        position += 1;
+        keep.get(position - 1).copied().unwrap_or(true)
+    });
+    Ok(None)
+}
+
+/// `rows` rows of no columns: every column then takes its default.
+fn default_rows(rows: usize) -> Result<RecordBatch> {
+    let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &options,
+    )?)
+}
+
+/// Numbers written into a NUMERIC column of `INSERT … VALUES` keep every
+/// digit: each is given as its text, which the column's type parses
+/// exactly (DataFusion would read `12345678901234567.55` as a binary
+/// float of about 17 digits).
+fn exact_decimal_values(source: &mut ast::Query, def: &TableDef, targets: &[usize]) {
+    let ast::SetExpr::Values(values) = source.body.as_mut() else {
+        return;
+    };
+    let columns = def.columns();
+    let decimal = |position: usize| {
+        targets
+            .get(position)
+            .and_then(|t| columns.get(*t))
+            .is_some_and(|c| matches!(c.sql_type, SqlType::Decimal { .. }))
+    };
+    for row in &mut values.rows {
+        for (position, value) in row.content.iter_mut().enumerate() {
+            if decimal(position)
+                && let Some(text) = super::parser::number_text(value)
+            {
+                *value = ast::Expr::value(ast::Value::SingleQuotedString(text));
+            }
+        }
+    }
+}
+
 fn target_columns(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
     if names.is_empty() {
         return Ok((0..def.columns().len()).collect());
@@ -244,7 +355,23 @@ fn assignment_column(def: &TableDef, assignment: &Assignment) -> Result<usize> {
     let AssignmentTarget::ColumnName(name) = &assignment.target else {
         return Err(Error::unsupported("tuple assignments"));
     };
-    let column = table_name(name)?;
+    // `SET t.col`: PostgreSQL reads `t` as the column (of a composite
+    // type), so a qualified target names a column that is not there.
+    let column = match name.0.as_slice() {
+        [part] => part.as_ident().map(normalize_ident),
+        [first, ..] => {
+            return Err(Error::UnknownColumn {
+                table: def.name.clone(),
+                column: first.as_ident().map(normalize_ident).unwrap_or_default(),
+            });
+        }
+        [] => None,
+    };
+    let Some(column) = column else {
+        return Err(Error::Syntax {
+            message: format!("bad column name {name}"),
+        });
+    };
     def.columns()
         .iter()
         .position(|c| c.name == column)
@@ -548,9 +675,7 @@ async fn source_rows(
     if let Some(batch) = literal_values(&plan)? {
         return Ok(batch);
     }
-    let frame = session.context().execute_logical_plan(plan).await?;
-    let source_schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
+    let (source_schema, batches) = session.collect_plan(plan).await?;
     Ok(concat_batches(&source_schema, &batches)?)
 }
 
@@ -571,11 +696,21 @@ async fn insert_sourced(
         .iter()
         .map(table_name)
         .collect::<Result<Vec<_>>>()?;
-    let targets = target_columns(&def, &names)?;
-    let Some(source) = insert.source else {
-        return Err(Error::unsupported("INSERT … DEFAULT VALUES"));
+    let mut targets = target_columns(&def, &names)?;
+    let source = match insert.source {
+        Some(mut source) => match leave_out_defaults(&mut source, &mut targets)? {
+            Some(rows) => default_rows(rows)?,
+            None => {
+                exact_decimal_values(&mut source, &def, &targets);
+                insert_source(session, source, param_rows).await?
+            }
+        },
+        // DEFAULT VALUES: one row of every column's default.
+        None => {
+            targets.clear();
+            default_rows(1)?
+        }
     };
-    let source = insert_source(session, source, param_rows).await?;
     refuse_generated_always(&def, &targets[..targets.len().min(source.num_columns())])?;
     let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;

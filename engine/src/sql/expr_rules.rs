@@ -2,7 +2,8 @@
 //! DataFusion's answers PostgreSQL's, in one pass over each plan, after
 //! type coercion, keeping every expression's name: casts to integers round
 //! ([`super::casts`]); integer constants are folded checked
-//! ([`super::checked_arithmetic`]).
+//! ([`super::checked_arithmetic`]); float constants cast to decimals
+//! exactly ([`super::casts`]).
 
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
@@ -12,7 +13,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::optimizer::AnalyzerRule;
 
-use super::casts::rounded;
+use super::casts::{exact_decimal, rounded};
 use super::checked_arithmetic::folded;
 
 /// See the module page.
@@ -26,8 +27,11 @@ impl AnalyzerRule for PostgresExpressions {
             let names = NamePreserver::new(&plan);
             plan.map_expressions(|expr| {
                 let name = names.save(&expr);
-                let rewritten =
-                    expr.transform_up(|e| rounded(e, &schema)?.transform_data(folded))?;
+                let rewritten = expr.transform_up(|e| {
+                    rounded(e, &schema)?
+                        .transform_data(folded)?
+                        .transform_data(exact_decimal)
+                })?;
                 Ok(rewritten.update_data(|e| name.restore(e)))
             })
         })

@@ -158,10 +158,7 @@ impl Session {
     /// A new session with default settings.
     pub fn new(db: &Database) -> Self {
         let snapshot = Arc::new(StatementSnapshot::default());
-        let mut config = SessionConfig::new();
-        // `1.005` is an exact numeric, as in PostgreSQL, not a binary float.
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let config = config
+        let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false);
@@ -749,6 +746,24 @@ impl Session {
         let plan = self.plan_unbound(Statement::Query(Box::new(query))).await;
         self.snapshot.set_write_target(None);
         plan
+    }
+
+    /// Run a bound plan to the end; returns the columns it produced (those
+    /// of its physical plan: the analyzer may have changed a type the
+    /// logical plan shows, e.g. `sum(bigint)`) and its batches.
+    pub(crate) async fn collect_plan(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let stream = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?;
+        let schema = stream.schema();
+        let batches = datafusion::physical_plan::common::collect(stream).await?;
+        Ok((schema, batches))
     }
 
     /// Run an internal read (parameters bound); returns its batches.

@@ -31,13 +31,13 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ExprSchema, Result, ScalarValue};
 use datafusion::functions_aggregate::count::count_all;
-use datafusion::logical_expr::expr::{Exists, InSubquery};
+use datafusion::logical_expr::expr::{Exists, InSubquery, SetComparison, SetQuantifier};
 use datafusion::logical_expr::expr_fn::scalar_subquery;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::{conjunction, merge_schema, split_conjunction_owned};
 use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, LogicalPlanBuilder, Operator,
-    Projection, Subquery, when,
+    Projection, Subquery, SubqueryAlias, when,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::lit;
@@ -184,46 +184,79 @@ fn counted(expr: Expr, schema: &DFSchema, exists_too: bool) -> Result<Transforme
                 true => count.eq(lit(0i64)),
             }))
         }
-        Expr::InSubquery(in_subquery) => match membership(&in_subquery, schema)? {
-            Some(answer) => Ok(Transformed::yes(answer)),
-            None => Ok(Transformed::no(Expr::InSubquery(in_subquery))),
-        },
+        Expr::InSubquery(in_subquery) => {
+            let InSubquery {
+                expr,
+                subquery,
+                negated,
+            } = &in_subquery;
+            // IN is `= ANY`, NOT IN is `<> ALL`.
+            let (op, quantifier) = match negated {
+                false => (Operator::Eq, SetQuantifier::Any),
+                true => (Operator::NotEq, SetQuantifier::All),
+            };
+            match quantified(expr, op, quantifier, subquery, schema)? {
+                Some(answer) => Ok(Transformed::yes(answer)),
+                None => Ok(Transformed::no(Expr::InSubquery(in_subquery))),
+            }
+        }
+        Expr::SetComparison(comparison) => {
+            let SetComparison {
+                expr,
+                subquery,
+                op,
+                quantifier,
+            } = &comparison;
+            match quantified(expr, *op, *quantifier, subquery, schema)? {
+                Some(answer) => Ok(Transformed::yes(answer)),
+                None => Ok(Transformed::no(Expr::SetComparison(comparison))),
+            }
+        }
         other => Ok(Transformed::no(other)),
     }
 }
 
-/// The three-valued answer of `x [NOT] IN (q)` (see the module page), or
-/// `None` when `x` is not an expression over the outer row alone.
-fn membership(in_subquery: &InSubquery, schema: &DFSchema) -> Result<Option<Expr>> {
-    let InSubquery {
-        expr,
-        subquery: Subquery { subquery, .. },
-        negated,
-    } = in_subquery;
+/// The three-valued answer of `x op ANY (q)` / `x op ALL (q)` (`IN` and
+/// `NOT IN` among them), or `None` when `x` is not an expression over
+/// the outer row alone. With `y` the subquery's column:
+///
+/// ```text
+/// ANY: CASE WHEN (SELECT count(*) FROM q WHERE x op y) > 0       THEN true
+///           WHEN <x NULL and q not empty, or a NULL y in q>        THEN NULL ELSE false END
+/// ALL: CASE WHEN (SELECT count(*) FROM q WHERE NOT (x op y)) > 0 THEN false
+///           WHEN <the same>                                        THEN NULL ELSE true END
+/// ```
+fn quantified(
+    expr: &Expr,
+    op: Operator,
+    quantifier: SetQuantifier,
+    subquery: &Subquery,
+    schema: &DFSchema,
+) -> Result<Option<Expr>> {
     let Some(outer) = as_outer_reference(expr, schema)? else {
         return Ok(None);
     };
-    let plan = subquery.as_ref().clone();
+    let plan = subquery.subquery.as_ref().clone();
     let (qualifier, field) = plan.schema().qualified_field(0);
     let y = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-
-    let matched = row_count(plan.clone(), Some(y.clone().eq(outer)))?.gt(lit(0i64));
+    let compared = Expr::BinaryExpr(BinaryExpr::new(Box::new(outer), op, Box::new(y.clone())));
+    let (decisive, decided, otherwise) = match quantifier {
+        SetQuantifier::Any => (compared, true, false),
+        SetQuantifier::All => (Expr::Not(Box::new(compared)), false, true),
+    };
+    let decides = row_count(plan.clone(), Some(decisive))?.gt(lit(0i64));
     let unknown = lit(ScalarValue::Boolean(None));
-    let mut answer = when(matched, lit(true));
+    let mut answer = when(decides, lit(decided));
     if expr.nullable(schema)? {
         let any_row = row_count(plan.clone(), None)?.gt(lit(0i64));
-        let x_null = when(any_row, unknown.clone()).otherwise(lit(false))?;
-        answer = answer.when(expr.as_ref().clone().is_null(), x_null);
+        let x_null = when(any_row, unknown.clone()).otherwise(lit(otherwise))?;
+        answer = answer.when(expr.clone().is_null(), x_null);
     }
     if field.is_nullable() {
         let y_null = row_count(plan, Some(y.is_null()))?.gt(lit(0i64));
         answer = answer.when(y_null, unknown);
     }
-    let answer = answer.otherwise(lit(false))?;
-    Ok(Some(match negated {
-        false => answer,
-        true => Expr::Not(Box::new(answer)),
-    }))
+    Ok(Some(answer.otherwise(lit(otherwise))?))
 }
 
 /// `expr` with its columns as references to the outer query, or `None`
@@ -278,8 +311,12 @@ fn row_count(plan: LogicalPlan, filter: Option<Expr>) -> Result<Expr> {
             Arc::unwrap_or_clone(below.input),
             Some(below.predicate.and(filter)),
         ),
+        (LogicalPlan::Filter(below), None) => {
+            (Arc::unwrap_or_clone(below.input), Some(below.predicate))
+        }
         (plan, filter) => (plan, filter),
     };
+    let (plan, filter) = own_qualifier(plan, filter)?;
     let mut builder = LogicalPlanBuilder::from(plan);
     if let Some(filter) = filter {
         builder = builder.filter(filter)?;
@@ -288,6 +325,34 @@ fn row_count(plan: LogicalPlan, filter: Option<Expr>) -> Result<Expr> {
         .aggregate(Vec::<Expr>::new(), vec![count_all()])?
         .build()?;
     Ok(scalar_subquery(Arc::new(counted)))
+}
+
+/// `plan` under a name of its own, with `filter`'s columns of it
+/// renamed to match. The condition added here compares the subquery's
+/// column with the outer one; when both come from one table
+/// (`sal IN (SELECT sal FROM e)` over `e`), both would be `e.sal` once
+/// decorrelated, and the join would match every row with every row. A
+/// plan whose columns' names repeat keeps its own qualifiers.
+fn own_qualifier(plan: LogicalPlan, filter: Option<Expr>) -> Result<(LogicalPlan, Option<Expr>)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let alias = format!("__driftdb_sq_{n}");
+    let schema = plan.schema().clone();
+    let Ok(aliased) = SubqueryAlias::try_new(Arc::new(plan.clone()), alias.as_str()) else {
+        return Ok((plan, filter));
+    };
+    let requalified = filter
+        .map(|f| {
+            f.transform_up(|e| match e {
+                Expr::Column(column) if schema.has_column(&column) => Ok(Transformed::yes(
+                    Expr::Column(Column::new(Some(alias.as_str()), column.name)),
+                )),
+                other => Ok(Transformed::no(other)),
+            })
+            .map(|t| t.data)
+        })
+        .transpose()?;
+    Ok((LogicalPlan::SubqueryAlias(aliased), requalified))
 }
 
 /// `expr`, over the output of `projection`, rewritten over its input.

@@ -112,8 +112,14 @@ fn every_chained_operator_counts_and_failing_nesting_stays_linear() {
 
 #[test]
 fn wide_statements_are_not_deep() {
-    let columns = vec!["a + 1"; 5_000].join(", ");
+    let columns = vec!["a + 1"; 1_664].join(", ");
     parse_statement(&format!("SELECT {columns} FROM t")).unwrap();
+    // Wider than PostgreSQL's 1,664 entries is its 54011, not 54001.
+    let columns = vec!["a + 1"; 5_000].join(", ");
+    let err = parse_statement(&format!("SELECT {columns} FROM t")).unwrap_err();
+    assert_eq!(err.sqlstate(), "54011", "{err}");
+    let union = format!("SELECT 1 UNION ALL SELECT {columns}");
+    assert_eq!(parse_statement(&union).unwrap_err().sqlstate(), "54011");
     let list = (0..50_000)
         .map(|i| i.to_string())
         .collect::<Vec<_>>()

@@ -32,7 +32,7 @@ use super::dialect::DriftDialect;
 use crate::error::{Error, Result};
 use crate::limits::{
     CALL_NESTING_MAX, EXPRESSION_DEPTH_MAX, PARSE_STEPS_MIN, PARSE_STEPS_PER_TOKEN_MAX,
-    STATEMENT_NESTING_MAX,
+    SELECT_ITEMS_MAX, STATEMENT_NESTING_MAX,
 };
 
 /// One statement as DriftDB parsed it.
@@ -252,9 +252,11 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
         }
         let mut history = clauses_within(&clauses, start, end);
         if let Body::Sql(statement) = &mut body {
+            check_select_widths(statement)?;
             check_history_attached(statement, &history)?;
             history.ctes = cte_scopes(statement);
             type_null_concatenation(statement);
+            exact_numeric_casts(statement);
         }
         statements.push(ParsedStatement {
             body,
@@ -270,6 +272,35 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
         return Err(misplaced_history(*at));
     }
     Ok(statements)
+}
+
+/// A select list longer than [`SELECT_ITEMS_MAX`] is 54011, anywhere in
+/// the statement.
+fn check_select_widths(statement: &ast::Statement) -> Result<()> {
+    struct Widths;
+    impl Visitor for Widths {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+            match widest(&query.body) > SELECT_ITEMS_MAX {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            }
+        }
+    }
+    /// The longest select list of a set operation's branches.
+    fn widest(body: &ast::SetExpr) -> usize {
+        match body {
+            ast::SetExpr::Select(select) => select.projection.len(),
+            ast::SetExpr::SetOperation { left, right, .. } => widest(left).max(widest(right)),
+            _ => 0,
+        }
+    }
+    match statement.visit(&mut Widths) {
+        ControlFlow::Break(()) => Err(Error::TooManyColumns {
+            max: SELECT_ITEMS_MAX,
+        }),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 /// `NULL || NULL` is a text NULL, as in PostgreSQL (an untyped NULL
@@ -297,6 +328,45 @@ fn type_null_concatenation(statement: &mut ast::Statement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// `CAST(12345678901234567.55 AS NUMERIC(30,2))` keeps every digit
+/// written, as in PostgreSQL: DataFusion reads a number with a fraction
+/// as a binary float (about 17 digits), so a number cast to an exact
+/// type is cast from its text instead.
+fn exact_numeric_casts(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |expr| {
+        if let ast::Expr::Cast {
+            expr: inner,
+            data_type: ast::DataType::Decimal(_) | ast::DataType::Numeric(_) | ast::DataType::Dec(_),
+            ..
+        } = expr
+            && let Some(text) = number_text(inner)
+        {
+            **inner = ast::Expr::value(ast::Value::SingleQuotedString(text));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// The text of a number literal (with its sign), if `expr` is one.
+pub(crate) fn number_text(expr: &ast::Expr) -> Option<String> {
+    match expr {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(text, _) => Some(text.clone()),
+            _ => None,
+        },
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => number_text(expr).map(|t| format!("-{t}")),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Plus,
+            expr,
+        } => number_text(expr),
+        ast::Expr::Nested(inner) => number_text(inner),
+        _ => None,
+    }
 }
 
 /// Parse exactly one statement.

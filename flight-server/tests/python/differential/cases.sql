@@ -164,3 +164,89 @@ SELECT id, (SELECT count(*) FROM d_b WHERE d_b.a_id = d_a.id OR d_b.v < d_a.y) F
 SELECT id, x NOT IN (SELECT a_id FROM d_b WHERE d_b.v < d_a.y) FROM d_a ORDER BY id;
 -- case: correlated_count_plus_one
 SELECT id, (SELECT count(*) + 1 FROM d_b WHERE d_b.v < d_a.y) FROM d_a ORDER BY id;
+-- case: self_in_select
+SELECT id, x IN (SELECT x FROM d_a) FROM d_a ORDER BY id;
+-- case: self_not_in_select
+SELECT id, x NOT IN (SELECT x FROM d_a WHERE id < 5) FROM d_a ORDER BY id;
+-- case: self_in_is_null
+SELECT count(*) FROM d_a WHERE (x IN (SELECT x FROM d_a WHERE id > 6)) IS NULL;
+-- case: any_same_table
+SELECT id FROM d_a WHERE x > ANY (SELECT x FROM d_a WHERE id > 8) ORDER BY id;
+-- case: all_same_table
+SELECT id FROM d_a WHERE x >= ALL (SELECT x FROM d_a WHERE id < 3) ORDER BY id;
+-- case: any_all_in_select
+SELECT id, y < ANY (SELECT v FROM d_b), y = ALL (SELECT v FROM d_b WHERE a_id = 1), y <> ALL (SELECT v FROM d_b WHERE v > 150) FROM d_a ORDER BY id;
+-- case: all_of_empty
+SELECT id, x > ALL (SELECT v FROM d_b WHERE false), x > ANY (SELECT v FROM d_b WHERE false) FROM d_a ORDER BY id;
+-- case: any_correlated_non_equality
+SELECT id, x < ANY (SELECT a_id FROM d_b WHERE d_b.v > d_a.y) FROM d_a ORDER BY id;
+-- case: unary_minus_overflow
+SELECT -(y - 9223372036854775807 - 1) FROM d_a WHERE y = 0;
+-- case: float_sum_of_literals
+SELECT 0.1::float8 + 0.2 = 0.3;
+-- case: ctas_sum_bigint
+CREATE TABLE d_sum AS SELECT sum(y), count(*) FROM d_a;
+-- case: ctas_sum_bigint_read
+SELECT * FROM d_sum;
+-- case: insert_select_sum_bigint
+CREATE TABLE d_tot (t BIGINT);
+-- case: insert_select_sum_bigint_run
+INSERT INTO d_tot SELECT sum(y) FROM d_a;
+-- case: insert_select_sum_bigint_read
+SELECT t FROM d_tot;
+-- case: decimal_insert_rounds
+CREATE TABLE d_dec (v DECIMAL(5,2));
+-- case: decimal_insert_rounds_run
+INSERT INTO d_dec VALUES (1.005), (-2.675), (3.333);
+-- case: decimal_insert_rounds_read
+SELECT v FROM d_dec ORDER BY v;
+-- case: two_column_primary_keys
+CREATE TABLE d_pk2 (a INT PRIMARY KEY, b INT PRIMARY KEY);
+-- case: column_and_table_primary_keys
+CREATE TABLE d_pk3 (a INT PRIMARY KEY, b INT, PRIMARY KEY (b));
+-- case: numeric_precision_out_of_range
+CREATE TABLE d_n1 (a NUMERIC(1001, 2));
+-- case: numeric_precision_over_38
+CREATE TABLE d_n2 (a NUMERIC(100, 2));
+-- case: empty_table_name
+CREATE TABLE "" (a INT);
+-- case: empty_column_name
+CREATE TABLE d_e ("" INT);
+-- case: unknown_schema
+CREATE TABLE s2.d_s (a INT);
+-- case: temporary_table
+CREATE TEMP TABLE d_tmp (a INT);
+-- case: default_in_values_table
+CREATE TABLE d_def (id INT GENERATED ALWAYS AS IDENTITY, a INT DEFAULT 5, s TEXT DEFAULT 'x');
+-- case: default_in_values
+INSERT INTO d_def (a, s) VALUES (DEFAULT, 'one'), (DEFAULT, 'two');
+-- case: default_in_values_identity
+INSERT INTO d_def VALUES (DEFAULT, 7, DEFAULT);
+-- case: default_values
+INSERT INTO d_def DEFAULT VALUES;
+-- case: default_in_values_read
+SELECT id, a, s FROM d_def ORDER BY id;
+-- case: exact_numeric_insert_table
+CREATE TABLE d_exact (n NUMERIC(30,2), i INT, b BIGINT);
+-- case: exact_numeric_insert
+INSERT INTO d_exact (n) VALUES (12345678901234567.55), (-1234567890123456789.12);
+-- case: fraction_into_integer_rounds
+INSERT INTO d_exact (i, b) VALUES (2.5, 1.5), (3.5, -2.5), (-0.5, 7);
+-- case: exact_numeric_insert_read
+SELECT n, i, b FROM d_exact ORDER BY n, i;
+-- case: exact_numeric_cast
+SELECT CAST(12345678901234567.55 AS NUMERIC(30,2)), CAST(-0.125 AS NUMERIC(5,2));
+-- case: in_subquery_of_constant
+SELECT id, x IN (SELECT 1), x = ANY (SELECT v / 100 FROM d_b) FROM d_a ORDER BY id;
+-- case: any_expression_correlated_by_equality
+SELECT id, x = ANY (SELECT i.y / 10 FROM d_a AS i WHERE i.id = d_a.id) FROM d_a ORDER BY id;
+-- case: qualified_set_target
+UPDATE d_exact SET d_exact.i = 1;
+-- case: cross_database_reference
+INSERT INTO otherdb.public.d_exact (i) VALUES (1);
+-- case: abs_of_smallest_bigint
+SELECT abs(-9223372036854775807 - 1);
+-- case: numeric_cast_does_not_fit
+SELECT CAST(999.995 AS NUMERIC(5,2));
+-- case: select_list_too_wide
+SELECT 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1;
