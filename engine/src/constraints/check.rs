@@ -157,7 +157,7 @@ const STRICT_CAST: arrow::compute::CastOptions<'static> = arrow::compute::CastOp
 };
 
 /// `column`'s DEFAULT planned and folded (`now()` to this statement's time).
-fn default_expr(ctx: &SessionContext, column: &ColumnDef) -> Result<Option<Expr>> {
+pub(crate) fn default_expr(ctx: &SessionContext, column: &ColumnDef) -> Result<Option<Expr>> {
     let Some(text) = &column.default else {
         return Ok(None);
     };

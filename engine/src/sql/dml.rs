@@ -14,7 +14,7 @@ use arrow::compute::{CastOptions, cast_with_options, concat_batches, filter_reco
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::FormatOptions;
 use datafusion::common::{Column, ScalarValue, TableReference};
-use datafusion::logical_expr::{JoinType, LogicalPlanBuilder};
+use datafusion::logical_expr::{ExprSchemable, JoinType, LogicalPlanBuilder};
 use sqlparser::ast::{
     self, Assignment, AssignmentTarget, FromTable, OnConflictAction, OnInsert, TableFactor,
 };
@@ -242,10 +242,7 @@ fn leave_out_defaults(source: &mut ast::Query, targets: &mut Vec<usize>) -> Resu
     let ast::SetExpr::Values(values) = source.body.as_mut() else {
         return Ok(None);
     };
-    let is_default = |e: &ast::Expr| {
-        matches!(e, ast::Expr::Identifier(i)
-            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-    };
+    let is_default = is_default_keyword;
     let width = values
         .rows
         .iter()
@@ -405,16 +402,50 @@ fn assigned_values<'a>(
     Ok(values)
 }
 
-/// Plan each assigned expression against the rows the statement reads.
+/// Plan each assigned expression against the rows the statement reads
+/// (`SET col = DEFAULT`: the column's default, or NULL).
 fn plan_values(
     session: &Session,
+    def: &TableDef,
     values: &[Option<&ast::Expr>],
     schema: &datafusion::common::DFSchema,
 ) -> Result<Vec<Option<datafusion::logical_expr::Expr>>> {
     values
         .iter()
-        .map(|v| v.map(|e| plans::plan_expr(session, e, schema)).transpose())
+        .zip(def.columns())
+        .map(|(value, column)| match value {
+            Some(e) if is_default_keyword(e) => default_assignment(session, column).map(Some),
+            Some(e) => plans::plan_expr(session, e, schema).map(Some),
+            None => Ok(None),
+        })
         .collect()
+}
+
+/// The bare keyword `DEFAULT` (as sqlparser reads it in a value position).
+fn is_default_keyword(expr: &ast::Expr) -> bool {
+    matches!(expr, ast::Expr::Identifier(i)
+        if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// What `SET column = DEFAULT` stores: the column's default, or a NULL of
+/// its type; an identity column's next value is not drawn here (0A000).
+fn default_assignment(
+    session: &Session,
+    column: &crate::catalog::ColumnDef,
+) -> Result<datafusion::logical_expr::Expr> {
+    if column.identity.is_some() {
+        return Err(Error::unsupported(format!(
+            "SET {} = DEFAULT on an identity column",
+            column.name
+        )));
+    }
+    let target = column.sql_type.arrow_type();
+    Ok(
+        match crate::constraints::check::default_expr(session.context(), column)? {
+            Some(expr) => expr.cast_to(&target, &datafusion::common::DFSchema::empty())?,
+            None => datafusion::logical_expr::lit(ScalarValue::try_from(&target)?),
+        },
+    )
 }
 
 /// Retire the rows read, and write their new versions (columns after `_rowid` and the key).
@@ -509,7 +540,7 @@ pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<Sta
         update.selection.as_ref(),
     )
     .await?;
-    let values = plan_values(session, &assigned, source.schema())?;
+    let values = plan_values(session, &def, &assigned, source.schema())?;
     let plan = plans::project_updated(&def, &alias, LogicalPlanBuilder::from(source), values)?;
     let batches = session.run_plan(plan).await?;
     let mut writes = WriteSet::new("UPDATE");
@@ -998,7 +1029,7 @@ async fn update_conflicts(
         source = source.filter(predicate)?;
     }
     let assigned = assigned_values(def, &update.assignments)?;
-    let values = plan_values(session, &assigned, source.schema())?;
+    let values = plan_values(session, def, &assigned, source.schema())?;
     let plan = plans::project_updated(def, &target, source, values)?;
     let batches = session.run_plan(plan).await?;
     update_writes(session, def, batches, writes)
