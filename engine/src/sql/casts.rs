@@ -10,6 +10,10 @@
 //! zero. (A float *column* cast to a decimal keeps arrow's rounding of
 //! the binary value.)
 //!
+//! The same two rules hold where rows are stored, not cast:
+//! [`decimals_from_floats`] and [`rounded_for_integer`] (called by
+//! `sql/dml.rs` for a column of another type).
+//!
 //! [`rounded`] (applied by [`super::expr_rules`] after type coercion, so
 //! the casts coercion adds are covered too) wraps the value of every such cast in
 //! `round()`, which rounds half away from zero: PostgreSQL's rule for
@@ -157,30 +161,27 @@ pub(crate) fn decimals_from_floats(
 /// as 3 (arrow's cast truncates); None for any other input.
 pub(crate) fn rounded_for_integer(
     array: &arrow::array::ArrayRef,
-) -> Option<std::result::Result<arrow::array::ArrayRef, arrow::error::ArrowError>> {
-    use arrow::array::{AsArray, PrimitiveArray};
+) -> std::result::Result<Option<arrow::array::ArrayRef>, arrow::error::ArrowError> {
+    use arrow::array::{ArrayRef, AsArray};
     use arrow::datatypes::{Float32Type, Float64Type};
-    let rounded: arrow::array::ArrayRef = match array.data_type() {
-        DataType::Float64 => {
-            let values: PrimitiveArray<Float64Type> =
-                array.as_primitive::<Float64Type>().unary(f64::round);
-            std::sync::Arc::new(values)
-        }
-        DataType::Float32 => {
-            let values: PrimitiveArray<Float32Type> =
-                array.as_primitive::<Float32Type>().unary(f32::round);
-            std::sync::Arc::new(values)
-        }
+    use std::sync::Arc;
+    Ok(Some(match array.data_type() {
+        DataType::Float64 => Arc::new(
+            array
+                .as_primitive::<Float64Type>()
+                .unary::<_, Float64Type>(f64::round),
+        ) as ArrayRef,
+        DataType::Float32 => Arc::new(
+            array
+                .as_primitive::<Float32Type>()
+                .unary::<_, Float32Type>(f32::round),
+        ),
+        // arrow rescales a decimal rounding half away from zero.
         DataType::Decimal128(precision, scale) if *scale > 0 => {
-            // arrow rescales a decimal rounding half away from zero.
-            return Some(arrow::compute::cast(
-                array,
-                &DataType::Decimal128(*precision, 0),
-            ));
+            arrow::compute::cast(array, &DataType::Decimal128(*precision, 0))?
         }
-        _ => return None,
-    };
-    Some(Ok(rounded))
+        _ => return Ok(None),
+    }))
 }
 
 #[cfg(test)]

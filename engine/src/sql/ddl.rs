@@ -457,7 +457,6 @@ pub(crate) enum Nullability {
     FromSchema,
 }
 
-/// A new table definition with one column per field of `schema`.
 /// 42P16, as PostgreSQL names a second PRIMARY KEY.
 fn multiple_primary_keys(table: &str) -> Error {
     Error::InvalidTableDefinition {
@@ -465,6 +464,7 @@ fn multiple_primary_keys(table: &str) -> Error {
     }
 }
 
+/// A new table definition with one column per field of `schema`.
 pub(crate) fn table_def_from_arrow(
     session: &Session,
     name: &str,

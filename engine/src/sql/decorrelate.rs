@@ -32,7 +32,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, NullEquality, Result};
+use datafusion::common::{Column, DFSchema, NullEquality, Result, internal_err};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
@@ -190,7 +190,7 @@ fn take_apart(subquery: &Subquery) -> Option<Parts> {
     }
     let (correlated, uncorrelated): (Vec<Expr>, Vec<Expr>) =
         conjuncts.into_iter().partition(has_outer_reference);
-    if correlated.is_empty() || correlated.iter().all(is_equality) {
+    if correlated.is_empty() || correlated.iter().all(datafusion_decorrelates) {
         return None;
     }
     // Every outer reference must sit in those conjuncts.
@@ -266,7 +266,12 @@ fn joined_with_domain(
             domain_names
                 .iter()
                 .map(|n| Expr::Column(Column::from_name(n))),
-            parts.aggregate.aggr_expr.into_iter().map(only_matched),
+            parts
+                .aggregate
+                .aggr_expr
+                .into_iter()
+                .map(only_matched)
+                .collect::<Result<Vec<_>>>()?,
         )?
         .build()?;
     let answered = reapply_projections(grouped, parts.projections, &domain_names, value)?;
@@ -303,10 +308,11 @@ fn reapply_projections(
         let exprs: Vec<Expr> = carried().chain(projection.expr).collect();
         plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
     }
-    let answer = plan.schema().columns().into_iter().nth(domain_names.len());
-    let answer = answer.map(Expr::Column).unwrap_or_else(|| lit(true));
+    let Some(answer) = plan.schema().columns().into_iter().nth(domain_names.len()) else {
+        return internal_err!("a scalar subquery without a column");
+    };
     LogicalPlanBuilder::from(plan)
-        .project(carried().chain([answer.alias(value)]))?
+        .project(carried().chain([Expr::Column(answer).alias(value)]))?
         .build()
 }
 
@@ -322,10 +328,12 @@ fn bound_to_domain(expr: Expr, outer: &[Column], names: &[String]) -> Result<Exp
     .map(|t| t.data)
 }
 
-/// An aggregate that sees its arguments only on matched rows.
-fn only_matched(expr: Expr) -> Expr {
+/// An aggregate that sees its arguments only on matched rows, under its
+/// own name.
+fn only_matched(expr: Expr) -> Result<Expr> {
+    let name = expr.schema_name().to_string();
     let matched = Expr::Column(Column::from_name(MATCHED)).is_true();
-    let guarded = expr.clone().transform_up(|e| match e {
+    let guarded = expr.transform_up(|e| match e {
         Expr::AggregateFunction(mut f) => {
             f.params.args = f
                 .params
@@ -340,14 +348,8 @@ fn only_matched(expr: Expr) -> Expr {
             ))
         }
         other => Ok(Transformed::no(other)),
-    });
-    match guarded {
-        Ok(t) => {
-            let name = expr.schema_name().to_string();
-            t.data.alias_if_changed(name).unwrap_or(expr)
-        }
-        Err(_) => expr,
-    }
+    })?;
+    guarded.data.alias_if_changed(name)
 }
 
 /// Whether every aggregate in `expr` skips NULLs and takes no boolean
@@ -374,7 +376,7 @@ fn skips_nulls(expr: &Expr, schema: &DFSchema) -> bool {
 /// equal to an expression of the outer row (`i.k = o.k`); one with an
 /// expression on the subquery's side (`i.v / 10 = o.x`, `1 = o.x`) it
 /// cannot group by.
-fn is_equality(expr: &Expr) -> bool {
+fn datafusion_decorrelates(expr: &Expr) -> bool {
     let Expr::BinaryExpr(BinaryExpr {
         left,
         op: Operator::Eq,

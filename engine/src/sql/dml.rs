@@ -102,17 +102,11 @@ fn cast_column(
             message,
         });
     }
-    let rounded;
-    let array = match target.is_integer() {
-        true => match super::casts::rounded_for_integer(array) {
-            Some(result) => {
-                rounded = result?;
-                &rounded
-            }
-            None => array,
-        },
-        false => array,
+    let rounded = match target.is_integer() {
+        true => super::casts::rounded_for_integer(array)?,
+        false => None,
     };
+    let array = rounded.as_ref().unwrap_or(array);
     let options = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
@@ -233,7 +227,6 @@ fn check_length(def: &TableDef, column: &str, sql_type: &SqlType, array: &ArrayR
     Ok(())
 }
 
-/// Index of each named column (or all columns when `names` is empty).
 /// `INSERT … VALUES` with `DEFAULT` for a column: in every row, that
 /// column is left out of the insert (filled as an omitted column is: its
 /// default, identity or NULL); in some rows only, 0A000. Returns the
@@ -242,7 +235,6 @@ fn leave_out_defaults(source: &mut ast::Query, targets: &mut Vec<usize>) -> Resu
     let ast::SetExpr::Values(values) = source.body.as_mut() else {
         return Ok(None);
     };
-    let is_default = is_default_keyword;
     let width = values
         .rows
         .iter()
@@ -254,7 +246,7 @@ fn leave_out_defaults(source: &mut ast::Query, targets: &mut Vec<usize>) -> Resu
         let defaults = values
             .rows
             .iter()
-            .filter(|row| row.content.get(position).is_some_and(is_default))
+            .filter(|row| row.content.get(position).is_some_and(is_default_keyword))
             .count();
         if defaults == values.rows.len() {
             *kept = false;
@@ -272,17 +264,11 @@ fn leave_out_defaults(source: &mut ast::Query, targets: &mut Vec<usize>) -> Resu
         return Ok(Some(values.rows.len()));
     }
     for row in &mut values.rows {
-        let mut position = 0;
-        row.content.retain(|_| {
-            position += 1;
-            keep[position - 1]
-        });
+        let mut kept = keep.iter();
+        row.content.retain(|_| kept.next().copied().unwrap_or(true));
     }
-    let mut position = 0;
-    targets.retain(|_| {
-        position += 1;
-        keep.get(position - 1).copied().unwrap_or(true)
-    });
+    let mut kept = keep.iter();
+    targets.retain(|_| kept.next().copied().unwrap_or(true));
     Ok(None)
 }
 
@@ -322,6 +308,7 @@ fn exact_decimal_values(source: &mut ast::Query, def: &TableDef, targets: &[usiz
     }
 }
 
+/// Index of each named column (or all columns when `names` is empty).
 fn target_columns(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
     if names.is_empty() {
         return Ok((0..def.columns().len()).collect());

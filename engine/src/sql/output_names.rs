@@ -27,11 +27,20 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use sqlparser::ast::{self, Expr, Ident, Query, Select, SelectItem, SetExpr};
 
+use super::ddl::normalize_ident;
+
 /// Separates the public name from the position in an internal alias.
 pub const MARK: char = '\u{1f}';
 
 /// PostgreSQL's name for a column with no better one.
 const NO_NAME: &str = "?column?";
+
+/// [`name_outputs`] for a statement a client runs, when it is a query.
+pub(crate) fn name_statement(statement: &mut ast::Statement) {
+    if let ast::Statement::Query(query) = statement {
+        name_outputs(query);
+    }
+}
 
 /// Give the outermost select lists of `query` their output names (see the
 /// module page).
@@ -126,21 +135,13 @@ fn name_select(select: &mut Select) -> Vec<(Expr, String)> {
 fn item_name(item: &SelectItem) -> Option<String> {
     match item {
         SelectItem::UnnamedExpr(expr) => Some(expr_name(expr).unwrap_or_else(|| NO_NAME.into())),
-        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        SelectItem::ExprWithAlias { alias, .. } => Some(normalize_ident(alias)),
         _ => None,
     }
 }
 
 fn is_column(expr: &Expr) -> bool {
     matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-}
-
-/// An identifier as PostgreSQL folds it: unquoted ones to lower case.
-fn ident_name(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 /// PostgreSQL's name for `expr` (its `FigureColname`), or None where it
@@ -158,11 +159,11 @@ const WEAK: u8 = 1;
 fn figure(expr: &Expr) -> Option<(String, u8)> {
     let strong = |name: &str| Some((name.to_string(), STRONG));
     match expr {
-        Expr::Identifier(ident) => Some((ident_name(ident), STRONG)),
-        Expr::CompoundIdentifier(parts) => parts.last().map(|p| (ident_name(p), STRONG)),
+        Expr::Identifier(ident) => Some((normalize_ident(ident), STRONG)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| (normalize_ident(p), STRONG)),
         Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => figure(inner),
         Expr::Function(function) => function.name.0.last().and_then(|part| match part {
-            ast::ObjectNamePart::Identifier(ident) => Some((ident_name(ident), STRONG)),
+            ast::ObjectNamePart::Identifier(ident) => Some((normalize_ident(ident), STRONG)),
             ast::ObjectNamePart::Function(_) => None,
         }),
         Expr::Cast {
@@ -196,13 +197,7 @@ fn first_output_name(query: &Query) -> Option<String> {
     let mut body = query.body.as_ref();
     loop {
         match body {
-            SetExpr::Select(select) => {
-                return select.projection.first().and_then(|item| match item {
-                    SelectItem::UnnamedExpr(expr) => expr_name(expr),
-                    SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
-                    _ => None,
-                });
-            }
+            SetExpr::Select(select) => return select.projection.first().and_then(item_name),
             SetExpr::Query(inner) => body = inner.body.as_ref(),
             SetExpr::SetOperation { left, .. } => body = left.as_ref(),
             _ => return None,

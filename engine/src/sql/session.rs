@@ -20,10 +20,10 @@ use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
-use super::output_names::{public_schema, public_stream};
+use super::output_names::{name_statement, public_schema, public_stream};
 use super::parser::{Body, ParsedStatement};
 use super::plan_cache::CachedPlan;
-use super::settings::{CustomSettings, custom_name};
+use super::settings::CustomSettings;
 use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
 use crate::db::{CommitChecks, Database};
 use crate::error::{Error, Result};
@@ -395,6 +395,9 @@ impl Session {
         };
         super::params::refuse_placeholders_in_ddl(&statement, &parsed.history)?;
         let seq = self.begin_statement(&statement)?;
+        if let Some(done) = self.custom_settings.run(&statement, seq) {
+            return Ok(Output::Done(done?));
+        }
         match statement {
             Statement::CreateTable(create) => {
                 Ok(Output::Done(ddl::create_table(self, create).await?))
@@ -440,18 +443,6 @@ impl Session {
                 Ok(Output::Done(self.set_as_of(values).await?))
             }
             Statement::ShowTables { .. } => Ok(Output::Done(self.show_tables(seq)?)),
-            Statement::Set(ast::Set::SingleAssignment {
-                variable, values, ..
-            }) if custom_name(&variable).is_some() => {
-                let name = custom_name(&variable).unwrap_or_default();
-                Ok(Output::Done(self.custom_settings.set(name, &values)?))
-            }
-            Statement::ShowVariable { variable }
-                if custom_name(&variable.clone().into()).is_some() =>
-            {
-                let name = custom_name(&variable.into()).unwrap_or_default();
-                Ok(Output::Done(self.custom_settings.show(&name, seq)?))
-            }
             other => Ok(Output::Rows {
                 tag: statement_tag(&other),
                 seq,
@@ -522,9 +513,7 @@ impl Session {
             self.snapshot
                 .set_history(prepared.statement.history.clone());
             let mut statement = statement;
-            if let Statement::Query(query) = &mut statement {
-                super::output_names::name_outputs(query);
-            }
+            name_statement(&mut statement);
             let plan = self.plan_unbound(statement).await?;
             if self.may_reuse_plans() {
                 prepared.plan = CachedPlan::new(&plan, epoch).map(Arc::new);
@@ -683,9 +672,7 @@ impl Session {
 
     /// Plan a read-only statement (DDL and DML refused) and start it.
     async fn read_stream(&self, mut statement: Statement) -> Result<SendableRecordBatchStream> {
-        if let Statement::Query(query) = &mut statement {
-            super::output_names::name_outputs(query);
-        }
+        name_statement(&mut statement);
         let plan = self.plan(statement).await?;
         self.stream_plan(plan).await
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use sqlparser::ast::{Expr, ObjectName, Value};
+use sqlparser::ast::{Expr, ObjectName, Set, Statement, Value};
 
 use super::session::StatementResult;
 use crate::error::{Error, Result};
@@ -27,15 +27,34 @@ pub struct CustomSettings {
 }
 
 /// The name `name` has as a custom setting, if it is one.
-pub(crate) fn custom_name(name: &ObjectName) -> Option<String> {
+fn custom_name(name: &ObjectName) -> Option<String> {
     let text = name.to_string().to_lowercase();
     let (namespace, _) = text.split_once('.')?;
     (!RESERVED_NAMESPACES.contains(&namespace)).then_some(text)
 }
 
 impl CustomSettings {
+    /// Run `statement` when it sets or shows a custom setting (None for
+    /// any other statement); `seq` is the snapshot a `SHOW` reads at.
+    pub(crate) fn run(
+        &mut self,
+        statement: &Statement,
+        seq: u64,
+    ) -> Option<Result<StatementResult>> {
+        match statement {
+            Statement::Set(Set::SingleAssignment {
+                variable, values, ..
+            }) => custom_name(variable).map(|name| self.set(name, values)),
+            Statement::ShowVariable { variable } => {
+                let name = ObjectName::from(variable.clone());
+                custom_name(&name).map(|name| self.show(&name, seq))
+            }
+            _ => None,
+        }
+    }
+
     /// `SET name = value` (`DEFAULT` removes it).
-    pub(crate) fn set(&mut self, name: String, values: &[Expr]) -> Result<StatementResult> {
+    fn set(&mut self, name: String, values: &[Expr]) -> Result<StatementResult> {
         let [value] = values else {
             return Err(Error::InvalidArgument {
                 message: format!("SET {name} takes one value"),
@@ -49,7 +68,7 @@ impl CustomSettings {
     }
 
     /// `SHOW name` (read at `seq`): its value, or 42704 when it was never set.
-    pub(crate) fn show(&self, name: &str, seq: u64) -> Result<StatementResult> {
+    fn show(&self, name: &str, seq: u64) -> Result<StatementResult> {
         let Some(value) = self.values.get(name) else {
             return Err(Error::UnknownSetting { name: name.into() });
         };

@@ -1,5 +1,5 @@
-//! `EXISTS` and `IN (subquery)` wherever an expression may stand, with
-//! SQL's three-valued answer.
+//! `EXISTS`, `IN`, `NOT IN` and `x op ANY | ALL (subquery)` wherever an
+//! expression may stand, with SQL's three-valued answer.
 //!
 //! DataFusion turns a subquery predicate into a semi, anti or mark join
 //! only inside a `WHERE` clause; in a select list (`SELECT a IN (SELECT
@@ -10,20 +10,21 @@
 //!
 //! [`SubqueryPredicates`] (an analyzer rule, after type coercion) rewrites
 //! each such predicate into scalar `count(*)` subqueries, which
-//! DataFusion decorrelates into joins with aggregates (correlated or not):
+//! DataFusion decorrelates into joins with aggregates (or, correlated by
+//! anything but column equalities, [`super::decorrelate`] does):
 //!
 //! ```text
-//! EXISTS (q)        →  (SELECT count(*) FROM q) > 0
-//! x IN (q → y)      →  CASE WHEN (SELECT count(*) FROM q WHERE y = x) > 0 THEN true
-//!                           WHEN x IS NULL THEN CASE WHEN (SELECT count(*) FROM q) > 0 THEN NULL ELSE false END
-//!                           WHEN (SELECT count(*) FROM q WHERE y IS NULL) > 0 THEN NULL
-//!                           ELSE false END
+//! EXISTS (q)  →  (SELECT count(*) FROM q) > 0
+//! x IN (q)    =  x = ANY (q);  x NOT IN (q)  =  x <> ALL (q)
+//! x op ANY/ALL (q): see `quantified`
 //! ```
 //!
-//! (the `x IS NULL` and `y IS NULL` arms only when the column can be NULL).
-//! Left to DataFusion, which answers them right: a predicate in a `WHERE`
-//! clause reached only through AND and OR (there false and NULL both drop
-//! the row), and `EXISTS` anywhere in a `WHERE` clause.
+//! Each counted subquery gets a name of its own, so a table compared with
+//! itself (`sal IN (SELECT sal FROM e)` over `e`) stays two tables once
+//! decorrelated. Left to DataFusion, which answers them right: `IN` in a
+//! `WHERE` clause reached only through AND and OR (there false and NULL
+//! both drop the row), an uncorrelated `NOT IN` conjunct, and `EXISTS`
+//! anywhere in a `WHERE` clause.
 
 use std::sync::Arc;
 
@@ -77,8 +78,13 @@ fn rewrite_projection(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
 /// grouping expression's name.
 fn rewrite_grouping(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
     let has_predicate = |e: &Expr| {
-        e.exists(|e| Ok(matches!(e, Expr::Exists(_) | Expr::InSubquery(_))))
-            .unwrap_or(false)
+        e.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)
+            ))
+        })
+        .unwrap_or(false)
     };
     if !aggregate.group_expr.iter().any(has_predicate) {
         return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
@@ -133,13 +139,13 @@ fn rewrite_filter(filter: Filter) -> Result<Transformed<LogicalPlan>> {
 /// and answers it right (its null-aware anti join, for `NOT IN`, takes
 /// no correlation).
 fn is_join_predicate(conjunct: &Expr) -> bool {
-    let uncorrelated_not_in =
-        |s: &InSubquery| !s.negated || s.subquery.outer_ref_columns.is_empty();
+    let answered_right =
+        |s: &InSubquery, not_in: bool| !not_in || s.subquery.outer_ref_columns.is_empty();
     match conjunct {
-        Expr::InSubquery(s) => uncorrelated_not_in(s),
+        Expr::InSubquery(s) => answered_right(s, s.negated),
         Expr::Exists(_) => true,
         Expr::Not(inner) => match inner.as_ref() {
-            Expr::InSubquery(s) => s.negated || s.subquery.outer_ref_columns.is_empty(),
+            Expr::InSubquery(s) => answered_right(s, !s.negated),
             Expr::Exists(_) => true,
             _ => false,
         },

@@ -255,8 +255,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             check_select_widths(statement)?;
             check_history_attached(statement, &history)?;
             history.ctes = cte_scopes(statement);
-            type_null_concatenation(statement);
-            exact_numeric_casts(statement);
+            typed_literals(statement);
         }
         statements.push(ParsedStatement {
             body,
@@ -303,47 +302,44 @@ fn check_select_widths(statement: &ast::Statement) -> Result<()> {
     }
 }
 
-/// `NULL || NULL` is a text NULL, as in PostgreSQL (an untyped NULL
-/// concatenated with one is text); DataFusion finds no type for it. Each
-/// such pair's left NULL becomes `CAST(NULL AS TEXT)`.
-fn type_null_concatenation(statement: &mut ast::Statement) {
+/// Literals typed as PostgreSQL types them, where DataFusion would not,
+/// in one walk over the statement's expressions:
+/// - `NULL || NULL` is a text NULL (an untyped NULL concatenated with one
+///   is text); DataFusion finds no type for it, so the left NULL becomes
+///   `CAST(NULL AS TEXT)`.
+/// - `CAST(12345678901234567.55 AS NUMERIC(30,2))` keeps every digit
+///   written: DataFusion reads a number with a fraction as a binary float
+///   (about 17 digits), so a number cast to an exact type is cast from
+///   its text instead.
+fn typed_literals(statement: &mut ast::Statement) {
     let is_null = |e: &ast::Expr| matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null);
     let _ = ast::visit_expressions_mut(statement, |expr| {
-        if let ast::Expr::BinaryOp {
-            left,
-            op: ast::BinaryOperator::StringConcat,
-            right,
-        } = expr
-            && is_null(left)
-            && is_null(right)
-        {
-            let null = std::mem::replace(left.as_mut(), ast::Expr::value(ast::Value::Null));
-            **left = ast::Expr::Cast {
-                kind: ast::CastKind::Cast,
-                expr: Box::new(null),
-                data_type: ast::DataType::Text,
-                array: false,
-                format: None,
-            };
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-}
-
-/// `CAST(12345678901234567.55 AS NUMERIC(30,2))` keeps every digit
-/// written, as in PostgreSQL: DataFusion reads a number with a fraction
-/// as a binary float (about 17 digits), so a number cast to an exact
-/// type is cast from its text instead.
-fn exact_numeric_casts(statement: &mut ast::Statement) {
-    let _ = ast::visit_expressions_mut(statement, |expr| {
-        if let ast::Expr::Cast {
-            expr: inner,
-            data_type: ast::DataType::Decimal(_) | ast::DataType::Numeric(_) | ast::DataType::Dec(_),
-            ..
-        } = expr
-            && let Some(text) = number_text(inner)
-        {
-            **inner = ast::Expr::value(ast::Value::SingleQuotedString(text));
+        match expr {
+            ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::StringConcat,
+                right,
+            } if is_null(left) && is_null(right) => {
+                let null = std::mem::replace(left.as_mut(), ast::Expr::value(ast::Value::Null));
+                **left = ast::Expr::Cast {
+                    kind: ast::CastKind::Cast,
+                    expr: Box::new(null),
+                    data_type: ast::DataType::Text,
+                    array: false,
+                    format: None,
+                };
+            }
+            ast::Expr::Cast {
+                expr: inner,
+                data_type:
+                    ast::DataType::Decimal(_) | ast::DataType::Numeric(_) | ast::DataType::Dec(_),
+                ..
+            } => {
+                if let Some(text) = number_text(inner) {
+                    **inner = ast::Expr::value(ast::Value::SingleQuotedString(text));
+                }
+            }
+            _ => {}
         }
         ControlFlow::<()>::Continue(())
     });

@@ -258,3 +258,5 @@ SELECT id, a, s FROM d_def ORDER BY id;
 UPDATE d_exact SET i = DEFAULT;
 -- case: update_set_default_no_default_read
 SELECT count(*), count(i) FROM d_exact;
+-- case: any_subquery_in_group_by
+SELECT x > ANY (SELECT a_id FROM d_b) AS hit, count(*) FROM d_a GROUP BY 1 ORDER BY 1;
