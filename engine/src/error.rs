@@ -91,7 +91,8 @@ pub enum Error {
     #[error("invalid foreign key \"{constraint}\": {message}")]
     InvalidForeignKey { constraint: String, message: String },
 
-    #[error("cannot drop {object} because other objects depend on it: {detail}")]
+    /// `object` starts with the refused action: `drop table t`, `alter table t`.
+    #[error("cannot {object} because other objects depend on it: {detail}")]
     DependentObjects { object: String, detail: String },
 
     #[error("constraint \"{constraint}\" for relation \"{table}\" already exists")]
@@ -417,7 +418,7 @@ impl Error {
     /// 2BP01: dropping table `parent` while FOREIGN KEY `constraint` of `child` references it.
     pub(crate) fn referenced_table(parent: &str, constraint: &str, child: &str) -> Self {
         Error::DependentObjects {
-            object: format!("table {parent}"),
+            object: format!("drop table {parent}"),
             detail: format!(
                 "constraint {constraint} on table {child} depends on it (use DROP … CASCADE)"
             ),

@@ -194,6 +194,11 @@ impl Database {
         self.with_catalog(seq, view, |c| c.sequence_at(name, seq).cloned())
     }
 
+    /// A copy of the catalog a reader of `seq` through `view` sees.
+    pub fn catalog_in(&self, seq: u64, view: Option<&TxnView>) -> Catalog {
+        self.with_catalog(seq, view, Catalog::clone)
+    }
+
     /// Run `f` on the catalog a reader of `seq` through `view` sees.
     pub(super) fn with_catalog<T>(
         &self,

@@ -256,6 +256,14 @@ fn strings(array: &ArrayRef) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The sequences a stored DEFAULT takes values from (`nextval('s')`).
+pub fn sequences_named_by(default: &str) -> Vec<String> {
+    crate::sql::parser::function_string_args(default, "nextval")
+        .iter()
+        .map(|arg| sequence_name(arg))
+        .collect()
+}
+
 /// The sequence a text argument names: `s`, `public.s` or `"MixedCase"`
 /// (unquoted names fold to lower case, as identifiers do).
 fn sequence_name(text: &str) -> String {

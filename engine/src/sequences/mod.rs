@@ -21,6 +21,8 @@
 
 pub mod functions;
 
+pub use functions::sequences_named_by;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -576,6 +576,12 @@ pub(crate) async fn drop_objects(
     if object_type == ObjectType::Table {
         drop_dependent_foreign_keys(session, &mut writes, cascade)?;
     }
+    let names: Vec<String> = names.iter().map(table_name).collect::<Result<_>>()?;
+    if object_type == ObjectType::Sequence {
+        super::dependencies::guard_sequences(session, &mut writes, &names, cascade)?;
+    }
+    let object = format!("{} {}", tag.to_lowercase(), names.join(", "));
+    super::dependencies::guard_views(session, &mut writes, cascade, &object).await?;
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done(tag, None, outcome))
 }
@@ -633,7 +639,7 @@ fn refuse_referenced_unique(
         .find(|(_, fk)| fk.parent_columns == unique.columns)
     {
         Some((child, fk)) => Err(Error::DependentObjects {
-            object: format!("constraint {} on table {}", unique.name, def.name),
+            object: format!("drop constraint {} on table {}", unique.name, def.name),
             detail: format!(
                 "constraint {} on table {} depends on it",
                 fk.name, child.name
@@ -665,6 +671,8 @@ pub(crate) async fn alter_table(
     let mut uniques = def.uniques.clone();
     let mut foreign_keys = def.foreign_keys.clone();
     let mut added_foreign_keys = Vec::new();
+    let mut cascade = false;
+    let mut object = format!("alter table {name}");
     for operation in alter.operations {
         match operation {
             AlterTableOperation::AddColumn {
@@ -705,8 +713,13 @@ pub(crate) async fn alter_table(
             AlterTableOperation::DropColumn {
                 column_names,
                 if_exists,
+                drop_behavior,
                 ..
             } => {
+                cascade |= drop_behavior == Some(ast::DropBehavior::Cascade);
+                if let Some(first) = column_names.first() {
+                    object = format!("drop column {} of table {name}", normalize_ident(first));
+                }
                 for ident in column_names {
                     let column = normalize_ident(&ident);
                     let Some(pos) = columns.iter().position(|c| c.name == column) else {
@@ -905,6 +918,7 @@ pub(crate) async fn alter_table(
     if writes.is_empty() {
         return Ok(StatementResult::done("ALTER TABLE", None, None));
     }
+    super::dependencies::guard_views(session, &mut writes, cascade, &object).await?;
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done("ALTER TABLE", None, outcome))
 }
@@ -929,8 +943,10 @@ pub(crate) async fn create_view(
     if exists && !view.or_replace {
         return Err(Error::TableExists { name });
     }
-    // Plan it now so a broken view is refused at creation.
-    session.plan(Statement::Query(view.query.clone())).await?;
+    let columns = check_view_columns(session, &name, &view).await?;
+    if exists && let Ok(old) = session.view_columns(&name, None).await {
+        check_replacement(&name, &old, &columns)?;
+    }
     let sql = match text.is_empty() {
         true => view.query.to_string(),
         false => text.to_string(),
@@ -940,13 +956,100 @@ pub(crate) async fn create_view(
         writes.push(Write::DropView { name: name.clone() });
     }
     writes.push(Write::CreateView(ViewDef {
-        name,
+        name: name.clone(),
         sql,
         created_seq: 0,
         dropped_seq: None,
     }));
+    let object = format!("replace view {name}");
+    super::dependencies::guard_views(session, &mut writes, false, &object).await?;
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done("CREATE VIEW", None, outcome))
+}
+
+/// Plan a new view's query as every use of it will be planned (so a broken
+/// view is refused at creation) and check its columns: names from the
+/// column list, else PostgreSQL's, each once (42701). Returns them, with
+/// their types.
+async fn check_view_columns(
+    session: &Session,
+    name: &str,
+    view: &CreateView,
+) -> Result<Vec<(String, arrow::datatypes::DataType)>> {
+    let mut query = view.query.as_ref().clone();
+    if let Some(names) = super::output_names::select_list_names(&query) {
+        refuse_repeated_names(name, &names, &view.columns)?;
+    }
+    super::output_names::name_view(&mut query);
+    let plan = session.plan(Statement::Query(Box::new(query))).await?;
+    let mut columns: Vec<(String, arrow::datatypes::DataType)> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    if view.columns.len() > columns.len() {
+        return Err(Error::Syntax {
+            message: format!(
+                "CREATE VIEW {name} specifies {} column names but its query has {} columns",
+                view.columns.len(),
+                columns.len()
+            ),
+        });
+    }
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+    refuse_repeated_names(name, &names, &view.columns)?;
+    for (slot, column) in columns.iter_mut().zip(&view.columns) {
+        slot.0 = normalize_ident(&column.name);
+    }
+    Ok(columns)
+}
+
+/// `CREATE OR REPLACE VIEW` keeps the view's columns, in order, with their
+/// names and types; it may add columns after them (42P16 otherwise).
+fn check_replacement(
+    name: &str,
+    old: &[(String, arrow::datatypes::DataType)],
+    new: &[(String, arrow::datatypes::DataType)],
+) -> Result<()> {
+    let refuse = |message: String| Err(Error::InvalidTableDefinition { message });
+    if new.len() < old.len() {
+        return refuse(format!("cannot drop columns from view \"{name}\""));
+    }
+    for ((old_name, old_type), (new_name, new_type)) in old.iter().zip(new) {
+        if old_name != new_name {
+            return refuse(format!(
+                "cannot change name of view column \"{old_name}\" to \"{new_name}\""
+            ));
+        }
+        if old_type != new_type {
+            return refuse(format!(
+                "cannot change data type of view column \"{old_name}\" from {old_type} to {new_type}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A view's column names, `names` renamed by its column list, must differ (42701).
+fn refuse_repeated_names(
+    name: &str,
+    names: &[String],
+    columns: &[ast::ViewColumnDef],
+) -> Result<()> {
+    let mut names = names.to_vec();
+    for (slot, column) in names.iter_mut().zip(columns) {
+        *slot = normalize_ident(&column.name);
+    }
+    for (i, column) in names.iter().enumerate() {
+        if names[..i].contains(column) {
+            return Err(Error::ColumnExists {
+                table: name.to_string(),
+                column: column.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Primary keys for an insert batch of `def` (empty without a primary key).

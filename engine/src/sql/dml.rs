@@ -30,13 +30,18 @@ use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 /// The current definition of a table that is about to be written.
 fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
     let name = table_name(name)?;
-    session
-        .table_snapshot(&name)
-        .map(|s| s.def.as_ref().clone())
-        .ok_or(Error::UnknownTable {
-            name,
-            context: String::new(),
-        })
+    if let Some(snapshot) = session.table_snapshot(&name) {
+        return Ok(snapshot.def.as_ref().clone());
+    }
+    if session.view_def(&name).is_some() {
+        return Err(Error::unsupported(format!(
+            "writing through view \"{name}\" (views are read-only: write to its table)"
+        )));
+    }
+    Err(Error::UnknownTable {
+        name,
+        context: String::new(),
+    })
 }
 
 /// Rows to retire read by an internal query whose first columns are `_rowid`, then the key.
@@ -504,9 +509,6 @@ fn relation_of(factor: &TableFactor) -> Result<(ast::ObjectName, Option<String>)
 }
 
 pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<StatementResult> {
-    if update.returning.is_some() {
-        return Err(Error::unsupported("UPDATE … RETURNING"));
-    }
     if !update.table.joins.is_empty() {
         return Err(Error::unsupported("UPDATE of a join"));
     }
@@ -532,13 +534,11 @@ pub(crate) async fn update(session: &Session, update: ast::Update) -> Result<Sta
     let batches = session.run_plan(plan).await?;
     let mut writes = WriteSet::new("UPDATE");
     let count = update_writes(session, &def, batches, &mut writes)?;
-    commit_counted(session, "UPDATE", writes, count).await
+    let returning = Returning::new(&def, &alias, update.returning);
+    commit_returning(session, "UPDATE", writes, count, returning, None).await
 }
 
 pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<StatementResult> {
-    if delete.returning.is_some() {
-        return Err(Error::unsupported("DELETE … RETURNING"));
-    }
     let tables = match &delete.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
     };
@@ -551,11 +551,26 @@ pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<Sta
     let using = delete.using.as_deref().unwrap_or_default();
     let source =
         plans::write_source(session, &target.relation, using, delete.selection.as_ref()).await?;
-    let plan = plans::project_retired(&def, &alias, LogicalPlanBuilder::from(source))?;
+    let returning = Returning::new(&def, &alias, delete.returning);
+    let source = LogicalPlanBuilder::from(source);
+    let plan = match returning {
+        Some(_) => plans::project_retired_rows(&def, &alias, source)?,
+        None => plans::project_retired(&def, &alias, source)?,
+    };
     let batches = session.run_plan(plan).await?;
     let mut writes = WriteSet::new("DELETE");
+    let removed = match (&returning, target_rows(batches.clone())?) {
+        (Some(_), Some(rows)) => {
+            let offset = 1 + def.primary_key.len();
+            Some(rows.project(&(offset..rows.num_columns()).collect::<Vec<_>>())?)
+        }
+        (Some(_), None) => Some(RecordBatch::new_empty(crate::catalog::logical_schema(
+            def.columns(),
+        ))),
+        (None, _) => None,
+    };
     let count = retire_writes(&def, batches, &mut writes)?;
-    commit_counted(session, "DELETE", writes, count).await
+    commit_returning(session, "DELETE", writes, count, returning, removed).await
 }
 
 fn retire_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
@@ -635,6 +650,120 @@ async fn commit_counted(
     Ok(StatementResult::done(tag, Some(count), outcome))
 }
 
+/// Commit a write and answer its `RETURNING` list (if any) over `rows`:
+/// the row versions it wrote, or for DELETE the ones it removed (None:
+/// the rows are those `writes` inserts into `returning.def`).
+async fn commit_returning(
+    session: &Session,
+    tag: &str,
+    writes: WriteSet,
+    count: u64,
+    returning: Option<Returning<'_>>,
+    removed: Option<RecordBatch>,
+) -> Result<StatementResult> {
+    let Some(returning) = returning else {
+        return commit_counted(session, tag, writes, count).await;
+    };
+    // Evaluated before cascades add writes, and before the commit: a
+    // RETURNING that fails writes nothing.
+    let rows = match removed {
+        Some(rows) => vec![rows],
+        None => inserted_rows(&writes, returning.def)?,
+    };
+    let (schema, batches) = returning.rows(session, rows).await?;
+    let mut result = commit_counted(session, tag, writes, count).await?;
+    result.schema = schema;
+    result.batches = batches;
+    Ok(result)
+}
+
+/// The rows `writes` inserts into `def`, under its column names.
+fn inserted_rows(writes: &WriteSet, def: &TableDef) -> Result<Vec<RecordBatch>> {
+    let schema = crate::catalog::logical_schema(def.columns());
+    writes
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Insert {
+                table_id, batch, ..
+            } if *table_id == def.id => Some(batch),
+            _ => None,
+        })
+        .map(|batch| {
+            Ok(RecordBatch::try_new(
+                schema.clone(),
+                batch.columns().to_vec(),
+            )?)
+        })
+        .collect()
+}
+
+/// A write's `RETURNING` list and the table it names.
+struct Returning<'a> {
+    def: &'a TableDef,
+    /// The target's alias, or its name.
+    alias: TableReference,
+    items: Vec<ast::SelectItem>,
+}
+
+impl<'a> Returning<'a> {
+    fn new(
+        def: &'a TableDef,
+        alias: &TableReference,
+        items: Option<Vec<ast::SelectItem>>,
+    ) -> Option<Self> {
+        Some(Self {
+            def,
+            alias: alias.clone(),
+            items: items?,
+        })
+    }
+
+    /// The list evaluated over `rows` (every column of the table, by name),
+    /// under PostgreSQL's output names (repeats allowed).
+    async fn rows(
+        &self,
+        session: &Session,
+        rows: Vec<RecordBatch>,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+        let schema = crate::catalog::logical_schema(self.def.columns());
+        let rows = concat_batches(&schema, &rows)?;
+        let scan = plans::batch_scan(rows, self.alias.clone())?;
+        let input = scan.schema().clone();
+        let mut exprs = Vec::new();
+        for (position, item) in self.items.iter().enumerate() {
+            let mark = super::output_names::MARK;
+            match item {
+                ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
+                    for (i, column) in self.def.columns().iter().enumerate() {
+                        let name = format!("{}{mark}{position}.{i}", column.name);
+                        exprs.push(plans::column(&self.alias, &column.name).alias(name));
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(expr) => {
+                    let name = super::output_names::item_name(item).unwrap_or_default();
+                    let planned = plans::plan_expr(session, expr, &input)?;
+                    exprs.push(planned.alias(format!("{name}{mark}{position}")));
+                }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    let name = normalize_ident(alias);
+                    let planned = plans::plan_expr(session, expr, &input)?;
+                    exprs.push(planned.alias(format!("{name}{mark}{position}")));
+                }
+                other => return Err(Error::unsupported(format!("RETURNING {other}"))),
+            }
+        }
+        let plan = session.bind(scan.project(exprs)?.build()?)?;
+        let (schema, batches) = session.collect_plan(plan).await?;
+        let public = super::output_names::public_schema(&schema).unwrap_or(schema);
+        let batches = batches
+            .into_iter()
+            .map(|b| RecordBatch::try_new(public.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((public, batches))
+    }
+}
+
 pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<StatementResult> {
     insert_sourced(session, insert, None).await
 }
@@ -702,9 +831,6 @@ async fn insert_sourced(
     insert: ast::Insert,
     param_rows: Option<&[Vec<ScalarValue>]>,
 ) -> Result<StatementResult> {
-    if insert.returning.is_some() {
-        return Err(Error::unsupported("INSERT … RETURNING"));
-    }
     let ast::TableObject::TableName(name) = &insert.table else {
         return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
     };
@@ -773,7 +899,13 @@ async fn insert_sourced(
         }
         Some(other) => return Err(Error::unsupported(format!("INSERT … {other}"))),
     };
-    commit_counted(session, "INSERT", writes, count).await
+    let alias = insert
+        .table_alias
+        .as_ref()
+        .map(|a| normalize_ident(&a.alias))
+        .unwrap_or_else(|| def.name.clone());
+    let returning = Returning::new(&def, &TableReference::bare(alias), insert.returning);
+    commit_returning(session, "INSERT", writes, count, returning, None).await
 }
 
 /// The rows of a `VALUES` list made only of literals, built directly (no

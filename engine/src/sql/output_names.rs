@@ -14,10 +14,14 @@
 //! [`public_schema`] and [`public_stream`] cut each name at the mark.
 //!
 //! Only the outermost query is named this way (all branches of its set
-//! operation): a subquery's, view's or CTE's columns keep DataFusion's
-//! names, which the rest of the statement refers to.
+//! operation). The columns of derived tables, CTEs and views are named by
+//! [`name_derived`] with plain aliases (`count`, not `count(*)`), so the
+//! rest of the statement refers to them by PostgreSQL's names; an item
+//! whose name would repeat, or that sits beside a wildcard, keeps
+//! DataFusion's name there (DataFusion refuses duplicate names).
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -25,7 +29,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use sqlparser::ast::{self, Expr, Ident, Query, Select, SelectItem, SetExpr};
+use sqlparser::ast::{self, Expr, Ident, Query, Select, SelectItem, SetExpr, VisitMut, VisitorMut};
 
 use super::ddl::normalize_ident;
 
@@ -35,11 +39,99 @@ pub const MARK: char = '\u{1f}';
 /// PostgreSQL's name for a column with no better one.
 const NO_NAME: &str = "?column?";
 
-/// [`name_outputs`] for a statement a client runs, when it is a query.
+/// [`name_outputs`] for a statement a client runs, when it is a query;
+/// [`name_derived`] for the derived tables and CTEs of any statement.
 pub(crate) fn name_statement(statement: &mut ast::Statement) {
+    let _ = statement.visit(&mut DerivedNames);
     if let ast::Statement::Query(query) = statement {
         name_outputs(query);
     }
+}
+
+/// Give a view's query, and the derived tables and CTEs inside it, plain
+/// PostgreSQL names (see the module page).
+pub(crate) fn name_view(query: &mut Query) {
+    let _ = query.visit(&mut DerivedNames);
+    name_derived(query);
+}
+
+/// Names every derived table and CTE body it visits.
+struct DerivedNames;
+
+impl VisitorMut for DerivedNames {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
+        if let ast::TableFactor::Derived { subquery, .. } = factor {
+            name_derived(subquery);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let Some(with) = &mut query.with {
+            for cte in &mut with.cte_tables {
+                name_derived(&mut cte.query);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Plain aliases for the unaliased, unrepeated expression items of the
+/// select lists of `query` (all branches of a set operation).
+pub(crate) fn name_derived(query: &mut Query) {
+    name_plain(&mut query.body);
+}
+
+fn name_plain(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            let renamed = plain_names(select);
+            for (item, alias) in select.projection.iter_mut().zip(renamed) {
+                let Some(alias) = alias else { continue };
+                if let SelectItem::UnnamedExpr(expr) = item {
+                    let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
+                    *item = SelectItem::ExprWithAlias {
+                        expr,
+                        alias: Ident::with_quote('"', alias),
+                    };
+                }
+            }
+        }
+        SetExpr::Query(query) => name_derived(query),
+        SetExpr::SetOperation { left, right, .. } => {
+            name_plain(left);
+            name_plain(right);
+        }
+        _ => {}
+    }
+}
+
+/// The plain alias each item of `select` takes (None: it keeps its name).
+fn plain_names(select: &Select) -> Vec<Option<String>> {
+    let has_wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for name in names.iter().flatten() {
+        *uses.entry(name.as_str()).or_default() += 1;
+    }
+    select
+        .projection
+        .iter()
+        .zip(&names)
+        .map(|(item, name)| {
+            let name = name.as_ref()?;
+            let unique = uses.get(name.as_str()) == Some(&1);
+            let plain = matches!(item, SelectItem::UnnamedExpr(expr) if !is_column(expr));
+            (plain && unique && !has_wildcard).then(|| name.clone())
+        })
+        .collect()
 }
 
 /// Give the outermost select lists of `query` their output names (see the
@@ -131,8 +223,16 @@ fn name_select(select: &mut Select) -> Vec<(Expr, String)> {
     aliased
 }
 
+/// The output names of `query` when it is one SELECT without a wildcard.
+pub(crate) fn select_list_names(query: &Query) -> Option<Vec<String>> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    select.projection.iter().map(item_name).collect()
+}
+
 /// The output name of a select item (None for a wildcard).
-fn item_name(item: &SelectItem) -> Option<String> {
+pub(crate) fn item_name(item: &SelectItem) -> Option<String> {
     match item {
         SelectItem::UnnamedExpr(expr) => Some(expr_name(expr).unwrap_or_else(|| NO_NAME.into())),
         SelectItem::ExprWithAlias { alias, .. } => Some(normalize_ident(alias)),

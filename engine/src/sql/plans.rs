@@ -169,6 +169,24 @@ pub(crate) fn project_retired(
     Ok(source.project(rowid_and_key(def, alias))?.build()?)
 }
 
+/// `_rowid`, primary key, then every column (the rows a `DELETE …
+/// RETURNING` removes).
+pub(crate) fn project_retired_rows(
+    def: &TableDef,
+    alias: &TableReference,
+    source: LogicalPlanBuilder,
+) -> Result<LogicalPlan> {
+    let mut exprs = rowid_and_key(def, alias);
+    for c in def.columns() {
+        exprs.push(column(alias, &c.name).alias(format!("{RETURNED_PREFIX}{}", c.name)));
+    }
+    Ok(source.project(exprs)?.build()?)
+}
+
+/// Prefix of the columns [`project_retired_rows`] adds (the key columns
+/// carry the plain names already).
+const RETURNED_PREFIX: &str = "returned\u{1f}";
+
 /// `_rowid`, primary key, then every column's new value: `values[i]` where
 /// given, else the old value.
 pub(crate) fn project_updated(

@@ -562,8 +562,7 @@ impl Session {
         let Some(view) = self.view_def(name) else {
             return Ok(None);
         };
-        let (query, history) = super::parser::parse_view_query(&view.sql)?;
-        self.snapshot.set_history(history);
+        let query = super::parser::select_all_from(&view.name)?;
         let plan = self.plan_unbound(Statement::Query(Box::new(query))).await?;
         Ok(Some(self.result_schema(&plan).await))
     }
@@ -914,6 +913,48 @@ impl Session {
     /// The snapshot the current statement reads.
     pub(crate) fn statement_seq(&self) -> u64 {
         self.snapshot.get()
+    }
+
+    /// A copy of the catalog the current statement sees.
+    pub(crate) fn catalog_now(&self) -> crate::catalog::Catalog {
+        let view = self.snapshot.view();
+        self.db.catalog_in(self.statement_seq(), view.as_deref())
+    }
+
+    /// The columns of view `name`, planned through `catalog` in place of
+    /// the statement's own (None: the statement's own), with no history
+    /// clause of the statement in force.
+    pub(crate) async fn view_columns(
+        &self,
+        name: &str,
+        catalog: Option<Arc<crate::catalog::Catalog>>,
+    ) -> Result<Vec<(String, arrow::datatypes::DataType)>> {
+        let original = self.snapshot.view();
+        if let Some(catalog) = catalog {
+            let overlay = crate::txn::TxnView {
+                seq: self.statement_seq(),
+                catalog: Some(catalog),
+                tables: original
+                    .as_ref()
+                    .map(|v| v.tables.clone())
+                    .unwrap_or_default(),
+                reads: None,
+            };
+            self.snapshot.set_view(Some(Arc::new(overlay)));
+        }
+        let history = self.snapshot.set_history(Arc::default());
+        let planned = match super::parser::select_all_from(name) {
+            Ok(query) => self.plan_unbound(Statement::Query(Box::new(query))).await,
+            Err(e) => Err(e),
+        };
+        self.snapshot.set_history(history);
+        self.snapshot.set_view(original);
+        Ok(planned?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect())
     }
 }
 

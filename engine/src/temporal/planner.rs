@@ -3,6 +3,7 @@
 //! statement's snapshot), and every view reference is planned from its SQL.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue, TableReference};
@@ -16,21 +17,31 @@ use sqlparser::ast::{self, ObjectName, TableAlias, TableFactor, TableVersion};
 
 use super::provider::TemporalTable;
 use super::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
+use crate::catalog::Catalog;
 use crate::db::{Database, HistoryRange};
 use crate::error::Error;
+use crate::sql::information_schema;
 use crate::sql::parser::{HistoryClause, HistoryKind};
 use crate::txn::TxnView;
+use datafusion::datasource::MemTable;
 
 /// Plans table and view references against one database.
 #[derive(Debug)]
 pub struct TemporalPlanner {
     db: Database,
     snapshot: Arc<StatementSnapshot>,
+    /// Set while views are planned to list their columns: a view reading
+    /// `information_schema.columns` must not list views again, forever.
+    listing_views: AtomicBool,
 }
 
 impl TemporalPlanner {
     pub fn new(db: Database, snapshot: Arc<StatementSnapshot>) -> Self {
-        Self { db, snapshot }
+        Self {
+            db,
+            snapshot,
+            listing_views: AtomicBool::new(false),
+        }
     }
 }
 
@@ -58,6 +69,16 @@ impl RelationPlanner for TemporalPlanner {
         else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
+        if let Some(relation) = information_schema_name(context, name)? {
+            let clause = self.snapshot.history().for_table(name).is_some();
+            return self.plan_information_schema(
+                &relation,
+                version.as_ref(),
+                clause,
+                alias,
+                context,
+            );
+        }
         let Some(table) = driftdb_name(context, name)? else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
@@ -114,6 +135,95 @@ impl RelationPlanner for TemporalPlanner {
 }
 
 impl TemporalPlanner {
+    /// `information_schema.<relation>` as of the statement's snapshot (or
+    /// the point its `AS OF` names), built from the catalog then.
+    fn plan_information_schema(
+        &self,
+        relation: &str,
+        version: Option<&TableVersion>,
+        history_clause: bool,
+        alias: &Option<TableAlias>,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<RelationPlanning> {
+        if history_clause {
+            return Err(
+                Error::unsupported("history clauses on information_schema").into_datafusion()
+            );
+        }
+        let (seq, txn) = match version {
+            Some(version) => match self.reading_of(version, context)? {
+                Reading::AsOf(seq) => (seq, None),
+                _ => return Err(Error::internal("unexpected reading").into_datafusion()),
+            },
+            None => (self.snapshot.get(), self.snapshot.view()),
+        };
+        let catalog = self.db.catalog_in(seq, txn.as_deref());
+        let view_columns = match relation == "columns" {
+            true => self.view_columns(&catalog, seq, context),
+            false => catalog
+                .view_names_at(seq)
+                .into_iter()
+                .map(|v| (v, None))
+                .collect(),
+        };
+        let source = information_schema::Source {
+            catalog: &catalog,
+            seq,
+            view_columns: &view_columns,
+        };
+        let batch =
+            information_schema::relation(relation, &source).map_err(Error::into_datafusion)?;
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        let reference = TableReference::partial(information_schema::SCHEMA, relation);
+        let source = provider_as_source(Arc::new(table));
+        let plan = LogicalPlanBuilder::scan(reference, source, None)?.build()?;
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan,
+            alias.clone(),
+        ))))
+    }
+
+    /// Each view live at `seq` with its columns (None for a view that no
+    /// longer plans, and while views are already being listed).
+    fn view_columns(
+        &self,
+        catalog: &Catalog,
+        seq: u64,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Vec<(String, Option<information_schema::ViewColumns>)> {
+        let names = catalog.view_names_at(seq);
+        if self.listing_views.swap(true, Ordering::SeqCst) {
+            return names.into_iter().map(|v| (v, None)).collect();
+        }
+        let statement_seq = self.snapshot.get();
+        self.snapshot.set(seq);
+        let was_fixed = self.snapshot.set_fixed(true);
+        let listed = names
+            .into_iter()
+            .map(|name| {
+                let columns = catalog.view_at(&name, seq).and_then(|view| {
+                    match plan_view(&self.snapshot, &name, &view.sql, None, context) {
+                        Ok(RelationPlanning::Planned(planned)) => Some(
+                            planned
+                                .plan
+                                .schema()
+                                .fields()
+                                .iter()
+                                .map(|f| (f.name().clone(), f.data_type().clone()))
+                                .collect(),
+                        ),
+                        _ => None,
+                    }
+                });
+                (name, columns)
+            })
+            .collect();
+        self.snapshot.set_fixed(was_fixed);
+        self.snapshot.set(statement_seq);
+        self.listing_views.store(false, Ordering::SeqCst);
+        listed
+    }
+
     fn reading_of(
         &self,
         version: &TableVersion,
@@ -245,6 +355,25 @@ fn driftdb_name(
     Ok(ours.then(|| reference.table().to_string()))
 }
 
+/// The relation's name if `name` is `information_schema.<relation>` and DriftDB answers it.
+fn information_schema_name(
+    context: &mut dyn RelationPlannerContext,
+    name: &ObjectName,
+) -> Result<Option<String>> {
+    let reference = context.object_name_to_table_reference(name.clone())?;
+    let schema = match &reference {
+        TableReference::Bare { .. } => return Ok(None),
+        TableReference::Partial { schema, .. } => schema,
+        TableReference::Full {
+            catalog, schema, ..
+        } if catalog.as_ref() == crate::sql::CATALOG_NAME => schema,
+        TableReference::Full { .. } => return Ok(None),
+    };
+    let ours = schema.as_ref() == information_schema::SCHEMA
+        && information_schema::answers(reference.table());
+    Ok(ours.then(|| reference.table().to_string()))
+}
+
 /// Plan a view reference as the derived table `(view query) AS alias`,
 /// with the view's own history clauses in force while it is planned.
 fn plan_view(
@@ -254,14 +383,27 @@ fn plan_view(
     alias: Option<TableAlias>,
     context: &mut dyn RelationPlannerContext,
 ) -> Result<RelationPlanning> {
-    let (query, history) =
-        crate::sql::parser::parse_view_query(sql).map_err(Error::into_datafusion)?;
-    let alias = alias.unwrap_or(TableAlias {
+    let crate::sql::parser::ViewQuery {
+        mut query,
+        columns,
+        history,
+    } = crate::sql::parser::parse_view_query(sql).map_err(Error::into_datafusion)?;
+    crate::sql::output_names::name_view(&mut query);
+    let mut alias = alias.unwrap_or(TableAlias {
         explicit: true,
         name: ast::Ident::new(name),
         columns: vec![],
         at: None,
     });
+    if alias.columns.is_empty() {
+        alias.columns = columns
+            .into_iter()
+            .map(|name| ast::TableAliasColumnDef {
+                name,
+                data_type: None,
+            })
+            .collect();
+    }
     let derived = TableFactor::Derived {
         lateral: false,
         subquery: Box::new(query),

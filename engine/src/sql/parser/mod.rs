@@ -221,6 +221,50 @@ pub struct SequenceChanges {
     pub cycle: Option<bool>,
 }
 
+/// The identifiers a stored expression (a CHECK, a DEFAULT) names, folded
+/// as identifiers are (unquoted to lower case). Empty if it does not tokenize.
+pub fn identifiers_in(sql: &str) -> Vec<String> {
+    words_in(sql)
+        .into_iter()
+        .filter_map(|token| match token {
+            Token::Word(word) => Some(match word.quote_style {
+                Some(_) => word.value,
+                None => word.value.to_lowercase(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The string literals a stored expression passes straight to function
+/// `function` (`nextval('s')` gives `s`). Empty if it does not tokenize.
+pub fn function_string_args(sql: &str, function: &str) -> Vec<String> {
+    let tokens = words_in(sql);
+    tokens
+        .windows(3)
+        .filter_map(|w| match w {
+            [
+                Token::Word(name),
+                Token::LParen,
+                Token::SingleQuotedString(arg),
+            ] if name.quote_style.is_none() && name.value.eq_ignore_ascii_case(function) => {
+                Some(arg.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tokens of `sql` without whitespace (empty if it does not tokenize).
+fn words_in(sql: &str) -> Vec<Token> {
+    let dialect = DriftDialect::default();
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().unwrap_or_default();
+    tokens
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect()
+}
+
 /// Parse a script into statements.
 pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
     let dialect = DriftDialect::default();
@@ -379,21 +423,75 @@ pub fn parse_statement(sql: &str) -> Result<ParsedStatement> {
 /// A view's stored text parsed back: its query with its history clauses.
 /// Views store the `CREATE VIEW` statement as written (older databases
 /// stored the bare query; both are read).
-pub fn parse_view_query(sql: &str) -> Result<(ast::Query, Arc<HistoryClauses>)> {
+pub fn parse_view_query(sql: &str) -> Result<ViewQuery> {
     let statement = parse_statement(sql)?;
     let history = statement.history.clone();
-    match statement.body {
-        Body::Sql(statement) => match *statement {
-            Statement::Query(query) => Ok((*query, history)),
-            Statement::CreateView(view) => Ok((*view.query, history)),
-            _ => Err(Error::Corrupt {
-                detail: format!("stored view definition is not a query: {sql}"),
-            }),
-        },
-        Body::AlterSequence(_) => Err(Error::Corrupt {
-            detail: format!("stored view definition is not a query: {sql}"),
+    let corrupt = || Error::Corrupt {
+        detail: format!("stored view definition is not a query: {sql}"),
+    };
+    let Body::Sql(statement) = statement.body else {
+        return Err(corrupt());
+    };
+    match *statement {
+        Statement::Query(query) => Ok(ViewQuery {
+            query: *query,
+            columns: Vec::new(),
+            history,
         }),
+        Statement::CreateView(view) => Ok(ViewQuery {
+            query: *view.query,
+            columns: view.columns.into_iter().map(|c| c.name).collect(),
+            history,
+        }),
+        _ => Err(corrupt()),
     }
+}
+
+/// The query text of a stored view definition (what follows the first
+/// `AS` of `CREATE VIEW … AS`), as `information_schema.views` shows it.
+pub fn view_query_text(sql: &str) -> &str {
+    let dialect = DriftDialect::default();
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
+        return sql;
+    };
+    let mut words = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    let starts_create = matches!(words.next(), Some(t) if matches!(&t.token, Token::Word(w) if w.keyword == Keyword::CREATE));
+    let as_keyword = words.find(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::AS));
+    match (starts_create, as_keyword) {
+        (true, Some(token)) => {
+            let from = LineStarts::new(sql).offset(sql, token.span.end);
+            sql[from..].trim()
+        }
+        _ => sql,
+    }
+}
+
+/// A stored view definition, parsed.
+pub struct ViewQuery {
+    pub query: ast::Query,
+    /// `CREATE VIEW v (a, b) AS …`: the names its first columns take.
+    pub columns: Vec<ast::Ident>,
+    pub history: Arc<HistoryClauses>,
+}
+
+/// `SELECT * FROM "name"`, as a query.
+pub fn select_all_from(name: &str) -> Result<ast::Query> {
+    let mut query = match parse_statement("SELECT * FROM t")?.body {
+        Body::Sql(statement) => match *statement {
+            Statement::Query(query) => *query,
+            _ => return Err(Error::internal("SELECT is not a query")),
+        },
+        Body::AlterSequence(_) => return Err(Error::internal("SELECT is not a query")),
+    };
+    if let ast::SetExpr::Select(select) = query.body.as_mut()
+        && let Some(TableFactor::Table { name: table, .. }) =
+            select.from.first_mut().map(|f| &mut f.relation)
+    {
+        *table = ObjectName::from(vec![ast::Ident::with_quote('"', name)]);
+    }
+    Ok(query)
 }
 
 /// The parse steps a statement of `tokens` tokens may take.

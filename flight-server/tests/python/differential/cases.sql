@@ -260,3 +260,81 @@ UPDATE d_exact SET i = DEFAULT;
 SELECT count(*), count(i) FROM d_exact;
 -- case: any_subquery_in_group_by
 SELECT x > ANY (SELECT a_id FROM d_b) AS hit, count(*) FROM d_a GROUP BY 1 ORDER BY 1;
+-- case: view_takes_postgres_column_names
+CREATE VIEW d_v_agg AS SELECT a_id, count(*), sum(v) FROM d_b GROUP BY a_id;
+-- case: view_column_names_read
+SELECT * FROM d_v_agg ORDER BY a_id;
+-- case: view_columns_by_postgres_names
+SELECT a_id, count, sum FROM d_v_agg WHERE count > 1 ORDER BY a_id;
+-- case: view_column_list
+CREATE VIEW d_v_list (k, total) AS SELECT id, x FROM d_a;
+-- case: view_column_list_read
+SELECT k, total FROM d_v_list WHERE k < 4 ORDER BY k;
+-- case: view_more_names_than_columns
+CREATE VIEW d_v_bad (a, b, c) AS SELECT id FROM d_a;
+-- case: view_repeated_column
+CREATE VIEW d_v_bad AS SELECT id, id FROM d_a;
+-- case: view_repeated_column_list
+CREATE VIEW d_v_bad (a, a) AS SELECT id, x FROM d_a;
+-- case: view_on_view
+CREATE VIEW d_v_on_v AS SELECT k FROM d_v_list;
+-- case: view_star
+CREATE VIEW d_v_star AS SELECT * FROM d_b;
+-- case: drop_table_under_view
+DROP TABLE d_b;
+-- case: drop_view_under_view
+DROP VIEW d_v_list;
+-- case: drop_column_under_view
+ALTER TABLE d_a DROP COLUMN x;
+-- case: drop_column_under_star_view
+ALTER TABLE d_b DROP COLUMN t;
+-- case: replace_view_under_view
+CREATE OR REPLACE VIEW d_v_list (k) AS SELECT id FROM d_a;
+-- case: views_intact_after_refusals
+SELECT count(*) FROM d_v_on_v;
+-- case: drop_view_cascade
+DROP VIEW d_v_list CASCADE;
+-- case: dependent_view_dropped_too
+SELECT * FROM d_v_on_v;
+-- case: drop_sequence_under_default
+CREATE SEQUENCE d_seq;
+-- case: table_with_sequence_default
+CREATE TABLE d_seq_t (id INT DEFAULT nextval('d_seq'), v INT);
+-- case: drop_sequence_used_by_default
+DROP SEQUENCE d_seq;
+-- case: sequence_default_still_works
+INSERT INTO d_seq_t (v) VALUES (1), (2);
+-- case: sequence_default_read
+SELECT id, v FROM d_seq_t ORDER BY v;
+-- case: derived_table_column_names
+SELECT * FROM (SELECT count(*), max(x), min(s) FROM d_a) AS q;
+-- case: derived_table_column_by_name
+SELECT q.max + 1 FROM (SELECT count(*), max(x) FROM d_a) AS q;
+-- case: cte_column_names
+WITH c AS (SELECT min(y), upper(s) FROM d_a GROUP BY s) SELECT * FROM c ORDER BY 2 NULLS FIRST;
+-- case: information_schema_tables
+SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'd_n2' ORDER BY table_name;
+-- case: information_schema_insertable
+SELECT table_name, is_insertable_into FROM information_schema.tables WHERE table_schema = 'public' AND table_name NOT IN ('d_v_star', 'd_n2') ORDER BY table_name;
+-- case: information_schema_views
+SELECT table_name, check_option, is_updatable, is_insertable_into FROM information_schema.views WHERE table_schema = 'public' AND table_name NOT IN ('d_v_star', 'd_n2') ORDER BY table_name;
+-- case: updatable_view
+INSERT INTO d_v_star VALUES (100, 1, 1, 'x');
+-- case: information_schema_columns
+SELECT table_name, column_name, ordinal_position, is_nullable, data_type, character_maximum_length, numeric_precision, numeric_precision_radix, numeric_scale, datetime_precision, udt_name, is_identity, identity_generation FROM information_schema.columns WHERE table_schema = 'public' AND table_name IN ('d_a', 'd_b', 'd_def', 'd_exact', 'd_v_agg', 'd_v_star') ORDER BY table_name, ordinal_position;
+-- case: information_schema_key_constraints
+CREATE TABLE d_keys (id INT PRIMARY KEY, code VARCHAR(8) UNIQUE, a_id INT REFERENCES d_a (id) ON DELETE CASCADE, d DATE, ts TIMESTAMPTZ, r REAL, UNIQUE (d, r));
+-- case: information_schema_table_constraints
+SELECT constraint_name, table_name, constraint_type, is_deferrable, initially_deferred, enforced, nulls_distinct FROM information_schema.table_constraints WHERE table_schema = 'public' AND constraint_type <> 'CHECK' ORDER BY constraint_name;
+-- case: information_schema_key_column_usage
+SELECT constraint_name, table_name, column_name, ordinal_position, position_in_unique_constraint FROM information_schema.key_column_usage WHERE table_schema = 'public' ORDER BY constraint_name, ordinal_position;
+-- case: information_schema_referential_constraints
+SELECT constraint_name, unique_constraint_name, match_option, update_rule, delete_rule FROM information_schema.referential_constraints WHERE constraint_schema = 'public' ORDER BY constraint_name;
+-- case: information_schema_constraint_column_usage
+SELECT table_name, column_name, constraint_name FROM information_schema.constraint_column_usage WHERE table_schema = 'public' AND constraint_name LIKE 'd_keys%' ORDER BY constraint_name, column_name;
+-- case: information_schema_key_types
+SELECT column_name, data_type, character_maximum_length, character_octet_length, datetime_precision, numeric_precision FROM information_schema.columns WHERE table_name = 'd_keys' ORDER BY ordinal_position;
+-- case: information_schema_sequences
+SELECT sequence_name, data_type, numeric_precision, start_value, minimum_value, maximum_value, increment, cycle_option FROM information_schema.sequences WHERE sequence_schema = 'public' ORDER BY sequence_name;
+-- case: information_schema_schemata
+SELECT schema_name FROM information_schema.schemata WHERE schema_name IN ('public', 'information_schema') ORDER BY schema_name;
