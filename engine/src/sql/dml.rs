@@ -25,6 +25,7 @@ use super::session::{Session, StatementResult};
 use crate::catalog::{ForeignKeyDef, KeyRef, SqlType, TableDef, user_physical_schema};
 use crate::constraints::check::default_values;
 use crate::error::{Error, Result};
+use crate::sql::parser::Overriding;
 use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 
 /// The current definition of a table that is about to be written.
@@ -764,8 +765,12 @@ impl<'a> Returning<'a> {
     }
 }
 
-pub(crate) async fn insert(session: &Session, insert: ast::Insert) -> Result<StatementResult> {
-    insert_sourced(session, insert, None).await
+pub(crate) async fn insert(
+    session: &Session,
+    insert: ast::Insert,
+    overriding: Option<Overriding>,
+) -> Result<StatementResult> {
+    insert_sourced(session, insert, None, overriding).await
 }
 
 /// Whether `insert` is `INSERT … VALUES` with one row (a template for many parameter sets).
@@ -781,8 +786,9 @@ pub(crate) async fn insert_rows(
     session: &Session,
     insert: ast::Insert,
     rows: &[Vec<ScalarValue>],
+    overriding: Option<Overriding>,
 ) -> Result<StatementResult> {
-    insert_sourced(session, insert, Some(rows)).await
+    insert_sourced(session, insert, Some(rows), overriding).await
 }
 
 /// The rows of an INSERT's source: its query planned once, then run with
@@ -830,6 +836,7 @@ async fn insert_sourced(
     session: &Session,
     insert: ast::Insert,
     param_rows: Option<&[Vec<ScalarValue>]>,
+    overriding: Option<Overriding>,
 ) -> Result<StatementResult> {
     let ast::TableObject::TableName(name) = &insert.table else {
         return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
@@ -855,7 +862,17 @@ async fn insert_sourced(
             default_rows(1)?
         }
     };
-    refuse_generated_always(&def, &targets[..targets.len().min(source.num_columns())])?;
+    let given = targets.len().min(source.num_columns());
+    let mut source = source;
+    match overriding {
+        Some(Overriding::System) => {}
+        Some(Overriding::User) if targets.len() == source.num_columns() => {
+            source = without_identity_values(&def, &mut targets, &source)?
+        }
+        // A count mismatch is refused when the rows are conformed.
+        Some(Overriding::User) => {}
+        None => refuse_generated_always(&def, &targets[..given])?,
+    }
     let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;
     let mut writes = WriteSet::new("INSERT");
@@ -936,6 +953,21 @@ fn literal_values(plan: &datafusion::logical_expr::LogicalPlan) -> Result<Option
 }
 
 /// `GENERATED ALWAYS AS IDENTITY` columns take no explicit values (428C9).
+/// `OVERRIDING USER VALUE`: the values given for identity columns are
+/// dropped (the columns take their sequence's values).
+fn without_identity_values(
+    def: &TableDef,
+    targets: &mut Vec<usize>,
+    source: &RecordBatch,
+) -> Result<RecordBatch> {
+    let columns = def.columns();
+    let kept: Vec<usize> = (0..targets.len())
+        .filter(|&i| columns[targets[i]].identity.is_none())
+        .collect();
+    *targets = kept.iter().map(|&i| targets[i]).collect();
+    Ok(source.project(&kept)?)
+}
+
 fn refuse_generated_always(def: &TableDef, targets: &[usize]) -> Result<()> {
     let columns = def.columns();
     match targets

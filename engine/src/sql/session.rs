@@ -353,7 +353,8 @@ impl Session {
             self.snapshot
                 .set_history(prepared.statement.history.clone());
             self.begin_internal_write()?;
-            let result = dml::insert_rows(self, insert.clone(), rows)
+            let overriding = prepared.statement.overriding;
+            let result = dml::insert_rows(self, insert.clone(), rows, overriding)
                 .await
                 .inspect_err(|_| self.abort_transaction())?;
             return Ok(result.rows_affected.unwrap_or(0));
@@ -385,6 +386,7 @@ impl Session {
 
     async fn run_statement(&mut self, parsed: ParsedStatement) -> Result<Output> {
         self.snapshot.set_history(parsed.history.clone());
+        let overriding = parsed.overriding;
         let statement = match parsed.body {
             Body::Sql(statement) => *statement,
             Body::AlterSequence(alter) => {
@@ -433,7 +435,9 @@ impl Session {
                 )
                 .await?,
             )),
-            Statement::Insert(insert) => Ok(Output::Done(dml::insert(self, insert).await?)),
+            Statement::Insert(insert) => {
+                Ok(Output::Done(dml::insert(self, insert, overriding).await?))
+            }
             Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
             Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
             Statement::Truncate(truncate) => Ok(Output::Done(dml::truncate(self, truncate).await?)),

@@ -161,3 +161,26 @@ def test_queries_whose_types_settle_at_planning_run_over_adbc(conn):
         cur.executemany(f"INSERT INTO {t} VALUES (?, ?)", [(3, 1), (4, None)])
         cur.execute(f"SELECT count(*) FROM {t}")
         assert cur.fetchone()[0] == 4
+
+
+def test_returning_gives_the_written_rows_over_adbc(conn):
+    with conn.cursor() as cur:
+        t = unique("ret")
+        cur.execute(f"CREATE TABLE {t} (id INT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v INT DEFAULT 7, s TEXT)")
+        cur.execute(f"INSERT INTO {t} (s) VALUES ('a'), ('b') RETURNING id, v, s")
+        assert sorted(cur.fetchall()) == [(1, 7, "a"), (2, 7, "b")]
+        # Bound parameters, and a prepared statement run twice.
+        cur.execute(f"INSERT INTO {t} (v, s) VALUES ($1, $2) RETURNING id, v * 2 AS dbl", parameters=(5, "c"))
+        assert cur.fetchall() == [(3, 10)]
+        cur.execute(f"UPDATE {t} SET v = v + 1 WHERE id <= $1 RETURNING id, v", parameters=(2,))
+        assert sorted(cur.fetchall()) == [(1, 8), (2, 8)]
+        cur.execute(f"DELETE FROM {t} WHERE s = $1 RETURNING *", parameters=("a",))
+        assert cur.fetchall() == [(1, 8, "a")]
+        # A RETURNING that fails writes nothing.
+        with pytest.raises(adbc_driver_manager.Error):
+            cur.execute(f"DELETE FROM {t} RETURNING 1 / (v - v)")
+        cur.execute(f"SELECT count(*) FROM {t}")
+        assert cur.fetchall() == [(2,)]
+        # Sent as an update, it reports the rows changed.
+        assert cur.adbc_statement.set_sql_query(f"UPDATE {t} SET v = 0 RETURNING id") is None
+        assert cur.adbc_statement.execute_update() == 2

@@ -43,6 +43,18 @@ pub struct ParsedStatement {
     pub history: Arc<HistoryClauses>,
     /// The statement's own text, as written (for `CREATE VIEW`).
     pub text: Arc<str>,
+    /// `INSERT … OVERRIDING SYSTEM VALUE | USER VALUE`.
+    pub overriding: Option<Overriding>,
+}
+
+/// `INSERT … OVERRIDING SYSTEM VALUE` (explicit values for `GENERATED
+/// ALWAYS` identity columns are taken) or `OVERRIDING USER VALUE` (values
+/// given for identity columns are ignored). sqlparser 0.62 has no node for
+/// it, so the words are taken out before parsing, like history clauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overriding {
+    System,
+    User,
 }
 
 /// What a statement is.
@@ -69,6 +81,7 @@ impl ParsedStatement {
             body: Body::Sql(Box::new(statement)),
             history: Arc::default(),
             text: Arc::from(""),
+            overriding: None,
         }
     }
 }
@@ -272,6 +285,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
     check_complexity(&tokens)?;
     dialect.limit_prefix_steps(prefix_steps_max(tokens.len()));
     let (tokens, clauses) = take_history_clauses(&dialect, tokens)?;
+    let (tokens, overridings) = take_overriding(tokens);
     let lines = LineStarts::new(sql);
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(STATEMENT_NESTING_MAX)
@@ -294,6 +308,14 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
                 ),
             });
         }
+        let overriding = within(&overridings, start, end);
+        if overriding.is_some()
+            && !matches!(&body, Body::Sql(s) if matches!(**s, Statement::Insert(_)))
+        {
+            return Err(Error::Syntax {
+                message: "OVERRIDING … VALUE belongs to an INSERT".into(),
+            });
+        }
         let mut history = clauses_within(&clauses, start, end);
         if let Body::Sql(statement) = &mut body {
             check_select_widths(statement)?;
@@ -305,6 +327,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             body,
             history: Arc::new(history),
             text: Arc::from(lines.slice(sql, start, end)),
+            overriding,
         });
     }
     if let Some((at, _)) = clauses.iter().find(|(at, _)| {
@@ -1148,6 +1171,54 @@ fn misplaced_history(at: Location) -> Error {
     Error::Syntax {
         message: format!("FOR SYSTEM_TIME{at} must follow a table name"),
     }
+}
+
+/// `tokens` without their `OVERRIDING SYSTEM VALUE` / `OVERRIDING USER
+/// VALUE` clauses, and where each was.
+fn take_overriding(
+    tokens: Vec<TokenWithSpan>,
+) -> (Vec<TokenWithSpan>, Vec<(Location, Overriding)>) {
+    let word = |t: &TokenWithSpan, value: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(value));
+    if !tokens.iter().any(|t| word(t, "overriding")) {
+        return (tokens, Vec::new());
+    }
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let kind_at = next_solid(&tokens, i + 1);
+        let value_at = next_solid(&tokens, kind_at + 1);
+        let kind = match tokens.get(kind_at) {
+            Some(t) if word(t, "system") => Some(Overriding::System),
+            Some(t) if word(t, "user") => Some(Overriding::User),
+            _ => None,
+        };
+        match kind {
+            Some(kind)
+                if word(&tokens[i], "overriding")
+                    && tokens.get(value_at).is_some_and(|t| word(t, "value")) =>
+            {
+                found.push((tokens[i].span.start, kind));
+                i = value_at + 1;
+            }
+            _ => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    (out, found)
+}
+
+/// The item of `found` located between `start` and `end`.
+fn within<T: Copy>(found: &[(Location, T)], start: Location, end: Location) -> Option<T> {
+    found
+        .iter()
+        .find(|(l, _)| {
+            (l.line, l.column) >= (start.line, start.column)
+                && (l.line, l.column) <= (end.line, end.column)
+        })
+        .map(|(_, item)| *item)
 }
 
 fn is_keyword(token: &Token, keyword: Keyword) -> bool {
