@@ -14,6 +14,10 @@ pub enum Error {
     Syntax { message: String },
     #[error("{message}")]
     TooComplex { message: String },
+
+    /// A value of one type where another is needed, with no cast that applies by itself.
+    #[error("{message}")]
+    DatatypeMismatch { message: String },
     #[error("parameter ${index} {message}")]
     BadParameter { index: usize, message: String },
 
@@ -352,7 +356,7 @@ impl Error {
         match self {
             Error::Syntax { .. } => "42601",
             Error::TooComplex { .. } => "54001",
-            Error::BadParameter { .. } => "42804",
+            Error::BadParameter { .. } | Error::DatatypeMismatch { .. } => "42804",
             Error::BadParameterText { .. } => "22P02",
             Error::ParameterNotAllowed { .. } => "42P02",
             Error::UnknownTable { .. } => "42P01",

@@ -120,6 +120,18 @@ pub struct TableDef {
     /// FOREIGN KEY constraints: this table's rows reference another's key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<ForeignKeyDef>,
+    /// Names the table had before `ALTER TABLE … RENAME TO`, oldest first
+    /// (`name` is the current one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_names: Vec<FormerName>,
+}
+
+/// A name a table had until a rename.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormerName {
+    pub name: String,
+    /// The commit that renamed it: the name held before this seq.
+    pub until_seq: u64,
 }
 
 /// A FOREIGN KEY constraint (MATCH SIMPLE: a key with a NULL references nothing).
@@ -179,6 +191,23 @@ impl TableDef {
     /// Whether the table exists in snapshot `seq`.
     pub fn exists_at(&self, seq: u64) -> bool {
         self.created_seq <= seq && self.dropped_seq.is_none_or(|d| d > seq)
+    }
+
+    /// The name the table had at snapshot `seq`.
+    pub fn name_at(&self, seq: u64) -> &str {
+        self.former_names
+            .iter()
+            .find(|f| seq < f.until_seq)
+            .map_or(&self.name, |f| &f.name)
+    }
+
+    /// Rename the table from commit `seq` on.
+    pub fn rename(&mut self, name: &str, seq: u64) {
+        let former = std::mem::replace(&mut self.name, name.to_string());
+        self.former_names.push(FormerName {
+            name: former,
+            until_seq: seq,
+        });
     }
 
     /// The columns the table had at snapshot `seq` (its first columns if `seq` precedes it).
@@ -278,7 +307,7 @@ impl Catalog {
         self.tables
             .iter()
             .rev()
-            .find(|t| t.name == name && t.exists_at(seq))
+            .find(|t| t.exists_at(seq) && t.name_at(seq) == name)
     }
 
     pub fn table_by_id(&self, id: u64) -> Option<&TableDef> {
@@ -303,7 +332,7 @@ impl Catalog {
             .tables
             .iter()
             .filter(|t| t.exists_at(seq))
-            .map(|t| t.name.clone())
+            .map(|t| t.name_at(seq).to_string())
             .collect();
         names.sort();
         names

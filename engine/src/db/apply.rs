@@ -140,6 +140,7 @@ pub(super) fn validate_concurrency(
             Write::SetUniques { table_id, .. }
             | Write::DropTable { table_id }
             | Write::SetColumns { table_id, .. }
+            | Write::RenameTable { table_id, .. }
             | Write::SetChecks { table_id, .. }
             | Write::SetForeignKeys { table_id, .. }
             | Write::Insert { table_id, .. } => *table_id,
@@ -309,6 +310,18 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     live_table(state, *table_id, latest)?;
                 }
                 columns_now.insert(*table_id, columns.as_slice());
+            }
+            Write::RenameTable { table_id, name } => {
+                if !created.contains_key(table_id) {
+                    live_table(state, *table_id, latest)?;
+                }
+                let catalog = &state.catalog;
+                if catalog.table_at(name, latest).is_some()
+                    || catalog.view_at(name, latest).is_some()
+                    || catalog.sequence_at(name, latest).is_some()
+                {
+                    return Err(Error::TableExists { name: name.clone() });
+                }
             }
             Write::DropTable { table_id }
             | Write::SetChecks { table_id, .. }
@@ -520,6 +533,7 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
             Op::CreateTable(def)
         }
         Write::DropTable { table_id } => Op::DropTable { table_id },
+        Write::RenameTable { table_id, name } => Op::RenameTable { table_id, name },
         Write::SetChecks { table_id, checks } => Op::SetChecks { table_id, checks },
         Write::SetForeignKeys {
             table_id,
@@ -583,6 +597,7 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
             }
             Op::SetChecks { table_id, .. }
             | Op::SetForeignKeys { table_id, .. }
+            | Op::RenameTable { table_id, .. }
             | Op::SetColumns { table_id, .. }
             | Op::SetUniques { table_id, .. } => {
                 apply_catalog_op(&mut state.catalog, op, seq)?;
@@ -648,6 +663,9 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         }
         Op::SetChecks { table_id, checks } => {
             catalog_table_mut(catalog, *table_id)?.checks = checks.clone();
+        }
+        Op::RenameTable { table_id, name } => {
+            catalog_table_mut(catalog, *table_id)?.rename(name, seq);
         }
         Op::SetUniques { table_id, uniques } => {
             catalog_table_mut(catalog, *table_id)?.uniques = uniques.clone();

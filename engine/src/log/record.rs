@@ -52,6 +52,11 @@ pub enum Op {
         columns: Vec<ColumnDef>,
         next_column_id: u32,
     },
+    /// The table's name from this commit on (its former names stay in the catalog).
+    RenameTable {
+        table_id: u64,
+        name: String,
+    },
     /// The table's CHECK constraints from this commit on.
     SetChecks {
         table_id: u64,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use sqlparser::ast::{
     self, AlterColumnOperation, AlterTableOperation, ColumnOption, CreateTable, CreateView,
-    GeneratedAs, ObjectName, ObjectType, Statement, TableConstraint,
+    GeneratedAs, ObjectName, ObjectType, RenameTableNameKind, Statement, TableConstraint,
 };
 
 use super::dml::conform_batch;
@@ -248,6 +248,7 @@ fn table_def(
         checks,
         uniques,
         foreign_keys: Vec::new(),
+        former_names: Vec::new(),
     };
     for spec in foreign_key_specs {
         let fk = resolve_foreign_key(session, &table, spec)?;
@@ -389,22 +390,11 @@ fn validate_expressions(session: &Session, def: &TableDef) -> Result<()> {
     Ok(())
 }
 
-/// Refuse a column `ALTER TABLE … ADD COLUMN` cannot add to a table with
-/// `live_rows` rows: existing rows would read as NULL, which a NOT NULL
-/// column forbids (23502, as PostgreSQL) and a DEFAULT contradicts (its
-/// rows would need the default filled in, which DriftDB does not do yet:
-/// 0A000 rather than rows that silently read as NULL).
-fn check_added_column(table: &str, added: &ColumnDef, live_rows: u64) -> Result<()> {
-    if live_rows == 0 {
-        return Ok(());
-    }
-    if added.default.is_some() {
-        return Err(Error::unsupported(format!(
-            "ADD COLUMN \"{}\" with a DEFAULT to table \"{table}\", which has rows (add it without the DEFAULT, then UPDATE the rows and SET DEFAULT)",
-            added.name
-        )));
-    }
-    match added.nullable {
+/// A column added without a DEFAULT to a table with rows is NULL in them:
+/// refused if it is NOT NULL (23502, as PostgreSQL). (With a DEFAULT, the
+/// rows are rewritten with it: see [`Refill`].)
+fn check_added_column(table: &str, added: &ColumnDef, has_rows: bool) -> Result<()> {
+    match !has_rows || added.nullable {
         true => Ok(()),
         false => Err(Error::NotNullViolation {
             table: table.to_string(),
@@ -499,6 +489,7 @@ pub(crate) fn table_def_from_arrow(
         checks: Vec::new(),
         uniques: Vec::new(),
         foreign_keys: Vec::new(),
+        former_names: Vec::new(),
     })
 }
 
@@ -673,6 +664,9 @@ pub(crate) async fn alter_table(
     let mut added_foreign_keys = Vec::new();
     let mut cascade = false;
     let mut object = format!("alter table {name}");
+    let mut refills: Vec<(u32, Refill)> = Vec::new();
+    let mut rename: Option<String> = None;
+    let mut not_null_checks: Vec<u32> = Vec::new();
     for operation in alter.operations {
         match operation {
             AlterTableOperation::AddColumn {
@@ -707,7 +701,12 @@ pub(crate) async fn alter_table(
                         other => return Err(Error::unsupported(format!("ADD COLUMN … {other}"))),
                     }
                 }
-                check_added_column(&name, &added, session.row_count_upper_bound(&snapshot))?;
+                let has_rows = session.row_count_upper_bound(&snapshot) > 0;
+                if has_rows && added.default.is_some() {
+                    refills.push((added.id, Refill::Default));
+                } else {
+                    check_added_column(&name, &added, has_rows)?;
+                }
                 columns.push(added);
             }
             AlterTableOperation::DropColumn {
@@ -859,10 +858,41 @@ pub(crate) async fn alter_table(
                         column.default = Some(value.to_string());
                     }
                     AlterColumnOperation::DropDefault => column.default = None,
+                    AlterColumnOperation::SetNotNull => {
+                        column.nullable = false;
+                        not_null_checks.push(column.id);
+                    }
+                    AlterColumnOperation::DropNotNull => {
+                        refuse_drop_not_null(def, column)?;
+                        column.nullable = true;
+                    }
+                    AlterColumnOperation::SetDataType {
+                        data_type, using, ..
+                    } => {
+                        let sql_type = SqlType::from_sql(&column.name, &data_type)?;
+                        if sql_type != column.sql_type || using.is_some() {
+                            refuse_retyping_key(def, column)?;
+                            if using.is_none() {
+                                refuse_explicit_only(column, &sql_type)?;
+                            }
+                            let from = column.id;
+                            column.id = next_column_id;
+                            next_column_id += 1;
+                            column.sql_type = sql_type;
+                            refills.push((column.id, Refill::Convert { from, using }));
+                        }
+                    }
                     other => {
                         return Err(Error::unsupported(format!("ALTER COLUMN … {other}")));
                     }
                 }
+            }
+            AlterTableOperation::RenameTable {
+                table_name: RenameTableNameKind::To(new) | RenameTableNameKind::As(new),
+            } => {
+                let new = table_name(&new)?;
+                object = format!("rename table {name}");
+                rename = Some(new);
             }
             other => return Err(Error::unsupported(format!("ALTER TABLE … {other}"))),
         }
@@ -887,12 +917,30 @@ pub(crate) async fn alter_table(
     for fk in &added_foreign_keys {
         foreign_keys::check_existing_rows(session, &altered, fk).await?;
     }
+    for id in &not_null_checks {
+        check_no_nulls(session, def, *id).await?;
+    }
     let mut writes = WriteSet::new("ALTER TABLE");
     if columns != def.columns() || next_column_id != def.next_column_id {
         writes.push(Write::SetColumns {
             table_id: def.id,
             columns,
             next_column_id,
+        });
+    }
+    if !refills.is_empty() && session.row_count_upper_bound(&snapshot) > 0 {
+        rewrite_rows(session, def, &altered, &refills, &mut writes).await?;
+    }
+    if let Some(new) = rename {
+        if session.table_exists(&new)
+            || session.view_def(&new).is_some()
+            || session.sequence_def(&new).is_some()
+        {
+            return Err(Error::TableExists { name: new });
+        }
+        writes.push(Write::RenameTable {
+            table_id: def.id,
+            name: new,
         });
     }
     if checks != def.checks {
@@ -921,6 +969,148 @@ pub(crate) async fn alter_table(
     super::dependencies::guard_views(session, &mut writes, cascade, &object).await?;
     let outcome = session.commit(writes).await?;
     Ok(StatementResult::done("ALTER TABLE", None, outcome))
+}
+
+/// Where a column's values come from when `ALTER TABLE` rewrites the rows.
+enum Refill {
+    /// `ADD COLUMN … DEFAULT` on a table with rows: the default, per row.
+    Default,
+    /// `ALTER COLUMN … TYPE`: column `from` converted (or `USING` computed).
+    Convert { from: u32, using: Option<ast::Expr> },
+}
+
+/// Give every live row of `old` a new version under `altered`'s columns
+/// (in the same commit as the column change): existing columns carry
+/// over by id, refilled ones take their [`Refill`]. Like PostgreSQL's
+/// table rewrite; the old versions stay in history.
+async fn rewrite_rows(
+    session: &Session,
+    old: &TableDef,
+    altered: &TableDef,
+    refills: &[(u32, Refill)],
+    writes: &mut WriteSet,
+) -> Result<()> {
+    if session.in_transaction_block() {
+        // A transaction's own rows keep the columns they were written with.
+        return Err(Error::unsupported(
+            "an ALTER TABLE that rewrites the table's rows (ADD COLUMN … DEFAULT on a table \
+             with rows, ALTER COLUMN … TYPE) inside a transaction block",
+        ));
+    }
+    let alias = datafusion::common::TableReference::bare(old.name.clone());
+    let scan = super::plans::table_scan(session, old, alias.clone(), true)?;
+    let input = scan.schema().clone();
+    let old_name = |id: u32| {
+        old.columns()
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.clone())
+    };
+    let mut exprs = super::plans::rowid_and_key(old, &alias);
+    for (i, column) in altered.columns().iter().enumerate() {
+        let refill = refills
+            .iter()
+            .find(|(id, _)| *id == column.id)
+            .map(|(_, r)| r);
+        let value = match (refill, old_name(column.id)) {
+            (
+                Some(Refill::Convert {
+                    using: Some(expr), ..
+                }),
+                _,
+            ) => super::plans::plan_expr(session, expr, &input)?,
+            (Some(Refill::Convert { from, using: None }), _) => {
+                let name =
+                    old_name(*from).ok_or_else(|| Error::internal("converted column vanished"))?;
+                super::plans::column(&alias, &name)
+            }
+            (None, Some(name)) => super::plans::column(&alias, &name),
+            (Some(Refill::Default), _) | (None, None) => {
+                super::dml::default_assignment(session, column)?
+            }
+        };
+        exprs.push(value.alias(format!("refill{}{i}", super::output_names::MARK)));
+    }
+    let batches = session.run_plan(scan.project(exprs)?.build()?).await?;
+    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+        super::dml::update_rows_read(session, altered, batch, writes)?;
+    }
+    Ok(())
+}
+
+/// `SET NOT NULL` is refused while a live row holds a NULL there (23502).
+async fn check_no_nulls(session: &Session, def: &TableDef, id: u32) -> Result<()> {
+    // A column this statement adds was checked as it was added.
+    let Some(column) = def.columns().iter().find(|c| c.id == id) else {
+        return Ok(());
+    };
+    let alias = datafusion::common::TableReference::bare(def.name.clone());
+    let scan = super::plans::table_scan(session, def, alias.clone(), false)?;
+    let plan = scan
+        .filter(super::plans::column(&alias, &column.name).is_null())?
+        .limit(0, Some(1))?
+        .build()?;
+    let batches = session.run_plan(plan).await?;
+    match batches.iter().any(|b| b.num_rows() > 0) {
+        true => Err(Error::NotNullViolation {
+            table: def.name.clone(),
+            column: column.name.clone(),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// `ALTER COLUMN … TYPE` without `USING` converts only where PostgreSQL
+/// has a cast that applies on assignment: not from text to another type,
+/// nor between booleans and numbers (42804).
+fn refuse_explicit_only(column: &ColumnDef, to: &SqlType) -> Result<()> {
+    let text = |t: &SqlType| matches!(t, SqlType::Text { .. });
+    let boolean = |t: &SqlType| matches!(t, SqlType::Boolean);
+    let from = &column.sql_type;
+    let explicit_only = (text(from) && !text(to)) || boolean(from) != boolean(to);
+    match explicit_only {
+        true => Err(Error::DatatypeMismatch {
+            message: format!(
+                "column \"{}\" cannot be cast automatically to type {} (give USING expression)",
+                column.name,
+                to.sql_name()
+            ),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// A primary-key or identity column stays NOT NULL (42P16, as in PostgreSQL).
+fn refuse_drop_not_null(def: &TableDef, column: &ColumnDef) -> Result<()> {
+    let why = match () {
+        _ if def.primary_key.contains(&column.id) => "is in a primary key",
+        _ if column.identity.is_some() => "is an identity column",
+        _ => return Ok(()),
+    };
+    Err(Error::InvalidTableDefinition {
+        message: format!(
+            "column \"{}\" of relation \"{}\" {why}",
+            column.name, def.name
+        ),
+    })
+}
+
+/// A column a key, constraint or identity uses keeps its type (its
+/// values are found by column id).
+fn refuse_retyping_key(def: &TableDef, column: &ColumnDef) -> Result<()> {
+    let id = column.id;
+    let used = def.primary_key.contains(&id)
+        || def.uniques.iter().any(|u| u.columns.contains(&id))
+        || def.foreign_keys.iter().any(|f| f.columns.contains(&id))
+        || column.identity.is_some()
+        || !def.checks.is_empty();
+    match used {
+        true => Err(Error::unsupported(format!(
+            "ALTER COLUMN \"{}\" TYPE while a key, CHECK constraint or identity of \"{}\" uses it",
+            column.name, def.name
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// `CREATE VIEW`; the definition is stored as `text`, the statement as written.

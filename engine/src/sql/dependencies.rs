@@ -86,7 +86,10 @@ pub(crate) async fn guard_views(
 fn reshapes(write: &Write) -> bool {
     matches!(
         write,
-        Write::DropTable { .. } | Write::DropView { .. } | Write::SetColumns { .. }
+        Write::DropTable { .. }
+            | Write::DropView { .. }
+            | Write::SetColumns { .. }
+            | Write::RenameTable { .. }
     )
 }
 
@@ -107,7 +110,9 @@ fn candidates(current: &Catalog, after: &Catalog, writes: &WriteSet, seq: u64) -
     let mut changed: HashSet<String> = HashSet::new();
     for write in &writes.writes {
         match write {
-            Write::DropTable { table_id } | Write::SetColumns { table_id, .. } => {
+            Write::DropTable { table_id }
+            | Write::SetColumns { table_id, .. }
+            | Write::RenameTable { table_id, .. } => {
                 if let Some(table) = current.table_by_id(*table_id) {
                     changed.insert(table.name.clone());
                 }

@@ -422,7 +422,7 @@ fn is_default_keyword(expr: &ast::Expr) -> bool {
 
 /// What `SET column = DEFAULT` stores: the column's default, or a NULL of
 /// its type; an identity column's next value is not drawn here (0A000).
-fn default_assignment(
+pub(crate) fn default_assignment(
     session: &Session,
     column: &crate::catalog::ColumnDef,
 ) -> Result<datafusion::logical_expr::Expr> {

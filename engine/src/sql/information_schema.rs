@@ -66,16 +66,19 @@ pub struct Source<'a> {
 
 /// The rows of `information_schema.<name>` (one of [`answers`]).
 pub fn relation(name: &str, source: &Source<'_>) -> Result<RecordBatch> {
-    let tables: Vec<&TableDef> = {
-        let mut live: Vec<&TableDef> = source
-            .catalog
-            .tables
-            .iter()
-            .filter(|t| t.exists_at(source.seq))
-            .collect();
-        live.sort_by(|a, b| a.name.cmp(&b.name));
-        live
-    };
+    // Each live table under the name it had then.
+    let named: Vec<TableDef> = source
+        .catalog
+        .tables
+        .iter()
+        .filter(|t| t.exists_at(source.seq))
+        .map(|t| TableDef {
+            name: t.name_at(source.seq).to_string(),
+            ..t.clone()
+        })
+        .collect();
+    let mut tables: Vec<&TableDef> = named.iter().collect();
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
     let (columns, rows) = match name {
         "tables" => (TABLES, tables_rows(source, &tables)),
         "views" => (VIEWS, views_rows(source)),

@@ -447,6 +447,13 @@ impl Session {
                 Ok(Output::Done(self.set_as_of(values).await?))
             }
             Statement::ShowTables { .. } => Ok(Output::Done(self.show_tables(seq)?)),
+            Statement::CreateIndex(_) => Err(Error::unsupported(
+                "CREATE INDEX: DriftDB finds rows by primary key and UNIQUE constraints and skips \
+                 data by Parquet statistics; secondary indexes are not built",
+            )),
+            Statement::CreateSchema { .. } => Err(Error::unsupported(
+                "CREATE SCHEMA: every table lives in schema public",
+            )),
             other => Ok(Output::Rows {
                 tag: statement_tag(&other),
                 seq,
@@ -908,6 +915,7 @@ impl Session {
                     .map(std::borrow::Cow::Owned),
             };
             if let Some(def) = checked {
+                let def = changed_by(def.into_owned(), writes);
                 crate::constraints::check::check_rows(&self.ctx, &def, batch)?;
             }
         }
@@ -960,6 +968,27 @@ impl Session {
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect())
     }
+}
+
+/// `def` with the columns and CHECKs `writes` give it (an `ALTER TABLE`
+/// that rewrites the table's rows checks them against its new definition).
+fn changed_by(mut def: crate::catalog::TableDef, writes: &WriteSet) -> crate::catalog::TableDef {
+    use crate::txn::Write;
+    for write in &writes.writes {
+        match write {
+            Write::SetColumns {
+                table_id, columns, ..
+            } if *table_id == def.id => def.versions.push(crate::catalog::SchemaVersion {
+                seq: u64::MAX,
+                columns: columns.clone(),
+            }),
+            Write::SetChecks { table_id, checks } if *table_id == def.id => {
+                def.checks = checks.clone();
+            }
+            _ => {}
+        }
+    }
+    def
 }
 
 /// A prepared query must return the columns it announced when it was

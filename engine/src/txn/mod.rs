@@ -34,6 +34,11 @@ pub enum Write {
         columns: Vec<ColumnDef>,
         next_column_id: u32,
     },
+    /// `ALTER TABLE … RENAME TO name`: the table's name from this commit on.
+    RenameTable {
+        table_id: u64,
+        name: String,
+    },
     /// The table's CHECK constraints from this commit on.
     SetChecks {
         table_id: u64,

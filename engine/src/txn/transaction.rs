@@ -533,6 +533,7 @@ fn touched_id(write: &Write) -> Option<u64> {
         Write::CreateTable(def) => Some(def.id),
         Write::DropTable { table_id }
         | Write::SetColumns { table_id, .. }
+        | Write::RenameTable { table_id, .. }
         | Write::SetChecks { table_id, .. }
         | Write::SetUniques { table_id, .. }
         | Write::SetForeignKeys { table_id, .. }

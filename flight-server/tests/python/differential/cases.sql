@@ -374,3 +374,51 @@ INSERT INTO d_ovr OVERRIDING USER VALUE SELECT id, x FROM d_a WHERE id < 3 RETUR
 SELECT 1 OVERRIDING SYSTEM VALUE;
 -- case: overriding_read
 SELECT id, v FROM d_ovr ORDER BY id;
+-- case: alter_table
+CREATE TABLE d_alt (id INT PRIMARY KEY, v INT, s TEXT, f DOUBLE PRECISION);
+-- case: alter_table_rows
+INSERT INTO d_alt VALUES (1, 10, '42', 2.25), (2, NULL, 'x', -1.75), (3, -3, '-7', 0);
+-- case: add_column_default_fills_rows
+ALTER TABLE d_alt ADD COLUMN d INT DEFAULT 5;
+-- case: add_column_not_null_default
+ALTER TABLE d_alt ADD COLUMN n TEXT NOT NULL DEFAULT 'none';
+-- case: add_column_not_null_without_default
+ALTER TABLE d_alt ADD COLUMN m INT NOT NULL;
+-- case: added_columns_read
+SELECT id, v, s, f, d, n FROM d_alt ORDER BY id;
+-- case: set_not_null_with_nulls
+ALTER TABLE d_alt ALTER COLUMN v SET NOT NULL;
+-- case: set_not_null
+ALTER TABLE d_alt ALTER COLUMN d SET NOT NULL;
+-- case: set_not_null_enforced
+INSERT INTO d_alt (id, d) VALUES (4, NULL);
+-- case: drop_not_null_primary_key
+ALTER TABLE d_alt ALTER COLUMN id DROP NOT NULL;
+-- case: drop_not_null
+ALTER TABLE d_alt ALTER COLUMN d DROP NOT NULL;
+-- case: drop_not_null_allows_null
+INSERT INTO d_alt (id, d) VALUES (4, NULL);
+-- case: alter_type_float_to_numeric
+ALTER TABLE d_alt ALTER COLUMN f TYPE NUMERIC(6,2);
+-- case: alter_type_text_to_int_needs_using
+ALTER TABLE d_alt ALTER COLUMN s TYPE INT;
+-- case: alter_type_using
+ALTER TABLE d_alt ALTER COLUMN s TYPE INT USING CASE WHEN s = 'x' THEN -1 ELSE CAST(s AS INT) END;
+-- case: alter_type_widen
+ALTER TABLE d_alt ALTER COLUMN v TYPE BIGINT;
+-- case: altered_read
+SELECT id, v, s, f, d, n FROM d_alt ORDER BY id;
+-- case: altered_types
+SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable FROM information_schema.columns WHERE table_name = 'd_alt' ORDER BY ordinal_position;
+-- case: altered_arithmetic
+SELECT sum(v), sum(s), sum(f) FROM d_alt;
+-- case: rename_table
+ALTER TABLE d_alt RENAME TO d_alt2;
+-- case: renamed_table_read
+SELECT count(*) FROM d_alt2;
+-- case: old_name_gone
+SELECT count(*) FROM d_alt;
+-- case: rename_to_taken_name
+ALTER TABLE d_alt2 RENAME TO d_a;
+-- case: create_schema
+CREATE SCHEMA d_schema;
