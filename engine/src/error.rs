@@ -15,6 +15,10 @@ pub enum Error {
     #[error("{message}")]
     TooComplex { message: String },
 
+    /// A subquery or MERGE that had to give one row (or change a row once) gave more.
+    #[error("{message}")]
+    CardinalityViolation { message: String },
+
     /// A value of one type where another is needed, with no cast that applies by itself.
     #[error("{message}")]
     DatatypeMismatch { message: String },
@@ -357,6 +361,7 @@ impl Error {
             Error::Syntax { .. } => "42601",
             Error::TooComplex { .. } => "54001",
             Error::BadParameter { .. } | Error::DatatypeMismatch { .. } => "42804",
+            Error::CardinalityViolation { .. } => "21000",
             Error::BadParameterText { .. } => "22P02",
             Error::ParameterNotAllowed { .. } => "42P02",
             Error::UnknownTable { .. } => "42P01",

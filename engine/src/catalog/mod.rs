@@ -34,6 +34,10 @@ pub struct ColumnDef {
     /// Set for `GENERATED … AS IDENTITY` columns (their DEFAULT is `nextval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// `ALTER COLUMN … TYPE` made this column (a new id) from column
+    /// `converted_from`; versions written before hold only the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<u32>,
 }
 
 /// How an identity column takes explicit values.
@@ -193,6 +197,21 @@ impl TableDef {
         self.created_seq <= seq && self.dropped_seq.is_none_or(|d| d > seq)
     }
 
+    /// The first commit after `from_seq`, up to `to_seq`, that converted a
+    /// column of the table to another type (ALTER COLUMN … TYPE).
+    pub fn conversion_within(&self, from_seq: u64, to_seq: u64) -> Option<u64> {
+        self.versions
+            .iter()
+            .filter(|v| v.seq > from_seq && v.seq <= to_seq)
+            .find(|v| {
+                let before = self.columns_at(v.seq - 1);
+                v.columns
+                    .iter()
+                    .any(|c| c.converted_from.is_some() && !before.iter().any(|b| b.id == c.id))
+            })
+            .map(|v| v.seq)
+    }
+
     /// The name the table had at snapshot `seq`.
     pub fn name_at(&self, seq: u64) -> &str {
         self.former_names
@@ -264,9 +283,11 @@ impl TableDef {
             .map(KeyRef::Unique)
     }
 
-    /// Name used for the primary key constraint in messages.
+    /// The primary key constraint's name: after the table's first name
+    /// (a rename keeps it, as in PostgreSQL).
     pub fn primary_key_name(&self) -> String {
-        format!("{}_pkey", self.name)
+        let first = self.former_names.first().map_or(&self.name, |f| &f.name);
+        format!("{first}_pkey")
     }
 }
 

@@ -141,13 +141,28 @@ impl Database {
         Some(snapshot)
     }
 
-    /// The table called `name` (as named at `range.to_seq`) with every version in `range`.
-    pub fn history_snapshot(&self, name: &str, range: HistoryRange) -> Option<TableSnapshot> {
-        let mut snapshot = self.snapshot_of(name, range.to_seq, false, None)?;
+    /// The table called `name` (as named at `range.to_seq`) with every
+    /// version in `range`. A range across a change of a column's type is
+    /// refused (0A000): versions before it hold the column under its old
+    /// type, and showing them as NULL would alter them.
+    pub fn history_snapshot(
+        &self,
+        name: &str,
+        range: HistoryRange,
+    ) -> Result<Option<TableSnapshot>> {
+        let Some(mut snapshot) = self.snapshot_of(name, range.to_seq, false, None) else {
+            return Ok(None);
+        };
+        if let Some(seq) = snapshot.def.conversion_within(range.from_seq, range.to_seq) {
+            return Err(Error::unsupported(format!(
+                "history of \"{name}\" across commit {seq}, which changed a column's type \
+                 (read the versions before it, or from {seq} on)"
+            )));
+        }
         snapshot.history = Some(range);
         let state = self.inner.state.read();
         snapshot.commit_times = Arc::new(state.commits.iter().map(|c| c.time_us).collect());
-        Some(snapshot)
+        Ok(Some(snapshot))
     }
 
     /// Whether a table called `name` exists in snapshot `seq` (no snapshot is built).

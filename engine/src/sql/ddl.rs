@@ -110,6 +110,7 @@ fn table_def(
     // UNIQUE constraints as (name if given, column names) until the columns exist.
     let mut unique_specs: Vec<(Option<String>, Vec<String>)> = Vec::new();
     let mut foreign_key_specs: Vec<ForeignKeySpec> = Vec::new();
+    let column_names: Vec<String> = columns.iter().map(|c| normalize_ident(&c.name)).collect();
     for (i, column) in columns.iter().enumerate() {
         let column_name = normalize_ident(&column.name);
         if column_name.is_empty() {
@@ -134,6 +135,7 @@ fn table_def(
             nullable: true,
             default: None,
             identity: None,
+            converted_from: None,
         };
         let mut identity = serial.map(|_| (Identity::ByDefault, Vec::new()));
         for option in &column.options {
@@ -160,7 +162,8 @@ fn table_def(
                 )?),
                 ColumnOption::Check(check) => checks.push(CheckDef {
                     name: constraint_name(check.name.as_ref().or(option.name.as_ref()), || {
-                        unused_name(&format!("{name}_{column_name}_check"), &checks)
+                        let expr = check.expr.to_string();
+                        unused_name(&check_name_base(name, &expr, &column_names), &checks)
                     }),
                     expr: check.expr.to_string(),
                 }),
@@ -204,7 +207,8 @@ fn table_def(
                 }
             }
             TableConstraint::Check(check) => {
-                let made_up = || unused_name(&format!("{name}_check"), &checks);
+                let expr = check.expr.to_string();
+                let made_up = || unused_name(&check_name_base(name, &expr, &column_names), &checks);
                 checks.push(CheckDef {
                     name: constraint_name(check.name.as_ref(), made_up),
                     expr: check.expr.to_string(),
@@ -433,6 +437,21 @@ fn unused_name(base: &str, checks: &[CheckDef]) -> String {
         .expect("an unused name exists")
 }
 
+/// The name PostgreSQL gives an unnamed CHECK: `<table>_<column>_check`
+/// when it reads exactly one of the table's columns, else `<table>_check`.
+fn check_name_base(table: &str, expr: &str, columns: &[String]) -> String {
+    let mut read: Vec<String> = super::parser::identifiers_in(expr)
+        .into_iter()
+        .filter(|i| columns.contains(i))
+        .collect();
+    read.sort();
+    read.dedup();
+    match read.as_slice() {
+        [column] => format!("{table}_{column}_check"),
+        _ => format!("{table}_check"),
+    }
+}
+
 /// A constraint's given name, or the one PostgreSQL would make up.
 fn constraint_name(given: Option<&ast::Ident>, made_up: impl FnOnce() -> String) -> String {
     given.map(normalize_ident).unwrap_or_else(made_up)
@@ -476,6 +495,7 @@ pub(crate) fn table_def_from_arrow(
             nullable: nullability == Nullability::AllNullable || field.is_nullable(),
             default: None,
             identity: None,
+            converted_from: None,
         });
     }
     Ok(TableDef {
@@ -499,7 +519,7 @@ async fn create_table_as(
     mut query: ast::Query,
 ) -> Result<StatementResult> {
     // The new table's columns take PostgreSQL's names (`count`, `?column?`).
-    super::output_names::name_outputs(&mut query);
+    super::output_names::name_query(&mut query);
     let plan = session.plan(Statement::Query(Box::new(query))).await?;
     let (schema, batches) = session.collect_plan(plan).await?;
     let schema = super::output_names::public_schema(&schema).unwrap_or(schema);
@@ -691,6 +711,7 @@ pub(crate) async fn alter_table(
                     nullable: true,
                     default: None,
                     identity: None,
+                    converted_from: None,
                 };
                 next_column_id += 1;
                 for option in &column_def.options {
@@ -721,7 +742,8 @@ pub(crate) async fn alter_table(
                 }
                 for ident in column_names {
                     let column = normalize_ident(&ident);
-                    let Some(pos) = columns.iter().position(|c| c.name == column) else {
+                    let existing = |c: &&ColumnDef| c.name == column && c.id < def.next_column_id;
+                    let Some(pos) = columns.iter().position(|c| existing(&c)) else {
                         if if_exists {
                             continue;
                         }
@@ -773,7 +795,9 @@ pub(crate) async fn alter_table(
                 constraint: TableConstraint::Check(check),
                 ..
             } => {
-                let made_up = || unused_name(&format!("{name}_check"), &checks);
+                let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                let expr = check.expr.to_string();
+                let made_up = || unused_name(&check_name_base(&name, &expr, &names), &checks);
                 let added = CheckDef {
                     name: constraint_name(check.name.as_ref(), made_up),
                     expr: check.expr.to_string(),
@@ -846,9 +870,10 @@ pub(crate) async fn alter_table(
             }
             AlterTableOperation::AlterColumn { column_name, op } => {
                 let column_name = normalize_ident(&column_name);
+                // Columns this statement adds are not there yet for it (PostgreSQL: 42703).
                 let column = columns
                     .iter_mut()
-                    .find(|c| c.name == column_name)
+                    .find(|c| c.name == column_name && c.id < def.next_column_id)
                     .ok_or_else(|| Error::UnknownColumn {
                         table: name.clone(),
                         column: column_name.clone(),
@@ -879,6 +904,7 @@ pub(crate) async fn alter_table(
                             column.id = next_column_id;
                             next_column_id += 1;
                             column.sql_type = sql_type;
+                            column.converted_from = Some(from);
                             refills.push((column.id, Refill::Convert { from, using }));
                         }
                     }
@@ -1176,7 +1202,10 @@ async fn check_view_columns(
         .schema()
         .fields()
         .iter()
-        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .map(|f| {
+            let name = super::output_names::public_name(f.name());
+            (name.to_string(), f.data_type().clone())
+        })
         .collect();
     if view.columns.len() > columns.len() {
         return Err(Error::Syntax {

@@ -29,7 +29,7 @@ use crate::sql::parser::Overriding;
 use crate::txn::{KeyColumn, PkKey, Write, WriteSet};
 
 /// The current definition of a table that is about to be written.
-fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
+pub(crate) fn target_table(session: &Session, name: &ast::ObjectName) -> Result<TableDef> {
     let name = table_name(name)?;
     if let Some(snapshot) = session.table_snapshot(&name) {
         return Ok(snapshot.def.as_ref().clone());
@@ -315,7 +315,7 @@ fn exact_decimal_values(source: &mut ast::Query, def: &TableDef, targets: &[usiz
 }
 
 /// Index of each named column (or all columns when `names` is empty).
-fn target_columns(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
+pub(crate) fn target_columns(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
     if names.is_empty() {
         return Ok((0..def.columns().len()).collect());
     }
@@ -373,7 +373,7 @@ fn assignment_column(def: &TableDef, assignment: &Assignment) -> Result<usize> {
 
 /// Each column's assigned expression (None: keeps its value), checked:
 /// every target exists, is assigned once, and is not GENERATED ALWAYS.
-fn assigned_values<'a>(
+pub(crate) fn assigned_values<'a>(
     def: &TableDef,
     assignments: &'a [Assignment],
 ) -> Result<Vec<Option<&'a ast::Expr>>> {
@@ -381,7 +381,9 @@ fn assigned_values<'a>(
     for assignment in assignments {
         let index = assignment_column(def, assignment)?;
         let column = &def.columns()[index];
-        if column.identity == Some(crate::catalog::Identity::Always) {
+        // `SET id = DEFAULT` takes the identity's next value, as in PostgreSQL.
+        let always = column.identity == Some(crate::catalog::Identity::Always);
+        if always && !is_default_keyword(&assignment.value) {
             return Err(Error::GeneratedAlways {
                 column: column.name.clone(),
             });
@@ -397,7 +399,7 @@ fn assigned_values<'a>(
 
 /// Plan each assigned expression against the rows the statement reads
 /// (`SET col = DEFAULT`: the column's default, or NULL).
-fn plan_values(
+pub(crate) fn plan_values(
     session: &Session,
     def: &TableDef,
     values: &[Option<&ast::Expr>],
@@ -415,23 +417,17 @@ fn plan_values(
 }
 
 /// The bare keyword `DEFAULT` (as sqlparser reads it in a value position).
-fn is_default_keyword(expr: &ast::Expr) -> bool {
+pub(crate) fn is_default_keyword(expr: &ast::Expr) -> bool {
     matches!(expr, ast::Expr::Identifier(i)
         if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
 }
 
-/// What `SET column = DEFAULT` stores: the column's default, or a NULL of
-/// its type; an identity column's next value is not drawn here (0A000).
+/// What `SET column = DEFAULT` stores: the column's default (an identity
+/// column's next value), or a NULL of its type.
 pub(crate) fn default_assignment(
     session: &Session,
     column: &crate::catalog::ColumnDef,
 ) -> Result<datafusion::logical_expr::Expr> {
-    if column.identity.is_some() {
-        return Err(Error::unsupported(format!(
-            "SET {} = DEFAULT on an identity column",
-            column.name
-        )));
-    }
     let target = column.sql_type.arrow_type();
     Ok(
         match crate::constraints::check::default_expr(session.context(), column)? {
@@ -499,7 +495,7 @@ fn dedupe_by_rowid(batch: RecordBatch) -> Result<RecordBatch> {
     Ok(filter_record_batch(&batch, &keep)?)
 }
 
-fn relation_of(factor: &TableFactor) -> Result<(ast::ObjectName, Option<String>)> {
+pub(crate) fn relation_of(factor: &TableFactor) -> Result<(ast::ObjectName, Option<String>)> {
     match factor {
         TableFactor::Table { name, alias, .. } => Ok((
             name.clone(),
@@ -637,7 +633,7 @@ pub(crate) async fn truncate(
     commit_counted(session, "TRUNCATE", writes, count).await
 }
 
-async fn commit_counted(
+pub(crate) async fn commit_counted(
     session: &Session,
     tag: &str,
     mut writes: WriteSet,
@@ -968,7 +964,7 @@ fn without_identity_values(
     Ok(source.project(&kept)?)
 }
 
-fn refuse_generated_always(def: &TableDef, targets: &[usize]) -> Result<()> {
+pub(crate) fn refuse_generated_always(def: &TableDef, targets: &[usize]) -> Result<()> {
     let columns = def.columns();
     match targets
         .iter()

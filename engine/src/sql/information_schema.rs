@@ -418,7 +418,10 @@ fn columns_rows(source: &Source<'_>, tables: &[&TableDef]) -> Vec<Vec<Cell>> {
                 table: &table.name,
                 name: &column.name,
                 position: i + 1,
-                default: column.default.as_deref().filter(|_| identity.is_none()),
+                default: column
+                    .default
+                    .as_deref()
+                    .filter(|d| identity.is_none() && !d.eq_ignore_ascii_case("null")),
                 nullable: column.nullable,
                 identity,
                 updatable: true,

@@ -13,6 +13,7 @@ pub mod expr_rules;
 mod foreign_keys;
 pub mod information_schema;
 pub mod ingest;
+mod merge;
 pub mod output_names;
 pub mod params;
 pub mod parser;

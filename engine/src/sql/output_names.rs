@@ -17,8 +17,9 @@
 //! operation). The columns of derived tables, CTEs and views are named by
 //! [`name_derived`] with plain aliases (`count`, not `count(*)`), so the
 //! rest of the statement refers to them by PostgreSQL's names; an item
-//! whose name would repeat, or that sits beside a wildcard, keeps
-//! DataFusion's name there (DataFusion refuses duplicate names).
+//! whose name repeats, or an expression beside a wildcard, gets the marked
+//! internal alias instead (DataFusion refuses duplicate names), so a
+//! `SELECT *` over it still shows PostgreSQL's names.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -48,6 +49,13 @@ pub(crate) fn name_statement(statement: &mut ast::Statement) {
     }
 }
 
+/// [`name_outputs`] for a query whose rows become a table's (`CREATE
+/// TABLE AS`), its derived tables and CTEs named too.
+pub(crate) fn name_query(query: &mut Query) {
+    let _ = query.visit(&mut DerivedNames);
+    name_outputs(query);
+}
+
 /// Give a view's query, and the derived tables and CTEs inside it, plain
 /// PostgreSQL names (see the module page).
 pub(crate) fn name_view(query: &mut Query) {
@@ -62,8 +70,25 @@ impl VisitorMut for DerivedNames {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
-        if let ast::TableFactor::Derived { subquery, .. } = factor {
+        if let ast::TableFactor::Derived {
+            subquery, alias, ..
+        } = factor
+        {
             name_derived(subquery);
+            // `AS q (p)` renames the first columns only (DataFusion wants all named).
+            if let (Some(alias), Some(names)) = (alias, select_list_names(subquery))
+                && !alias.columns.is_empty()
+                && alias.columns.len() < names.len()
+            {
+                let rest =
+                    names[alias.columns.len()..]
+                        .iter()
+                        .map(|name| ast::TableAliasColumnDef {
+                            name: Ident::with_quote('"', name),
+                            data_type: None,
+                        });
+                alias.columns.extend(rest);
+            }
         }
         ControlFlow::Continue(())
     }
@@ -78,8 +103,8 @@ impl VisitorMut for DerivedNames {
     }
 }
 
-/// Plain aliases for the unaliased, unrepeated expression items of the
-/// select lists of `query` (all branches of a set operation).
+/// PostgreSQL's names for the items of the select lists of `query` (all
+/// branches of a set operation); see [`plain_names`].
 pub(crate) fn name_derived(query: &mut Query) {
     name_plain(&mut query.body);
 }
@@ -90,12 +115,14 @@ fn name_plain(body: &mut SetExpr) {
             let renamed = plain_names(select);
             for (item, alias) in select.projection.iter_mut().zip(renamed) {
                 let Some(alias) = alias else { continue };
-                if let SelectItem::UnnamedExpr(expr) = item {
-                    let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
-                    *item = SelectItem::ExprWithAlias {
-                        expr,
-                        alias: Ident::with_quote('"', alias),
-                    };
+                let alias = Ident::with_quote('"', alias);
+                match item {
+                    SelectItem::UnnamedExpr(expr) => {
+                        let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
+                        *item = SelectItem::ExprWithAlias { expr, alias };
+                    }
+                    SelectItem::ExprWithAlias { alias: given, .. } => *given = alias,
+                    _ => {}
                 }
             }
         }
@@ -108,7 +135,9 @@ fn name_plain(body: &mut SetExpr) {
     }
 }
 
-/// The plain alias each item of `select` takes (None: it keeps its name).
+/// The alias each item of `select` takes (None: it keeps its name): its
+/// PostgreSQL name, marked with its position where that name repeats or
+/// sits beside a wildcard (cut back to the name where rows leave).
 fn plain_names(select: &Select) -> Vec<Option<String>> {
     let has_wildcard = select.projection.iter().any(|item| {
         matches!(
@@ -125,11 +154,20 @@ fn plain_names(select: &Select) -> Vec<Option<String>> {
         .projection
         .iter()
         .zip(&names)
-        .map(|(item, name)| {
+        .enumerate()
+        .map(|(position, (item, name))| {
             let name = name.as_ref()?;
             let unique = uses.get(name.as_str()) == Some(&1);
-            let plain = matches!(item, SelectItem::UnnamedExpr(expr) if !is_column(expr));
-            (plain && unique && !has_wildcard).then(|| name.clone())
+            let expression = matches!(item, SelectItem::UnnamedExpr(expr) if !is_column(expr));
+            match (unique, expression) {
+                // Beside a wildcard, whose columns' names are not known here.
+                (true, true) if has_wildcard => Some(format!("{name}{MARK}{position}")),
+                (true, true) => Some(name.clone()),
+                (true, false) => None,
+                // A repeated name: PostgreSQL allows it (a reference to it
+                // is ambiguous), DataFusion does not.
+                (false, _) => Some(format!("{name}{MARK}{position}")),
+            }
         })
         .collect()
 }
@@ -331,6 +369,11 @@ fn type_name(data_type: &ast::DataType) -> String {
         other => return other.to_string().to_lowercase(),
     }
     .into()
+}
+
+/// A column name with an internal alias's mark and position cut off.
+pub fn public_name(name: &str) -> &str {
+    name.split(MARK).next().unwrap_or(name)
 }
 
 /// `schema` with each internal alias cut at [`MARK`]; None when it has

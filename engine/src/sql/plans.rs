@@ -108,6 +108,38 @@ pub(crate) async fn write_source(
     session.plan_write_source(query, target).await
 }
 
+/// The rows a MERGE reads: `source LEFT JOIN target ON on`, the target
+/// (with its system columns) at the statement's snapshot.
+pub(crate) async fn merge_source(
+    session: &Session,
+    target: &TableFactor,
+    source: &TableFactor,
+    on: &ast::Expr,
+) -> Result<LogicalPlan> {
+    let TableFactor::Table { name, version, .. } = target else {
+        return Err(Error::unsupported(format!("merging into {target}")));
+    };
+    if version.is_some() || session.snapshot.history().for_table(name).is_some() {
+        return Err(Error::InvalidArgument {
+            message: format!("cannot write to {name} as of another point in time"),
+        });
+    }
+    let at = crate::sql::parser::name_location(name)
+        .ok_or_else(|| Error::internal("write target has no position"))?;
+    let join = ast::Join {
+        relation: target.clone(),
+        global: false,
+        join_operator: ast::JoinOperator::LeftOuter(ast::JoinConstraint::On(on.clone())),
+    };
+    let tables = vec![TableWithJoins {
+        relation: source.clone(),
+        joins: vec![join],
+    }];
+    session
+        .plan_write_source(select_all(tables, None), at)
+        .await
+}
+
 /// `SELECT * FROM tables [WHERE selection]` as a tree.
 fn select_all(from: Vec<TableWithJoins>, selection: Option<ast::Expr>) -> ast::Query {
     let select = ast::Select {

@@ -441,6 +441,7 @@ impl Session {
             Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
             Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
             Statement::Truncate(truncate) => Ok(Output::Done(dml::truncate(self, truncate).await?)),
+            Statement::Merge(merge) => Ok(Output::Done(super::merge::merge(self, merge).await?)),
             Statement::Set(ast::Set::SingleAssignment {
                 variable, values, ..
             }) if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) => {
@@ -965,7 +966,10 @@ impl Session {
             .schema()
             .fields()
             .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .map(|f| {
+                let name = super::output_names::public_name(f.name());
+                (name.to_string(), f.data_type().clone())
+            })
             .collect())
     }
 }
@@ -1110,6 +1114,7 @@ fn is_write(statement: &Statement) -> bool {
             | Statement::Update(_)
             | Statement::Delete(_)
             | Statement::Truncate(_)
+            | Statement::Merge(_)
     )
 }
 

@@ -45,7 +45,7 @@ impl TableFunctionImpl for HistoryFunction {
         let range = history_range(&self.db, values.get(1), values.get(2), false)?;
         let snapshot =
             self.db
-                .history_snapshot(&table, range)
+                .history_snapshot(&table, range)?
                 .ok_or_else(|| Error::UnknownTable {
                     name: table.clone(),
                     context: String::new(),

@@ -209,7 +209,10 @@ impl TemporalPlanner {
                                 .schema()
                                 .fields()
                                 .iter()
-                                .map(|f| (f.name().clone(), f.data_type().clone()))
+                                .map(|f| {
+                                    let name = crate::sql::output_names::public_name(f.name());
+                                    (name.to_string(), f.data_type().clone())
+                                })
                                 .collect(),
                         ),
                         _ => None,
@@ -301,6 +304,7 @@ impl TemporalPlanner {
             Reading::History(range) => self
                 .db
                 .history_snapshot(table, range)
+                .map_err(Error::into_datafusion)?
                 .map(|s| TemporalTable::new(s, true)),
         })
     }
@@ -395,15 +399,21 @@ fn plan_view(
         columns: vec![],
         at: None,
     });
-    if alias.columns.is_empty() {
-        alias.columns = columns
-            .into_iter()
-            .map(|name| ast::TableAliasColumnDef {
-                name,
-                data_type: None,
-            })
-            .collect();
-    }
+    // The first columns take the names the reference gives, else the
+    // view's column list (either may name fewer than all).
+    let renamed: Vec<String> = match alias.columns.is_empty() {
+        true => columns
+            .iter()
+            .map(crate::sql::ddl::normalize_ident)
+            .collect(),
+        false => alias
+            .columns
+            .iter()
+            .map(|c| crate::sql::ddl::normalize_ident(&c.name))
+            .collect(),
+    };
+    alias.columns.clear();
+    let qualifier = TableReference::bare(crate::sql::ddl::normalize_ident(&alias.name));
     let derived = TableFactor::Derived {
         lateral: false,
         subquery: Box::new(query),
@@ -413,8 +423,39 @@ fn plan_view(
     let statement_history = snapshot.set_history(history);
     let plan = context.plan(derived);
     snapshot.set_history(statement_history);
-    let plan = plan?;
+    let plan = rename_columns(plan?, &qualifier, &renamed)?;
     Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
         plan, None,
     ))))
+}
+
+/// `plan` with its first columns renamed to `names` (under `qualifier`).
+fn rename_columns(
+    plan: datafusion::logical_expr::LogicalPlan,
+    qualifier: &TableReference,
+    names: &[String],
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    if names.is_empty() {
+        return Ok(plan);
+    }
+    let fields = plan.schema().columns();
+    if names.len() > fields.len() {
+        return Err(Error::Syntax {
+            message: format!(
+                "{} column names given for a relation of {} columns",
+                names.len(),
+                fields.len()
+            ),
+        }
+        .into_datafusion());
+    }
+    let exprs: Vec<Expr> = fields
+        .into_iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let name = names.get(i).cloned().unwrap_or_else(|| column.name.clone());
+            Expr::Column(column).alias_qualified(Some(qualifier.clone()), name)
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan).project(exprs)?.build()
 }

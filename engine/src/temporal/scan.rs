@@ -292,15 +292,19 @@ fn system_from(spec: &VisibilitySpec, seqs: &UInt64Array, mask: &BooleanArray) -
     Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
 }
 
+/// When each kept version was retired: a fact of the version, the same
+/// whatever window it is read through (a version live at the end of
+/// `FOR SYSTEM_TIME FROM 3 TO 4` and retired by commit 6 shows commit 6's
+/// time, as `ALL` does). Only commits the scan knows the time of count
+/// (those committed when its snapshot was taken).
 fn system_to(spec: &VisibilitySpec, rowids: &UInt64Array, mask: &BooleanArray) -> ArrayRef {
-    let upper = spec.visibility.highest_seq();
     let values = rowids
         .values()
         .iter()
         .zip(mask.values().iter())
         .filter(|(_, keep)| *keep)
         .map(|(rowid, _)| {
-            let retired = spec.retired.get(rowid).copied().filter(|r| *r <= upper)?;
+            let retired = spec.retired.get(rowid).copied()?;
             commit_time(spec, retired)
         });
     Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))

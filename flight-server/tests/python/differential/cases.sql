@@ -422,3 +422,61 @@ SELECT count(*) FROM d_alt;
 ALTER TABLE d_alt2 RENAME TO d_a;
 -- case: create_schema
 CREATE SCHEMA d_schema;
+-- case: merge_target
+CREATE TABLE d_stock (item TEXT PRIMARY KEY, qty INT NOT NULL, note TEXT);
+-- case: merge_target_rows
+INSERT INTO d_stock VALUES ('apple', 5, NULL), ('pear', 0, 'x'), ('plum', 3, NULL);
+-- case: merge_source
+CREATE TABLE d_moves (item TEXT, delta INT);
+-- case: merge_source_rows
+INSERT INTO d_moves VALUES ('apple', 2), ('pear', -0), ('kiwi', 4), ('fig', NULL), ('plum', -3);
+-- case: merge_update_delete_insert
+MERGE INTO d_stock AS s USING d_moves AS m ON s.item = m.item WHEN MATCHED AND s.qty + m.delta <= 0 THEN DELETE WHEN MATCHED THEN UPDATE SET qty = s.qty + m.delta, note = 'moved' WHEN NOT MATCHED AND m.delta IS NOT NULL THEN INSERT (item, qty) VALUES (m.item, m.delta);
+-- case: merge_read
+SELECT item, qty, note FROM d_stock ORDER BY item;
+-- case: merge_subquery_source
+MERGE INTO d_stock USING (SELECT 'apple' AS item, 10 AS q UNION ALL SELECT 'lime', 1) AS src ON d_stock.item = src.item WHEN MATCHED THEN UPDATE SET qty = src.q WHEN NOT MATCHED THEN INSERT VALUES (src.item, src.q, DEFAULT);
+-- case: merge_subquery_read
+SELECT item, qty, note FROM d_stock ORDER BY item;
+-- case: merge_twice_same_row
+MERGE INTO d_stock USING (SELECT 'apple' AS item UNION ALL SELECT 'apple') AS src ON d_stock.item = src.item WHEN MATCHED THEN UPDATE SET qty = qty + 1;
+-- case: merge_insert_duplicate_key
+MERGE INTO d_stock USING (SELECT 'new' AS item UNION ALL SELECT 'new') AS src ON d_stock.item = src.item WHEN NOT MATCHED THEN INSERT VALUES (src.item, 1);
+-- case: merge_not_null
+MERGE INTO d_stock USING (SELECT 'nul' AS item) AS src ON d_stock.item = src.item WHEN NOT MATCHED THEN INSERT (item) VALUES (src.item);
+-- case: merge_after_errors_read
+SELECT item, qty, note FROM d_stock ORDER BY item;
+-- case: merge_insert_in_matched
+MERGE INTO d_stock USING d_moves AS m ON d_stock.item = m.item WHEN MATCHED THEN INSERT VALUES ('a', 1);
+-- case: derived_repeated_names
+SELECT * FROM (SELECT x + 1, x * 2, 1, 2 FROM d_a WHERE id = 1) AS q;
+-- case: derived_repeated_columns
+SELECT * FROM (SELECT id, x, x FROM d_a WHERE id < 3) AS q ORDER BY 1;
+-- case: derived_fewer_alias_names
+SELECT * FROM (SELECT id, x FROM d_a WHERE id < 3) AS q (p) ORDER BY 1;
+-- case: view_repeated_derived_names
+CREATE VIEW d_v_rep AS SELECT * FROM (SELECT x + 1, x * 2 FROM d_a) AS q;
+-- case: ctas_repeated_derived_names
+CREATE TABLE d_ctas_rep AS SELECT * FROM (SELECT count(*), count(x) FROM d_a) AS q;
+-- case: view_fewer_names
+CREATE VIEW d_v_few (a, b) AS SELECT id, x, x + 1 FROM d_a;
+-- case: view_fewer_names_read
+SELECT * FROM d_v_few WHERE a < 3 ORDER BY a;
+-- case: check_names
+CREATE TABLE d_chk (a INT, b INT, CHECK (a > 0), CHECK (a < b), c INT CHECK (c > a));
+-- case: check_names_added
+ALTER TABLE d_chk ADD CHECK (b < 100);
+-- case: check_names_listed
+SELECT constraint_name FROM information_schema.table_constraints WHERE table_name = 'd_chk' AND constraint_type = 'CHECK' AND constraint_name LIKE 'd_chk%' ORDER BY 1;
+-- case: rename_keeps_constraint_names
+CREATE TABLE d_ren (id INT PRIMARY KEY, u INT UNIQUE);
+-- case: rename_keeps_constraint_names_run
+ALTER TABLE d_ren RENAME TO d_ren2;
+-- case: rename_keeps_constraint_names_read
+SELECT constraint_name, constraint_type FROM information_schema.table_constraints WHERE table_name = 'd_ren2' AND constraint_type <> 'CHECK' ORDER BY 1;
+-- case: alter_added_column_not_there_yet
+ALTER TABLE d_ren2 ADD COLUMN z INT DEFAULT 3, ALTER COLUMN z TYPE TEXT;
+-- case: update_identity_default
+UPDATE d_ovr SET id = DEFAULT WHERE v = 2 RETURNING v;
+-- case: update_identity_default_read
+SELECT count(*), count(DISTINCT id) FROM d_ovr;
