@@ -411,11 +411,20 @@ impl Session {
                 cascade,
                 ..
             } => Ok(Output::Done(
-                ddl::drop_objects(self, object_type, if_exists, names, cascade).await?,
+                Box::pin(ddl::drop_objects(
+                    self,
+                    object_type,
+                    if_exists,
+                    names,
+                    cascade,
+                ))
+                .await?,
             )),
-            Statement::AlterTable(alter) => Ok(Output::Done(ddl::alter_table(self, alter).await?)),
+            Statement::AlterTable(alter) => {
+                Ok(Output::Done(Box::pin(ddl::alter_table(self, alter)).await?))
+            }
             Statement::CreateView(view) => Ok(Output::Done(
-                ddl::create_view(self, view, &parsed.text).await?,
+                Box::pin(ddl::create_view(self, view, &parsed.text)).await?,
             )),
             Statement::CreateSequence {
                 temporary: false,
@@ -435,13 +444,21 @@ impl Session {
                 )
                 .await?,
             )),
-            Statement::Insert(insert) => {
-                Ok(Output::Done(dml::insert(self, insert, overriding).await?))
+            Statement::Insert(insert) => Ok(Output::Done(
+                Box::pin(dml::insert(self, insert, overriding)).await?,
+            )),
+            Statement::Update(update) => {
+                Ok(Output::Done(Box::pin(dml::update(self, update)).await?))
             }
-            Statement::Update(update) => Ok(Output::Done(dml::update(self, update).await?)),
-            Statement::Delete(delete) => Ok(Output::Done(dml::delete(self, delete).await?)),
+            Statement::Delete(delete) => {
+                Ok(Output::Done(Box::pin(dml::delete(self, delete)).await?))
+            }
             Statement::Truncate(truncate) => Ok(Output::Done(dml::truncate(self, truncate).await?)),
-            Statement::Merge(merge) => Ok(Output::Done(super::merge::merge(self, merge).await?)),
+            // Boxed, as the larger statements are: their futures would
+            // otherwise all live inside this one, on the caller's stack.
+            Statement::Merge(merge) => Ok(Output::Done(
+                Box::pin(super::merge::merge(self, merge)).await?,
+            )),
             Statement::Set(ast::Set::SingleAssignment {
                 variable, values, ..
             }) if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) => {
