@@ -237,6 +237,16 @@ fn table_def(
         def.nullable = false;
         pk_ids.push(def.id);
     }
+    if let Some(repeated) = checks
+        .iter()
+        .enumerate()
+        .find(|(i, c)| checks[..*i].iter().any(|d| d.name == c.name))
+    {
+        return Err(Error::ConstraintExists {
+            table: name.into(),
+            constraint: repeated.1.name.clone(),
+        });
+    }
     let uniques = unique_defs(name, &defs, unique_specs, &checks)?;
     let mut table = TableDef {
         id: table_id,

@@ -17,7 +17,7 @@ use arrow::array::{AsArray, BooleanArray, UInt64Array};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::TableReference;
+use datafusion::common::{DFSchema, TableReference};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit, when};
 use sqlparser::ast::{self, MergeAction, MergeClauseKind, MergeInsertKind};
 
@@ -49,6 +49,8 @@ pub(crate) async fn merge(session: &Session, merge: ast::Merge) -> Result<Statem
     let alias = TableReference::bare(alias.unwrap_or_else(|| def.name.clone()));
     let joined = plans::merge_source(session, &merge.table, &merge.source, &merge.on).await?;
     let input = joined.schema().clone();
+    // NOT MATCHED clauses see the source only (the target row is not there).
+    let source_only = without_qualifier(&input, &alias)?;
     let matched = plans::column(&alias, ROWID_COLUMN).is_not_null();
     let mut exprs = plans::rowid_and_key(&def, &alias);
     let key_len = exprs.len();
@@ -68,8 +70,12 @@ pub(crate) async fn merge(session: &Session, merge: ast::Merge) -> Result<Statem
                 return Err(Error::unsupported("MERGE … WHEN NOT MATCHED BY SOURCE"));
             }
         };
+        let sees = match clause.clause_kind {
+            MergeClauseKind::Matched => &input,
+            _ => &source_only,
+        };
         let condition = match &clause.predicate {
-            Some(predicate) => applies.and(plans::plan_expr(session, predicate, &input)?),
+            Some(predicate) => applies.and(plans::plan_expr(session, predicate, sees)?),
             None => applies,
         };
         branches.push((condition, lit(number as i32)));
@@ -117,12 +123,19 @@ pub(crate) async fn merge(session: &Session, merge: ast::Merge) -> Result<Statem
                         ),
                     });
                 }
-                dml::refuse_generated_always(&def, &targets)?;
+                // `DEFAULT` is allowed for a GENERATED ALWAYS column.
+                let given: Vec<usize> = row
+                    .iter()
+                    .zip(&targets)
+                    .filter(|(value, _)| !dml::is_default_keyword(value))
+                    .map(|(_, target)| *target)
+                    .collect();
+                dml::refuse_generated_always(&def, &given)?;
                 for (value, target) in row.iter().zip(&targets) {
                     let column = &def.columns()[*target];
                     exprs.push(match dml::is_default_keyword(value) {
                         true => dml::default_assignment(session, column)?,
-                        false => plans::plan_expr(session, value, &input)?,
+                        false => plans::plan_expr(session, value, &source_only)?,
                     });
                 }
                 Action::Insert { first, targets }
@@ -227,6 +240,16 @@ fn apply_clauses(
         }
     }
     Ok(count)
+}
+
+/// `schema` without the columns of relation `qualifier`.
+fn without_qualifier(schema: &DFSchema, qualifier: &TableReference) -> Result<DFSchema> {
+    let fields = schema
+        .iter()
+        .filter(|(q, _)| *q != Some(qualifier))
+        .map(|(q, f)| (q.cloned(), f.clone()))
+        .collect();
+    Ok(DFSchema::new_with_metadata(fields, Default::default())?)
 }
 
 /// A target row changes at most once per MERGE (21000, as in PostgreSQL).
