@@ -880,10 +880,12 @@ pub(crate) async fn alter_table(
             }
             AlterTableOperation::AlterColumn { column_name, op } => {
                 let column_name = normalize_ident(&column_name);
-                // Columns this statement adds are not there yet for it (PostgreSQL: 42703).
+                // A type change sees only the columns the table had (PostgreSQL
+                // changes types before it adds columns: 42703).
+                let retype = matches!(op, AlterColumnOperation::SetDataType { .. });
                 let column = columns
                     .iter_mut()
-                    .find(|c| c.name == column_name && c.id < def.next_column_id)
+                    .find(|c| c.name == column_name && (!retype || c.id < def.next_column_id))
                     .ok_or_else(|| Error::UnknownColumn {
                         table: name.clone(),
                         column: column_name.clone(),
