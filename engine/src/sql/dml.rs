@@ -6,7 +6,7 @@
 //! commit. The commit re-validates keys and retirements against the
 //! latest state, so a concurrent change is caught, never overwritten.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
@@ -663,9 +663,12 @@ async fn commit_returning(
     };
     // Evaluated before cascades add writes, and before the commit: a
     // RETURNING that fails writes nothing.
-    let rows = match removed {
-        Some(rows) => vec![rows],
-        None => inserted_rows(&writes, returning.def)?,
+    let rows = match (removed, &returning.proposed) {
+        (Some(rows), _) => vec![rows],
+        (None, Some(proposed)) => {
+            proposed.arrange(returning.def, inserted_rows(&writes, returning.def))?
+        }
+        (None, None) => inserted_rows(&writes, returning.def),
     };
     let (schema, batches) = returning.rows(session, rows).await?;
     let mut result = commit_counted(session, tag, writes, count).await?;
@@ -674,25 +677,71 @@ async fn commit_returning(
     Ok(result)
 }
 
-/// The rows `writes` inserts into `def`, under its column names.
-fn inserted_rows(writes: &WriteSet, def: &TableDef) -> Result<Vec<RecordBatch>> {
-    let schema = crate::catalog::logical_schema(def.columns());
+/// The rows `writes` inserts into `def` (physical columns, in table order).
+fn inserted_rows(writes: &WriteSet, def: &TableDef) -> Vec<RecordBatch> {
     writes
         .writes
         .iter()
         .filter_map(|w| match w {
             Write::Insert {
                 table_id, batch, ..
-            } if *table_id == def.id => Some(batch),
+            } if *table_id == def.id => Some(batch.clone()),
             _ => None,
         })
-        .map(|batch| {
-            Ok(RecordBatch::try_new(
-                schema.clone(),
-                batch.columns().to_vec(),
-            )?)
-        })
         .collect()
+}
+
+/// The proposed rows of an `INSERT … ON CONFLICT`, by their key under the
+/// conflict target: `RETURNING` lists the rows it wrote (inserted ones
+/// first, updated ones after) in the order they were proposed, as
+/// PostgreSQL does.
+struct ProposedOrder {
+    target: KeyRef,
+    keys: Vec<Option<PkKey>>,
+}
+
+impl ProposedOrder {
+    /// `written` rearranged into the order of the proposed rows they came from.
+    fn arrange(&self, def: &TableDef, written: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let Some(first) = written.first() else {
+            return Ok(written);
+        };
+        let batch = concat_batches(&first.schema(), &written)?;
+        let mut position: HashMap<&PkKey, usize> = HashMap::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            if let Some(key) = key {
+                position.entry(key).or_insert(i);
+            }
+        }
+        // Rows whose key has a NULL never conflict: inserted, in proposed order.
+        let mut keyless = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_none())
+            .map(|(i, _)| i);
+        let mut order: Vec<(usize, u32)> = Vec::with_capacity(batch.num_rows());
+        for (row, key) in target_keys(def, self.target, &batch)?.iter().enumerate() {
+            let at = match key {
+                Some(key) => position.get(key).copied(),
+                None => keyless.next(),
+            };
+            order.push((at.unwrap_or(usize::MAX), row as u32));
+        }
+        order.sort_by_key(|(at, _)| *at);
+        let indices =
+            arrow::array::UInt32Array::from_iter_values(order.into_iter().map(|(_, r)| r));
+        Ok(vec![arrow::compute::take_record_batch(&batch, &indices)?])
+    }
+}
+
+/// Each row's key under `target` (None where it has a NULL).
+fn target_keys(def: &TableDef, target: KeyRef, rows: &RecordBatch) -> Result<Vec<Option<PkKey>>> {
+    let column = match target {
+        KeyRef::Primary => keys_of(def, rows)?,
+        KeyRef::Unique(c) => crate::constraints::unique_keys(def, rows)?.swap_remove(c),
+    };
+    Ok((0..column.len()).map(|row| column.encoded(row)).collect())
 }
 
 /// A write's `RETURNING` list and the table it names.
@@ -701,6 +750,8 @@ struct Returning<'a> {
     /// The target's alias, or its name.
     alias: TableReference,
     items: Vec<ast::SelectItem>,
+    /// For `INSERT … ON CONFLICT`: the order to list written rows in.
+    proposed: Option<ProposedOrder>,
 }
 
 impl<'a> Returning<'a> {
@@ -713,6 +764,7 @@ impl<'a> Returning<'a> {
             def,
             alias: alias.clone(),
             items: items?,
+            proposed: None,
         })
     }
 
@@ -872,6 +924,7 @@ async fn insert_sourced(
     let rows = conform_batch(session, &def, &targets, &source)?;
     let keys = keys_of(&def, &rows)?;
     let mut writes = WriteSet::new("INSERT");
+    let mut proposed = None;
     let count = match insert.on {
         None => {
             let count = rows.num_rows() as u64;
@@ -886,6 +939,10 @@ async fn insert_sourced(
         }
         Some(OnInsert::OnConflict(on_conflict)) => {
             let target = conflict_key(&def, on_conflict.conflict_target.as_ref())?;
+            if insert.returning.is_some() {
+                let keys = target_keys(&def, target, &rows)?;
+                proposed = Some(ProposedOrder { target, keys });
+            }
             let alias = insert
                 .table_alias
                 .as_ref()
@@ -917,7 +974,8 @@ async fn insert_sourced(
         .as_ref()
         .map(|a| normalize_ident(&a.alias))
         .unwrap_or_else(|| def.name.clone());
-    let returning = Returning::new(&def, &TableReference::bare(alias), insert.returning);
+    let returning = Returning::new(&def, &TableReference::bare(alias), insert.returning)
+        .map(|r| Returning { proposed, ..r });
     commit_returning(session, "INSERT", writes, count, returning, None).await
 }
 
@@ -1111,9 +1169,7 @@ fn conflict_holders(
             Ok(((0..keys.len()).map(|row| keys.encoded(row)).collect(), held))
         }
         KeyRef::Unique(c) => {
-            let column = &crate::constraints::unique_keys(def, rows)?[c];
-            let target_keys: Vec<Option<PkKey>> =
-                (0..column.len()).map(|row| column.encoded(row)).collect();
+            let target_keys = target_keys(def, target, rows)?;
             let probe: Vec<&[u8]> = target_keys.iter().flatten().map(|k| k.as_ref()).collect();
             let mut found = session.unique_keys_held(def, c, &probe)?.into_iter();
             let held = target_keys

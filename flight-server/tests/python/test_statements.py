@@ -181,6 +181,13 @@ def test_returning_gives_the_written_rows_over_adbc(conn):
             cur.execute(f"DELETE FROM {t} RETURNING 1 / (v - v)")
         cur.execute(f"SELECT count(*) FROM {t}")
         assert cur.fetchall() == [(2,)]
+        # An upsert lists the rows it wrote in the order they were proposed
+        # (ORMs match returned keys to their rows by position).
+        cur.execute(
+            f"INSERT INTO {t} (id, v, s) OVERRIDING SYSTEM VALUE VALUES (10, 1, 'p'), (2, 2, 'q'), (11, 3, 'r'), (3, 4, 's') "
+            "ON CONFLICT (id) DO UPDATE SET s = excluded.s RETURNING id, s"
+        )
+        assert cur.fetchall() == [(10, "p"), (2, "q"), (11, "r"), (3, "s")]
         # Sent as an update, it reports the rows changed.
         assert cur.adbc_statement.set_sql_query(f"UPDATE {t} SET v = 0 RETURNING id") is None
-        assert cur.adbc_statement.execute_update() == 2
+        assert cur.adbc_statement.execute_update() == 4

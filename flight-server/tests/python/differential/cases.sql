@@ -492,3 +492,11 @@ MERGE INTO d_ovr USING (SELECT 9 AS v) AS src ON d_ovr.v = src.v WHEN NOT MATCHE
 SELECT count(*) FROM d_ovr WHERE v = 9;
 -- case: check_name_taken_by_explicit
 CREATE TABLE d_chk2 (a INT CHECK (a < 10), CONSTRAINT d_chk2_a_check CHECK (a <> 5));
+-- case: upsert_returning_order_table
+CREATE TABLE d_rt (id INT PRIMARY KEY, v TEXT, u INT UNIQUE);
+-- case: upsert_returning_order_rows
+INSERT INTO d_rt VALUES (2, 'old', 20), (5, 'old5', 50);
+-- case: upsert_returning_in_proposed_order
+INSERT INTO d_rt VALUES (1, 'a', 10), (2, 'b', 21), (3, 'c', 30), (5, 'e', 51), (4, 'd', 40) ON CONFLICT (id) DO UPDATE SET v = excluded.v RETURNING id, v, u;
+-- case: upsert_returning_unique_target_order
+INSERT INTO d_rt VALUES (7, 'x', 20), (6, 'y', 60), (8, 'z', NULL) ON CONFLICT (u) DO UPDATE SET v = excluded.v RETURNING id, v, u;
