@@ -1210,15 +1210,7 @@ async fn check_view_columns(
     }
     super::output_names::name_view(&mut query);
     let plan = session.plan(Statement::Query(Box::new(query))).await?;
-    let mut columns: Vec<(String, arrow::datatypes::DataType)> = plan
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let name = super::output_names::public_name(f.name());
-            (name.to_string(), f.data_type().clone())
-        })
-        .collect();
+    let mut columns = super::output_names::public_columns(plan.schema());
     if view.columns.len() > columns.len() {
         return Err(Error::Syntax {
             message: format!(

@@ -167,6 +167,16 @@ fn place() -> [Cell; 2] {
     [text(CATALOG_NAME), text(SCHEMA_NAME)]
 }
 
+/// `constraint_catalog, constraint_schema, constraint_name, table_catalog,
+/// table_schema` (or the referenced key's catalog and schema): how the
+/// constraint relations start.
+fn constraint_place(name: &str) -> Vec<Cell> {
+    let mut row = place().to_vec();
+    row.push(text(name));
+    row.extend(place());
+    row
+}
+
 const TABLES: &[Col] = &[
     ("table_catalog", Text),
     ("table_schema", Text),
@@ -535,9 +545,7 @@ fn table_constraints_rows(tables: &[&TableDef]) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in tables {
         for (name, kind, _) in constraints(table) {
-            let mut row = place().to_vec();
-            row.push(text(name));
-            row.extend(place());
+            let mut row = constraint_place(&name);
             row.extend([text(&table.name), text(kind), yes_no(false), yes_no(false)]);
             // Only UNIQUE constraints say whether NULLs are distinct.
             let nulls_distinct = if kind == "UNIQUE" {
@@ -569,9 +577,7 @@ fn key_column_usage_rows(tables: &[&TableDef]) -> Vec<Vec<Cell>> {
     for table in tables {
         for (name, kind, columns) in constraints(table) {
             for (i, column) in columns.iter().enumerate() {
-                let mut row = place().to_vec();
-                row.push(text(&name));
-                row.extend(place());
+                let mut row = constraint_place(&name);
                 row.extend([text(&table.name), text(&column.name), int(i + 1)]);
                 // A foreign key's columns are stored in the referenced key's order.
                 row.push(match kind {
@@ -606,9 +612,7 @@ fn referential_rows(catalog: &Catalog, tables: &[&TableDef]) -> Vec<Vec<Cell>> {
                 KeyRef::Primary => Some(p.primary_key_name()),
                 KeyRef::Unique(n) => Some(p.uniques[n].name.clone()),
             });
-            let mut row = place().to_vec();
-            row.push(text(&fk.name));
-            row.extend(place());
+            let mut row = constraint_place(&fk.name);
             row.extend([key.map_or_else(no_text, text), text("NONE")]);
             row.extend([text(fk.on_update.sql()), text(fk.on_delete.sql())]);
             rows.push(row);

@@ -139,17 +139,11 @@ fn name_plain(body: &mut SetExpr) {
 /// PostgreSQL name, marked with its position where that name repeats or
 /// sits beside a wildcard (cut back to the name where rows leave).
 fn plain_names(select: &Select) -> Vec<Option<String>> {
-    let has_wildcard = select.projection.iter().any(|item| {
-        matches!(
-            item,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    });
-    let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
-    let mut uses: HashMap<&str, usize> = HashMap::new();
-    for name in names.iter().flatten() {
-        *uses.entry(name.as_str()).or_default() += 1;
-    }
+    let ItemNames {
+        has_wildcard,
+        names,
+        uses,
+    } = ItemNames::of(select);
     select
         .projection
         .iter()
@@ -212,17 +206,11 @@ fn name_set_expr(body: &mut SetExpr) -> Vec<(Expr, String)> {
 }
 
 fn name_select(select: &mut Select) -> Vec<(Expr, String)> {
-    let has_wildcard = select.projection.iter().any(|item| {
-        matches!(
-            item,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    });
-    let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
-    let mut uses: HashMap<&str, usize> = HashMap::new();
-    for name in names.iter().flatten() {
-        *uses.entry(name.as_str()).or_default() += 1;
-    }
+    let ItemNames {
+        has_wildcard,
+        names,
+        uses,
+    } = ItemNames::of(select);
     let mut renamed = Vec::with_capacity(select.projection.len());
     for (position, item) in select.projection.iter().enumerate() {
         let Some(name) = &names[position] else {
@@ -267,6 +255,36 @@ pub(crate) fn select_list_names(query: &Query) -> Option<Vec<String>> {
         return None;
     };
     select.projection.iter().map(item_name).collect()
+}
+
+/// The PostgreSQL names of a select list's items.
+struct ItemNames {
+    has_wildcard: bool,
+    /// Each item's name (None for a wildcard).
+    names: Vec<Option<String>>,
+    /// How often each name occurs.
+    uses: HashMap<String, usize>,
+}
+
+impl ItemNames {
+    fn of(select: &Select) -> Self {
+        let has_wildcard = select.projection.iter().any(|item| {
+            matches!(
+                item,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for name in names.iter().flatten() {
+            *uses.entry(name.clone()).or_default() += 1;
+        }
+        Self {
+            has_wildcard,
+            names,
+            uses,
+        }
+    }
 }
 
 /// The output name of a select item (None for a wildcard).
@@ -374,6 +392,18 @@ fn type_name(data_type: &ast::DataType) -> String {
 /// A column name with an internal alias's mark and position cut off.
 pub fn public_name(name: &str) -> &str {
     name.split(MARK).next().unwrap_or(name)
+}
+
+/// A plan's columns under their public names, with their types (a view's
+/// columns as its users see them).
+pub fn public_columns(
+    schema: &datafusion::common::DFSchema,
+) -> Vec<(String, arrow::datatypes::DataType)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| (public_name(f.name()).to_string(), f.data_type().clone()))
+        .collect()
 }
 
 /// `schema` with each internal alias cut at [`MARK`]; None when it has

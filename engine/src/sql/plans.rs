@@ -89,6 +89,23 @@ pub(crate) async fn write_source(
     from: &[TableWithJoins],
     selection: Option<&ast::Expr>,
 ) -> Result<LogicalPlan> {
+    let target = write_target_at(session, factor)?;
+    let mut tables = vec![TableWithJoins {
+        relation: factor.clone(),
+        joins: Vec::new(),
+    }];
+    tables.extend(from.iter().cloned());
+    let query = select_all(tables, selection.cloned());
+    session.plan_write_source(query, target).await
+}
+
+/// Where the write target `factor` is named in the statement (the relation
+/// planner reads it with its system columns); a target read at another
+/// point in time is refused.
+fn write_target_at(
+    session: &Session,
+    factor: &TableFactor,
+) -> Result<sqlparser::tokenizer::Location> {
     let TableFactor::Table { name, version, .. } = factor else {
         return Err(Error::unsupported(format!("writing to {factor}")));
     };
@@ -97,15 +114,8 @@ pub(crate) async fn write_source(
             message: format!("cannot write to {name} as of another point in time"),
         });
     }
-    let target = crate::sql::parser::name_location(name)
-        .ok_or_else(|| Error::internal("write target has no position"))?;
-    let mut tables = vec![TableWithJoins {
-        relation: factor.clone(),
-        joins: Vec::new(),
-    }];
-    tables.extend(from.iter().cloned());
-    let query = select_all(tables, selection.cloned());
-    session.plan_write_source(query, target).await
+    crate::sql::parser::name_location(name)
+        .ok_or_else(|| Error::internal("write target has no position"))
 }
 
 /// The rows a MERGE reads: `source LEFT JOIN target ON on`, the target
@@ -116,16 +126,7 @@ pub(crate) async fn merge_source(
     source: &TableFactor,
     on: &ast::Expr,
 ) -> Result<LogicalPlan> {
-    let TableFactor::Table { name, version, .. } = target else {
-        return Err(Error::unsupported(format!("merging into {target}")));
-    };
-    if version.is_some() || session.snapshot.history().for_table(name).is_some() {
-        return Err(Error::InvalidArgument {
-            message: format!("cannot write to {name} as of another point in time"),
-        });
-    }
-    let at = crate::sql::parser::name_location(name)
-        .ok_or_else(|| Error::internal("write target has no position"))?;
+    let at = write_target_at(session, target)?;
     let join = ast::Join {
         relation: target.clone(),
         global: false,

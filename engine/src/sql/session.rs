@@ -979,15 +979,7 @@ impl Session {
         };
         self.snapshot.set_history(history);
         self.snapshot.set_view(original);
-        Ok(planned?
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                let name = super::output_names::public_name(f.name());
-                (name.to_string(), f.data_type().clone())
-            })
-            .collect())
+        Ok(super::output_names::public_columns(planned?.schema()))
     }
 }
 

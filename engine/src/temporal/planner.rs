@@ -204,16 +204,7 @@ impl TemporalPlanner {
                 let columns = catalog.view_at(&name, seq).and_then(|view| {
                     match plan_view(&self.snapshot, &name, &view.sql, None, context) {
                         Ok(RelationPlanning::Planned(planned)) => Some(
-                            planned
-                                .plan
-                                .schema()
-                                .fields()
-                                .iter()
-                                .map(|f| {
-                                    let name = crate::sql::output_names::public_name(f.name());
-                                    (name.to_string(), f.data_type().clone())
-                                })
-                                .collect(),
+                            crate::sql::output_names::public_columns(planned.plan.schema()),
                         ),
                         _ => None,
                     }
@@ -340,23 +331,34 @@ pub fn history_range(
     Ok(HistoryRange { from_seq, to_seq })
 }
 
+/// The schema `name` names in DriftDB's catalog (None: unqualified) and
+/// its relation; None when it names another catalog.
+fn schema_and_relation(
+    context: &mut dyn RelationPlannerContext,
+    name: &ObjectName,
+) -> Result<Option<(Option<String>, String)>> {
+    let reference = context.object_name_to_table_reference(name.clone())?;
+    let schema = match &reference {
+        TableReference::Bare { .. } => None,
+        TableReference::Partial { schema, .. } => Some(schema.to_string()),
+        TableReference::Full {
+            catalog, schema, ..
+        } if catalog.as_ref() == crate::sql::CATALOG_NAME => Some(schema.to_string()),
+        TableReference::Full { .. } => return Ok(None),
+    };
+    Ok(Some((schema, reference.table().to_string())))
+}
+
 /// The table name if `name` refers to DriftDB's schema (unqualified, `public.t` or `driftdb.public.t`).
 fn driftdb_name(
     context: &mut dyn RelationPlannerContext,
     name: &ObjectName,
 ) -> Result<Option<String>> {
-    let reference = context.object_name_to_table_reference(name.clone())?;
-    let ours = match &reference {
-        TableReference::Bare { .. } => true,
-        TableReference::Partial { schema, .. } => schema.as_ref() == crate::sql::SCHEMA_NAME,
-        TableReference::Full {
-            catalog, schema, ..
-        } => {
-            catalog.as_ref() == crate::sql::CATALOG_NAME
-                && schema.as_ref() == crate::sql::SCHEMA_NAME
-        }
-    };
-    Ok(ours.then(|| reference.table().to_string()))
+    Ok(match schema_and_relation(context, name)? {
+        Some((None, table)) => Some(table),
+        Some((Some(schema), table)) if schema == crate::sql::SCHEMA_NAME => Some(table),
+        _ => None,
+    })
 }
 
 /// The relation's name if `name` is `information_schema.<relation>` and DriftDB answers it.
@@ -364,18 +366,14 @@ fn information_schema_name(
     context: &mut dyn RelationPlannerContext,
     name: &ObjectName,
 ) -> Result<Option<String>> {
-    let reference = context.object_name_to_table_reference(name.clone())?;
-    let schema = match &reference {
-        TableReference::Bare { .. } => return Ok(None),
-        TableReference::Partial { schema, .. } => schema,
-        TableReference::Full {
-            catalog, schema, ..
-        } if catalog.as_ref() == crate::sql::CATALOG_NAME => schema,
-        TableReference::Full { .. } => return Ok(None),
-    };
-    let ours = schema.as_ref() == information_schema::SCHEMA
-        && information_schema::answers(reference.table());
-    Ok(ours.then(|| reference.table().to_string()))
+    Ok(match schema_and_relation(context, name)? {
+        Some((Some(schema), relation))
+            if schema == information_schema::SCHEMA && information_schema::answers(&relation) =>
+        {
+            Some(relation)
+        }
+        _ => None,
+    })
 }
 
 /// Plan a view reference as the derived table `(view query) AS alias`,
