@@ -87,3 +87,9 @@ pub const DECIMAL_DIGITS_MAX: u8 = 38;
 /// Most entries a select list may have (PostgreSQL's limit, 54011 beyond
 /// it): planning a projection costs more than linearly in its width.
 pub const SELECT_ITEMS_MAX: usize = 1664;
+
+/// Most bytes of subquery results one dependent join (a `LATERAL` or
+/// correlated subquery no rewrite decorrelates) keeps cached per
+/// partition, in bytes; beyond it the cache starts over. The bytes also
+/// count against the query's memory limit.
+pub const APPLY_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -1,6 +1,7 @@
 //! The SQL front end: parsing with DriftDB's dialect and routing each
 //! statement to DDL ([`ddl`]), DML ([`dml`]) or DataFusion ([`session`]).
 
+mod apply;
 pub mod casts;
 pub mod catalog_provider;
 pub mod checked_arithmetic;

@@ -167,6 +167,7 @@ impl Session {
             .with_config(config)
             .with_default_features()
             .with_relation_planners(vec![planner])
+            .with_query_planner(Arc::new(super::apply::DriftQueryPlanner))
             .with_physical_optimizer_rule(Arc::new(
                 super::checked_arithmetic::CheckedIntegerArithmetic,
             ))
@@ -177,6 +178,8 @@ impl Session {
         state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
         state.add_analyzer_rule(Arc::new(super::subqueries::SubqueryPredicates));
         state.add_analyzer_rule(Arc::new(super::decorrelate::NonEqualityCorrelation));
+        state.add_analyzer_rule(Arc::new(super::apply::UndecorrelatedLateral));
+        state.add_analyzer_rule(Arc::new(super::apply::UndecorrelatableSubqueries));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,

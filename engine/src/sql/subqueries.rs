@@ -180,7 +180,11 @@ fn in_where(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 
 /// `expr` rewritten into counting subqueries when it is an `IN` subquery
 /// (or, with `exists_too`, an `EXISTS`).
-fn counted(expr: Expr, schema: &DFSchema, exists_too: bool) -> Result<Transformed<Expr>> {
+pub(super) fn counted(
+    expr: Expr,
+    schema: &DFSchema,
+    exists_too: bool,
+) -> Result<Transformed<Expr>> {
     match expr {
         Expr::Exists(Exists { subquery, negated }) if exists_too => {
             let plan = Arc::unwrap_or_clone(subquery.subquery);
@@ -347,15 +351,23 @@ fn own_qualifier(plan: LogicalPlan, filter: Option<Expr>) -> Result<(LogicalPlan
     let Ok(aliased) = SubqueryAlias::try_new(Arc::new(plan.clone()), alias.as_str()) else {
         return Ok((plan, filter));
     };
+    let renamed = |column: &Column| {
+        schema
+            .has_column(column)
+            .then(|| Column::new(Some(alias.as_str()), column.name.clone()))
+    };
     let requalified = filter
         .map(|f| {
-            f.transform_up(|e| match e {
-                Expr::Column(column) if schema.has_column(&column) => Ok(Transformed::yes(
-                    Expr::Column(Column::new(Some(alias.as_str()), column.name)),
-                )),
-                other => Ok(Transformed::no(other)),
-            })
-            .map(|t| t.data)
+            let f = f
+                .transform_up(|e| match e {
+                    Expr::Column(column) => match renamed(&column) {
+                        Some(c) => Ok(Transformed::yes(Expr::Column(c))),
+                        None => Ok(Transformed::no(Expr::Column(column))),
+                    },
+                    other => Ok(Transformed::no(other)),
+                })?
+                .data;
+            super::apply::rename_outer_references(f, &renamed)
         })
         .transpose()?;
     Ok((LogicalPlan::SubqueryAlias(aliased), requalified))

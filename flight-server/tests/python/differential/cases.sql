@@ -42,6 +42,50 @@ SELECT id FROM d_a WHERE x NOT IN (SELECT a_id FROM d_b) ORDER BY id;
 SELECT id FROM d_a WHERE x NOT IN (SELECT a_id FROM d_b WHERE a_id IS NOT NULL) ORDER BY id;
 -- case: lateral
 SELECT a.id, l.v FROM d_a AS a, LATERAL (SELECT v FROM d_b WHERE d_b.a_id = a.id ORDER BY v LIMIT 1) AS l ORDER BY a.id;
+-- case: lateral_limit_desc
+SELECT a.id, l.v, l.t FROM d_a AS a CROSS JOIN LATERAL (SELECT v, t FROM d_b WHERE d_b.a_id = a.id ORDER BY v DESC NULLS LAST LIMIT 2) AS l ORDER BY a.id, l.v;
+-- case: left_lateral_limit
+SELECT a.id, l.v FROM d_a AS a LEFT JOIN LATERAL (SELECT v FROM d_b WHERE d_b.a_id = a.x ORDER BY v LIMIT 1) AS l ON true ORDER BY a.id;
+-- case: left_lateral_on_condition
+SELECT a.id, l.v FROM d_a AS a LEFT JOIN LATERAL (SELECT v FROM d_b WHERE d_b.a_id = a.id ORDER BY v LIMIT 2) AS l ON l.v > 150 ORDER BY a.id, l.v;
+-- case: lateral_projection_only
+SELECT a.id, l.doubled, l.label FROM d_a AS a, LATERAL (SELECT a.x * 2 AS doubled, a.s || '!' AS label) AS l ORDER BY a.id;
+-- case: lateral_chain
+SELECT a.id, l1.v, l2.c FROM d_a AS a, LATERAL (SELECT v FROM d_b WHERE d_b.a_id = a.id ORDER BY v LIMIT 1) AS l1, LATERAL (SELECT count(*) AS c FROM d_b WHERE d_b.v < l1.v) AS l2 ORDER BY a.id;
+-- case: lateral_distinct
+SELECT a.id, l.t FROM d_a AS a, LATERAL (SELECT DISTINCT t FROM d_b WHERE d_b.a_id = a.x OR d_b.a_id = a.id) AS l ORDER BY a.id, l.t;
+-- case: lateral_window
+SELECT a.id, l.v, l.r FROM d_a AS a, LATERAL (SELECT v, row_number() OVER (ORDER BY v) AS r FROM d_b WHERE d_b.a_id <= a.id) AS l WHERE a.id < 3 ORDER BY a.id, l.r;
+-- case: lateral_null_binding
+SELECT a.id, l.n FROM d_a AS a, LATERAL (SELECT count(*) AS n FROM d_b WHERE d_b.a_id = a.x OR (a.x IS NULL AND d_b.a_id IS NULL)) AS l ORDER BY a.id;
+-- case: lateral_union
+SELECT a.id, l.v FROM d_a AS a, LATERAL (SELECT v FROM d_b WHERE d_b.a_id = a.id UNION ALL SELECT a.x) AS l ORDER BY a.id, l.v;
+-- case: lateral_group_by
+SELECT a.id, l.t, l.n FROM d_a AS a, LATERAL (SELECT t, count(*) AS n FROM d_b WHERE d_b.a_id = a.id GROUP BY t) AS l ORDER BY a.id, l.t;
+-- case: scalar_subquery_limit
+SELECT a.id, (SELECT v FROM d_b WHERE d_b.a_id = a.id ORDER BY v DESC NULLS LAST LIMIT 1) AS top FROM d_a AS a ORDER BY a.id;
+-- case: scalar_subquery_not_aggregate_two_rows
+SELECT a.id, (SELECT v FROM d_b WHERE d_b.a_id = a.id) FROM d_a AS a ORDER BY a.id;
+-- case: scalar_subquery_not_aggregate_one_row
+SELECT a.id, (SELECT t FROM d_b WHERE d_b.id = a.id) FROM d_a AS a ORDER BY a.id;
+-- case: scalar_subquery_limit_in_where
+SELECT a.id FROM d_a AS a WHERE a.x = (SELECT a_id FROM d_b WHERE d_b.a_id = a.x ORDER BY v LIMIT 1) ORDER BY a.id;
+-- case: scalar_subquery_limit_in_case
+SELECT a.id, CASE WHEN a.b THEN (SELECT t FROM d_b WHERE d_b.a_id = a.id ORDER BY t LIMIT 1) ELSE 'no' END FROM d_a AS a ORDER BY a.id;
+-- case: nested_correlation_scalar
+SELECT a.id, (SELECT count(*) FROM d_b WHERE d_b.a_id = a.id AND d_b.v > (SELECT min(v) FROM d_b AS b2 WHERE b2.a_id = a.id)) FROM d_a AS a ORDER BY a.id;
+-- case: nested_correlation_exists
+SELECT a.id FROM d_a AS a WHERE EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = a.id AND EXISTS (SELECT 1 FROM d_b AS b2 WHERE b2.v > d_b.v AND b2.a_id = a.x)) ORDER BY a.id;
+-- case: nested_correlation_not_exists
+SELECT a.id FROM d_a AS a WHERE NOT EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = a.id AND NOT EXISTS (SELECT 1 FROM d_b AS b2 WHERE b2.v < d_b.v AND b2.a_id = a.id)) ORDER BY a.id;
+-- case: nested_correlation_in
+SELECT a.id FROM d_a AS a WHERE a.y IN (SELECT v / 10 FROM d_b WHERE d_b.v > (SELECT min(v) FROM d_b AS b2 WHERE b2.a_id = a.id)) ORDER BY a.id;
+-- case: exists_limit_correlated
+SELECT a.id FROM d_a AS a WHERE EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = a.id ORDER BY v LIMIT 1) ORDER BY a.id;
+-- case: in_limit_correlated
+SELECT a.id FROM d_a AS a WHERE a.x IN (SELECT a_id FROM d_b WHERE d_b.v > a.y ORDER BY v LIMIT 1) ORDER BY a.id;
+-- case: same_name_three_levels
+SELECT d_a.id FROM d_a WHERE EXISTS (SELECT 1 FROM d_a AS m WHERE m.id = d_a.x AND EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = m.id AND d_b.v > d_a.y)) ORDER BY d_a.id;
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat

@@ -1,0 +1,482 @@
+//! [`ApplyExec`]: a [`DependentJoin`] executed, a batch of outer rows at
+//! a time, the subquery evaluated once per distinct binding and cached.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, concat, filter, filter_record_batch, take};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, ScalarValue, internal_err};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect,
+};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
+use futures::StreamExt;
+
+use super::{ApplyKind, DependentJoin, bound};
+use crate::error::Error;
+use crate::limits::APPLY_CACHE_BYTES_MAX;
+
+/// Plans a [`DependentJoin`] as an [`ApplyExec`].
+#[derive(Debug, Default)]
+pub(crate) struct ApplyPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for ApplyPlanner {
+    async fn plan_extension(
+        &self,
+        planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn Session,
+        planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(join) = node.as_any().downcast_ref::<DependentJoin>() else {
+            return Ok(None);
+        };
+        let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
+            return internal_err!("a dependent join needs a SessionState to plan its subquery");
+        };
+        let [outer] = physical_inputs else {
+            return internal_err!("DependentJoin takes one input");
+        };
+        let filter = match &join.kind {
+            ApplyKind::Lateral {
+                filter: Some(filter),
+                ..
+            } => Some(planner.create_physical_expr(filter, &join.schema, session, planning_ctx)?),
+            _ => None,
+        };
+        let outer_schema = join.outer.schema();
+        let binding_columns = join
+            .bindings
+            .iter()
+            .map(|c| outer_schema.index_of_column(c))
+            .collect::<Result<Vec<_>>>()?;
+        let spec = ApplySpec {
+            inner: join.inner.clone(),
+            bindings: join.bindings.clone(),
+            binding_columns,
+            kind: join.kind.clone(),
+            filter,
+            schema: Arc::new(join.schema.as_arrow().clone()),
+            state: state.clone(),
+        };
+        Ok(Some(Arc::new(ApplyExec::new(
+            outer.clone(),
+            Arc::new(spec),
+        ))))
+    }
+}
+
+/// What every partition of an [`ApplyExec`] shares.
+struct ApplySpec {
+    inner: LogicalPlan,
+    bindings: Vec<datafusion::common::Column>,
+    /// Where each binding is in the outer rows.
+    binding_columns: Vec<usize>,
+    kind: ApplyKind,
+    /// A lateral join's `ON` condition, over the output row.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+    /// The session the statement was planned in, to plan each binding.
+    state: SessionState,
+}
+
+impl fmt::Debug for ApplySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplySpec")
+            .field("kind", &self.kind)
+            .field("bindings", &self.bindings)
+            .finish()
+    }
+}
+
+/// See the module page.
+#[derive(Debug)]
+pub(crate) struct ApplyExec {
+    outer: Arc<dyn ExecutionPlan>,
+    spec: Arc<ApplySpec>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ApplyExec {
+    fn new(outer: Arc<dyn ExecutionPlan>, spec: Arc<ApplySpec>) -> Self {
+        let partitions = outer.properties().output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(spec.schema.clone()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            outer,
+            spec,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for ApplyExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bindings: Vec<String> = self.spec.bindings.iter().map(|c| c.flat_name()).collect();
+        write!(f, "ApplyExec: bindings=[{}]", bindings.join(", "))
+    }
+}
+
+impl ExecutionPlan for ApplyExec {
+    fn name(&self) -> &str {
+        "ApplyExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.outer]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return internal_err!("ApplyExec takes one child");
+        }
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            self.spec.clone(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let outer = self.outer.execute(partition, context.clone())?;
+        let reservation =
+            MemoryConsumer::new(format!("ApplyExec[{partition}]")).register(context.memory_pool());
+        let applier = Applier {
+            spec: self.spec.clone(),
+            context,
+            cache: HashMap::new(),
+            cached_bytes: 0,
+            reservation,
+        };
+        let stream = futures::stream::unfold((outer, applier), |(mut outer, mut applier)| async {
+            let batch = outer.next().await?;
+            let out = match batch {
+                Ok(batch) => applier.apply(&batch).await,
+                Err(e) => Err(e),
+            };
+            Some((out, (outer, applier)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.spec.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+/// One partition's state: the subquery's rows per binding seen so far.
+struct Applier {
+    spec: Arc<ApplySpec>,
+    context: Arc<TaskContext>,
+    cache: HashMap<Vec<ScalarValue>, Arc<Vec<ArrayRef>>>,
+    cached_bytes: usize,
+    reservation: MemoryReservation,
+}
+
+/// A batch's rows grouped by binding: each row's slot, and each slot's rows.
+struct Slots {
+    of_row: Vec<usize>,
+    results: Vec<Arc<Vec<ArrayRef>>>,
+}
+
+impl Applier {
+    async fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let slots = self.slots(batch).await?;
+        let pool = Pool::new(&slots.results, self.inner_types())?;
+        match &self.spec.kind {
+            ApplyKind::Scalar => self.scalar(batch, &slots, &pool),
+            ApplyKind::Lateral { left, .. } => self.lateral(batch, &slots, &pool, *left),
+        }
+    }
+
+    /// The inner columns' types in the output.
+    fn inner_types(&self) -> Vec<DataType> {
+        let fields = self.spec.schema.fields();
+        let width = match self.spec.kind {
+            ApplyKind::Scalar => 1,
+            ApplyKind::Lateral { .. } => fields.len() - self.outer_width(),
+        };
+        fields[fields.len() - width..]
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
+    fn outer_width(&self) -> usize {
+        let inner = match self.spec.kind {
+            ApplyKind::Scalar => 1,
+            ApplyKind::Lateral { .. } => self.spec.inner.schema().fields().len(),
+        };
+        self.spec.schema.fields().len() - inner
+    }
+
+    /// Each row's binding, evaluating the subquery for bindings not seen yet.
+    async fn slots(&mut self, batch: &RecordBatch) -> Result<Slots> {
+        let mut index: HashMap<Vec<ScalarValue>, usize> = HashMap::new();
+        let mut slots = Slots {
+            of_row: Vec::with_capacity(batch.num_rows()),
+            results: Vec::new(),
+        };
+        for row in 0..batch.num_rows() {
+            let key = self
+                .spec
+                .binding_columns
+                .iter()
+                .map(|&c| ScalarValue::try_from_array(batch.column(c), row))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(&slot) = index.get(&key) {
+                slots.of_row.push(slot);
+                continue;
+            }
+            let rows = self.rows_for(&key).await?;
+            index.insert(key, slots.results.len());
+            slots.of_row.push(slots.results.len());
+            slots.results.push(rows);
+        }
+        Ok(slots)
+    }
+
+    /// The subquery's rows for one binding, from the cache or evaluated.
+    async fn rows_for(&mut self, key: &[ScalarValue]) -> Result<Arc<Vec<ArrayRef>>> {
+        if let Some(rows) = self.cache.get(key) {
+            return Ok(rows.clone());
+        }
+        let plan = bound(&self.spec.inner, &self.spec.bindings, key)?;
+        let state = &self.spec.state;
+        let plan = state.optimizer().optimize(plan, state, |_, _| {})?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&plan, state)
+            .await?;
+        let schema = physical.schema();
+        let batches = collect(physical, self.context.clone()).await?;
+        let rows = Arc::new(columns_of(&schema, &batches)?);
+        let bytes: usize = rows.iter().map(|c| c.get_array_memory_size()).sum();
+        if self.cached_bytes + bytes > APPLY_CACHE_BYTES_MAX {
+            self.cache.clear();
+            self.reservation.free();
+            self.cached_bytes = 0;
+        }
+        self.reservation.try_grow(bytes)?;
+        self.cached_bytes += bytes;
+        self.cache.insert(key.to_vec(), rows.clone());
+        Ok(rows)
+    }
+
+    fn scalar(&self, batch: &RecordBatch, slots: &Slots, pool: &Pool) -> Result<RecordBatch> {
+        let mut picks = Vec::with_capacity(batch.num_rows());
+        for &slot in &slots.of_row {
+            picks.push(match pool.len[slot] {
+                0 => None,
+                1 => Some(pool.start[slot]),
+                _ => {
+                    return Err(DataFusionError::External(Box::new(
+                        Error::CardinalityViolation {
+                            message: "more than one row returned by a subquery used as an \
+                                      expression"
+                                .into(),
+                        },
+                    )));
+                }
+            });
+        }
+        let mut columns = batch.columns().to_vec();
+        columns.push(take(&pool.columns[0], &UInt32Array::from(picks), None)?);
+        Ok(RecordBatch::try_new(self.spec.schema.clone(), columns)?)
+    }
+
+    fn lateral(
+        &self,
+        batch: &RecordBatch,
+        slots: &Slots,
+        pool: &Pool,
+        left: bool,
+    ) -> Result<RecordBatch> {
+        let mut outer_rows = Vec::new();
+        let mut inner_rows = Vec::new();
+        for (row, &slot) in slots.of_row.iter().enumerate() {
+            for i in 0..pool.len[slot] {
+                outer_rows.push(row as u32);
+                inner_rows.push(Some(pool.start[slot] + i));
+            }
+        }
+        let joined = self.joined(batch, pool, &outer_rows, inner_rows)?;
+        let joined = match &self.spec.filter {
+            Some(condition) => {
+                let keep = condition.evaluate(&joined)?.into_array(joined.num_rows())?;
+                let Some(keep) = keep.as_any().downcast_ref::<BooleanArray>() else {
+                    return internal_err!("a lateral join condition that is not boolean");
+                };
+                let kept = filter_record_batch(&joined, keep)?;
+                let rows = filter(&UInt32Array::from(outer_rows), keep)?;
+                outer_rows = rows
+                    .as_any()
+                    .downcast_ref::<UInt32Array>()
+                    .map(|a| a.values().to_vec())
+                    .unwrap_or_default();
+                kept
+            }
+            None => joined,
+        };
+        if !left {
+            return Ok(joined);
+        }
+        self.null_extended(batch, pool, joined, &outer_rows)
+    }
+
+    /// `joined` (kept pairs, in outer order) with each outer row that kept
+    /// none added once with NULLs, in outer order.
+    fn null_extended(
+        &self,
+        batch: &RecordBatch,
+        pool: &Pool,
+        joined: RecordBatch,
+        kept_rows: &[u32],
+    ) -> Result<RecordBatch> {
+        let mut picks: Vec<u32> = Vec::new();
+        let mut outer_rows = Vec::new();
+        let mut inner_rows = Vec::new();
+        let mut k = 0usize;
+        for row in 0..batch.num_rows() as u32 {
+            let first = k;
+            while k < kept_rows.len() && kept_rows[k] == row {
+                picks.push(k as u32);
+                k += 1;
+            }
+            if k == first {
+                picks.push((kept_rows.len() + outer_rows.len()) as u32);
+                outer_rows.push(row);
+                inner_rows.push(None);
+            }
+        }
+        if outer_rows.is_empty() {
+            return Ok(joined);
+        }
+        let unmatched = self.joined(batch, pool, &outer_rows, inner_rows)?;
+        let both: Vec<ArrayRef> = joined
+            .columns()
+            .iter()
+            .zip(unmatched.columns())
+            .map(|(a, b)| concat(&[a.as_ref(), b.as_ref()]))
+            .collect::<std::result::Result<_, _>>()?;
+        let picks = UInt32Array::from(picks);
+        let columns = both
+            .iter()
+            .map(|c| take(c.as_ref(), &picks, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(self.spec.schema.clone(), columns)?)
+    }
+
+    /// Outer rows beside inner rows (`None`: NULLs), pairwise.
+    fn joined(
+        &self,
+        batch: &RecordBatch,
+        pool: &Pool,
+        outer_rows: &[u32],
+        inner_rows: Vec<Option<u32>>,
+    ) -> Result<RecordBatch> {
+        let outer_rows = UInt32Array::from(outer_rows.to_vec());
+        let inner_rows = UInt32Array::from(inner_rows);
+        let mut columns = Vec::with_capacity(self.spec.schema.fields().len());
+        for column in batch.columns() {
+            columns.push(take(column.as_ref(), &outer_rows, None)?);
+        }
+        for column in &pool.columns {
+            columns.push(take(column.as_ref(), &inner_rows, None)?);
+        }
+        Ok(RecordBatch::try_new(self.spec.schema.clone(), columns)?)
+    }
+}
+
+/// The rows of every slot of a batch, one after another.
+struct Pool {
+    columns: Vec<ArrayRef>,
+    start: Vec<u32>,
+    len: Vec<u32>,
+}
+
+impl Pool {
+    fn new(results: &[Arc<Vec<ArrayRef>>], types: Vec<DataType>) -> Result<Self> {
+        let mut start = Vec::with_capacity(results.len());
+        let mut len = Vec::with_capacity(results.len());
+        let mut total = 0u32;
+        for rows in results {
+            let n = rows.first().map_or(0, |c| c.len()) as u32;
+            start.push(total);
+            len.push(n);
+            total += n;
+        }
+        let mut columns = Vec::with_capacity(types.len());
+        for (i, data_type) in types.iter().enumerate() {
+            let parts = results
+                .iter()
+                .map(|rows| match rows.get(i) {
+                    Some(c) if c.data_type() == data_type => Ok(c.clone()),
+                    Some(c) => cast(c.as_ref(), data_type),
+                    None => Ok(datafusion::arrow::array::new_empty_array(data_type)),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let refs: Vec<&dyn Array> = parts.iter().map(|c| c.as_ref()).collect();
+            columns.push(match refs.is_empty() {
+                true => datafusion::arrow::array::new_empty_array(data_type),
+                false => concat(&refs)?,
+            });
+        }
+        Ok(Self {
+            columns,
+            start,
+            len,
+        })
+    }
+}
+
+/// `batches` as one array per column.
+fn columns_of(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<ArrayRef>> {
+    (0..schema.fields().len())
+        .map(|i| {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+            match parts.is_empty() {
+                true => Ok(datafusion::arrow::array::new_empty_array(
+                    schema.field(i).data_type(),
+                )),
+                false => Ok(concat(&parts)?),
+            }
+        })
+        .collect()
+}

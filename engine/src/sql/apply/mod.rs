@@ -1,0 +1,611 @@
+//! The dependent join (apply): the general fallback for correlated
+//! subqueries no rewrite turns into ordinary joins.
+//!
+//! DataFusion decorrelates the common shapes, and [`super::subqueries`] and
+//! [`super::decorrelate`] add more; what is left after the optimizer (a
+//! `LATERAL` subquery with `ORDER BY … LIMIT`, a scalar subquery that is not
+//! an aggregate, a correlated subquery inside a correlated subquery) would
+//! reach the physical planner still holding outer references, which it
+//! cannot plan. [`lift`] runs between the optimizer and the physical
+//! planner ([`DriftQueryPlanner`]) and turns each such construct into a
+//! [`DependentJoin`] node:
+//!
+//! ```text
+//! Join(outer, Subquery(q), LATERAL)  →  DependentJoin(outer; q; Lateral)
+//! Projection[… (SELECT q) …](input)  →  Projection[… __driftdb_apply_n …](DependentJoin(input; q; Scalar))
+//! ```
+//!
+//! (`EXISTS`, `IN` and quantified comparisons left over become counting
+//! scalar subqueries first, as in [`super::subqueries`].) The subquery `q`
+//! is kept as a logical plan, not an input: the physical operator
+//! ([`exec::ApplyExec`]) evaluates it once per distinct binding of the
+//! outer columns it refers to, by putting the binding's values in place of
+//! the outer references and planning the result (whose own correlations,
+//! now one level shallower, are decorrelated or applied in turn). Results
+//! are cached per binding, and the outer input is read a batch at a time.
+
+mod exec;
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::catalog::Session;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, Result, ScalarValue, internal_err};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::logical_plan::check_subquery_expr;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    Distinct, Expr, Extension, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Subquery,
+    UserDefinedLogicalNodeCore,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::decorrelate::PullUpCorrelatedExpr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+
+pub(crate) use exec::ApplyPlanner;
+
+/// How a [`DependentJoin`] combines an outer row with its subquery's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ApplyKind {
+    /// `[LEFT] JOIN LATERAL (q) ON filter`: the outer row with each row of
+    /// `q` the filter keeps; with `left`, once with NULLs when none is kept.
+    Lateral { left: bool, filter: Option<Expr> },
+    /// A scalar subquery: its one column's value, NULL for no row, and
+    /// 21000 (as in PostgreSQL) for more than one.
+    Scalar,
+}
+
+/// See the module page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DependentJoin {
+    outer: LogicalPlan,
+    /// The subquery, still holding references to `bindings`.
+    inner: LogicalPlan,
+    kind: ApplyKind,
+    /// The outer columns `inner` refers to, as it names them.
+    bindings: Vec<Column>,
+    schema: DFSchemaRef,
+}
+
+impl PartialOrd for DependentJoin {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        match self.outer.partial_cmp(&other.outer)? {
+            Ordering::Equal => self.inner.partial_cmp(&other.inner),
+            unequal => Some(unequal),
+        }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for DependentJoin {
+    fn name(&self) -> &str {
+        "DependentJoin"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.outer]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bindings: Vec<String> = self.bindings.iter().map(|c| c.flat_name()).collect();
+        let kind = match &self.kind {
+            ApplyKind::Lateral { left: false, .. } => "lateral",
+            ApplyKind::Lateral { left: true, .. } => "left lateral",
+            ApplyKind::Scalar => "scalar",
+        };
+        write!(
+            f,
+            "DependentJoin: {kind}, bindings=[{}]",
+            bindings.join(", ")
+        )
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
+        if inputs.len() != 1 {
+            return internal_err!("DependentJoin takes one input");
+        }
+        Ok(Self {
+            outer: inputs.swap_remove(0),
+            ..self.clone()
+        })
+    }
+}
+
+/// DataFusion's physical planner, after [`lift`], with [`ApplyPlanner`].
+#[derive(Debug, Default)]
+pub(crate) struct DriftQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for DriftQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let lifted = lift(logical_plan.clone())?;
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(ApplyPlanner)])
+            .create_physical_plan(&lifted, session_state)
+            .await
+    }
+}
+
+/// `plan` with every subquery still correlated (or otherwise unplanned)
+/// turned into a [`DependentJoin`]. Subqueries inside those are left to
+/// the planning of each binding.
+pub(crate) fn lift(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut next = 0usize;
+    plan.transform_up(|node| match node {
+        LogicalPlan::Join(join) => lateral(join),
+        node if holds_subquery(&node) && node.inputs().len() == 1 => {
+            scalar_applies(node, &mut next, &|e| subquery_of(e).is_some())
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+fn holds_subquery(node: &LogicalPlan) -> bool {
+    node.expressions().iter().any(|expr| {
+        expr.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery(_)
+                    | Expr::SetComparison(_)
+            ))
+        })
+        .unwrap_or(false)
+    })
+}
+
+/// Correlated subqueries DataFusion's optimizer would refuse or answer
+/// wrong, as dependent joins before it sees them:
+///
+/// - a subquery holding one that refers past it, to the query around
+///   both (`(SELECT … FROM b WHERE b.v > (SELECT min(v) FROM c WHERE c.k =
+///   a.k))` over `a`): decorrelation cannot pull such a reference up
+///   through two levels. Each binding of the outer subquery leaves the
+///   inner one correlated to its parent alone, which is decorrelated;
+/// - a correlation under a window, a limit, a union or `DISTINCT ON`,
+///   which decorrelation would pull above it, changing its answer;
+/// - a scalar subquery DataFusion does not take (not an aggregate).
+#[derive(Debug, Default)]
+pub(crate) struct UndecorrelatableSubqueries;
+
+impl AnalyzerRule for UndecorrelatableSubqueries {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let mut next = 0usize;
+        plan.transform_up_with_subqueries(|node| {
+            if !holds_subquery(&node) || node.inputs().len() != 1 {
+                return Ok(Transformed::no(node));
+            }
+            let outer = node.clone();
+            let chosen = |e: &Expr| subquery_of(e).is_some_and(|s| needs_apply(&outer, e, s));
+            let any = node
+                .expressions()
+                .iter()
+                .any(|e| e.exists(|e| Ok(chosen(e))).unwrap_or(false));
+            match any {
+                true => scalar_applies(node, &mut next, &chosen),
+                false => Ok(Transformed::no(node)),
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "driftdb_undecorrelatable_subqueries"
+    }
+}
+
+fn needs_apply(node: &LogicalPlan, expr: &Expr, subquery: &Subquery) -> bool {
+    let correlated = !subquery.outer_ref_columns.is_empty()
+        || outer_columns(&subquery.subquery).is_ok_and(|c| !c.is_empty());
+    if !correlated {
+        return false;
+    }
+    let refused = matches!(subquery.subquery.schema().fields().len(), 1)
+        && check_subquery_expr(node, &subquery.subquery, expr).is_err();
+    refused || deeply_correlated(subquery) || correlated_under_barrier(&subquery.subquery)
+}
+
+/// Whether an outer reference sits under a node a correlated condition
+/// cannot be pulled above without changing the answer.
+fn correlated_under_barrier(plan: &LogicalPlan) -> bool {
+    let barrier = |p: &LogicalPlan| {
+        matches!(
+            p,
+            LogicalPlan::Window(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::Distinct(Distinct::On(_))
+        )
+    };
+    plan.exists(|p| Ok(barrier(p) && holds_outer_reference(p)))
+        .unwrap_or(false)
+}
+
+fn holds_outer_reference(plan: &LogicalPlan) -> bool {
+    let found = plan.apply_with_subqueries(|p| {
+        Ok(match p.contains_outer_reference() {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    });
+    matches!(found, Ok(TreeNodeRecursion::Stop))
+}
+
+fn subquery_of(expr: &Expr) -> Option<&Subquery> {
+    match expr {
+        Expr::ScalarSubquery(subquery) => Some(subquery),
+        Expr::Exists(e) => Some(&e.subquery),
+        Expr::InSubquery(e) => Some(&e.subquery),
+        Expr::SetComparison(e) => Some(&e.subquery),
+        _ => None,
+    }
+}
+
+/// Whether a subquery nested in `subquery` refers past it.
+fn deeply_correlated(subquery: &Subquery) -> bool {
+    let mut deep = false;
+    let mut visit = |_: &FieldRef, _: &Column, depth: usize| {
+        deep |= depth > 0;
+        Ok(None)
+    };
+    let plan = LogicalPlan::Subquery(subquery.clone());
+    rebind(plan, &mut Vec::new(), &mut visit).is_ok() && deep
+}
+
+/// Lateral joins DataFusion's optimizer would not decorrelate (its test,
+/// run ahead), as dependent joins before the optimizer sees them: left to
+/// it, the projection pruning drops the outer columns such a subquery
+/// refers to from a projection or a limit.
+#[derive(Debug, Default)]
+pub(crate) struct UndecorrelatedLateral;
+
+impl AnalyzerRule for UndecorrelatedLateral {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| match node {
+            LogicalPlan::Join(join) if !decorrelatable(&join)? => lateral(join),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "driftdb_undecorrelated_lateral"
+    }
+}
+
+/// Whether DataFusion's lateral decorrelation takes this join (or it is
+/// no lateral join at all).
+fn decorrelatable(join: &Join) -> Result<bool> {
+    let mut right = join.right.as_ref();
+    while let LogicalPlan::SubqueryAlias(alias) = right {
+        right = alias.input.as_ref();
+    }
+    let LogicalPlan::Subquery(subquery) = right else {
+        return Ok(true);
+    };
+    let mut pull_up = PullUpCorrelatedExpr::new().with_need_handle_count_bug(true);
+    subquery.subquery.as_ref().clone().rewrite(&mut pull_up)?;
+    Ok(pull_up.can_pull_up
+        && pull_up.pull_up_having_expr.is_none()
+        && !correlated_under_barrier(&subquery.subquery))
+}
+
+/// A join whose right side refers to its left (`LATERAL`) as a dependent join.
+fn lateral(join: Join) -> Result<Transformed<LogicalPlan>> {
+    let left = match join.join_type {
+        JoinType::Inner => false,
+        JoinType::Left => true,
+        _ => return Ok(Transformed::no(LogicalPlan::Join(join))),
+    };
+    if !join.on.is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Join(join)));
+    }
+    let bindings = outer_references(&join.right, join.left.schema())?;
+    if bindings.is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Join(join)));
+    }
+    let node = DependentJoin {
+        outer: Arc::unwrap_or_clone(join.left),
+        inner: Arc::unwrap_or_clone(join.right),
+        kind: ApplyKind::Lateral {
+            left,
+            filter: join.filter,
+        },
+        bindings,
+        schema: join.schema,
+    };
+    Ok(Transformed::yes(extension(node)))
+}
+
+fn extension(node: DependentJoin) -> LogicalPlan {
+    LogicalPlan::Extension(Extension {
+        node: Arc::new(node),
+    })
+}
+
+/// `node` (one input) with each subquery of its expressions computed by
+/// a scalar dependent join under it, and its output as before.
+fn scalar_applies(
+    node: LogicalPlan,
+    next: &mut usize,
+    chosen: &dyn Fn(&Expr) -> bool,
+) -> Result<Transformed<LogicalPlan>> {
+    let before = node.schema().clone();
+    let scope = merge_schema(&node.inputs());
+    let mut input = node.inputs()[0].clone();
+    let names = NamePreserver::new(&node);
+    let rewritten = node.map_expressions(|expr| {
+        let name = names.save(&expr);
+        let replaced = expr.transform_down(|e| {
+            if !chosen(&e) {
+                return Ok(Transformed::no(e));
+            }
+            // A predicate becomes counting scalar subqueries first.
+            let e = match e {
+                Expr::ScalarSubquery(_) => e,
+                other => super::subqueries::counted(other, &scope, true)?.data,
+            };
+            let lifted = e.transform_up(|e| match e {
+                Expr::ScalarSubquery(subquery) => {
+                    let (joined, column) = scalar_apply(input.clone(), subquery, next)?;
+                    input = joined;
+                    Ok(Transformed::yes(column))
+                }
+                other => Ok(Transformed::no(other)),
+            })?;
+            Ok(Transformed::new(lifted.data, true, TreeNodeRecursion::Jump))
+        })?;
+        Ok(replaced.update_data(|e| name.restore(e)))
+    })?;
+    if !rewritten.transformed {
+        return Ok(rewritten);
+    }
+    let node = rewritten.data;
+    let rebuilt = node.with_new_exprs(node.expressions(), vec![input])?;
+    Ok(Transformed::yes(keep_columns(rebuilt, &before)?))
+}
+
+/// `input` joined with `subquery`'s value, and the column holding it.
+fn scalar_apply(
+    input: LogicalPlan,
+    subquery: Subquery,
+    next: &mut usize,
+) -> Result<(LogicalPlan, Expr)> {
+    let inner = Arc::unwrap_or_clone(subquery.subquery);
+    let bindings = outer_references(&inner, input.schema())?;
+    let name = format!("__driftdb_apply_{next}");
+    *next += 1;
+    let data_type = match inner.schema().fields().first() {
+        Some(field) => field.data_type().clone(),
+        None => DataType::Null,
+    };
+    let value = DFSchema::from_unqualified_fields(
+        vec![Field::new(&name, data_type, true)].into(),
+        Default::default(),
+    )?;
+    let schema = Arc::new(input.schema().join(&value)?);
+    let node = DependentJoin {
+        outer: input,
+        inner,
+        kind: ApplyKind::Scalar,
+        bindings,
+        schema,
+    };
+    Ok((extension(node), Expr::Column(Column::from_name(name))))
+}
+
+/// `plan` under a projection back to `schema`'s columns when it gained
+/// some (a filter or sort passes its input's columns through).
+fn keep_columns(plan: LogicalPlan, schema: &DFSchemaRef) -> Result<LogicalPlan> {
+    if plan.schema().fields().len() == schema.fields().len() {
+        return Ok(plan);
+    }
+    let columns: Vec<Expr> = schema.columns().into_iter().map(Expr::Column).collect();
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
+}
+
+/// The outer columns `plan` refers to that `outer` provides, in order of
+/// first reference.
+fn outer_references(plan: &LogicalPlan, outer: &DFSchemaRef) -> Result<Vec<Column>> {
+    let mut found: Vec<Column> = Vec::new();
+    let mut visit = |_: &FieldRef, column: &Column, _: usize| {
+        if outer.has_column(column) && !found.contains(column) {
+            found.push(column.clone());
+        }
+        Ok(None)
+    };
+    rebind(plan.clone(), &mut Vec::new(), &mut visit)?;
+    Ok(found)
+}
+
+/// `inner` with `bindings` replaced by `values`, ready to plan on its own.
+pub(crate) fn bound(
+    inner: &LogicalPlan,
+    bindings: &[Column],
+    values: &[ScalarValue],
+) -> Result<LogicalPlan> {
+    let mut substitute = |field: &FieldRef, column: &Column, _: usize| {
+        let Some(i) = bindings.iter().position(|b| b == column) else {
+            return Ok(None);
+        };
+        let value = match values[i].data_type() == *field.data_type() {
+            true => values[i].clone(),
+            false => values[i].cast_to(field.data_type())?,
+        };
+        Ok(Some(Expr::Literal(value, None)))
+    };
+    let plan = rebind(inner.clone(), &mut Vec::new(), &mut substitute)?;
+    Ok(unwrap_subquery(plan))
+}
+
+/// A plan rooted in a `Subquery` node (a `LATERAL` right side) as the plan
+/// it wraps, under its alias.
+fn unwrap_subquery(plan: LogicalPlan) -> LogicalPlan {
+    match plan {
+        LogicalPlan::Subquery(subquery) => Arc::unwrap_or_clone(subquery.subquery),
+        LogicalPlan::SubqueryAlias(mut alias) => {
+            let input = unwrap_subquery(Arc::unwrap_or_clone(alias.input));
+            alias.input = Arc::new(input);
+            LogicalPlan::SubqueryAlias(alias)
+        }
+        other => other,
+    }
+}
+
+/// Called on each outer reference no enclosing scope inside the plan
+/// binds; `Some` replaces it.
+/// Also given how many subquery scopes inside the plan enclose it.
+type Rebinder<'a> = dyn FnMut(&FieldRef, &Column, usize) -> Result<Option<Expr>> + 'a;
+
+/// `plan` with its free outer references (those not bound by a scope
+/// inside it, listed in `shadow`) passed through `f`, nested subqueries
+/// included.
+fn rebind(
+    plan: LogicalPlan,
+    shadow: &mut Vec<DFSchemaRef>,
+    f: &mut Rebinder<'_>,
+) -> Result<LogicalPlan> {
+    if let LogicalPlan::Subquery(mut subquery) = plan {
+        let inner = rebind(Arc::unwrap_or_clone(subquery.subquery), shadow, f)?;
+        let mut kept = Vec::with_capacity(subquery.outer_ref_columns.len());
+        for reference in subquery.outer_ref_columns {
+            let replaced = match &reference {
+                Expr::OuterReferenceColumn(field, column) if !shadowed(shadow, column) => {
+                    f(field, column, shadow.len())?.is_some()
+                }
+                _ => false,
+            };
+            if !replaced {
+                kept.push(reference);
+            }
+        }
+        subquery.subquery = Arc::new(inner);
+        subquery.outer_ref_columns = kept;
+        return Ok(LogicalPlan::Subquery(subquery));
+    }
+    let scope = Arc::new(merge_schema(&plan.inputs()));
+    // A child rooted in a subquery (`LATERAL`) sees its siblings.
+    let plan = plan
+        .map_children(|child| {
+            let lateral = matches!(root_subquery(&child), Some(()));
+            if lateral {
+                shadow.push(scope.clone());
+            }
+            let rebound = rebind(child, shadow, f);
+            if lateral {
+                shadow.pop();
+            }
+            rebound.map(Transformed::yes)
+        })?
+        .data;
+    let plan = plan
+        .map_subqueries(|subquery| {
+            shadow.push(scope.clone());
+            let rebound = rebind(subquery, shadow, f);
+            shadow.pop();
+            rebound.map(Transformed::yes)
+        })?
+        .data;
+    plan.map_expressions(|expr| {
+        expr.transform_up(|e| match e {
+            Expr::OuterReferenceColumn(field, column) if !shadowed(shadow, &column) => {
+                match f(&field, &column, shadow.len())? {
+                    Some(replacement) => Ok(Transformed::yes(replacement)),
+                    None => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+                }
+            }
+            other => Ok(Transformed::no(other)),
+        })
+    })
+    .map(|t| t.data)
+}
+
+/// `expr` with the outer references its subqueries make to columns
+/// `rename` names renamed (a plan gaining an alias takes the references
+/// to it along).
+pub(super) fn rename_outer_references(
+    expr: Expr,
+    rename: &dyn Fn(&Column) -> Option<Column>,
+) -> Result<Expr> {
+    let mut renamed = |field: &FieldRef, column: &Column, _: usize| {
+        Ok(rename(column).map(|c| Expr::OuterReferenceColumn(field.clone(), c)))
+    };
+    let mut rename_subquery = |subquery: Subquery| -> Result<Subquery> {
+        let plan = LogicalPlan::Subquery(subquery);
+        match rebind(plan, &mut Vec::new(), &mut renamed)? {
+            LogicalPlan::Subquery(mut subquery) => {
+                subquery.outer_ref_columns = outer_columns(&subquery.subquery)?;
+                Ok(subquery)
+            }
+            _ => internal_err!("a subquery rebound into something else"),
+        }
+    };
+    expr.transform_down(|e| {
+        Ok(match e {
+            Expr::ScalarSubquery(s) => Transformed::yes(Expr::ScalarSubquery(rename_subquery(s)?)),
+            Expr::Exists(mut e) => {
+                e.subquery = rename_subquery(e.subquery)?;
+                Transformed::yes(Expr::Exists(e))
+            }
+            Expr::InSubquery(mut e) => {
+                e.subquery = rename_subquery(e.subquery)?;
+                Transformed::yes(Expr::InSubquery(e))
+            }
+            Expr::SetComparison(mut e) => {
+                e.subquery = rename_subquery(e.subquery)?;
+                Transformed::yes(Expr::SetComparison(e))
+            }
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+}
+
+/// The free outer references of `plan`, as a subquery lists them.
+fn outer_columns(plan: &LogicalPlan) -> Result<Vec<Expr>> {
+    let mut found: Vec<Expr> = Vec::new();
+    let mut visit = |field: &FieldRef, column: &Column, _: usize| {
+        let reference = Expr::OuterReferenceColumn(field.clone(), column.clone());
+        if !found.contains(&reference) {
+            found.push(reference);
+        }
+        Ok(None)
+    };
+    rebind(plan.clone(), &mut Vec::new(), &mut visit)?;
+    Ok(found)
+}
+
+fn root_subquery(plan: &LogicalPlan) -> Option<()> {
+    match plan {
+        LogicalPlan::Subquery(_) => Some(()),
+        LogicalPlan::SubqueryAlias(alias) => root_subquery(&alias.input),
+        _ => None,
+    }
+}
+
+fn shadowed(shadow: &[DFSchemaRef], column: &Column) -> bool {
+    shadow.iter().any(|scope| scope.has_column(column))
+}
