@@ -143,6 +143,16 @@ pub(crate) async fn merge_source(
 
 /// `SELECT * FROM tables [WHERE selection]` as a tree.
 fn select_all(from: Vec<TableWithJoins>, selection: Option<ast::Expr>) -> ast::Query {
+    let everything = vec![ast::SelectItem::Wildcard(Default::default())];
+    select_query(everything, from, selection)
+}
+
+/// `SELECT projection FROM from [WHERE selection]` as a tree.
+pub(crate) fn select_query(
+    projection: Vec<ast::SelectItem>,
+    from: Vec<TableWithJoins>,
+    selection: Option<ast::Expr>,
+) -> ast::Query {
     let select = ast::Select {
         select_token: ast::helpers::attached_token::AttachedToken::empty(),
         optimizer_hints: Vec::new(),
@@ -150,7 +160,7 @@ fn select_all(from: Vec<TableWithJoins>, selection: Option<ast::Expr>) -> ast::Q
         select_modifiers: None,
         top: None,
         top_before_distinct: false,
-        projection: vec![ast::SelectItem::Wildcard(Default::default())],
+        projection,
         exclude: None,
         into: None,
         from,

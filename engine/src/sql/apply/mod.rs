@@ -27,6 +27,7 @@
 mod exec;
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -98,6 +99,16 @@ impl UserDefinedLogicalNodeCore for DependentJoin {
 
     fn expressions(&self) -> Vec<Expr> {
         Vec::new()
+    }
+
+    /// A condition on outer columns alone may be applied below: each
+    /// outer row keeps or loses its joined rows as a whole.
+    fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
+        let outer = self.outer.schema().fields().len();
+        self.schema.fields()[outer..]
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -458,21 +469,20 @@ pub(crate) fn bound(
         Ok(Some(Expr::Literal(value, None)))
     };
     let plan = rebind(inner.clone(), &mut Vec::new(), &mut substitute)?;
-    Ok(unwrap_subquery(plan))
+    plain_laterals(plan)
 }
 
-/// A plan rooted in a `Subquery` node (a `LATERAL` right side) as the plan
-/// it wraps, under its alias.
-fn unwrap_subquery(plan: LogicalPlan) -> LogicalPlan {
-    match plan {
-        LogicalPlan::Subquery(subquery) => Arc::unwrap_or_clone(subquery.subquery),
-        LogicalPlan::SubqueryAlias(mut alias) => {
-            let input = unwrap_subquery(Arc::unwrap_or_clone(alias.input));
-            alias.input = Arc::new(input);
-            LogicalPlan::SubqueryAlias(alias)
+/// `plan` with each `LATERAL` subquery in it whose references are all
+/// bound now as the plain plan it wraps (the physical planner takes no
+/// `Subquery` node).
+fn plain_laterals(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| match node {
+        LogicalPlan::Subquery(subquery) if outer_columns(&subquery.subquery)?.is_empty() => {
+            Ok(Transformed::yes(Arc::unwrap_or_clone(subquery.subquery)))
         }
-        other => other,
-    }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
 }
 
 /// Called on each outer reference no enclosing scope inside the plan

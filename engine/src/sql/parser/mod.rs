@@ -322,6 +322,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             check_history_attached(statement, &history)?;
             history.ctes = cte_scopes(statement);
             typed_literals(statement);
+            set_returning::set_returning_in_from(statement);
         }
         statements.push(ParsedStatement {
             body,
@@ -405,6 +406,12 @@ fn typed_literals(statement: &mut ast::Statement) {
                 if let Some(text) = number_text(inner) {
                     **inner = ast::Expr::value(ast::Value::SingleQuotedString(text));
                 }
+            }
+            // `ARRAY[a.x]` does not see outer columns when DataFusion plans
+            // it (a lateral subquery's); the function it stands for does.
+            ast::Expr::Array(array) if !array.elem.is_empty() => {
+                let elems = std::mem::take(&mut array.elem);
+                *expr = set_returning::call("make_array", elems);
             }
             _ => {}
         }
@@ -1347,5 +1354,6 @@ impl LineStarts {
     }
 }
 
+mod set_returning;
 #[cfg(test)]
 mod tests;

@@ -86,6 +86,26 @@ SELECT a.id FROM d_a AS a WHERE EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = a.id 
 SELECT a.id FROM d_a AS a WHERE a.x IN (SELECT a_id FROM d_b WHERE d_b.v > a.y ORDER BY v LIMIT 1) ORDER BY a.id;
 -- case: same_name_three_levels
 SELECT d_a.id FROM d_a WHERE EXISTS (SELECT 1 FROM d_a AS m WHERE m.id = d_a.x AND EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = m.id AND d_b.v > d_a.y)) ORDER BY d_a.id;
+-- case: srf_in_from_implicit_lateral
+SELECT a.id, g FROM d_a AS a, generate_series(1, a.x) AS g WHERE a.x > 0 ORDER BY a.id, g;
+-- case: srf_in_from_lateral_keyword
+SELECT a.id, g.g FROM d_a AS a, LATERAL generate_series(a.x, 3) AS g WHERE a.x IS NOT NULL ORDER BY a.id, g.g;
+-- case: srf_left_join_empty
+SELECT a.id, g FROM d_a AS a LEFT JOIN generate_series(a.x, 1) AS g ON true WHERE a.id < 6 ORDER BY a.id, g;
+-- case: srf_step_column
+SELECT a.id, g FROM d_a AS a, generate_series(1, 9, a.x) AS g WHERE a.x > 2 ORDER BY a.id, g;
+-- case: srf_column_named_by_alias
+SELECT g FROM generate_series(1, 3) AS g ORDER BY g;
+-- case: srf_column_named_by_function
+SELECT * FROM generate_series(2, 4) ORDER BY 1;
+-- case: srf_column_list
+SELECT n FROM generate_series(1, 3) AS g(n) ORDER BY n;
+-- case: unnest_outer_array
+SELECT a.id, u FROM d_a AS a, unnest(ARRAY[a.x, a.id]) AS u WHERE a.id < 4 ORDER BY a.id, u;
+-- case: unnest_column_named_by_alias
+SELECT u FROM unnest(ARRAY[3, 1, 2]) AS u ORDER BY u;
+-- case: array_of_outer_columns_in_subquery
+SELECT a.id, (SELECT max(e) FROM unnest(ARRAY[a.x, a.id]) AS e) FROM d_a AS a ORDER BY a.id;
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat

@@ -1,0 +1,188 @@
+//! Set-returning functions in `FROM` as PostgreSQL reads them.
+//!
+//! - A function in `FROM` sees the items before it (PostgreSQL makes it
+//!   implicitly `LATERAL`): `FROM t, generate_series(1, t.n) AS g`.
+//!   DataFusion's table functions take constant arguments only, so a call
+//!   whose arguments name anything becomes a lateral derived table over
+//!   the scalar form, which the dependent join evaluates per row:
+//!   `LATERAL (SELECT unnest(generate_series(1, t.n)) AS g) AS g`.
+//! - Its one column is named by the alias (`FROM generate_series(1, 3) g`
+//!   has a column `g`), or after the function without one.
+//!
+//! Taken: `generate_series` and `unnest` of one array, without `WITH
+//! ORDINALITY` (left to DataFusion as written).
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    self, Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, SelectItem, Statement, TableAlias,
+    TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+};
+
+use crate::sql::plans::select_query;
+
+/// Rewrite every set-returning function in `statement`'s `FROM` lists.
+pub(super) fn set_returning_in_from(statement: &mut Statement) {
+    let _ = statement.visit(&mut InFrom);
+}
+
+struct InFrom;
+
+impl VisitorMut for InFrom {
+    type Break = ();
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        rewrite(factor);
+        ControlFlow::Continue(())
+    }
+}
+
+fn rewrite(factor: &mut TableFactor) {
+    let (function, args, alias) = match factor {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            with_ordinality: false,
+            ..
+        } if is_named(name, "generate_series") => {
+            let exprs = args.args.iter().filter_map(plain_expr).cloned().collect();
+            ("generate_series", exprs, alias)
+        }
+        TableFactor::Function {
+            name,
+            args,
+            alias,
+            with_ordinality: false,
+            ..
+        } if is_named(name, "generate_series") || is_named(name, "unnest") => {
+            let function = match is_named(name, "unnest") {
+                true => "unnest",
+                false => "generate_series",
+            };
+            let exprs: Vec<Expr> = args.iter().filter_map(plain_expr).cloned().collect();
+            if function == "unnest" && exprs.len() != 1 {
+                return;
+            }
+            (function, exprs, alias)
+        }
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } if array_exprs.len() == 1 => ("unnest", array_exprs.clone(), alias),
+        _ => return,
+    };
+    let column = column_name(alias.as_ref(), function);
+    let name = alias
+        .as_ref()
+        .map_or_else(|| Ident::new(function), |a| a.name.clone());
+    if !args.iter().any(names_something) {
+        *alias = Some(single_column(alias.take(), name, column));
+        return;
+    }
+    let call = match function {
+        "unnest" => args
+            .into_iter()
+            .next()
+            .unwrap_or(Expr::value(ast::Value::Null)),
+        _ => call(function, args),
+    };
+    let item = SelectItem::ExprWithAlias {
+        expr: call_of("unnest", call),
+        alias: column.clone(),
+    };
+    *factor = TableFactor::Derived {
+        lateral: true,
+        subquery: Box::new(select_query(vec![item], Vec::new(), None)),
+        alias: Some(single_column(None, name, column)),
+        sample: None,
+    };
+}
+
+fn is_named(name: &ObjectName, function: &str) -> bool {
+    matches!(&name.0[..], [part] if part.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case(function)))
+}
+
+fn plain_expr(arg: &FunctionArg) -> Option<&Expr> {
+    match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+        _ => None,
+    }
+}
+
+/// Whether `expr` names a column (of an earlier `FROM` item or an outer
+/// query); constants and parameters do not.
+fn names_something(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = ast::visit_expressions(expr, |e| {
+        found |= matches!(
+            e,
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Subquery(_)
+        );
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// The function's one column: the alias's column list, else the alias,
+/// else the function's name.
+fn column_name(alias: Option<&TableAlias>, function: &str) -> Ident {
+    match alias {
+        Some(alias) => match alias.columns.first() {
+            Some(column) => column.name.clone(),
+            None => alias.name.clone(),
+        },
+        None => Ident::new(function),
+    }
+}
+
+fn single_column(alias: Option<TableAlias>, name: Ident, column: Ident) -> TableAlias {
+    match alias {
+        Some(alias) if !alias.columns.is_empty() => alias,
+        Some(alias) => TableAlias {
+            columns: vec![TableAliasColumnDef {
+                name: column,
+                data_type: None,
+            }],
+            ..alias
+        },
+        None => TableAlias {
+            explicit: true,
+            name,
+            columns: vec![TableAliasColumnDef {
+                name: column,
+                data_type: None,
+            }],
+            at: None,
+        },
+    }
+}
+
+/// `function(args)` as a tree.
+pub(super) fn call(function: &str, args: Vec<Expr>) -> Expr {
+    let args = args
+        .into_iter()
+        .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+        .collect();
+    Expr::Function(ast::Function {
+        name: ObjectName::from(vec![Ident::new(function)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args,
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+fn call_of(function: &str, arg: Expr) -> Expr {
+    call(function, vec![arg])
+}
