@@ -109,6 +109,9 @@ pub enum Error {
     #[error("constraint \"{constraint}\" of relation \"{table}\" does not exist")]
     UnknownConstraint { table: String, constraint: String },
 
+    #[error("index \"{name}\" does not exist")]
+    UnknownIndex { name: String },
+
     #[error(
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
@@ -375,7 +378,7 @@ impl Error {
             Error::ForeignKeyMissing { .. } | Error::ForeignKeyReferenced { .. } => "23503",
             Error::InvalidForeignKey { .. } => "42830",
             Error::DependentObjects { .. } => "2BP01",
-            Error::UnknownConstraint { .. } => "42704",
+            Error::UnknownConstraint { .. } | Error::UnknownIndex { .. } => "42704",
             Error::ValueTooLong { .. } => "22001",
             Error::BadValue { .. } => "22P02",
             Error::ValueOutOfRange { .. } => "22003",

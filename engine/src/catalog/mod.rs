@@ -128,6 +128,9 @@ pub struct TableDef {
     /// (`name` is the current one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub former_names: Vec<FormerName>,
+    /// Secondary indexes (`CREATE INDEX`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
 }
 
 /// A name a table had until a rename.
@@ -180,6 +183,16 @@ impl RefAction {
 pub struct UniqueDef {
     pub name: String,
     /// Column ids, in key order.
+    pub columns: Vec<u32>,
+}
+
+/// A secondary index (`CREATE INDEX`): kept in the catalog under its
+/// name; DriftDB plans with primary keys, UNIQUE indexes and Parquet
+/// statistics and does not build it (see ARCHITECTURE.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    /// Column ids, in index order.
     pub columns: Vec<u32>,
 }
 
@@ -396,6 +409,14 @@ impl Catalog {
             .iter()
             .rev()
             .find(|s| s.name == name && s.exists_at(seq))
+    }
+
+    /// Whether a secondary index called `name` exists in snapshot `seq`
+    /// (index names share the namespace of tables, views and sequences).
+    pub fn index_at(&self, name: &str, seq: u64) -> bool {
+        self.tables
+            .iter()
+            .any(|t| t.exists_at(seq) && t.indexes.iter().any(|i| i.name == name))
     }
 }
 

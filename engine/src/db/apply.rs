@@ -143,6 +143,7 @@ pub(super) fn validate_concurrency(
             | Write::RenameTable { table_id, .. }
             | Write::SetChecks { table_id, .. }
             | Write::SetForeignKeys { table_id, .. }
+            | Write::SetIndexes { table_id, .. }
             | Write::Insert { table_id, .. } => *table_id,
             _ => continue,
         };
@@ -295,7 +296,8 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     .table_at(&def.name, latest)
                     .is_some_and(|t| !replaced(t.id));
                 let name_taken = state.catalog.view_at(&def.name, latest).is_some()
-                    || state.catalog.sequence_at(&def.name, latest).is_some();
+                    || state.catalog.sequence_at(&def.name, latest).is_some()
+                    || state.catalog.index_at(&def.name, latest);
                 if table_taken || name_taken {
                     return Err(Error::TableExists {
                         name: def.name.clone(),
@@ -319,6 +321,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 if catalog.table_at(name, latest).is_some()
                     || catalog.view_at(name, latest).is_some()
                     || catalog.sequence_at(name, latest).is_some()
+                    || catalog.index_at(name, latest)
                 {
                     return Err(Error::TableExists { name: name.clone() });
                 }
@@ -326,6 +329,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             Write::DropTable { table_id }
             | Write::SetChecks { table_id, .. }
             | Write::SetForeignKeys { table_id, .. }
+            | Write::SetIndexes { table_id, .. }
             | Write::SetUniques { table_id, .. } => {
                 if !created.contains_key(table_id) {
                     live_table(state, *table_id, latest)?;
@@ -333,6 +337,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             }
             Write::CreateView(view) => {
                 if state.catalog.table_at(&view.name, latest).is_some()
+                    || state.catalog.index_at(&view.name, latest)
                     || state.catalog.view_at(&view.name, latest).is_some()
                         && !writes
                             .writes
@@ -357,6 +362,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 if catalog
                     .sequence_at(&sequence.name, latest)
                     .is_some_and(|s| !replaced(s.id))
+                    || catalog.index_at(&sequence.name, latest)
                     || catalog.table_at(&sequence.name, latest).is_some()
                     || catalog.view_at(&sequence.name, latest).is_some()
                 {
@@ -535,6 +541,7 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
         Write::DropTable { table_id } => Op::DropTable { table_id },
         Write::RenameTable { table_id, name } => Op::RenameTable { table_id, name },
         Write::SetChecks { table_id, checks } => Op::SetChecks { table_id, checks },
+        Write::SetIndexes { table_id, indexes } => Op::SetIndexes { table_id, indexes },
         Write::SetForeignKeys {
             table_id,
             foreign_keys,
@@ -597,6 +604,7 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
             }
             Op::SetChecks { table_id, .. }
             | Op::SetForeignKeys { table_id, .. }
+            | Op::SetIndexes { table_id, .. }
             | Op::RenameTable { table_id, .. }
             | Op::SetColumns { table_id, .. }
             | Op::SetUniques { table_id, .. } => {
@@ -663,6 +671,9 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         }
         Op::SetChecks { table_id, checks } => {
             catalog_table_mut(catalog, *table_id)?.checks = checks.clone();
+        }
+        Op::SetIndexes { table_id, indexes } => {
+            catalog_table_mut(catalog, *table_id)?.indexes = indexes.clone();
         }
         Op::RenameTable { table_id, name } => {
             catalog_table_mut(catalog, *table_id)?.rename(name, seq);

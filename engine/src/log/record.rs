@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
+    CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, TableDef, UniqueDef, ViewDef,
 };
 use crate::error::{Error, Result};
 use crate::limits::LOG_FRAME_BYTES_MAX;
@@ -72,6 +72,11 @@ pub enum Op {
     SetForeignKeys {
         table_id: u64,
         foreign_keys: Vec<ForeignKeyDef>,
+    },
+    /// The table's secondary indexes from this commit on.
+    SetIndexes {
+        table_id: u64,
+        indexes: Vec<IndexDef>,
     },
     CreateSequence(SequenceDef),
     DropSequence {

@@ -263,6 +263,7 @@ fn table_def(
         uniques,
         foreign_keys: Vec::new(),
         former_names: Vec::new(),
+        indexes: Vec::new(),
     };
     for spec in foreign_key_specs {
         let fk = resolve_foreign_key(session, &table, spec)?;
@@ -292,7 +293,7 @@ fn constraint_name_taken(table: &TableDef, name: &str) -> bool {
 /// How the index of `uniques` (replacing `before.uniques`) is obtained: by
 /// keeping entries when constraints were only dropped, else by building it
 /// from every live row (23505 if two share a key).
-async fn unique_build(
+pub(super) async fn unique_build(
     session: &Session,
     altered: &TableDef,
     before: &TableDef,
@@ -310,7 +311,7 @@ async fn unique_build(
 }
 
 /// Existing UNIQUE constraints as (name, column names) specs.
-fn uniques_as_specs(
+pub(super) fn uniques_as_specs(
     columns: &[ColumnDef],
     uniques: &[UniqueDef],
 ) -> Vec<(Option<String>, Vec<String>)> {
@@ -341,7 +342,7 @@ fn index_column_names(columns: &[ast::IndexColumn]) -> Vec<String> {
 
 /// UNIQUE constraint definitions, named as PostgreSQL names them
 /// (`<table>_<col>[_<col>…]_key`, made unique against `taken` names).
-fn unique_defs(
+pub(super) fn unique_defs(
     table: &str,
     columns: &[ColumnDef],
     specs: Vec<(Option<String>, Vec<String>)>,
@@ -520,6 +521,7 @@ pub(crate) fn table_def_from_arrow(
         uniques: Vec::new(),
         foreign_keys: Vec::new(),
         former_names: Vec::new(),
+        indexes: Vec::new(),
     })
 }
 
@@ -563,6 +565,15 @@ pub(crate) async fn drop_objects(
     names: Vec<ObjectName>,
     cascade: bool,
 ) -> Result<StatementResult> {
+    if object_type == ObjectType::Index {
+        let mut writes = WriteSet::new("DROP INDEX");
+        super::index_ddl::drop_indexes(session, &names, if_exists, &mut writes).await?;
+        let outcome = match writes.is_empty() {
+            true => None,
+            false => session.commit(writes).await?,
+        };
+        return Ok(StatementResult::done("DROP INDEX", None, outcome));
+    }
     let (tag, mut writes) = match object_type {
         ObjectType::Table => ("DROP TABLE", WriteSet::new("DROP TABLE")),
         ObjectType::View => ("DROP VIEW", WriteSet::new("DROP VIEW")),
@@ -649,7 +660,7 @@ pub(crate) fn drop_dependent_foreign_keys(
 }
 
 /// Refuse to drop UNIQUE constraint `unique` of `def` while a FOREIGN KEY references it (2BP01).
-fn refuse_referenced_unique(
+pub(super) fn refuse_referenced_unique(
     session: &Session,
     def: &TableDef,
     unique: &crate::catalog::UniqueDef,
@@ -959,6 +970,7 @@ pub(crate) async fn alter_table(
         check_no_nulls(session, def, *id).await?;
     }
     let mut writes = WriteSet::new("ALTER TABLE");
+    let indexes = super::index_ddl::indexes_over(&def.indexes, &columns);
     if columns != def.columns() || next_column_id != def.next_column_id {
         writes.push(Write::SetColumns {
             table_id: def.id,
@@ -979,6 +991,12 @@ pub(crate) async fn alter_table(
         writes.push(Write::RenameTable {
             table_id: def.id,
             name: new,
+        });
+    }
+    if indexes != def.indexes {
+        writes.push(Write::SetIndexes {
+            table_id: def.id,
+            indexes,
         });
     }
     if checks != def.checks {

@@ -12,6 +12,7 @@ pub mod dialect;
 pub mod dml;
 pub mod expr_rules;
 mod foreign_keys;
+mod index_ddl;
 pub mod information_schema;
 pub mod ingest;
 mod merge;

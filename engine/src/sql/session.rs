@@ -468,9 +468,8 @@ impl Session {
                 Ok(Output::Done(self.set_as_of(values).await?))
             }
             Statement::ShowTables { .. } => Ok(Output::Done(self.show_tables(seq)?)),
-            Statement::CreateIndex(_) => Err(Error::unsupported(
-                "CREATE INDEX: DriftDB finds rows by primary key and UNIQUE constraints and skips \
-                 data by Parquet statistics; secondary indexes are not built",
+            Statement::CreateIndex(index) => Ok(Output::Done(
+                Box::pin(super::index_ddl::create_index(self, index)).await?,
             )),
             Statement::CreateSchema { .. } => Err(Error::unsupported(
                 "CREATE SCHEMA: every table lives in schema public",
@@ -1122,6 +1121,7 @@ fn is_write(statement: &Statement) -> bool {
             | Statement::AlterTable(_)
             | Statement::CreateView(_)
             | Statement::CreateSequence { .. }
+            | Statement::CreateIndex(_)
             | Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)

@@ -16,7 +16,7 @@ pub use view::{PROVISIONAL_ROWID_BASE, TxnView};
 use arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
-    CheckDef, ColumnDef, ForeignKeyDef, SequenceDef, TableDef, UniqueDef, ViewDef,
+    CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, TableDef, UniqueDef, ViewDef,
 };
 
 pub use crate::constraints::keys::{Key, KeyColumn, KeyHash, KeyIndex, PkKey};
@@ -54,6 +54,11 @@ pub enum Write {
     SetForeignKeys {
         table_id: u64,
         foreign_keys: Vec<ForeignKeyDef>,
+    },
+    /// The table's secondary indexes from this commit on.
+    SetIndexes {
+        table_id: u64,
+        indexes: Vec<IndexDef>,
     },
     CreateView(ViewDef),
     DropView {

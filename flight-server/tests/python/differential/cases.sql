@@ -488,6 +488,40 @@ SELECT count(*) FROM d_alt2;
 SELECT count(*) FROM d_alt;
 -- case: rename_to_taken_name
 ALTER TABLE d_alt2 RENAME TO d_a;
+-- case: create_index
+CREATE INDEX d_a_s_idx ON d_a (s);
+-- case: create_index_unnamed
+CREATE INDEX ON d_b (a_id, v);
+-- case: create_index_name_taken
+CREATE INDEX d_a_s_idx ON d_b (t);
+-- case: create_index_name_of_table
+CREATE INDEX d_b ON d_a (x);
+-- case: create_index_if_not_exists
+CREATE INDEX IF NOT EXISTS d_a_s_idx ON d_b (t);
+-- case: create_index_unknown_column
+CREATE INDEX d_bad_idx ON d_a (nosuch);
+-- case: create_index_unknown_table
+CREATE INDEX d_bad_idx ON d_nosuch (x);
+-- case: create_table_named_like_index
+CREATE TABLE d_a_s_idx (a INT);
+-- case: create_unique_index_duplicates
+CREATE UNIQUE INDEX d_a_s_key_idx ON d_a (s);
+-- case: create_unique_index
+CREATE UNIQUE INDEX d_a_id_x_idx ON d_a (id, x);
+-- case: unique_index_enforced
+INSERT INTO d_b VALUES (1, 1, 1, 'dup');
+-- case: drop_index_of_primary_key
+DROP INDEX d_a_pkey;
+-- case: drop_index
+DROP INDEX d_a_s_idx;
+-- case: drop_index_again
+DROP INDEX d_a_s_idx;
+-- case: drop_index_if_exists
+DROP INDEX IF EXISTS d_a_s_idx;
+-- case: drop_unique_index
+DROP INDEX d_a_id_x_idx;
+-- case: drop_generated_index_name
+DROP INDEX d_b_a_id_v_idx;
 -- case: create_schema
 CREATE SCHEMA d_schema;
 -- case: merge_target
