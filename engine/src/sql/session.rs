@@ -176,10 +176,12 @@ impl Session {
         let _ = state.register_function_rewrite(Arc::new(super::checked_arithmetic::WidenedSum));
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
+        // Before the rewrites below, which would decorrelate the middle of
+        // a two-level correlation and strand its deeper reference.
+        state.add_analyzer_rule(Arc::new(super::apply::UndecorrelatableSubqueries));
         state.add_analyzer_rule(Arc::new(super::subqueries::SubqueryPredicates));
         state.add_analyzer_rule(Arc::new(super::decorrelate::NonEqualityCorrelation));
         state.add_analyzer_rule(Arc::new(super::apply::UndecorrelatedLateral));
-        state.add_analyzer_rule(Arc::new(super::apply::UndecorrelatableSubqueries));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(
             CATALOG_NAME,

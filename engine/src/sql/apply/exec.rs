@@ -15,7 +15,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue, internal_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -67,6 +67,7 @@ impl ExtensionPlanner for ApplyPlanner {
             .map(|c| outer_schema.index_of_column(c))
             .collect::<Result<Vec<_>>>()?;
         let spec = ApplySpec {
+            volatile: volatile(&join.inner),
             inner: join.inner.clone(),
             bindings: join.bindings.clone(),
             binding_columns,
@@ -85,6 +86,9 @@ impl ExtensionPlanner for ApplyPlanner {
 /// What every partition of an [`ApplyExec`] shares.
 struct ApplySpec {
     inner: LogicalPlan,
+    /// The subquery calls a volatile function (`random()`, `nextval`):
+    /// evaluated for every outer row, never cached.
+    volatile: bool,
     bindings: Vec<datafusion::common::Column>,
     /// Where each binding is in the outer rows.
     binding_columns: Vec<usize>,
@@ -204,15 +208,22 @@ impl ExecutionPlan for ApplyExec {
 struct Applier {
     spec: Arc<ApplySpec>,
     context: Arc<TaskContext>,
-    cache: HashMap<Vec<ScalarValue>, Arc<Vec<ArrayRef>>>,
+    cache: HashMap<Vec<ScalarValue>, Arc<Rows>>,
     cached_bytes: usize,
     reservation: MemoryReservation,
+}
+
+/// The subquery's rows for one binding, a column each (kept apart from
+/// the columns, so a subquery with no columns still has rows).
+struct Rows {
+    columns: Vec<ArrayRef>,
+    rows: usize,
 }
 
 /// A batch's rows grouped by binding: each row's slot, and each slot's rows.
 struct Slots {
     of_row: Vec<usize>,
-    results: Vec<Arc<Vec<ArrayRef>>>,
+    results: Vec<Arc<Rows>>,
 }
 
 impl Applier {
@@ -264,8 +275,13 @@ impl Applier {
                 slots.of_row.push(slot);
                 continue;
             }
-            let rows = self.rows_for(&key).await?;
-            index.insert(key, slots.results.len());
+            let rows = match self.spec.volatile {
+                true => Arc::new(self.evaluate(&key).await?),
+                false => self.rows_for(&key).await?,
+            };
+            if !self.spec.volatile {
+                index.insert(key, slots.results.len());
+            }
             slots.of_row.push(slots.results.len());
             slots.results.push(rows);
         }
@@ -273,21 +289,17 @@ impl Applier {
     }
 
     /// The subquery's rows for one binding, from the cache or evaluated.
-    async fn rows_for(&mut self, key: &[ScalarValue]) -> Result<Arc<Vec<ArrayRef>>> {
+    async fn rows_for(&mut self, key: &[ScalarValue]) -> Result<Arc<Rows>> {
         if let Some(rows) = self.cache.get(key) {
             return Ok(rows.clone());
         }
-        let plan = bound(&self.spec.inner, &self.spec.bindings, key)?;
-        let state = &self.spec.state;
-        let plan = state.optimizer().optimize(plan, state, |_, _| {})?;
-        let physical = state
-            .query_planner()
-            .create_physical_plan(&plan, state)
-            .await?;
-        let schema = physical.schema();
-        let batches = collect(physical, self.context.clone()).await?;
-        let rows = Arc::new(columns_of(&schema, &batches)?);
-        let bytes: usize = rows.iter().map(|c| c.get_array_memory_size()).sum();
+        let rows = Arc::new(self.evaluate(key).await?);
+        let bytes: usize = rows
+            .columns
+            .iter()
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>()
+            + key.iter().map(ScalarValue::size).sum::<usize>();
         if self.cached_bytes + bytes > APPLY_CACHE_BYTES_MAX {
             self.cache.clear();
             self.reservation.free();
@@ -297,6 +309,23 @@ impl Applier {
         self.cached_bytes += bytes;
         self.cache.insert(key.to_vec(), rows.clone());
         Ok(rows)
+    }
+
+    /// The subquery planned and run with `key` in place of its references.
+    async fn evaluate(&self, key: &[ScalarValue]) -> Result<Rows> {
+        let plan = bound(&self.spec.inner, &self.spec.bindings, key)?;
+        let state = &self.spec.state;
+        let plan = state.optimizer().optimize(plan, state, |_, _| {})?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&plan, state)
+            .await?;
+        let schema = physical.schema();
+        let batches = collect(physical, self.context.clone()).await?;
+        Ok(Rows {
+            columns: columns_of(&schema, &batches)?,
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+        })
     }
 
     fn scalar(&self, batch: &RecordBatch, slots: &Slots, pool: &Pool) -> Result<RecordBatch> {
@@ -432,12 +461,12 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(results: &[Arc<Vec<ArrayRef>>], types: Vec<DataType>) -> Result<Self> {
+    fn new(results: &[Arc<Rows>], types: Vec<DataType>) -> Result<Self> {
         let mut start = Vec::with_capacity(results.len());
         let mut len = Vec::with_capacity(results.len());
         let mut total = 0u32;
         for rows in results {
-            let n = rows.first().map_or(0, |c| c.len()) as u32;
+            let n = rows.rows as u32;
             start.push(total);
             len.push(n);
             total += n;
@@ -446,7 +475,7 @@ impl Pool {
         for (i, data_type) in types.iter().enumerate() {
             let parts = results
                 .iter()
-                .map(|rows| match rows.get(i) {
+                .map(|rows| match rows.columns.get(i) {
                     Some(c) if c.data_type() == data_type => Ok(c.clone()),
                     Some(c) => cast(c.as_ref(), data_type),
                     None => Ok(datafusion::arrow::array::new_empty_array(data_type)),
@@ -464,6 +493,18 @@ impl Pool {
             len,
         })
     }
+}
+
+/// Whether `plan` calls a volatile function anywhere.
+fn volatile(plan: &LogicalPlan) -> bool {
+    let found = plan.apply_with_subqueries(|node| {
+        let volatile = node.expressions().iter().any(Expr::is_volatile);
+        Ok(match volatile {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    });
+    matches!(found, Ok(TreeNodeRecursion::Stop))
 }
 
 /// `batches` as one array per column.

@@ -30,17 +30,20 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, DFSchemaRef, Result, ScalarValue, internal_err};
+use datafusion::common::{
+    Column, DFSchema, DFSchemaRef, DataFusionError, Result, ScalarValue, internal_err,
+};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::logical_plan::check_subquery_expr;
-use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::utils::{conjunction, merge_schema};
 use datafusion::logical_expr::{
     Distinct, Expr, Extension, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Subquery,
     UserDefinedLogicalNodeCore,
@@ -162,11 +165,10 @@ impl QueryPlanner for DriftQueryPlanner {
 /// turned into a [`DependentJoin`]. Subqueries inside those are left to
 /// the planning of each binding.
 pub(crate) fn lift(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let mut next = 0usize;
     plan.transform_up(|node| match node {
         LogicalPlan::Join(join) => lateral(join),
         node if holds_subquery(&node) && node.inputs().len() == 1 => {
-            scalar_applies(node, &mut next, &|e| subquery_of(e).is_some())
+            scalar_applies(node, &|e| subquery_of(e).is_some())
         }
         other => Ok(Transformed::no(other)),
     })
@@ -204,7 +206,6 @@ pub(crate) struct UndecorrelatableSubqueries;
 
 impl AnalyzerRule for UndecorrelatableSubqueries {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        let mut next = 0usize;
         plan.transform_up_with_subqueries(|node| {
             if !holds_subquery(&node) || node.inputs().len() != 1 {
                 return Ok(Transformed::no(node));
@@ -216,7 +217,7 @@ impl AnalyzerRule for UndecorrelatableSubqueries {
                 .iter()
                 .any(|e| e.exists(|e| Ok(chosen(e))).unwrap_or(false));
             match any {
-                true => scalar_applies(node, &mut next, &chosen),
+                true => scalar_applies(node, &chosen),
                 false => Ok(Transformed::no(node)),
             }
         })
@@ -234,9 +235,14 @@ fn needs_apply(node: &LogicalPlan, expr: &Expr, subquery: &Subquery) -> bool {
     if !correlated {
         return false;
     }
+    // DataFusion decorrelates subqueries in projections and filters only.
+    let elsewhere = !matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Filter(_));
     let refused = matches!(subquery.subquery.schema().fields().len(), 1)
         && check_subquery_expr(node, &subquery.subquery, expr).is_err();
-    refused || deeply_correlated(subquery) || correlated_under_barrier(&subquery.subquery)
+    elsewhere
+        || refused
+        || deeply_correlated(subquery)
+        || correlated_under_barrier(&subquery.subquery)
 }
 
 /// Whether an outer reference sits under a node a correlated condition
@@ -253,6 +259,17 @@ fn correlated_under_barrier(plan: &LogicalPlan) -> bool {
     };
     plan.exists(|p| Ok(barrier(p) && holds_outer_reference(p)))
         .unwrap_or(false)
+}
+
+/// Whether `plan` filters the one row of an aggregate without `GROUP BY`
+/// (`HAVING`): decorrelated, the row would come back as the count bug's
+/// empty-group row (a lateral join would keep rows `HAVING` removes).
+fn filters_ungrouped_aggregate(plan: &LogicalPlan) -> bool {
+    plan.exists(|p| {
+        Ok(matches!(p, LogicalPlan::Filter(filter)
+            if matches!(filter.input.as_ref(), LogicalPlan::Aggregate(a) if a.group_expr.is_empty())))
+    })
+    .unwrap_or(false)
 }
 
 fn holds_outer_reference(plan: &LogicalPlan) -> bool {
@@ -321,7 +338,9 @@ fn decorrelatable(join: &Join) -> Result<bool> {
     subquery.subquery.as_ref().clone().rewrite(&mut pull_up)?;
     Ok(pull_up.can_pull_up
         && pull_up.pull_up_having_expr.is_none()
-        && !correlated_under_barrier(&subquery.subquery))
+        && !correlated_under_barrier(&subquery.subquery)
+        && !filters_ungrouped_aggregate(&subquery.subquery)
+        && !deeply_correlated(subquery))
 }
 
 /// A join whose right side refers to its left (`LATERAL`) as a dependent join.
@@ -331,27 +350,24 @@ fn lateral(join: Join) -> Result<Transformed<LogicalPlan>> {
         JoinType::Left => true,
         _ => return Ok(Transformed::no(LogicalPlan::Join(join))),
     };
-    if !join.on.is_empty() {
-        return Ok(Transformed::no(LogicalPlan::Join(join)));
-    }
     let bindings = outer_references(&join.right, join.left.schema())?;
     if bindings.is_empty() {
         return Ok(Transformed::no(LogicalPlan::Join(join)));
     }
+    // `USING` / `NATURAL` pairs are conditions like any other.
+    let pairs = join.on.into_iter().map(|(l, r)| l.eq(r));
+    let filter = conjunction(pairs.chain(join.filter));
     let node = DependentJoin {
         outer: Arc::unwrap_or_clone(join.left),
         inner: Arc::unwrap_or_clone(join.right),
-        kind: ApplyKind::Lateral {
-            left,
-            filter: join.filter,
-        },
+        kind: ApplyKind::Lateral { left, filter },
         bindings,
         schema: join.schema,
     };
-    Ok(Transformed::yes(extension(node)))
+    Ok(Transformed::yes(extension_plan(node)))
 }
 
-fn extension(node: DependentJoin) -> LogicalPlan {
+fn extension_plan(node: DependentJoin) -> LogicalPlan {
     LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     })
@@ -361,7 +377,6 @@ fn extension(node: DependentJoin) -> LogicalPlan {
 /// a scalar dependent join under it, and its output as before.
 fn scalar_applies(
     node: LogicalPlan,
-    next: &mut usize,
     chosen: &dyn Fn(&Expr) -> bool,
 ) -> Result<Transformed<LogicalPlan>> {
     let before = node.schema().clone();
@@ -381,7 +396,7 @@ fn scalar_applies(
             };
             let lifted = e.transform_up(|e| match e {
                 Expr::ScalarSubquery(subquery) => {
-                    let (joined, column) = scalar_apply(input.clone(), subquery, next)?;
+                    let (joined, column) = scalar_apply(input.clone(), subquery)?;
                     input = joined;
                     Ok(Transformed::yes(column))
                 }
@@ -400,15 +415,23 @@ fn scalar_applies(
 }
 
 /// `input` joined with `subquery`'s value, and the column holding it.
-fn scalar_apply(
-    input: LogicalPlan,
-    subquery: Subquery,
-    next: &mut usize,
-) -> Result<(LogicalPlan, Expr)> {
+fn scalar_apply(input: LogicalPlan, subquery: Subquery) -> Result<(LogicalPlan, Expr)> {
     let inner = Arc::unwrap_or_clone(subquery.subquery);
+    if inner.schema().fields().len() != 1 {
+        return Err(DataFusionError::External(Box::new(
+            crate::error::Error::Syntax {
+                message: "subquery must return only one column".into(),
+            },
+        )));
+    }
+    let (input, inner) = widened(input, inner)?;
     let bindings = outer_references(&inner, input.schema())?;
-    let name = format!("__driftdb_apply_{next}");
-    *next += 1;
+    // Unique across every rule and nesting level that names one.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "__driftdb_apply_{}",
+        NEXT.fetch_add(1, AtomicOrdering::Relaxed)
+    );
     let data_type = match inner.schema().fields().first() {
         Some(field) => field.data_type().clone(),
         None => DataType::Null,
@@ -425,7 +448,58 @@ fn scalar_apply(
         bindings,
         schema,
     };
-    Ok((extension(node), Expr::Column(Column::from_name(name))))
+    Ok((extension_plan(node), Expr::Column(Column::from_name(name))))
+}
+
+/// `input`, when it is a projection that drops columns `inner` refers to
+/// (`ORDER BY (SELECT … WHERE u.a = t.a)` with `t.a` not selected), with
+/// those columns added under names of their own (an alias in the select
+/// list may take theirs), and `inner` referring to them so; the caller
+/// projects them away again.
+fn widened(input: LogicalPlan, inner: LogicalPlan) -> Result<(LogicalPlan, LogicalPlan)> {
+    let LogicalPlan::Projection(projection) = &input else {
+        return Ok((input, inner));
+    };
+    let below = projection.input.schema();
+    let mut missing: Vec<Column> = Vec::new();
+    let mut visit = |_: &FieldRef, column: &Column, _: usize| {
+        if !input.schema().has_column(column)
+            && below.has_column(column)
+            && !missing.contains(column)
+        {
+            missing.push(column.clone());
+        }
+        Ok(None)
+    };
+    rebind(inner.clone(), &mut Vec::new(), &mut visit)?;
+    if missing.is_empty() {
+        return Ok((input, inner));
+    }
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let renamed: Vec<(Column, Column)> = missing
+        .into_iter()
+        .map(|c| {
+            let n = NEXT.fetch_add(1, AtomicOrdering::Relaxed);
+            (c, Column::from_name(format!("__driftdb_outer_{n}")))
+        })
+        .collect();
+    let mut exprs = projection.expr.clone();
+    exprs.extend(
+        renamed
+            .iter()
+            .map(|(c, r)| Expr::Column(c.clone()).alias(r.name.clone())),
+    );
+    let widened = LogicalPlanBuilder::from(projection.input.as_ref().clone())
+        .project(exprs)?
+        .build()?;
+    let mut rename = |field: &FieldRef, column: &Column, _: usize| {
+        Ok(renamed
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, r)| Expr::OuterReferenceColumn(field.clone(), r.clone())))
+    };
+    let inner = rebind(inner, &mut Vec::new(), &mut rename)?;
+    Ok((widened, inner))
 }
 
 /// `plan` under a projection back to `schema`'s columns when it gained
@@ -499,7 +573,11 @@ fn rebind(
     f: &mut Rebinder<'_>,
 ) -> Result<LogicalPlan> {
     if let LogicalPlan::Subquery(mut subquery) = plan {
-        let inner = rebind(Arc::unwrap_or_clone(subquery.subquery), shadow, f)?;
+        // A level of its own: its references reach past the plan holding it.
+        shadow.push(Arc::new(DFSchema::empty()));
+        let inner = rebind(Arc::unwrap_or_clone(subquery.subquery), shadow, f);
+        shadow.pop();
+        let inner = inner?;
         let mut kept = Vec::with_capacity(subquery.outer_ref_columns.len());
         for reference in subquery.outer_ref_columns {
             let replaced = match &reference {
@@ -517,12 +595,16 @@ fn rebind(
         return Ok(LogicalPlan::Subquery(subquery));
     }
     let scope = Arc::new(merge_schema(&plan.inputs()));
-    // A child rooted in a subquery (`LATERAL`) sees its siblings.
+    // A `LATERAL` child (rooted in a subquery) sees its left sibling.
+    let left = match &plan {
+        LogicalPlan::Join(join) => Some(join.left.schema().clone()),
+        _ => None,
+    };
     let plan = plan
         .map_children(|child| {
-            let lateral = matches!(root_subquery(&child), Some(()));
-            if lateral {
-                shadow.push(scope.clone());
+            let lateral = root_subquery(&child).is_some() && left.is_some();
+            if let (true, Some(left)) = (lateral, &left) {
+                shadow.push(left.clone());
             }
             let rebound = rebind(child, shadow, f);
             if lateral {
@@ -531,6 +613,23 @@ fn rebind(
             rebound.map(Transformed::yes)
         })?
         .data;
+    // A dependent join made by an earlier rule holds its subquery apart.
+    let plan = match plan {
+        LogicalPlan::Extension(extension) => {
+            match extension.node.as_any().downcast_ref::<DependentJoin>() {
+                Some(join) => {
+                    let mut join = join.clone();
+                    shadow.push(join.outer.schema().clone());
+                    let inner = rebind(join.inner, shadow, f);
+                    shadow.pop();
+                    join.inner = inner?;
+                    extension_plan(join)
+                }
+                None => LogicalPlan::Extension(extension),
+            }
+        }
+        other => other,
+    };
     let plan = plan
         .map_subqueries(|subquery| {
             shadow.push(scope.clone());
@@ -539,8 +638,11 @@ fn rebind(
             rebound.map(Transformed::yes)
         })?
         .data;
+    // Names stay as they were, so the plan's schema does too.
+    let names = NamePreserver::new(&plan);
     plan.map_expressions(|expr| {
-        expr.transform_up(|e| match e {
+        let name = names.save(&expr);
+        let rebound = expr.transform_up(|e| match e {
             Expr::OuterReferenceColumn(field, column) if !shadowed(shadow, &column) => {
                 match f(&field, &column, shadow.len())? {
                     Some(replacement) => Ok(Transformed::yes(replacement)),
@@ -548,7 +650,8 @@ fn rebind(
                 }
             }
             other => Ok(Transformed::no(other)),
-        })
+        })?;
+        Ok(rebound.update_data(|e| name.restore(e)))
     })
     .map(|t| t.data)
 }

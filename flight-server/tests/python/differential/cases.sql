@@ -106,6 +106,26 @@ SELECT a.id, u FROM d_a AS a, unnest(ARRAY[a.x, a.id]) AS u WHERE a.id < 4 ORDER
 SELECT u FROM unnest(ARRAY[3, 1, 2]) AS u ORDER BY u;
 -- case: array_of_outer_columns_in_subquery
 SELECT a.id, (SELECT max(e) FROM unnest(ARRAY[a.x, a.id]) AS e) FROM d_a AS a ORDER BY a.id;
+-- case: lateral_having_ungrouped
+SELECT a.id, x.n FROM d_a AS a, LATERAL (SELECT count(*) AS n FROM d_b WHERE d_b.a_id = a.id HAVING count(*) > 1) AS x ORDER BY a.id;
+-- case: lateral_no_columns
+SELECT a.id FROM d_a AS a, LATERAL (SELECT FROM d_b WHERE d_b.a_id = a.id LIMIT 1) AS x ORDER BY a.id;
+-- case: lateral_using
+SELECT a.id, x.v FROM d_a AS a LEFT JOIN LATERAL (SELECT d_b.id, d_b.v FROM d_b WHERE d_b.a_id >= a.x ORDER BY d_b.v LIMIT 2) AS x USING (id) ORDER BY a.id, x.v;
+-- case: lateral_nested_two_levels
+SELECT a.id, x.v, x.t FROM d_a AS a, LATERAL (SELECT b.v, y.t FROM d_b AS b, LATERAL (SELECT c.t FROM d_b AS c WHERE c.a_id = b.a_id AND c.v >= a.x ORDER BY c.t LIMIT 1) AS y WHERE b.a_id <= a.id) AS x WHERE a.id < 5 ORDER BY 1, 2, 3;
+-- case: scalar_subquery_of_outer_column
+SELECT a.id, (SELECT a.x + 1) AS next FROM d_a AS a ORDER BY a.id;
+-- case: order_by_correlated_subquery
+SELECT a.id FROM d_a AS a ORDER BY (SELECT max(v) FROM d_b WHERE d_b.a_id = a.id) NULLS FIRST, a.id;
+-- case: order_by_correlated_exists
+SELECT a.id FROM d_a AS a ORDER BY EXISTS (SELECT 1 FROM d_b WHERE d_b.a_id = a.id LIMIT 1), a.id;
+-- case: filter_on_outer_column_before_subquery
+SELECT s.id, s.v FROM (SELECT a.id, (SELECT v FROM d_b WHERE d_b.a_id = a.id) AS v FROM d_a AS a) AS s WHERE s.id = 4;
+-- case: apply_sequence_setup
+CREATE SEQUENCE d_apply_seq;
+-- case: lateral_volatile_per_row
+SELECT count(DISTINCT x.n), count(*) FROM d_a AS a, LATERAL (SELECT nextval('d_apply_seq') + 0 * a.x AS n LIMIT 1) AS x WHERE a.x IS NOT NULL;
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat
