@@ -184,19 +184,36 @@ impl ExecutionPlan for ApplyExec {
             MemoryConsumer::new(format!("ApplyExec[{partition}]")).register(context.memory_pool());
         let applier = Applier {
             spec: self.spec.clone(),
-            context,
+            context: context.clone(),
             cache: HashMap::new(),
             cached_bytes: 0,
             reservation,
         };
-        let stream = futures::stream::unfold((outer, applier), |(mut outer, mut applier)| async {
-            let batch = outer.next().await?;
-            let out = match batch {
-                Ok(batch) => applier.apply(&batch).await,
-                Err(e) => Err(e),
-            };
-            Some((out, (outer, applier)))
-        });
+        let rows_max = context.session_config().batch_size().max(1);
+        let state = (outer, applier, None::<Pending>);
+        let stream = futures::stream::unfold(
+            state,
+            move |(mut outer, mut applier, mut pending)| async move {
+                loop {
+                    if let Some(mut p) = pending.take() {
+                        match applier.next_piece(&mut p, rows_max) {
+                            Ok(Some(piece)) => return Some((Ok(piece), (outer, applier, Some(p)))),
+                            Ok(None) => {}
+                            Err(e) => return Some((Err(e), (outer, applier, None))),
+                        }
+                    }
+                    let started = match outer.next().await? {
+                        Ok(batch) => applier.start(batch).await,
+                        Err(e) => Err(e),
+                    };
+                    match started {
+                        Ok(Started::Done(out)) => return Some((Ok(out), (outer, applier, None))),
+                        Ok(Started::Pending(p)) => pending = Some(p),
+                        Err(e) => return Some((Err(e), (outer, applier, None))),
+                    }
+                }
+            },
+        );
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.spec.schema.clone(),
             stream,
@@ -220,6 +237,49 @@ struct Rows {
     rows: usize,
 }
 
+/// What starting on an outer batch gives.
+enum Started {
+    Done(RecordBatch),
+    Pending(Pending),
+}
+
+/// An outer batch a lateral join is part way through: the next pair is
+/// inner row `within` of outer row `row`.
+struct Pending {
+    batch: RecordBatch,
+    slots: Slots,
+    pool: Pool,
+    row: usize,
+    within: u32,
+    /// Outer rows that kept a pair so far.
+    matched: Vec<bool>,
+    /// The NULL-extended rows (`LEFT`) have been given.
+    extended: bool,
+}
+
+impl Pending {
+    /// Up to `rows_max` more (outer row, inner row) pairs.
+    fn next_pairs(&mut self, rows_max: usize) -> (Vec<u32>, Vec<Option<u32>>) {
+        let mut outer_rows = Vec::new();
+        let mut inner_rows = Vec::new();
+        while self.row < self.slots.of_row.len() && outer_rows.len() < rows_max {
+            let slot = self.slots.of_row[self.row];
+            let len = self.pool.len[slot];
+            let take = (len - self.within).min((rows_max - outer_rows.len()) as u32);
+            for i in self.within..self.within + take {
+                outer_rows.push(self.row as u32);
+                inner_rows.push(Some(self.pool.start[slot] + i));
+            }
+            self.within += take;
+            if self.within == len {
+                self.row += 1;
+                self.within = 0;
+            }
+        }
+        (outer_rows, inner_rows)
+    }
+}
+
 /// A batch's rows grouped by binding: each row's slot, and each slot's rows.
 struct Slots {
     of_row: Vec<usize>,
@@ -227,13 +287,24 @@ struct Slots {
 }
 
 impl Applier {
-    async fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let slots = self.slots(batch).await?;
+    /// Start on an outer batch: a scalar join's whole output, or a lateral
+    /// join's output still to be cut into pieces.
+    async fn start(&mut self, batch: RecordBatch) -> Result<Started> {
+        let slots = self.slots(&batch).await?;
         let pool = Pool::new(&slots.results, self.inner_types())?;
-        match &self.spec.kind {
-            ApplyKind::Scalar => self.scalar(batch, &slots, &pool),
-            ApplyKind::Lateral { left, .. } => self.lateral(batch, &slots, &pool, *left),
+        if let ApplyKind::Scalar = self.spec.kind {
+            return Ok(Started::Done(self.scalar(&batch, &slots, &pool)?));
         }
+        let matched = vec![false; batch.num_rows()];
+        Ok(Started::Pending(Pending {
+            batch,
+            slots,
+            pool,
+            row: 0,
+            within: 0,
+            matched,
+            extended: false,
+        }))
     }
 
     /// The inner columns' types in the output.
@@ -350,86 +421,50 @@ impl Applier {
         Ok(RecordBatch::try_new(self.spec.schema.clone(), columns)?)
     }
 
-    fn lateral(
-        &self,
-        batch: &RecordBatch,
-        slots: &Slots,
-        pool: &Pool,
-        left: bool,
-    ) -> Result<RecordBatch> {
-        let mut outer_rows = Vec::new();
-        let mut inner_rows = Vec::new();
-        for (row, &slot) in slots.of_row.iter().enumerate() {
-            for i in 0..pool.len[slot] {
-                outer_rows.push(row as u32);
-                inner_rows.push(Some(pool.start[slot] + i));
+    /// The next piece of a lateral join's output for `p`, at most
+    /// `rows_max` pairs before the `ON` condition; `None` when done. Kept
+    /// pairs come in outer order; with `LEFT`, the outer rows that kept
+    /// none follow, once each with NULLs.
+    fn next_piece(&self, p: &mut Pending, rows_max: usize) -> Result<Option<RecordBatch>> {
+        let left = matches!(self.spec.kind, ApplyKind::Lateral { left: true, .. });
+        while p.row < p.slots.of_row.len() {
+            let (outer_rows, inner_rows) = p.next_pairs(rows_max);
+            let joined = self.joined(&p.batch, &p.pool, &outer_rows, inner_rows)?;
+            let (joined, kept_rows) = match &self.spec.filter {
+                Some(condition) => {
+                    let keep = condition.evaluate(&joined)?.into_array(joined.num_rows())?;
+                    let Some(keep) = keep.as_any().downcast_ref::<BooleanArray>() else {
+                        return internal_err!("a lateral join condition that is not boolean");
+                    };
+                    let rows = filter(&UInt32Array::from(outer_rows), keep)?;
+                    let rows = rows
+                        .as_any()
+                        .downcast_ref::<UInt32Array>()
+                        .map(|a| a.values().to_vec())
+                        .unwrap_or_default();
+                    (filter_record_batch(&joined, keep)?, rows)
+                }
+                None => (joined, outer_rows),
+            };
+            for row in kept_rows {
+                p.matched[row as usize] = true;
+            }
+            if joined.num_rows() > 0 {
+                return Ok(Some(joined));
             }
         }
-        let joined = self.joined(batch, pool, &outer_rows, inner_rows)?;
-        let joined = match &self.spec.filter {
-            Some(condition) => {
-                let keep = condition.evaluate(&joined)?.into_array(joined.num_rows())?;
-                let Some(keep) = keep.as_any().downcast_ref::<BooleanArray>() else {
-                    return internal_err!("a lateral join condition that is not boolean");
-                };
-                let kept = filter_record_batch(&joined, keep)?;
-                let rows = filter(&UInt32Array::from(outer_rows), keep)?;
-                outer_rows = rows
-                    .as_any()
-                    .downcast_ref::<UInt32Array>()
-                    .map(|a| a.values().to_vec())
-                    .unwrap_or_default();
-                kept
-            }
-            None => joined,
-        };
-        if !left {
-            return Ok(joined);
+        if !left || p.extended {
+            return Ok(None);
         }
-        self.null_extended(batch, pool, joined, &outer_rows)
-    }
-
-    /// `joined` (kept pairs, in outer order) with each outer row that kept
-    /// none added once with NULLs, in outer order.
-    fn null_extended(
-        &self,
-        batch: &RecordBatch,
-        pool: &Pool,
-        joined: RecordBatch,
-        kept_rows: &[u32],
-    ) -> Result<RecordBatch> {
-        let mut picks: Vec<u32> = Vec::new();
-        let mut outer_rows = Vec::new();
-        let mut inner_rows = Vec::new();
-        let mut k = 0usize;
-        for row in 0..batch.num_rows() as u32 {
-            let first = k;
-            while k < kept_rows.len() && kept_rows[k] == row {
-                picks.push(k as u32);
-                k += 1;
-            }
-            if k == first {
-                picks.push((kept_rows.len() + outer_rows.len()) as u32);
-                outer_rows.push(row);
-                inner_rows.push(None);
-            }
+        p.extended = true;
+        let unmatched: Vec<u32> = (0..p.matched.len() as u32)
+            .filter(|&r| !p.matched[r as usize])
+            .collect();
+        if unmatched.is_empty() {
+            return Ok(None);
         }
-        if outer_rows.is_empty() {
-            return Ok(joined);
-        }
-        let unmatched = self.joined(batch, pool, &outer_rows, inner_rows)?;
-        let both: Vec<ArrayRef> = joined
-            .columns()
-            .iter()
-            .zip(unmatched.columns())
-            .map(|(a, b)| concat(&[a.as_ref(), b.as_ref()]))
-            .collect::<std::result::Result<_, _>>()?;
-        let picks = UInt32Array::from(picks);
-        let columns = both
-            .iter()
-            .map(|c| take(c.as_ref(), &picks, None))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(self.spec.schema.clone(), columns)?)
+        let nulls = vec![None; unmatched.len()];
+        Ok(Some(self.joined(&p.batch, &p.pool, &unmatched, nulls)?))
     }
 
     /// Outer rows beside inner rows (`None`: NULLs), pairwise.
