@@ -934,3 +934,45 @@ async fn a_null_among_parameter_sets_into_a_not_null_column_is_23502() {
     assert!(err.to_string().contains("name"), "{err}");
     assert_eq!(count(&mut session, "SELECT count(*) FROM users").await, 3);
 }
+
+/// The plan text of `EXPLAIN sql`.
+async fn explained(session: &mut Session, sql: &str) -> String {
+    let result = session
+        .execute_one(&format!("EXPLAIN {sql}"))
+        .await
+        .expect(sql);
+    let rows = driftdb_engine::sql::rows_as_text(&result.batches).expect("render");
+    rows.into_iter().flatten().collect::<Vec<_>>().join("\n")
+}
+
+/// Correlated subqueries DataFusion decorrelates stay joins; only what it
+/// cannot plan, or would answer wrong, becomes a dependent join (which
+/// plans its subquery once per binding, far slower for common shapes).
+#[tokio::test]
+async fn only_undecorrelatable_subqueries_become_dependent_joins() {
+    let (_db, mut session) = users().await;
+    session
+        .execute("CREATE TABLE orders (id INT PRIMARY KEY, user_id INT, total INT)")
+        .await
+        .expect("orders");
+    let decorrelated = [
+        "SELECT id FROM users WHERE EXISTS (SELECT 1 FROM orders WHERE orders.user_id = users.id)",
+        "SELECT id FROM users WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = users.id AND o.id <> users.id)",
+        "SELECT id, (SELECT max(total) FROM orders WHERE orders.user_id = users.id) FROM users",
+        "SELECT id FROM users WHERE id IN (SELECT user_id FROM orders WHERE total > 10)",
+        "SELECT id, (SELECT count(*) FROM orders o WHERE o.total < users.id) FROM users",
+        "SELECT id FROM users WHERE id > (SELECT avg(total) FROM orders)",
+    ];
+    for sql in decorrelated {
+        let plan = explained(&mut session, sql).await;
+        assert!(!plan.contains("DependentJoin"), "{sql}\n{plan}");
+    }
+    let applied = [
+        "SELECT u.id, o.total FROM users u, LATERAL (SELECT total FROM orders WHERE orders.user_id = u.id ORDER BY total LIMIT 1) o",
+        "SELECT id, (SELECT total FROM orders WHERE orders.user_id = users.id) FROM users",
+    ];
+    for sql in applied {
+        let plan = explained(&mut session, sql).await;
+        assert!(plan.contains("DependentJoin"), "{sql}\n{plan}");
+    }
+}

@@ -168,7 +168,8 @@ pub(crate) fn lift(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up(|node| match node {
         LogicalPlan::Join(join) => lateral(join),
         node if holds_subquery(&node) && node.inputs().len() == 1 => {
-            scalar_applies(node, &|e| subquery_of(e).is_some())
+            // DataFusion runs the uncorrelated ones itself.
+            scalar_applies(node, &|e| subquery_of(e).is_some_and(correlated))
         }
         other => Ok(Transformed::no(other)),
     })
@@ -229,10 +230,14 @@ impl AnalyzerRule for UndecorrelatableSubqueries {
     }
 }
 
+/// Whether `subquery` refers to a query around it.
+fn correlated(subquery: &Subquery) -> bool {
+    !subquery.outer_ref_columns.is_empty()
+        || outer_columns(&subquery.subquery).is_ok_and(|c| !c.is_empty())
+}
+
 fn needs_apply(node: &LogicalPlan, expr: &Expr, subquery: &Subquery) -> bool {
-    let correlated = !subquery.outer_ref_columns.is_empty()
-        || outer_columns(&subquery.subquery).is_ok_and(|c| !c.is_empty());
-    if !correlated {
+    if !correlated(subquery) {
         return false;
     }
     // DataFusion decorrelates subqueries in projections and filters only.
@@ -299,7 +304,7 @@ fn deeply_correlated(subquery: &Subquery) -> bool {
         deep |= depth > 0;
         Ok(None)
     };
-    let plan = LogicalPlan::Subquery(subquery.clone());
+    let plan = subquery.subquery.as_ref().clone();
     rebind(plan, &mut Vec::new(), &mut visit).is_ok() && deep
 }
 
