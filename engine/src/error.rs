@@ -112,6 +112,9 @@ pub enum Error {
     #[error("index \"{name}\" does not exist")]
     UnknownIndex { name: String },
 
+    #[error("column reference \"{name}\" is ambiguous")]
+    AmbiguousColumn { name: String },
+
     #[error(
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
@@ -284,7 +287,35 @@ impl From<DataFusionError> for Error {
 /// A DataFusion error, unless it carries a damaged data file somewhere in
 /// its chain of sources (a read through the verifying object store wrapped
 /// in Parquet and Arrow errors): then that, so it keeps its SQLSTATE.
+/// The name of a column reference that is not found because two columns
+/// of a derived table share it (each under an internal alias, see
+/// `sql::output_names`): PostgreSQL's ambiguous reference.
+fn ambiguous_reference(err: &DataFusionError) -> Option<String> {
+    match err {
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound {
+                field,
+                valid_fields,
+            } => {
+                let sharing = valid_fields
+                    .iter()
+                    .filter(|c| crate::sql::output_names::public_name(&c.name) == field.name)
+                    .count();
+                (sharing > 1).then(|| field.name.clone())
+            }
+            _ => None,
+        },
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            ambiguous_reference(inner)
+        }
+        _ => None,
+    }
+}
+
 fn datafusion_error(err: DataFusionError) -> Error {
+    if let Some(name) = ambiguous_reference(&err) {
+        return Error::AmbiguousColumn { name };
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(current) = source {
         if let Some(Error::CorruptFile { file, detail }) = current.downcast_ref::<Error>() {
@@ -379,6 +410,7 @@ impl Error {
             Error::InvalidForeignKey { .. } => "42830",
             Error::DependentObjects { .. } => "2BP01",
             Error::UnknownConstraint { .. } | Error::UnknownIndex { .. } => "42704",
+            Error::AmbiguousColumn { .. } => "42702",
             Error::ValueTooLong { .. } => "22001",
             Error::BadValue { .. } => "22P02",
             Error::ValueOutOfRange { .. } => "22003",
@@ -463,6 +495,7 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
         DataFusionError::Plan(msg) if msg.contains("not found") => "42P01",
         // `SHOW nosuch`: PostgreSQL's unrecognized configuration parameter.
         DataFusionError::Plan(msg) if msg.contains("is not a variable") => "42704",
+        DataFusionError::SchemaError(..) if ambiguous_reference(err).is_some() => "42702",
         DataFusionError::SchemaError(e, _)
             if matches!(
                 e.as_ref(),
@@ -471,7 +504,8 @@ fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
         {
             "42703"
         }
-        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => "42000",
+        DataFusionError::SchemaError(..) => "42000",
+        DataFusionError::Plan(_) => "42000",
         DataFusionError::ArrowError(e, _) => arrow_sqlstate(e),
         // DataFusion names this case only in its message.
         DataFusionError::Execution(msg) if msg.contains("subquery returned more than one row") => {

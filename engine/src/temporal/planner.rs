@@ -59,6 +59,15 @@ impl RelationPlanner for TemporalPlanner {
         relation: TableFactor,
         context: &mut dyn RelationPlannerContext,
     ) -> Result<RelationPlanning> {
+        if let TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias),
+            sample: None,
+        } = &relation
+        {
+            return plan_derived(subquery, alias, context);
+        }
         let TableFactor::Table {
             name,
             alias,
@@ -422,6 +431,47 @@ fn plan_view(
     let plan = context.plan(derived);
     snapshot.set_history(statement_history);
     let plan = rename_columns(plan?, &qualifier, &renamed)?;
+    Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+        plan, None,
+    ))))
+}
+
+/// A derived table `(query) AS alias [(columns)]`, its columns named as
+/// PostgreSQL names them: two columns of one name (`SELECT *` over a join
+/// of tables that share a column name) keep that name, and a reference
+/// to it is ambiguous (42702). DataFusion would rename the second
+/// (`id:1`) and let `id` mean the first: a wrong answer without an error.
+/// Repeated names get internal aliases ([`MARK`](crate::sql::output_names::MARK)),
+/// cut back to the name as rows leave.
+fn plan_derived(
+    subquery: &ast::Query,
+    alias: &TableAlias,
+    context: &mut dyn RelationPlannerContext,
+) -> Result<RelationPlanning> {
+    let unaliased = TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(subquery.clone()),
+        alias: None,
+        sample: None,
+    };
+    let plan = context.plan(unaliased)?;
+    let qualifier = TableReference::bare(crate::sql::ddl::normalize_ident(&alias.name));
+    let mut names: Vec<String> = alias
+        .columns
+        .iter()
+        .map(|c| crate::sql::ddl::normalize_ident(&c.name))
+        .collect();
+    let fields = plan.schema().fields();
+    for (i, field) in fields.iter().enumerate().skip(names.len()) {
+        let name = field.name();
+        let repeated = fields.iter().filter(|f| f.name() == name).count() > 1;
+        names.push(match repeated {
+            true => format!("{name}{}{i}", crate::sql::output_names::MARK),
+            false => name.clone(),
+        });
+    }
+    let plan = rename_columns(plan, &qualifier, &names)?;
+    let plan = LogicalPlanBuilder::from(plan).alias(qualifier)?.build()?;
     Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
         plan, None,
     ))))

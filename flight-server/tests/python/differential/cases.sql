@@ -126,6 +126,18 @@ SELECT s.id, s.v FROM (SELECT a.id, (SELECT v FROM d_b WHERE d_b.a_id = a.id) AS
 CREATE SEQUENCE d_apply_seq;
 -- case: lateral_volatile_per_row
 SELECT count(DISTINCT x.n), count(*) FROM d_a AS a, LATERAL (SELECT nextval('d_apply_seq') + 0 * a.x AS n LIMIT 1) AS x WHERE a.x IS NOT NULL;
+-- case: derived_join_wildcard_ambiguous
+SELECT id FROM (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS s;
+-- case: derived_join_wildcard_qualified_ambiguous
+SELECT q.id FROM (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS q;
+-- case: derived_join_wildcard_names
+SELECT * FROM (SELECT d_a.id, d_b.id FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS s ORDER BY 1, 2;
+-- case: derived_join_wildcard_other_column
+SELECT s.x, s.v FROM (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS s ORDER BY 1, 2;
+-- case: derived_repeated_explicit_ambiguous
+SELECT id FROM (SELECT d_a.id, d_b.id FROM d_a, d_b) AS s;
+-- case: derived_column_list_resolves_repeat
+SELECT i1, i2 FROM (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS s (i1, x1, y1, s1, b1, n1, i2) ORDER BY 1, 2;
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat
