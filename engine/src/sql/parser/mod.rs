@@ -323,6 +323,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             history.ctes = cte_scopes(statement);
             typed_literals(statement);
             set_returning::set_returning_in_from(statement);
+            cte_columns::cte_column_lists(statement);
         }
         statements.push(ParsedStatement {
             body,
@@ -1354,6 +1355,7 @@ impl LineStarts {
     }
 }
 
+mod cte_columns;
 mod set_returning;
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,14 @@ SELECT s.x, s.v FROM (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS s ORDE
 SELECT id FROM (SELECT d_a.id, d_b.id FROM d_a, d_b) AS s;
 -- case: derived_column_list_resolves_repeat
 SELECT i1, i2 FROM (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) AS s (i1, x1, y1, s1, b1, n1, i2) ORDER BY 1, 2;
+-- case: cte_column_list_shorter
+WITH s (a) AS (SELECT id, x FROM d_a WHERE id < 3) SELECT * FROM s ORDER BY a;
+-- case: cte_column_list_used
+WITH s (k, total) AS (SELECT a_id, sum(v) FROM d_b GROUP BY a_id) SELECT k, total FROM s WHERE k IS NOT NULL ORDER BY k;
+-- case: values_alias_list_shorter
+SELECT * FROM (VALUES (1, 2), (3, 4)) AS v (a) ORDER BY a;
+-- case: cte_column_list_longer
+WITH s (a, b, c) AS (SELECT 1, 2) SELECT * FROM s;
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat
