@@ -53,7 +53,7 @@ impl VisitorMut for Lists {
                 joins: Vec::new(),
             }];
             let everything = vec![SelectItem::Wildcard(Default::default())];
-            cte.query = Box::new(select_query(everything, from, None));
+            *cte.query = select_query(everything, from, None);
         }
         ControlFlow::Continue(())
     }
