@@ -186,14 +186,18 @@ pub struct UniqueDef {
     pub columns: Vec<u32>,
 }
 
-/// A secondary index (`CREATE INDEX`): kept in the catalog under its
-/// name; DriftDB plans with primary keys, UNIQUE indexes and Parquet
-/// statistics and does not build it (see ARCHITECTURE.md).
+/// An index made by `CREATE INDEX`: kept in the catalog under its name.
+/// A non-unique one is not built (DriftDB plans with primary keys, UNIQUE
+/// indexes and Parquet statistics; see ARCHITECTURE.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexDef {
     pub name: String,
     /// Column ids, in index order.
     pub columns: Vec<u32>,
+    /// `CREATE UNIQUE INDEX`: enforced by the UNIQUE constraint of the
+    /// same name, which `DROP INDEX` (not `DROP CONSTRAINT`) drops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unique: bool,
 }
 
 /// A CHECK constraint: a boolean SQL expression over the row's columns.

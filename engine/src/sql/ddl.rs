@@ -867,7 +867,12 @@ pub(crate) async fn alter_table(
                 ..
             } => {
                 let constraint = normalize_ident(&constraint);
-                let unique = uniques.iter().position(|u| u.name == constraint);
+                // A UNIQUE index is no constraint to drop (PostgreSQL: 42704).
+                let index = def.indexes.iter().any(|i| i.unique && i.name == constraint);
+                let unique = uniques
+                    .iter()
+                    .position(|u| u.name == constraint)
+                    .filter(|_| !index);
                 let foreign = foreign_keys.iter().position(|f| f.name == constraint);
                 match checks.iter().position(|c| c.name == constraint) {
                     Some(pos) => {

@@ -43,6 +43,20 @@ pub(crate) async fn create_index(session: &Session, index: CreateIndex) -> Resul
         return Err(Error::TableExists { name });
     }
     let mut writes = WriteSet::new("CREATE INDEX");
+    let ids = names
+        .iter()
+        .filter_map(|n| columns.iter().find(|c| &c.name == n).map(|c| c.id))
+        .collect();
+    let mut indexes = def.indexes.clone();
+    indexes.push(IndexDef {
+        name: name.clone(),
+        columns: ids,
+        unique: index.unique,
+    });
+    writes.push(Write::SetIndexes {
+        table_id: def.id,
+        indexes,
+    });
     if index.unique {
         let mut specs = uniques_as_specs(columns, &def.uniques);
         specs.push((Some(name), names));
@@ -54,17 +68,6 @@ pub(crate) async fn create_index(session: &Session, index: CreateIndex) -> Resul
             table_id: def.id,
             uniques,
             build,
-        });
-    } else {
-        let ids = names
-            .iter()
-            .filter_map(|n| columns.iter().find(|c| &c.name == n).map(|c| c.id))
-            .collect();
-        let mut indexes = def.indexes.clone();
-        indexes.push(IndexDef { name, columns: ids });
-        writes.push(Write::SetIndexes {
-            table_id: def.id,
-            indexes,
         });
     }
     let outcome = session.commit(writes).await?;
@@ -164,14 +167,17 @@ pub(crate) async fn drop_indexes(
             }
             return Err(Error::UnknownIndex { name });
         };
-        if def.has_primary_key() && def.primary_key_name() == name {
+        let Some(index) = def.indexes.iter().find(|i| i.name == name) else {
+            // The index of a PRIMARY KEY or UNIQUE constraint.
             return Err(Error::DependentObjects {
                 object: format!("drop index {name}"),
                 detail: format!("constraint {name} on table {} requires it", def.name),
             });
-        }
-        if let Some(unique) = def.uniques.iter().find(|u| u.name == name) {
-            super::ddl::refuse_referenced_unique(session, &def, unique)?;
+        };
+        if index.unique {
+            if let Some(unique) = def.uniques.iter().find(|u| u.name == name) {
+                super::ddl::refuse_referenced_unique(session, &def, unique)?;
+            }
             let uniques: Vec<_> = def
                 .uniques
                 .iter()
@@ -184,7 +190,6 @@ pub(crate) async fn drop_indexes(
                 uniques,
                 build,
             });
-            continue;
         }
         let indexes = def
             .indexes
@@ -220,6 +225,7 @@ pub(crate) fn indexes_over(indexes: &[IndexDef], columns: &[ColumnDef]) -> Vec<I
             Some(IndexDef {
                 name: index.name.clone(),
                 columns: ids,
+                unique: index.unique,
             })
         })
         .collect()

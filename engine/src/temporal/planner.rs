@@ -456,19 +456,41 @@ fn plan_derived(
     };
     let plan = context.plan(unaliased)?;
     let qualifier = TableReference::bare(crate::sql::ddl::normalize_ident(&alias.name));
-    let mut names: Vec<String> = alias
+    // The alias list names the first columns; the rest keep their names.
+    let given: Vec<String> = alias
         .columns
         .iter()
         .map(|c| crate::sql::ddl::normalize_ident(&c.name))
         .collect();
-    let fields = plan.schema().fields();
-    for (i, field) in fields.iter().enumerate().skip(names.len()) {
-        let name = field.name();
-        let repeated = fields.iter().filter(|f| f.name() == name).count() > 1;
-        names.push(match repeated {
-            true => format!("{name}{}{i}", crate::sql::output_names::MARK),
-            false => name.clone(),
-        });
+    let mut names: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| given.get(i).cloned().unwrap_or_else(|| f.name().clone()))
+        .collect();
+    if given.len() > names.len() {
+        return Err(Error::Syntax {
+            message: format!(
+                "table \"{}\" has {} columns available but {} columns specified",
+                qualifier,
+                names.len(),
+                given.len()
+            ),
+        }
+        .into_datafusion());
+    }
+    // Names as the user sees them (the select list's own repeats come
+    // marked already); a name two columns share is marked, any other plain.
+    let public: Vec<String> = names
+        .iter()
+        .map(|n| crate::sql::output_names::public_name(n).to_string())
+        .collect();
+    for (i, name) in names.iter_mut().enumerate() {
+        *name = match public.iter().filter(|n| **n == public[i]).count() > 1 {
+            true => format!("{}{}{i}", public[i], crate::sql::output_names::MARK),
+            false => public[i].clone(),
+        };
     }
     let plan = rename_columns(plan, &qualifier, &names)?;
     let plan = LogicalPlanBuilder::from(plan).alias(qualifier)?.build()?;

@@ -1,9 +1,13 @@
-//! A CTE's column list as PostgreSQL reads it: `WITH s (a) AS (SELECT 1,
-//! 2)` names the first column `a` and keeps the others' names.
-//! DataFusion wants exactly one name per column; a derived table in
-//! `FROM` takes a shorter list (see `temporal::planner`), so the CTE's
-//! list moves onto one: `WITH s AS (SELECT * FROM (SELECT 1, 2) AS s (a))`.
-//! Recursive CTEs keep their lists (their recursive reference needs them).
+//! A CTE's columns named as PostgreSQL names them. A column list names
+//! the first columns and keeps the others' names (`WITH s (a) AS (SELECT
+//! 1, 2)`), and two columns may share a name (`SELECT *` over a join),
+//! a reference to it being ambiguous. DataFusion wants exactly one name
+//! per column, and renames a repeated one (`id:1`) so that `id` means the
+//! first. A derived table in `FROM` does both as PostgreSQL does (see
+//! `temporal::planner`), so each CTE's body becomes one, under the CTE's
+//! name and with its list: `WITH s AS (SELECT * FROM (SELECT 1, 2) AS s
+//! (a))`. Recursive CTEs are left as written (their recursive reference
+//! needs the list where it is).
 
 use std::ops::ControlFlow;
 
@@ -13,7 +17,7 @@ use sqlparser::ast::{
 
 use crate::sql::plans::select_query;
 
-/// Move every non-recursive CTE's column list onto a derived table.
+/// Make every non-recursive CTE's body a derived table with its list.
 pub(super) fn cte_column_lists(statement: &mut Statement) {
     let _ = statement.visit(&mut Lists);
 }
@@ -31,9 +35,6 @@ impl VisitorMut for Lists {
             return ControlFlow::Continue(());
         }
         for cte in &mut with.cte_tables {
-            if cte.alias.columns.is_empty() {
-                continue;
-            }
             let columns = std::mem::take(&mut cte.alias.columns);
             let body =
                 std::mem::replace(&mut cte.query, Box::new(select_query(vec![], vec![], None)));

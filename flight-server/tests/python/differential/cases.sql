@@ -146,6 +146,26 @@ WITH s (k, total) AS (SELECT a_id, sum(v) FROM d_b GROUP BY a_id) SELECT k, tota
 SELECT * FROM (VALUES (1, 2), (3, 4)) AS v (a) ORDER BY a;
 -- case: cte_column_list_longer
 WITH s (a, b, c) AS (SELECT 1, 2) SELECT * FROM s;
+-- case: cte_join_wildcard_names
+WITH c AS (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) SELECT * FROM c WHERE c.x = 1 ORDER BY 9;
+-- case: cte_join_wildcard_ambiguous
+WITH c AS (SELECT * FROM d_a JOIN d_b ON d_b.a_id = d_a.id) SELECT id FROM c;
+-- case: derived_alias_list_makes_repeat_ambiguous
+SELECT q.id FROM (SELECT 1 AS a, 2 AS id, 3 AS id) AS q (id);
+-- case: derived_alias_list_resolves_repeat
+SELECT q.a FROM (SELECT 5 AS a, 2 AS b, 3 AS a) AS q (id);
+-- case: derived_alias_list_creates_repeat
+SELECT * FROM (SELECT 1 AS a, 2 AS b) AS q (b);
+-- case: cte_list_resolves_repeat
+WITH c (a) AS (SELECT 1 AS z, 2 AS z) SELECT z FROM c;
+-- case: unique_index_setup
+CREATE UNIQUE INDEX d_b_t_uidx ON d_b (id, t);
+-- case: drop_constraint_of_unique_index
+ALTER TABLE d_b DROP CONSTRAINT d_b_t_uidx;
+-- case: drop_index_of_unique_index
+DROP INDEX d_b_t_uidx;
+-- case: drop_index_of_constraint
+DROP INDEX d_b_pkey;
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat
