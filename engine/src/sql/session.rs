@@ -781,7 +781,21 @@ impl Session {
             .execute_stream()
             .await?;
         let schema = stream.schema();
-        let batches = datafusion::physical_plan::common::collect(stream).await?;
+        // The rows are a commit's: refused (54000) once their bytes alone
+        // pass the largest log frame, rather than held until the commit.
+        let limit = self.db.limits().log_frame_bytes_max as u64;
+        let mut stream = stream;
+        let (mut batches, mut bytes) = (Vec::new(), 0u64);
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            let batch = batch?;
+            for column in batch.columns() {
+                bytes += column.to_data().get_slice_memory_size()? as u64;
+            }
+            if bytes > limit {
+                return Err(Error::CommitTooLarge { bytes, limit });
+            }
+            batches.push(batch);
+        }
         Ok((schema, batches))
     }
 

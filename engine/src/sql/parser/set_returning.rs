@@ -19,25 +19,32 @@ use sqlparser::ast::{
     TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
 };
 
+use crate::error::{Error, Result};
 use crate::sql::plans::select_query;
 
 /// Rewrite every set-returning function in `statement`'s `FROM` lists.
-pub(super) fn set_returning_in_from(statement: &mut Statement) {
-    let _ = statement.visit(&mut InFrom);
+/// An alias list naming more columns than the function's one is 42601.
+pub(super) fn set_returning_in_from(statement: &mut Statement) -> Result<()> {
+    match statement.visit(&mut InFrom) {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 struct InFrom;
 
 impl VisitorMut for InFrom {
-    type Break = ();
+    type Break = Error;
 
-    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        rewrite(factor);
-        ControlFlow::Continue(())
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Error> {
+        match rewrite(factor) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => ControlFlow::Break(err),
+        }
     }
 }
 
-fn rewrite(factor: &mut TableFactor) {
+fn rewrite(factor: &mut TableFactor) -> Result<()> {
     let (function, args, alias) = match factor {
         TableFactor::Table {
             name,
@@ -62,7 +69,7 @@ fn rewrite(factor: &mut TableFactor) {
             };
             let exprs: Vec<Expr> = args.iter().filter_map(plain_expr).cloned().collect();
             if function == "unnest" && exprs.len() != 1 {
-                return;
+                return Ok(());
             }
             (function, exprs, alias)
         }
@@ -73,15 +80,24 @@ fn rewrite(factor: &mut TableFactor) {
             with_ordinality: false,
             ..
         } if array_exprs.len() == 1 => ("unnest", array_exprs.clone(), alias),
-        _ => return,
+        _ => return Ok(()),
     };
+    if let Some(alias) = alias.as_ref().filter(|a| a.columns.len() > 1) {
+        return Err(Error::Syntax {
+            message: format!(
+                "table \"{}\" has 1 columns available but {} columns specified",
+                alias.name.value,
+                alias.columns.len()
+            ),
+        });
+    }
     let column = column_name(alias.as_ref(), function);
     let name = alias
         .as_ref()
         .map_or_else(|| Ident::new(function), |a| a.name.clone());
     if !args.iter().any(names_something) {
         *alias = Some(single_column(alias.take(), name, column));
-        return;
+        return Ok(());
     }
     let call = match function {
         "unnest" => args
@@ -100,6 +116,7 @@ fn rewrite(factor: &mut TableFactor) {
         alias: Some(single_column(None, name, column)),
         sample: None,
     };
+    Ok(())
 }
 
 fn is_named(name: &ObjectName, function: &str) -> bool {

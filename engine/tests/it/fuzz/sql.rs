@@ -43,6 +43,10 @@ const BATCHES_READ_MAX: usize = 4;
 const EMPTY_DATABASE_SHARE: f64 = 0.15;
 /// Memory each query of a case may use.
 const QUERY_MEMORY_BYTES: usize = 256 << 20;
+/// The largest commit a fuzz database takes, in bytes: a mutation that
+/// writes tens of millions of rows (`generate_series(1, 50005000)`) is
+/// refused (54000) as its rows are read, not run past the case timeout.
+const COMMIT_BYTES_MAX: usize = 32 << 20;
 /// Statements of one case run at most (a mutation can split one into many).
 const STATEMENTS_MAX: usize = 8;
 /// The name of the fuzz runtime's threads; panics on them (or on any
@@ -494,7 +498,11 @@ fn panics_seen() -> Vec<String> {
 async fn corpus_database(corpus: &[String]) -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("db");
-    let db = Database::open(path.to_str().expect("utf-8"))
+    let limits = driftdb_engine::Limits {
+        log_frame_bytes_max: COMMIT_BYTES_MAX,
+        ..Default::default()
+    };
+    let db = Database::open_with(path.to_str().expect("utf-8"), limits)
         .await
         .expect("open");
     let mut session = Session::new(&db);

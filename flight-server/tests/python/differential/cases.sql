@@ -166,6 +166,8 @@ ALTER TABLE d_b DROP CONSTRAINT d_b_t_uidx;
 DROP INDEX d_b_t_uidx;
 -- case: drop_index_of_constraint
 DROP INDEX d_b_pkey;
+-- case: srf_alias_list_too_long
+SELECT * FROM d_a AS a, generate_series(1, a.x) AS g (p, q);
 -- case: two_identical_subqueries
 SELECT (SELECT max(v) FROM d_b), (SELECT max(v) FROM d_b);
 -- case: null_concat
