@@ -307,25 +307,18 @@ impl Applier {
         }))
     }
 
-    /// The inner columns' types in the output.
+    /// The inner columns' types in the output (its last columns: one for
+    /// a scalar subquery, the subquery's own for a lateral join).
     fn inner_types(&self) -> Vec<DataType> {
         let fields = self.spec.schema.fields();
         let width = match self.spec.kind {
             ApplyKind::Scalar => 1,
-            ApplyKind::Lateral { .. } => fields.len() - self.outer_width(),
+            ApplyKind::Lateral { .. } => self.spec.inner.schema().fields().len(),
         };
         fields[fields.len() - width..]
             .iter()
             .map(|f| f.data_type().clone())
             .collect()
-    }
-
-    fn outer_width(&self) -> usize {
-        let inner = match self.spec.kind {
-            ApplyKind::Scalar => 1,
-            ApplyKind::Lateral { .. } => self.spec.inner.schema().fields().len(),
-        };
-        self.spec.schema.fields().len() - inner
     }
 
     /// Each row's binding, evaluating the subquery for bindings not seen yet.

@@ -6,8 +6,13 @@
 //! `LATERAL` subquery with `ORDER BY … LIMIT`, a scalar subquery that is not
 //! an aggregate, a correlated subquery inside a correlated subquery) would
 //! reach the physical planner still holding outer references, which it
-//! cannot plan. [`lift`] runs between the optimizer and the physical
-//! planner ([`DriftQueryPlanner`]) and turns each such construct into a
+//! cannot plan. Two analyzer rules ([`UndecorrelatableSubqueries`],
+//! [`UndecorrelatedLateral`]) take, before the optimizer, what DataFusion
+//! would refuse or answer wrong (judged by its own tests, and by the
+//! shapes it gets wrong: a correlation under a window, limit or union,
+//! two levels out, `HAVING` over an ungrouped aggregate); [`lift`] runs
+//! between the optimizer and the physical planner ([`DriftQueryPlanner`])
+//! for what is still correlated. Each turns such a construct into a
 //! [`DependentJoin`] node:
 //!
 //! ```text
@@ -299,13 +304,7 @@ fn subquery_of(expr: &Expr) -> Option<&Subquery> {
 
 /// Whether a subquery nested in `subquery` refers past it.
 fn deeply_correlated(subquery: &Subquery) -> bool {
-    let mut deep = false;
-    let mut visit = |_: &FieldRef, _: &Column, depth: usize| {
-        deep |= depth > 0;
-        Ok(None)
-    };
-    let plan = subquery.subquery.as_ref().clone();
-    rebind(plan, &mut Vec::new(), &mut visit).is_ok() && deep
+    free_references(&subquery.subquery).is_ok_and(|refs| refs.iter().any(|r| r.depth > 0))
 }
 
 /// Lateral joins DataFusion's optimizer would not decorrelate (its test,
@@ -466,17 +465,9 @@ fn widened(input: LogicalPlan, inner: LogicalPlan) -> Result<(LogicalPlan, Logic
         return Ok((input, inner));
     };
     let below = projection.input.schema();
-    let mut missing: Vec<Column> = Vec::new();
-    let mut visit = |_: &FieldRef, column: &Column, _: usize| {
-        if !input.schema().has_column(column)
-            && below.has_column(column)
-            && !missing.contains(column)
-        {
-            missing.push(column.clone());
-        }
-        Ok(None)
-    };
-    rebind(inner.clone(), &mut Vec::new(), &mut visit)?;
+    let missing = distinct_columns(&inner, |c| {
+        !input.schema().has_column(c) && below.has_column(c)
+    })?;
     if missing.is_empty() {
         return Ok((input, inner));
     }
@@ -520,15 +511,43 @@ fn keep_columns(plan: LogicalPlan, schema: &DFSchemaRef) -> Result<LogicalPlan> 
 /// The outer columns `plan` refers to that `outer` provides, in order of
 /// first reference.
 fn outer_references(plan: &LogicalPlan, outer: &DFSchemaRef) -> Result<Vec<Column>> {
-    let mut found: Vec<Column> = Vec::new();
-    let mut visit = |_: &FieldRef, column: &Column, _: usize| {
-        if outer.has_column(column) && !found.contains(column) {
-            found.push(column.clone());
-        }
+    distinct_columns(plan, |c| outer.has_column(c))
+}
+
+/// A free outer reference of a plan: one no scope inside the plan binds.
+struct FreeReference {
+    field: FieldRef,
+    column: Column,
+    /// How many subquery scopes inside the plan enclose it.
+    depth: usize,
+}
+
+/// Every free outer reference of `plan`, nested subqueries included, in
+/// order (a column as often as it is referred to).
+fn free_references(plan: &LogicalPlan) -> Result<Vec<FreeReference>> {
+    let mut found = Vec::new();
+    let mut visit = |field: &FieldRef, column: &Column, depth: usize| {
+        found.push(FreeReference {
+            field: field.clone(),
+            column: column.clone(),
+            depth,
+        });
         Ok(None)
     };
     rebind(plan.clone(), &mut Vec::new(), &mut visit)?;
     Ok(found)
+}
+
+/// The columns `plan` refers to freely that `keep` takes, each once, in
+/// order of first reference.
+fn distinct_columns(plan: &LogicalPlan, keep: impl Fn(&Column) -> bool) -> Result<Vec<Column>> {
+    let mut columns: Vec<Column> = Vec::new();
+    for reference in free_references(plan)? {
+        if keep(&reference.column) && !columns.contains(&reference.column) {
+            columns.push(reference.column);
+        }
+    }
+    Ok(columns)
 }
 
 /// `inner` with `bindings` replaced by `values`, ready to plan on its own.
@@ -607,7 +626,7 @@ fn rebind(
     };
     let plan = plan
         .map_children(|child| {
-            let lateral = root_subquery(&child).is_some() && left.is_some();
+            let lateral = rooted_in_subquery(&child) && left.is_some();
             if let (true, Some(left)) = (lateral, &left) {
                 shadow.push(left.clone());
             }
@@ -705,22 +724,21 @@ pub(super) fn rename_outer_references(
 /// The free outer references of `plan`, as a subquery lists them.
 fn outer_columns(plan: &LogicalPlan) -> Result<Vec<Expr>> {
     let mut found: Vec<Expr> = Vec::new();
-    let mut visit = |field: &FieldRef, column: &Column, _: usize| {
-        let reference = Expr::OuterReferenceColumn(field.clone(), column.clone());
+    for r in free_references(plan)? {
+        let reference = Expr::OuterReferenceColumn(r.field, r.column);
         if !found.contains(&reference) {
             found.push(reference);
         }
-        Ok(None)
-    };
-    rebind(plan.clone(), &mut Vec::new(), &mut visit)?;
+    }
     Ok(found)
 }
 
-fn root_subquery(plan: &LogicalPlan) -> Option<()> {
+/// Whether `plan` is a subquery (under aliases): a `LATERAL` right side.
+fn rooted_in_subquery(plan: &LogicalPlan) -> bool {
     match plan {
-        LogicalPlan::Subquery(_) => Some(()),
-        LogicalPlan::SubqueryAlias(alias) => root_subquery(&alias.input),
-        _ => None,
+        LogicalPlan::Subquery(_) => true,
+        LogicalPlan::SubqueryAlias(alias) => rooted_in_subquery(&alias.input),
+        _ => false,
     }
 }
 
