@@ -381,32 +381,41 @@ impl FunctionRewrite for WidenedSum {
         schema: &DFSchema,
         _config: &ConfigOptions,
     ) -> Result<Transformed<Expr>> {
-        match expr {
-            Expr::AggregateFunction(mut f) if f.func.name() == "sum" => {
-                match widened(&f.params.args, schema) {
-                    Some(args) => {
-                        f.params.args = args;
-                        Ok(Transformed::yes(Expr::AggregateFunction(f)))
-                    }
-                    None => Ok(Transformed::no(Expr::AggregateFunction(f))),
-                }
-            }
-            Expr::WindowFunction(mut w) if is_sum_window(&w) => {
-                match widened(&w.params.args, schema) {
-                    Some(args) => {
-                        w.params.args = args;
-                        Ok(Transformed::yes(Expr::WindowFunction(w)))
-                    }
-                    None => Ok(Transformed::no(Expr::WindowFunction(w))),
-                }
-            }
-            _ => Ok(Transformed::no(expr)),
-        }
+        Ok(with_aggregate_arguments(expr, "sum", |args| {
+            widened(args, schema)
+        }))
     }
 }
 
-fn is_sum_window(w: &WindowFunction) -> bool {
-    matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f) if f.name() == "sum")
+/// `expr` with the arguments `change` gives, when it calls the aggregate
+/// function `name` (as an aggregate or over a window) and `change` gives
+/// any.
+pub(crate) fn with_aggregate_arguments(
+    expr: Expr,
+    name: &str,
+    change: impl Fn(&[Expr]) -> Option<Vec<Expr>>,
+) -> Transformed<Expr> {
+    match expr {
+        Expr::AggregateFunction(mut f) if f.func.name() == name => match change(&f.params.args) {
+            Some(args) => {
+                f.params.args = args;
+                Transformed::yes(Expr::AggregateFunction(f))
+            }
+            None => Transformed::no(Expr::AggregateFunction(f)),
+        },
+        Expr::WindowFunction(mut w) if calls(&w, name) => match change(&w.params.args) {
+            Some(args) => {
+                w.params.args = args;
+                Transformed::yes(Expr::WindowFunction(w))
+            }
+            None => Transformed::no(Expr::WindowFunction(w)),
+        },
+        other => Transformed::no(other),
+    }
+}
+
+fn calls(w: &WindowFunction, name: &str) -> bool {
+    matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f) if f.name() == name)
 }
 
 /// `args` with a lone 64-bit integer argument cast to [`WIDE_SUM`].

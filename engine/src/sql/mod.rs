@@ -16,6 +16,7 @@ mod index_ddl;
 pub mod information_schema;
 pub mod ingest;
 mod merge;
+pub mod numeric;
 pub mod output_names;
 pub mod params;
 pub mod parser;

@@ -16,6 +16,8 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
@@ -154,19 +156,33 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// DataFusion's analyzer rules, with those of DriftDB that must see a
+/// plan before type coercion placed ahead of it.
+fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    let mut rules = Analyzer::new().rules;
+    let coercion = rules
+        .iter()
+        .position(|r| r.name() == TypeCoercion::new().name())
+        .unwrap_or(rules.len());
+    rules.insert(coercion, Arc::new(super::numeric::UnionFloats));
+    rules
+}
+
 impl Session {
     /// A new session with default settings.
     pub fn new(db: &Database) -> Self {
         let snapshot = Arc::new(StatementSnapshot::default());
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false);
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_relation_planners(vec![planner])
+            .with_analyzer_rules(analyzer_rules())
             .with_query_planner(Arc::new(super::apply::DriftQueryPlanner))
             .with_physical_optimizer_rule(Arc::new(
                 super::checked_arithmetic::CheckedIntegerArithmetic,
@@ -174,6 +190,8 @@ impl Session {
             .build();
         // Cannot fail: registering a rewrite appends it to a list.
         let _ = state.register_function_rewrite(Arc::new(super::checked_arithmetic::WidenedSum));
+        let _ = state.register_function_rewrite(Arc::new(super::numeric::FloatOverNumeric));
+        let _ = state.register_function_rewrite(Arc::new(super::numeric::WideAverage));
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
         // Before the rewrites below, which would decorrelate the middle of

@@ -660,3 +660,49 @@ INSERT INTO d_rt VALUES (2, 'old', 20), (5, 'old5', 50);
 INSERT INTO d_rt VALUES (1, 'a', 10), (2, 'b', 21), (3, 'c', 30), (5, 'e', 51), (4, 'd', 40) ON CONFLICT (id) DO UPDATE SET v = excluded.v RETURNING id, v, u;
 -- case: upsert_returning_unique_target_order
 INSERT INTO d_rt VALUES (7, 'x', 20), (6, 'y', 60), (8, 'z', NULL) ON CONFLICT (u) DO UPDATE SET v = excluded.v RETURNING id, v, u;
+-- case: numeric_literals_exact_arithmetic
+SELECT 0.1 + 0.2, 0.1 * 3, 1.1 * 1.1, 19.99 * 3, 0.3 - 0.1 = 0.2, 100.00 * 1.07;
+-- case: numeric_division_digits
+SELECT 1.0 / 3, 10.0 / 3, 2.0 / 3, -2.0 / 3, 1 / 3.0, 100000.0 / 7, 1.25 / 3;
+-- case: numeric_division_by_zero
+SELECT 1.5 / 0.0;
+-- case: numeric_column_division_rounds
+SELECT id, n / 3, n / 7, n / -0.3 FROM d_a WHERE n IS NOT NULL ORDER BY id;
+-- case: numeric_column_division_by_zero_column
+SELECT n / (n - n) FROM d_a WHERE id = 1;
+-- case: numeric_average_digits
+SELECT avg(n), avg(n) FILTER (WHERE n > 0), sum(n) / count(n) FROM d_a;
+-- case: numeric_average_grouped
+SELECT s, avg(n) FROM d_a GROUP BY s ORDER BY s NULLS FIRST;
+-- case: numeric_average_window
+SELECT id, avg(n) OVER (ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM d_a ORDER BY id;
+-- case: exponent_literals
+SELECT 1e2, 1.5e3, 2E-3, 1e300, 1e-50, -2.5e2, 12345678901234567890123456789012345678901234;
+-- case: exponent_literal_in_arithmetic
+SELECT 1e3 + 0.5, 2.5e-1 * 4, 1e20 + 1;
+-- case: float_compared_with_numeric_literal
+SELECT x, x > 0.0, x = 0.3, x < 1e-15 FROM (VALUES (1e-20::float8), (0.3::float8), (1e20::float8), (-1e-300::float8)) v(x) ORDER BY x;
+-- case: float_in_list_between_numeric
+SELECT x FROM (VALUES (0.1::float8), (0.25::float8), (1e20::float8)) v(x) WHERE x IN (0.1, 0.25) OR x BETWEEN 1e19 AND 1e21 ORDER BY x;
+-- case: float_coalesce_case_numeric
+SELECT COALESCE(x, 0.5), CASE WHEN x > 1 THEN x ELSE 0.5 END, GREATEST(x, 0.5), LEAST(x, 2.5), NULLIF(x, 0.3) FROM (VALUES (1e20::float8), (NULL::float8), (0.3::float8)) v(x) ORDER BY 1;
+-- case: numeric_column_against_float
+SELECT id, n = n::float8, n > 1.5::float8 FROM d_a WHERE n IS NOT NULL ORDER BY id;
+-- case: union_float_and_numeric
+SELECT n FROM d_a WHERE id < 3 UNION ALL SELECT 1e20::float8 UNION ALL SELECT 0.5 ORDER BY 1;
+-- case: union_distinct_float_numeric_literal
+SELECT 2.5::float8 UNION SELECT 2.5 UNION SELECT 1e-20::float8 ORDER BY 1;
+-- case: real_compared_with_numeric_literal
+SELECT 0.1::real = 0.1, 0.5::real = 0.5;
+-- case: numeric_literal_into_float_column
+CREATE TABLE d_fl (id INT PRIMARY KEY, f DOUBLE PRECISION, r REAL, n NUMERIC(12,4));
+-- case: numeric_literal_into_float_column_rows
+INSERT INTO d_fl VALUES (1, 0.1, 0.1, 0.1), (2, 1e-10, 2.5, 1.00005), (3, 1e10, -0.5, -1.00005);
+-- case: numeric_literal_into_float_column_read
+SELECT id, f, r::float8, n, f * 3, n * 3, n / 3, f + n FROM d_fl ORDER BY id;
+-- case: numeric_literal_filters_float_column
+SELECT id FROM d_fl WHERE f > 0.0 AND f <= 1e10 AND r <> 0.1 ORDER BY id;
+-- case: numeric_money_sum
+SELECT sum(n * 1.1), sum(n) * 1.1, round(sum(n) / 3, 2) FROM d_a;
+-- case: percentile_with_numeric_fraction
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM d_a;
