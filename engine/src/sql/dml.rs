@@ -938,8 +938,15 @@ async fn insert_sourced(
             count
         }
         Some(OnInsert::OnConflict(on_conflict)) => {
-            let target = conflict_key(&def, on_conflict.conflict_target.as_ref())?;
-            if insert.returning.is_some() {
+            let target = match (&on_conflict.conflict_target, &on_conflict.action) {
+                // Any key: rows are skipped, never updated, so RETURNING
+                // lists the inserted ones in the order proposed.
+                (None, OnConflictAction::DoNothing) => None,
+                (target, _) => Some(conflict_key(&def, target.as_ref())?),
+            };
+            if let Some(target) = target
+                && insert.returning.is_some()
+            {
                 let keys = target_keys(&def, target, &rows)?;
                 proposed = Some(ProposedOrder { target, keys });
             }
@@ -1036,9 +1043,9 @@ pub(crate) fn refuse_generated_always(def: &TableDef, targets: &[usize]) -> Resu
     }
 }
 
-/// The key an `ON CONFLICT` target names: the primary key (also when no
-/// target is given) or a UNIQUE constraint, by its columns (any order) or
-/// `ON CONSTRAINT name`.
+/// The key an `ON CONFLICT` target names: the primary key or a UNIQUE
+/// constraint, by its columns (any order) or `ON CONSTRAINT name`. `DO
+/// UPDATE` without a target is 42601, as in PostgreSQL.
 fn conflict_key(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<KeyRef> {
     let no_match = |what: String| Error::InvalidArgument {
         message: format!(
@@ -1047,8 +1054,10 @@ fn conflict_key(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<
         ),
     };
     match target {
-        None if def.has_primary_key() => Ok(KeyRef::Primary),
-        None => Err(no_match("(no target, no primary key)".into())),
+        None => Err(Error::Syntax {
+            message: "ON CONFLICT DO UPDATE requires inference specification or constraint name"
+                .into(),
+        }),
         Some(ast::ConflictTarget::OnConstraint(name)) => {
             let name = table_name(name)?;
             if def.has_primary_key() && name == def.primary_key_name() {
@@ -1087,7 +1096,8 @@ fn conflict_key(def: &TableDef, target: Option<&ast::ConflictTarget>) -> Result<
 /// How an `INSERT … ON CONFLICT` resolves conflicts.
 struct Upsert<'a> {
     alias: &'a str,
-    target: KeyRef,
+    /// None: `DO NOTHING` without a target, over every key.
+    target: Option<KeyRef>,
     action: OnConflictAction,
 }
 
@@ -1101,22 +1111,16 @@ async fn upsert(
     keys: KeyColumn,
     writes: &mut WriteSet,
 ) -> Result<u64> {
-    let (target_keys, held) = conflict_holders(session, def, upsert.target, &rows, &keys)?;
-    let updating = matches!(upsert.action, OnConflictAction::DoUpdate(_));
-    let mut seen = HashSet::with_capacity(target_keys.len());
-    let mut fresh = Vec::with_capacity(target_keys.len());
-    let mut conflicting = Vec::new();
-    for (key, held) in target_keys.iter().zip(held) {
-        // A key with a NULL never conflicts (NULLs are distinct).
-        let first_time = key.as_ref().is_none_or(|k| seen.insert(k.clone()));
-        if !first_time && updating {
-            return Err(Error::InvalidArgument {
-                message: "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
-            });
+    let (fresh, conflicting) = match upsert.target {
+        Some(target) => {
+            let updating = matches!(upsert.action, OnConflictAction::DoUpdate(_));
+            free_under_key(session, def, target, &rows, &keys, updating)?
         }
-        fresh.push(first_time && !held);
-        conflicting.push(first_time && held);
-    }
+        None => {
+            let fresh = free_under_every_key(session, def, &rows, &keys)?;
+            (fresh, vec![false; rows.num_rows()])
+        }
+    };
     let fresh_mask = arrow::array::BooleanArray::from(fresh);
     let fresh_rows = filter_record_batch(&rows, &fresh_mask)?;
     let fresh_keys = keys.select((0..keys.len()).filter(|row| fresh_mask.value(*row)));
@@ -1132,8 +1136,8 @@ async fn upsert(
         let conflict_rows =
             filter_record_batch(&rows, &arrow::array::BooleanArray::from(conflicting))?;
         if conflict_rows.num_rows() > 0 {
-            let target =
-                def.columns_by_id(crate::constraints::foreign::key_columns(def, upsert.target));
+            let key = upsert.target.expect("DO UPDATE has a target");
+            let target = def.columns_by_id(crate::constraints::foreign::key_columns(def, key));
             let on: Vec<String> = target.iter().map(|c| c.name.clone()).collect();
             count += update_conflicts(
                 session,
@@ -1148,6 +1152,70 @@ async fn upsert(
         }
     }
     Ok(count)
+}
+
+/// Which proposed rows are free to insert under `target`, and which hold
+/// a live row's key (the first proposal of a key only; a later one is
+/// skipped, or 21000 when `updating`).
+fn free_under_key(
+    session: &Session,
+    def: &TableDef,
+    target: KeyRef,
+    rows: &RecordBatch,
+    keys: &KeyColumn,
+    updating: bool,
+) -> Result<(Vec<bool>, Vec<bool>)> {
+    let (target_keys, held) = conflict_holders(session, def, target, rows, keys)?;
+    let mut seen = HashSet::with_capacity(target_keys.len());
+    let mut fresh = Vec::with_capacity(target_keys.len());
+    let mut conflicting = Vec::new();
+    for (key, held) in target_keys.iter().zip(held) {
+        // A key with a NULL never conflicts (NULLs are distinct).
+        let first_time = key.as_ref().is_none_or(|k| seen.insert(k.clone()));
+        if !first_time && updating {
+            return Err(Error::InvalidArgument {
+                message: "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+            });
+        }
+        fresh.push(first_time && !held);
+        conflicting.push(first_time && held);
+    }
+    Ok((fresh, conflicting))
+}
+
+/// `ON CONFLICT DO NOTHING` without a target, as PostgreSQL reads it: a
+/// proposed row is inserted only when none of its keys (primary key, each
+/// UNIQUE constraint) is held by a live row or by a row this statement
+/// inserts before it.
+fn free_under_every_key(
+    session: &Session,
+    def: &TableDef,
+    rows: &RecordBatch,
+    keys: &KeyColumn,
+) -> Result<Vec<bool>> {
+    let every_key = def
+        .has_primary_key()
+        .then_some(KeyRef::Primary)
+        .into_iter()
+        .chain((0..def.uniques.len()).map(KeyRef::Unique));
+    let holders = every_key
+        .map(|key| conflict_holders(session, def, key, rows, keys))
+        .collect::<Result<Vec<_>>>()?;
+    let mut taken: Vec<HashSet<PkKey>> = vec![HashSet::new(); holders.len()];
+    let free = (0..rows.num_rows())
+        .map(|row| {
+            let free = holders.iter().zip(&taken).all(|((keys, held), taken)| {
+                !held[row] && keys[row].as_ref().is_none_or(|k| !taken.contains(k))
+            });
+            if free {
+                for ((keys, _), taken) in holders.iter().zip(&mut taken) {
+                    taken.extend(keys[row].clone());
+                }
+            }
+            free
+        })
+        .collect();
+    Ok(free)
 }
 
 /// Each proposed row's key under `target` (None with a NULL) and whether

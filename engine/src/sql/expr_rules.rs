@@ -3,8 +3,7 @@
 //! type coercion, keeping every expression's name: casts to integers round
 //! ([`super::casts`]); integer constants are folded checked
 //! ([`super::checked_arithmetic`]); float constants cast to decimals
-//! exactly ([`super::casts`]); decimals divide as `numeric` does
-//! ([`super::numeric`]).
+//! exactly ([`super::casts`]).
 
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
@@ -16,7 +15,6 @@ use datafusion::optimizer::AnalyzerRule;
 
 use super::casts::{exact_decimal, rounded};
 use super::checked_arithmetic::folded;
-use super::numeric::numeric_division;
 
 /// See the module page.
 #[derive(Debug, Default)]
@@ -32,8 +30,7 @@ impl AnalyzerRule for PostgresExpressions {
                 let rewritten = expr.transform_up(|e| {
                     rounded(e, &schema)?
                         .transform_data(folded)?
-                        .transform_data(exact_decimal)?
-                        .transform_data(|e| numeric_division(e, &schema))
+                        .transform_data(exact_decimal)
                 })?;
                 Ok(rewritten.update_data(|e| name.restore(e)))
             })

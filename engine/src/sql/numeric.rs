@@ -1,50 +1,57 @@
-//! Exact numbers as PostgreSQL reads them.
+//! Decimals as PostgreSQL's `numeric` behaves.
 //!
-//! A number written with a fraction (`0.1`, `1.005`) is an exact decimal,
-//! as PostgreSQL's `numeric` literal is: DataFusion reads it so under
-//! `parse_float_as_decimal` (set by [`super::session`]); exponents and
-//! numbers too long for a 128-bit decimal are handled by the parser
-//! (`plain_number` in [`super::parser`]). Two things DataFusion does with
-//! decimals are not PostgreSQL's, and are corrected here:
+//! Four things DataFusion does with decimals are not PostgreSQL's, and are
+//! corrected here:
 //!
-//! - **Where a float meets a decimal** in a comparison or a choice between
-//!   values (`=`, `<`, `IN`, `BETWEEN`, `CASE`, `COALESCE`, `NULLIF`,
-//!   `GREATEST`, `LEAST`), DataFusion casts the float to `DECIMAL(30,15)`:
-//!   `1e-20 > 0.0` is false, and a float over 10^15 fails the cast.
-//!   PostgreSQL casts the `numeric` to `double precision` (its preferred
-//!   numeric type). [`FloatOverNumeric`] casts the decimal side to a
-//!   float before type coercion sees the pair. (In arithmetic DataFusion
-//!   already computes a float and a decimal as floats.)
+//! - **Where a float column meets a decimal** in a comparison or a choice
+//!   between values (`=`, `<`, `IN`, `BETWEEN`, `CASE`, `COALESCE`,
+//!   `NULLIF`, `GREATEST`, `LEAST`), DataFusion casts the float to
+//!   `DECIMAL(30,15)`: a float of 1e-20 equals 0, one over 10^15 fails
+//!   the cast. PostgreSQL casts the `numeric` to `double precision` (its
+//!   preferred numeric type). [`FloatOverNumeric`] casts the decimal side
+//!   to a float before type coercion sees the pair. A number literal
+//!   (`n = 0.3`: literals with a fraction are binary floats in
+//!   DataFusion, `numeric` in PostgreSQL) is left to DataFusion, which
+//!   casts it to the decimal
+//!   (exactly, from its shortest text: `exact_decimal` in
+//!   [`super::casts`]), as PostgreSQL compares two numerics. (In
+//!   arithmetic DataFusion already computes a float and a decimal as
+//!   floats.)
+//! - **`UNION` of a float and a decimal column** became a decimal (wrong
+//!   digits for small floats, 22003 for large ones); PostgreSQL's column is
+//!   a float. [`UnionFloats`], an analyzer rule placed before type
+//!   coercion, casts the decimal inputs to floats (again not for a number
+//!   literal).
 //! - **Decimal division** kept 4 more fractional digits than the dividend
-//!   and truncated (`1.0 / 3` = 0.33333, `1.25 / 3` = 0.41666).
-//!   PostgreSQL keeps at least 16 significant digits and rounds half away
-//!   from zero. [`numeric_division`] (applied after type coercion by
-//!   [`super::expr_rules`]) turns every decimal `/` into
-//!   [`NumericDivide`], whose scale is fixed by the operand types (a
-//!   column has one type; PostgreSQL's scale follows each value):
-//!   [`DIVISION_SCALE_MAX`] fractional digits where the quotient's integer
-//!   digits leave room, never fewer than [`DIVISION_SCALE_MIN`] nor than
-//!   either operand's scale, rounded half away from zero. Division by zero
-//!   is 22012, a quotient that does not fit 38 digits 22003.
+//!   and truncated (`n / 3` of 1.25 was 0.41666). PostgreSQL keeps at
+//!   least 16 significant digits and rounds half away from zero.
+//!   [`NumericDivision`] (before type coercion, so what contains the
+//!   quotient is coerced to its type) turns a decimal divided by a decimal
+//!   or an integer into [`NumericDivide`], whose scale is fixed by the
+//!   operand types (a column has one type; PostgreSQL's scale follows each
+//!   value): [`DIVISION_SCALE_MAX`] fractional digits where the quotient's
+//!   integer digits leave room, never fewer than [`DIVISION_SCALE_MIN`]
+//!   nor than either operand's scale, rounded half away from zero.
+//!   Division by zero is 22012, a quotient that does not fit 38 digits
+//!   22003.
 //! - **`avg` of a decimal** kept 4 more fractional digits, truncated
 //!   (`avg` of 1, 2, 2 as `NUMERIC(10,2)` was 1.666666; PostgreSQL
 //!   1.6666666666666667). [`WideAverage`] averages the argument cast to
 //!   [`AVERAGE_EXTRA_DIGITS`] more fractional digits, as far as the sum
 //!   keeps DataFusion's 10 digits of headroom.
-//! - **`UNION` of a float and a decimal column** became a decimal (wrong
-//!   digits for small floats, 22003 for large ones); PostgreSQL's column is
-//!   a float. [`UnionFloats`], an analyzer rule placed before type
-//!   coercion, casts the decimal inputs to floats.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, ArrowNativeTypeOp, AsArray, Decimal128Array};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, i256};
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowNativeTypeOp, AsArray, Decimal128Array, Float64Array,
+};
+use datafusion::arrow::compute::kernels::arity::try_binary;
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, i256};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, DataFusionError, Result};
-use datafusion::logical_expr::expr::{Between, BinaryExpr, Case, InList, ScalarFunction};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::{Alias, Between, BinaryExpr, Case, InList, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, Projection, ScalarFunctionArgs,
@@ -152,11 +159,16 @@ fn chooses_among_arguments(name: &str) -> bool {
 }
 
 /// `exprs` with each decimal cast to a float when another of them is a
-/// float (`exprs` comes back in order, whole).
+/// float other than a number literal (`exprs` comes back in order,
+/// whole).
 fn floats_where_mixed(exprs: Vec<Expr>, schema: &DFSchema) -> Transformed<Vec<Expr>> {
     let types: Vec<Option<DataType>> = exprs.iter().map(|e| e.get_type(schema).ok()).collect();
-    let has = |wanted: fn(&DataType) -> bool| types.iter().flatten().any(wanted);
-    if !has(DataType::is_floating) || !has(DataType::is_decimal) {
+    let float_column = exprs
+        .iter()
+        .zip(&types)
+        .any(|(e, t)| t.as_ref().is_some_and(DataType::is_floating) && !is_float_literal(e));
+    let decimal = types.iter().flatten().any(DataType::is_decimal);
+    if !float_column || !decimal {
         return Transformed::no(exprs);
     }
     let exprs = exprs
@@ -168,6 +180,22 @@ fn floats_where_mixed(exprs: Vec<Expr>, schema: &DFSchema) -> Transformed<Vec<Ex
         })
         .collect();
     Transformed::yes(exprs)
+}
+
+/// Whether `expr` is a number literal with a fraction as DataFusion reads
+/// it (a float; PostgreSQL's is a `numeric`), possibly negated, that the
+/// decimal DataFusion would cast it to (`DECIMAL(30,15)`) holds. A larger
+/// or smaller one (`1e20`, `1e-20`; also `1e20::float8`, which planning
+/// folds into a literal) is taken as a float.
+fn is_float_literal(expr: &Expr) -> bool {
+    let fits = |v: f64| v == 0.0 || (1e-15..1e15).contains(&v.abs());
+    match expr {
+        Expr::Literal(ScalarValue::Float64(Some(v)), _) => fits(*v),
+        Expr::Literal(ScalarValue::Float32(Some(v)), _) => fits(f64::from(*v)),
+        Expr::Literal(ScalarValue::Float64(None) | ScalarValue::Float32(None), _) => true,
+        Expr::Negative(inner) | Expr::Alias(Alias { expr: inner, .. }) => is_float_literal(inner),
+        _ => false,
+    }
 }
 
 /// A `CASE` with floats in place of decimals among its results, and among
@@ -269,10 +297,25 @@ fn union_floats(union: Union) -> Result<Transformed<LogicalPlan>> {
     let mixed: Vec<bool> = (0..width)
         .map(|i| {
             let types = || union.inputs.iter().map(|p| p.schema().field(i).data_type());
-            types().any(DataType::is_floating) && types().any(DataType::is_decimal)
+            let float_column = union
+                .inputs
+                .iter()
+                .any(|p| p.schema().field(i).data_type().is_floating() && !constant_at(p, i));
+            float_column && types().any(DataType::is_decimal)
         })
         .collect();
-    if !mixed.contains(&true) {
+    // An input rewritten below (a nested union) may have changed type.
+    let stale = union.inputs.first().is_some_and(|first| {
+        let types = |p: &LogicalPlan| -> Vec<DataType> {
+            p.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
+        };
+        types(first) != types(&LogicalPlan::Union(union.clone()))
+    });
+    if !mixed.contains(&true) && !stale {
         return Ok(Transformed::no(LogicalPlan::Union(union)));
     }
     let inputs = union
@@ -282,6 +325,14 @@ fn union_floats(union: Union) -> Result<Transformed<LogicalPlan>> {
         .collect::<Result<Vec<_>>>()?;
     // The union's own column types were the first input's: derived again.
     Union::try_new_with_loose_types(inputs).map(|union| Transformed::yes(LogicalPlan::Union(union)))
+}
+
+/// Whether column `i` of a union's input is a number literal it selects.
+fn constant_at(input: &LogicalPlan, i: usize) -> bool {
+    match input {
+        LogicalPlan::Projection(p) => p.expr.get(i).is_some_and(is_float_literal),
+        _ => false,
+    }
 }
 
 /// `input` with its decimal columns cast to floats where `mixed` says so.
@@ -303,25 +354,133 @@ fn floats_in_place(input: Arc<LogicalPlan>, mixed: &[bool]) -> Result<Arc<Logica
     Projection::try_new(exprs, input).map(|p| Arc::new(LogicalPlan::Projection(p)))
 }
 
-/// `expr` as [`NumericDivide`] when it divides two 128-bit decimals.
-pub(crate) fn numeric_division(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    let Expr::BinaryExpr(BinaryExpr {
-        left,
-        op: Operator::Divide,
-        right,
-    }) = &expr
-    else {
-        return Ok(Transformed::no(expr));
+/// See the module page.
+#[derive(Debug, Default)]
+pub struct NumericDivision;
+
+impl FunctionRewrite for NumericDivision {
+    fn name(&self) -> &str {
+        "driftdb_numeric_division"
+    }
+
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        _config: &ConfigOptions,
+    ) -> Result<Transformed<Expr>> {
+        let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Divide,
+            right,
+        }) = &expr
+        else {
+            return Ok(Transformed::no(expr));
+        };
+        let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+            return Ok(Transformed::no(expr));
+        };
+        if floats_divided(&l, &r) {
+            let (l, r) = (
+                cast(*left.clone(), DataType::Float64),
+                cast(*right.clone(), DataType::Float64),
+            );
+            let udf = ScalarUDF::new_from_impl(FloatDivide::default());
+            return Ok(Transformed::yes(udf.call(vec![l, r])));
+        }
+        let is_decimal = |t: &DataType| matches!(t, DataType::Decimal128(..));
+        if !(is_decimal(&l) || is_decimal(&r)) {
+            return Ok(Transformed::no(expr));
+        }
+        let (Some(l), Some(r)) = (as_decimal(left, &l), as_decimal(right, &r)) else {
+            return Ok(Transformed::no(expr));
+        };
+        let udf = ScalarUDF::new_from_impl(NumericDivide::default());
+        Ok(Transformed::yes(udf.call(vec![l, r])))
+    }
+}
+
+/// Whether a division of these types is a `double precision` one: of
+/// numbers, one a `double precision` or a float beside a decimal (two
+/// `real`s, or a `real` and an integer, stay DataFusion's).
+fn floats_divided(l: &DataType, r: &DataType) -> bool {
+    let number = |t: &DataType| t.is_numeric() || t.is_null();
+    let double = matches!(l, DataType::Float64) || matches!(r, DataType::Float64);
+    let mixed = (l.is_floating() && r.is_decimal()) || (r.is_floating() && l.is_decimal());
+    number(l) && number(r) && (double || mixed)
+}
+
+/// `double precision` division as PostgreSQL's: 22012 for a zero divisor
+/// (arrow's gives infinity or NaN).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct FloatDivide {
+    signature: Signature,
+}
+
+impl Default for FloatDivide {
+    fn default() -> Self {
+        Self {
+            signature: Signature::exact(
+                vec![DataType::Float64, DataType::Float64],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for FloatDivide {
+    fn name(&self) -> &str {
+        "float_div"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (a, b) = (
+            arrays[0].as_primitive::<Float64Type>(),
+            arrays[1].as_primitive::<Float64Type>(),
+        );
+        let quotient: Float64Array = try_binary(a, b, |x: f64, y: f64| match y == 0.0 {
+            true => Err(ArrowError::DivideByZero),
+            false => Ok(x / y),
+        })?;
+        single_or_array(Arc::new(quotient), scalar && args.number_rows <= 1)
+    }
+}
+
+/// `values` as a function's result: a scalar when every argument was one.
+fn single_or_array(values: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    match scalar && values.len() == 1 {
+        true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &values, 0,
+        )?)),
+        false => Ok(ColumnarValue::Array(values)),
+    }
+}
+
+/// `expr` (of type `data_type`) as a 128-bit decimal: itself, or an
+/// integer cast to one wide enough; None for any other type.
+fn as_decimal(expr: &Expr, data_type: &DataType) -> Option<Expr> {
+    let digits = match data_type {
+        DataType::Decimal128(..) => return Some(expr.clone()),
+        DataType::Int8 | DataType::UInt8 => 3,
+        DataType::Int16 | DataType::UInt16 => 5,
+        DataType::Int32 | DataType::UInt32 => 10,
+        DataType::Int64 | DataType::UInt64 => 20,
+        _ => return None,
     };
-    let (Ok(DataType::Decimal128(..)), Ok(DataType::Decimal128(..))) =
-        (left.get_type(schema), right.get_type(schema))
-    else {
-        return Ok(Transformed::no(expr));
-    };
-    let udf = ScalarUDF::new_from_impl(NumericDivide::default());
-    Ok(Transformed::yes(
-        udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]),
-    ))
+    Some(cast(expr.clone(), DataType::Decimal128(digits, 0)))
 }
 
 /// The scale of a quotient of decimals of these types (see the module
@@ -395,13 +554,7 @@ impl ScalarUDFImpl for NumericDivide {
             })
             .collect::<Result<Decimal128Array>>()?
             .with_precision_and_scale(DECIMAL_DIGITS_MAX, scale)?;
-        let quotient: ArrayRef = Arc::new(quotient);
-        match scalar && rows <= 1 && quotient.len() == 1 {
-            true => Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&quotient, 0)?,
-            )),
-            false => Ok(ColumnarValue::Array(quotient)),
-        }
+        single_or_array(Arc::new(quotient), scalar && rows <= 1)
     }
 }
 

@@ -322,11 +322,6 @@ fn figure(expr: &Expr) -> Option<(String, u8)> {
             ast::ObjectNamePart::Identifier(ident) => Some((normalize_ident(ident), STRONG)),
             ast::ObjectNamePart::Function(_) => None,
         }),
-        // A number too wide for a decimal, as the parser gives it.
-        Expr::Cast {
-            kind: ast::CastKind::SafeCast,
-            ..
-        } => None,
         Expr::Cast {
             expr, data_type, ..
         } => match figure(expr) {

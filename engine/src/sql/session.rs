@@ -172,11 +172,10 @@ impl Session {
     /// A new session with default settings.
     pub fn new(db: &Database) -> Self {
         let snapshot = Arc::new(StatementSnapshot::default());
-        let mut config = SessionConfig::new()
+        let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false);
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
@@ -192,6 +191,7 @@ impl Session {
         let _ = state.register_function_rewrite(Arc::new(super::checked_arithmetic::WidenedSum));
         let _ = state.register_function_rewrite(Arc::new(super::numeric::FloatOverNumeric));
         let _ = state.register_function_rewrite(Arc::new(super::numeric::WideAverage));
+        let _ = state.register_function_rewrite(Arc::new(super::numeric::NumericDivision));
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
         // Before the rewrites below, which would decorrelate the middle of

@@ -73,11 +73,13 @@ impl StatsMerger {
     /// Add one source's statistics for this column (`None`: the source lacks the column, all NULL).
     pub fn add(&mut self, stats: Option<&ColumnStats>, rows: u64, data_type: &DataType) {
         let Some(stats) = stats else {
-            self.null_count += rows;
+            self.null_count = self.null_count.saturating_add(rows);
             return;
         };
-        self.null_count += stats.null_count;
-        if stats.null_count == rows {
+        // Saturating: these are estimates, and a damaged count must not
+        // overflow (it only makes a plan worse).
+        self.null_count = self.null_count.saturating_add(stats.null_count);
+        if stats.null_count >= rows {
             return;
         }
         let parse = |v: &Option<String>| {

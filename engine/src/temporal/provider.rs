@@ -317,6 +317,7 @@ impl TableProvider for TemporalTable {
             output,
             output_schema,
             fetch: limit,
+            statistics: self.statistics().map(|s| s.project(Some(projection))),
         };
         Ok(Arc::new(VisibilityExec::new(input, Arc::new(spec))))
     }

@@ -19,6 +19,7 @@ use arrow::array::{
 use arrow::compute::{filter, max, min};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::Statistics;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -88,6 +89,9 @@ pub struct VisibilitySpec {
     pub output_schema: SchemaRef,
     /// Stop after this many visible rows per partition (a pushed-down LIMIT).
     pub fetch: Option<usize>,
+    /// Inexact statistics of the output columns (live rows, column bounds),
+    /// for DataFusion's join ordering; None for history reads.
+    pub statistics: Option<Statistics>,
 }
 
 /// Filters its input down to the visible versions.
@@ -190,6 +194,24 @@ impl ExecutionPlan for VisibilityExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    /// The table's inexact statistics for the whole scan, so joins build
+    /// on their smaller side; unknown per partition.
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let schema = self.spec.output_schema.as_ref();
+        let statistics = match (&self.spec.statistics, partition) {
+            (Some(statistics), None) => {
+                let statistics = statistics.clone();
+                let partitions = self.properties.output_partitioning().partition_count();
+                match self.spec.fetch {
+                    Some(fetch) => statistics.with_fetch(Some(fetch), 0, partitions)?,
+                    None => statistics,
+                }
+            }
+            _ => Statistics::new_unknown(schema),
+        };
+        Ok(Arc::new(statistics))
     }
 }
 
@@ -324,6 +346,7 @@ mod tests {
             commit_times: Arc::new(vec![10, 20, 30, 40]),
             output: vec![OutputColumn::RowId],
             fetch: None,
+            statistics: None,
             output_schema: Arc::new(Schema::new(vec![Field::new(
                 "_rowid",
                 DataType::UInt64,

@@ -322,6 +322,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             check_history_attached(statement, &history)?;
             history.ctes = cte_scopes(statement);
             typed_literals(statement);
+            set_returning::set_returning_in_select_lists(statement);
             set_returning::set_returning_in_from(statement)?;
             cte_columns::cte_column_lists(statement);
         }
@@ -408,13 +409,6 @@ fn typed_literals(statement: &mut ast::Statement) {
                     **inner = ast::Expr::value(ast::Value::SingleQuotedString(text));
                 }
             }
-            ast::Expr::Value(v) => {
-                if let ast::Value::Number(text, _) = &v.value
-                    && let Some(plain) = plain_number(text)
-                {
-                    *expr = plain;
-                }
-            }
             // `ARRAY[a.x]` does not see outer columns when DataFusion plans
             // it (a lateral subquery's); the function it stands for does.
             ast::Expr::Array(array) if !array.elem.is_empty() => {
@@ -425,66 +419,6 @@ fn typed_literals(statement: &mut ast::Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
-}
-
-/// A number written with an exponent, or with more digits than a 128-bit
-/// decimal holds, as DataFusion can read it (`None`: it reads `text` as
-/// written). Numbers with a fraction are exact decimals (see
-/// `sql/numeric.rs`), so `1.5e3` becomes `1500` and `2E-3` `0.002`; one
-/// that no 38-digit decimal holds (`1e300`, `1e-50`, 40 digits) is a
-/// double precision float.
-fn plain_number(text: &str) -> Option<ast::Expr> {
-    let text = text.replace('_', "");
-    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i32>().ok()),
-        None => (text.as_str(), Some(0)),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if exponent == Some(0) && digits.len() <= DECIMAL_LITERAL_DIGITS_MAX {
-        return None;
-    }
-    let point = mantissa.find('.').unwrap_or(mantissa.len()) as i64;
-    let plain = exponent
-        .map(|e| point + i64::from(e))
-        .filter(|p| p.unsigned_abs() <= 2 * DECIMAL_LITERAL_DIGITS_MAX as u64)
-        .map(|p| placed_point(&digits, p))
-        .filter(|plain| significant_digits(plain) <= DECIMAL_LITERAL_DIGITS_MAX);
-    Some(match plain {
-        Some(plain) => ast::Expr::value(ast::Value::Number(plain, false)),
-        // A safe cast (never written in PostgreSQL's dialect) marks the
-        // number, so its column is still named `?column?`.
-        None => ast::Expr::Cast {
-            kind: ast::CastKind::SafeCast,
-            expr: Box::new(ast::Expr::value(ast::Value::SingleQuotedString(text))),
-            data_type: ast::DataType::DoublePrecision,
-            array: false,
-            format: None,
-        },
-    })
-}
-
-/// Digits a number literal may have and still be an exact decimal.
-const DECIMAL_LITERAL_DIGITS_MAX: usize = 38;
-
-/// `digits` with a decimal point after the first `point` of them (zeros
-/// added on either side as needed).
-fn placed_point(digits: &str, point: i64) -> String {
-    let len = digits.len() as i64;
-    if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-    } else if point >= len {
-        format!("{digits}{}", "0".repeat((point - len) as usize))
-    } else {
-        let (whole, fraction) = digits.split_at(point as usize);
-        format!("{whole}.{fraction}")
-    }
-}
-
-/// The digits a decimal needs for a plain number: its fraction's, and its
-/// whole part's without leading zeros.
-fn significant_digits(plain: &str) -> usize {
-    let (whole, fraction) = plain.split_once('.').unwrap_or((plain, ""));
-    whole.trim_start_matches('0').len() + fraction.len()
 }
 
 /// The text of a number literal (with its sign), if `expr` is one.

@@ -11,6 +11,14 @@
 //!
 //! Taken: `generate_series` and `unnest` of one array, without `WITH
 //! ORDINALITY` (left to DataFusion as written).
+//!
+//! And in a select list, where PostgreSQL's `generate_series` returns
+//! rows (`SELECT generate_series(1, 3)` is three rows; DataFusion's
+//! function returns one list): the call becomes
+//! `unnest(generate_series(…))`, which DataFusion expands into rows, two
+//! such calls in one list side by side, the shorter padded with NULLs
+//! (PostgreSQL's rule since version 10). A bare call keeps its name
+//! (`generate_series`).
 
 use std::ops::ControlFlow;
 
@@ -32,6 +40,112 @@ pub(super) fn set_returning_in_from(statement: &mut Statement) -> Result<()> {
 }
 
 struct InFrom;
+
+/// Rewrite every `generate_series` call in `statement`'s select lists (see
+/// the module page). Runs before [`set_returning_in_from`].
+pub(super) fn set_returning_in_select_lists(statement: &mut Statement) {
+    let _ = statement.visit(&mut InSelectLists);
+}
+
+struct InSelectLists;
+
+impl VisitorMut for InSelectLists {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        for select in selects(query.body.as_mut()) {
+            for item in &mut select.projection {
+                rows_from_series(item);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The `SELECT`s of a query body, through its set operations (not into
+/// nested queries, which are visited on their own).
+fn selects(body: &mut ast::SetExpr) -> Vec<&mut ast::Select> {
+    match body {
+        ast::SetExpr::Select(select) => vec![select.as_mut()],
+        ast::SetExpr::SetOperation { left, right, .. } => {
+            let mut all = selects(left);
+            all.extend(selects(right));
+            all
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `item` with its `generate_series` calls (outside subqueries) expanded
+/// into rows.
+fn rows_from_series(item: &mut SelectItem) {
+    let expr = match item {
+        SelectItem::UnnamedExpr(expr) => {
+            if let Expr::Function(f) = expr
+                && is_named(&f.name, "generate_series")
+            {
+                let alias = Ident::new("generate_series");
+                let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
+                *item = SelectItem::ExprWithAlias { expr, alias };
+            }
+            match item {
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+                _ => return,
+            }
+        }
+        SelectItem::ExprWithAlias { expr, .. } => expr,
+        _ => return,
+    };
+    let _ = expr.visit(&mut SeriesAsRows { depth: 0 });
+}
+
+/// Wraps `generate_series` calls outside subqueries in `unnest`.
+struct SeriesAsRows {
+    depth: usize,
+}
+
+impl VisitorMut for SeriesAsRows {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut ast::Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut ast::Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::Continue(());
+        };
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
+        if is_named(&f.name, "generate_series") {
+            let series = std::mem::replace(expr, Expr::value(ast::Value::Null));
+            *expr = call_of("unnest", series);
+        } else if is_named(&f.name, "unnest")
+            && let Some(Expr::Function(inner)) = only_argument(f)
+            && is_named(&inner.name, "unnest")
+        {
+            // `unnest(generate_series(…))` as written: one unnest, not two.
+            let inner = only_argument(f).cloned().expect("matched above");
+            *expr = inner;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The one plain argument of a call, if it has exactly one.
+fn only_argument(f: &ast::Function) -> Option<&Expr> {
+    match &f.args {
+        ast::FunctionArguments::List(list) if list.args.len() == 1 => plain_expr(&list.args[0]),
+        _ => None,
+    }
+}
 
 impl VisitorMut for InFrom {
     type Break = Error;

@@ -660,8 +660,12 @@ INSERT INTO d_rt VALUES (2, 'old', 20), (5, 'old5', 50);
 INSERT INTO d_rt VALUES (1, 'a', 10), (2, 'b', 21), (3, 'c', 30), (5, 'e', 51), (4, 'd', 40) ON CONFLICT (id) DO UPDATE SET v = excluded.v RETURNING id, v, u;
 -- case: upsert_returning_unique_target_order
 INSERT INTO d_rt VALUES (7, 'x', 20), (6, 'y', 60), (8, 'z', NULL) ON CONFLICT (u) DO UPDATE SET v = excluded.v RETURNING id, v, u;
--- case: numeric_literals_exact_arithmetic
-SELECT 0.1 + 0.2, 0.1 * 3, 1.1 * 1.1, 19.99 * 3, 0.3 - 0.1 = 0.2, 100.00 * 1.07;
+-- case: float_division_by_zero
+SELECT 1.5::float8 / 0;
+-- case: float_column_division_by_zero
+SELECT id, x::float8 / NULLIF(x, 0) FROM d_a ORDER BY id;
+-- case: float_column_division_by_zero_row
+SELECT x::float8 / (x - x) FROM d_a WHERE id = 1;
 -- case: numeric_division_digits
 SELECT 1.0 / 3, 10.0 / 3, 2.0 / 3, -2.0 / 3, 1 / 3.0, 100000.0 / 7, 1.25 / 3;
 -- case: numeric_division_by_zero
@@ -706,3 +710,37 @@ SELECT id FROM d_fl WHERE f > 0.0 AND f <= 1e10 AND r <> 0.1 ORDER BY id;
 SELECT sum(n * 1.1), sum(n) * 1.1, round(sum(n) / 3, 2) FROM d_a;
 -- case: percentile_with_numeric_fraction
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM d_a;
+-- case: generate_series_in_select_list
+SELECT generate_series(1, 3);
+-- case: generate_series_in_select_list_beside_columns
+SELECT id, generate_series(1, 2) AS k FROM d_a WHERE id < 4 ORDER BY id, k;
+-- case: generate_series_in_select_list_per_row
+SELECT id, generate_series(1, id) FROM d_a WHERE id <= 3 ORDER BY 1, 2;
+-- case: generate_series_in_select_list_expression
+SELECT generate_series(1, 3) * 10 AS t ORDER BY t;
+-- case: two_generate_series_in_lockstep
+SELECT generate_series(1, 3) AS a, generate_series(1, 2) AS b ORDER BY a;
+-- case: generate_series_timestamps_in_select_list
+SELECT generate_series('2026-01-01'::timestamp, '2026-01-02'::timestamp, interval '12 hours') AS t ORDER BY t;
+-- case: generate_series_in_select_list_of_subquery
+SELECT count(*), sum(g) FROM (SELECT generate_series(1, 10) AS g) q;
+-- case: generate_series_in_select_list_over_aggregate
+SELECT generate_series(1, max(x)) AS g FROM d_a ORDER BY g;
+-- case: on_conflict_nothing_any_key_table
+CREATE TABLE d_ocn (id INT PRIMARY KEY, e TEXT UNIQUE, c INT, UNIQUE (c));
+-- case: on_conflict_nothing_any_key_rows
+INSERT INTO d_ocn VALUES (1, 'a', 10), (2, 'b', 20);
+-- case: on_conflict_nothing_skips_unique_conflict
+INSERT INTO d_ocn VALUES (3, 'a', 30), (4, 'd', 40), (5, 'e', 20), (2, 'z', 99) ON CONFLICT DO NOTHING RETURNING id, e, c;
+-- case: on_conflict_nothing_within_statement
+INSERT INTO d_ocn VALUES (6, 'f', 60), (7, 'f', 70), (6, 'g', 80), (8, NULL, NULL), (9, NULL, NULL) ON CONFLICT DO NOTHING RETURNING id;
+-- case: on_conflict_nothing_any_key_read
+SELECT * FROM d_ocn ORDER BY id;
+-- case: on_conflict_nothing_without_keys
+CREATE TABLE d_ocn2 (a INT);
+-- case: on_conflict_nothing_without_keys_insert
+INSERT INTO d_ocn2 VALUES (1), (1) ON CONFLICT DO NOTHING;
+-- case: on_conflict_nothing_without_keys_read
+SELECT count(*) FROM d_ocn2;
+-- case: on_conflict_update_needs_target
+INSERT INTO d_ocn VALUES (1, 'x', 1) ON CONFLICT DO UPDATE SET e = 'y';
