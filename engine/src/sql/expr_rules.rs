@@ -3,7 +3,8 @@
 //! type coercion, keeping every expression's name: casts to integers round
 //! ([`super::casts`]); integer constants are folded checked
 //! ([`super::checked_arithmetic`]); float constants cast to decimals
-//! exactly ([`super::casts`]).
+//! exactly ([`super::casts`]); decimals cast to floats exactly
+//! ([`super::numeric`]).
 
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
@@ -15,6 +16,7 @@ use datafusion::optimizer::AnalyzerRule;
 
 use super::casts::{exact_decimal, rounded};
 use super::checked_arithmetic::folded;
+use super::numeric::exact_float;
 
 /// See the module page.
 #[derive(Debug, Default)]
@@ -30,7 +32,8 @@ impl AnalyzerRule for PostgresExpressions {
                 let rewritten = expr.transform_up(|e| {
                     rounded(e, &schema)?
                         .transform_data(folded)?
-                        .transform_data(exact_decimal)
+                        .transform_data(exact_decimal)?
+                        .transform_data(|e| exact_float(e, &schema))
                 })?;
                 Ok(rewritten.update_data(|e| name.restore(e)))
             })

@@ -21,7 +21,8 @@
 //!   digits for small floats, 22003 for large ones); PostgreSQL's column is
 //!   a float. [`UnionFloats`], an analyzer rule placed before type
 //!   coercion, casts the decimal inputs to floats (again not for a number
-//!   literal).
+//!   literal). It also casts `VALUES` rows back to their columns' types
+//!   where the division below changed a row's type.
 //! - **Decimal division** kept 4 more fractional digits than the dividend
 //!   and truncated (`n / 3` of 1.25 was 0.41666). PostgreSQL keeps at
 //!   least 16 significant digits and rounds half away from zero.
@@ -46,19 +47,22 @@ use datafusion::arrow::array::{
     Array, ArrayRef, ArrowNativeTypeOp, AsArray, Decimal128Array, Float64Array,
 };
 use datafusion::arrow::compute::kernels::arity::try_binary;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, i256};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Float64Type, i256};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::expr::{Alias, Between, BinaryExpr, Case, InList, ScalarFunction};
+use datafusion::logical_expr::expr::{
+    Alias, Between, BinaryExpr, Case, Cast, InList, ScalarFunction,
+};
 use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, Projection, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Union, Volatility, cast,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, Projection, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Union, Values, Volatility, cast,
 };
 use datafusion::optimizer::AnalyzerRule;
 
+use super::casts::decimal_from_text;
 use super::checked_arithmetic::with_aggregate_arguments;
 
 /// Digits of a 128-bit decimal.
@@ -280,6 +284,7 @@ impl AnalyzerRule for UnionFloats {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|plan| match plan {
             LogicalPlan::Union(union) => union_floats(union),
+            LogicalPlan::Values(values) => values_as_planned(values),
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
@@ -327,6 +332,35 @@ fn union_floats(union: Union) -> Result<Transformed<LogicalPlan>> {
     Union::try_new_with_loose_types(inputs).map(|union| Transformed::yes(LogicalPlan::Union(union)))
 }
 
+/// `values` with each row's expression cast to its column's type where
+/// a rewrite before type coercion changed it (`VALUES (1::numeric / 7)`:
+/// the column was typed by DataFusion's division).
+fn values_as_planned(values: Values) -> Result<Transformed<LogicalPlan>> {
+    let schema = Arc::clone(&values.schema);
+    let mut changed = false;
+    let rows = values
+        .values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .zip(schema.fields())
+                .map(|(e, field)| match e.get_type(&DFSchema::empty()) {
+                    Ok(t) if &t != field.data_type() && !t.is_null() => {
+                        changed = true;
+                        cast(e, field.data_type().clone())
+                    }
+                    _ => e,
+                })
+                .collect()
+        })
+        .collect();
+    let values = LogicalPlan::Values(Values {
+        schema,
+        values: rows,
+    });
+    Ok(Transformed::new_transformed(values, changed))
+}
+
 /// Whether column `i` of a union's input is a number literal it selects.
 fn constant_at(input: &LogicalPlan, i: usize) -> bool {
     match input {
@@ -369,35 +403,175 @@ impl FunctionRewrite for NumericDivision {
         schema: &DFSchema,
         _config: &ConfigOptions,
     ) -> Result<Transformed<Expr>> {
-        let Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::Divide,
-            right,
-        }) = &expr
-        else {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
             return Ok(Transformed::no(expr));
         };
         let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
-            return Ok(Transformed::no(expr));
+            return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                left,
+                op,
+                right,
+            })));
         };
-        if floats_divided(&l, &r) {
-            let (l, r) = (
-                cast(*left.clone(), DataType::Float64),
-                cast(*right.clone(), DataType::Float64),
-            );
-            let udf = ScalarUDF::new_from_impl(FloatDivide::default());
-            return Ok(Transformed::yes(udf.call(vec![l, r])));
-        }
-        let is_decimal = |t: &DataType| matches!(t, DataType::Decimal128(..));
-        if !(is_decimal(&l) || is_decimal(&r)) {
-            return Ok(Transformed::no(expr));
-        }
-        let (Some(l), Some(r)) = (as_decimal(left, &l), as_decimal(right, &r)) else {
-            return Ok(Transformed::no(expr));
+        // A number literal beside a decimal is the exact decimal it spells.
+        let exact = |e: Box<Expr>, other: &DataType| match other.is_decimal() {
+            true => exact_decimal_literal(&e).map(Box::new).unwrap_or(e),
+            false => e,
         };
-        let udf = ScalarUDF::new_from_impl(NumericDivide::default());
-        Ok(Transformed::yes(udf.call(vec![l, r])))
+        let exact_sides = is_arithmetic(&op) && (l.is_decimal() || r.is_decimal());
+        let (left, right) = match exact_sides {
+            true => (exact(left, &r), exact(right, &l)),
+            false => (left, right),
+        };
+        let (l, r) = (left.get_type(schema)?, right.get_type(schema)?);
+        let quotient = match (op, floats_divided(&l, &r)) {
+            (Operator::Divide, true) => {
+                let args = vec![
+                    cast(*left, DataType::Float64),
+                    cast(*right, DataType::Float64),
+                ];
+                return Ok(Transformed::yes(
+                    ScalarUDF::new_from_impl(FloatDivide::default()).call(args),
+                ));
+            }
+            (Operator::Divide, false) => as_decimal(&left, &l).zip(as_decimal(&right, &r)),
+            _ => None,
+        };
+        Ok(match quotient {
+            Some((a, b)) if l.is_decimal() || r.is_decimal() => Transformed::yes(
+                ScalarUDF::new_from_impl(NumericDivide::default()).call(vec![a, b]),
+            ),
+            _ => Transformed::new_transformed(
+                Expr::BinaryExpr(BinaryExpr { left, op, right }),
+                exact_sides,
+            ),
+        })
     }
+}
+
+fn is_arithmetic(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
+    )
+}
+
+/// A float literal (a number written with a fraction) as the decimal its
+/// shortest text spells (`0.1` → 0.1 exactly), when 38 digits hold it.
+fn exact_decimal_literal(expr: &Expr) -> Option<Expr> {
+    let (value, negative) = match expr {
+        Expr::Literal(ScalarValue::Float64(Some(v)), _) => (*v, false),
+        Expr::Negative(inner) => match inner.as_ref() {
+            Expr::Literal(ScalarValue::Float64(Some(v)), _) => (*v, true),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if !value.is_finite() {
+        return None;
+    }
+    let text = value.abs().to_string();
+    let scale = text.split_once('.').map_or(0, |(_, f)| f.len());
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let (precision, scale) = (
+        u8::try_from(digits.max(scale + 1)).ok()?,
+        i8::try_from(scale).ok()?,
+    );
+    if precision > DECIMAL_DIGITS_MAX {
+        return None;
+    }
+    let units = decimal_from_text(&text, precision, scale)?;
+    let units = if negative != (value < 0.0) {
+        -units
+    } else {
+        units
+    };
+    Some(Expr::Literal(
+        ScalarValue::Decimal128(Some(units), precision, scale),
+        None,
+    ))
+}
+
+/// `expr` with a cast of a decimal to a float as [`NumericToFloat`]
+/// (arrow's divides in floating point and can miss the nearest double:
+/// `123456789.123` became 123456789.12300001, unequal to the float
+/// 123456789.123). Applied after type coercion, so coercion's casts are
+/// covered too.
+pub(crate) fn exact_float(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr: inner, field }) = &expr else {
+        return Ok(Transformed::no(expr));
+    };
+    if field.data_type() != &DataType::Float64
+        || !matches!(inner.get_type(schema), Ok(DataType::Decimal128(..)))
+    {
+        return Ok(Transformed::no(expr));
+    }
+    let udf = ScalarUDF::new_from_impl(NumericToFloat::default());
+    Ok(Transformed::yes(udf.call(vec![inner.as_ref().clone()])))
+}
+
+/// A 128-bit decimal as the nearest `double precision` value.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NumericToFloat {
+    signature: Signature,
+}
+
+impl Default for NumericToFloat {
+    fn default() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for NumericToFloat {
+    fn name(&self) -> &str {
+        "numeric_to_float8"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args {
+            [DataType::Decimal128(..)] => Ok(DataType::Float64),
+            other => Err(DataFusionError::Internal(format!(
+                "numeric_to_float8 takes a decimal, not {other:?}"
+            ))),
+        }
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
+        field_nullable_as_arguments(self, args)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let DataType::Decimal128(_, scale) = args.args[0].data_type() else {
+            return Err(DataFusionError::Internal(
+                "numeric_to_float8: not a decimal".into(),
+            ));
+        };
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let values = arrays[0].as_primitive::<Decimal128Type>();
+        let floats: Float64Array = values.unary(|v| nearest_double(v, scale));
+        single_or_array(Arc::new(floats), scalar && args.number_rows <= 1)
+    }
+}
+
+/// `units` · 10^-`scale` rounded to the nearest double: one exact division
+/// where both operands are exact doubles, else through its text (Rust's
+/// parser rounds correctly).
+fn nearest_double(units: i128, scale: i8) -> f64 {
+    const EXACT_INTEGER: i128 = 1 << 53;
+    const EXACT_POWER_OF_TEN: i8 = 22;
+    if units.abs() < EXACT_INTEGER && (0..=EXACT_POWER_OF_TEN).contains(&scale) {
+        return units as f64 / 10f64.powi(i32::from(scale));
+    }
+    format!("{units}e{}", -i32::from(scale))
+        .parse()
+        .unwrap_or(f64::NAN)
 }
 
 /// Whether a division of these types is a `double precision` one: of
@@ -441,6 +615,10 @@ impl ScalarUDFImpl for FloatDivide {
         Ok(DataType::Float64)
     }
 
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
+        field_nullable_as_arguments(self, args)
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = args
             .args
@@ -451,12 +629,32 @@ impl ScalarUDFImpl for FloatDivide {
             arrays[0].as_primitive::<Float64Type>(),
             arrays[1].as_primitive::<Float64Type>(),
         );
-        let quotient: Float64Array = try_binary(a, b, |x: f64, y: f64| match y == 0.0 {
-            true => Err(ArrowError::DivideByZero),
-            false => Ok(x / y),
-        })?;
+        let quotient: Float64Array =
+            try_binary(a, b, |x: f64, y: f64| match y == 0.0 && !x.is_nan() {
+                true => Err(ArrowError::DivideByZero),
+                false => Ok(x / y),
+            })?;
         single_or_array(Arc::new(quotient), scalar && args.number_rows <= 1)
     }
+}
+
+/// The result field of a function that returns NULL only for a NULL
+/// argument (a cast's nullability, kept when it replaces one).
+fn field_nullable_as_arguments(
+    udf: &dyn ScalarUDFImpl,
+    args: ReturnFieldArgs<'_>,
+) -> Result<FieldRef> {
+    let types: Vec<DataType> = args
+        .arg_fields
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+    Ok(Arc::new(Field::new(
+        udf.name(),
+        udf.return_type(&types)?,
+        nullable,
+    )))
 }
 
 /// `values` as a function's result: a scalar when every argument was one.
@@ -525,6 +723,10 @@ impl ScalarUDFImpl for NumericDivide {
             DECIMAL_DIGITS_MAX,
             quotient_scale(dividend, divisor),
         ))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
+        field_nullable_as_arguments(self, args)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -608,6 +810,15 @@ mod tests {
         assert_eq!(quotient_scale((38, 0), (20, 0)), 16);
         // An operand's own scale is never cut.
         assert_eq!(quotient_scale((38, 30), (5, 2)), 30);
+    }
+
+    #[test]
+    fn decimals_become_their_nearest_double() {
+        assert_eq!(nearest_double(123456789123, 3), 123456789.123);
+        assert_eq!(nearest_double(1, 30), 1e-30);
+        assert_eq!(nearest_double(-25, 1), -2.5);
+        let wide = 12345678901234567890123456789_i128;
+        assert_eq!(nearest_double(wide, 10), 1234567890123456789.0123456789);
     }
 
     #[test]

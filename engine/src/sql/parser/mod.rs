@@ -322,7 +322,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
             check_history_attached(statement, &history)?;
             history.ctes = cte_scopes(statement);
             typed_literals(statement);
-            set_returning::set_returning_in_select_lists(statement);
+            set_returning::set_returning_in_select_lists(statement)?;
             set_returning::set_returning_in_from(statement)?;
             cte_columns::cte_column_lists(statement);
         }

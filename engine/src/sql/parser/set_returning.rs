@@ -42,24 +42,93 @@ pub(super) fn set_returning_in_from(statement: &mut Statement) -> Result<()> {
 struct InFrom;
 
 /// Rewrite every `generate_series` call in `statement`'s select lists (see
-/// the module page). Runs before [`set_returning_in_from`].
-pub(super) fn set_returning_in_select_lists(statement: &mut Statement) {
-    let _ = statement.visit(&mut InSelectLists);
+/// the module page). One anywhere else in a query (`WHERE`, `GROUP BY`,
+/// `ORDER BY`, …) is 0A000: PostgreSQL refuses some of those places and
+/// multiplies rows in others, where DataFusion would silently keep one
+/// row per list. Runs before [`set_returning_in_from`].
+pub(super) fn set_returning_in_select_lists(statement: &mut Statement) -> Result<()> {
+    match statement.visit(&mut InSelectLists) {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 struct InSelectLists;
 
 impl VisitorMut for InSelectLists {
-    type Break = ();
+    type Break = Error;
 
-    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<Error> {
+        if let Some(order_by) = &query.order_by
+            && let ast::OrderByKind::Expressions(keys) = &order_by.kind
+            && keys.iter().any(|k| calls_series(&k.expr))
+        {
+            return ControlFlow::Break(series_refused("ORDER BY"));
+        }
         for select in selects(query.body.as_mut()) {
+            if let Some(place) = series_outside_select_list(select) {
+                return ControlFlow::Break(series_refused(place));
+            }
             for item in &mut select.projection {
                 rows_from_series(item);
             }
         }
         ControlFlow::Continue(())
     }
+}
+
+fn series_refused(place: &str) -> Error {
+    Error::unsupported(format!("set-returning function generate_series in {place}"))
+}
+
+/// Where in `select`, outside its select list, `generate_series` is
+/// called (outside subqueries), if anywhere.
+fn series_outside_select_list(select: &ast::Select) -> Option<&'static str> {
+    let group_by = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, _) => exprs.as_slice(),
+        ast::GroupByExpr::All(_) => &[],
+    };
+    let distinct_on = match &select.distinct {
+        Some(ast::Distinct::On(exprs)) => exprs.as_slice(),
+        _ => &[],
+    };
+    let places: [(&'static str, Vec<&Expr>); 4] = [
+        ("WHERE", select.selection.iter().collect()),
+        ("HAVING", select.having.iter().collect()),
+        ("GROUP BY", group_by.iter().collect()),
+        ("DISTINCT ON", distinct_on.iter().collect()),
+    ];
+    places
+        .into_iter()
+        .find(|(_, exprs)| exprs.iter().any(|e| calls_series(e)))
+        .map(|(place, _)| place)
+}
+
+/// Whether `expr` calls `generate_series` outside subqueries.
+fn calls_series(expr: &Expr) -> bool {
+    struct Finds {
+        depth: usize,
+    }
+    impl ast::Visitor for Finds {
+        type Break = ();
+        fn pre_visit_query(&mut self, _query: &ast::Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _query: &ast::Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Function(f) if self.depth == 0 && is_named(&f.name, "generate_series") => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    ast::Visit::visit(expr, &mut Finds { depth: 0 }).is_break()
 }
 
 /// The `SELECT`s of a query body, through its set operations (not into

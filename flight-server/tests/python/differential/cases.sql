@@ -744,3 +744,17 @@ INSERT INTO d_ocn2 VALUES (1), (1) ON CONFLICT DO NOTHING;
 SELECT count(*) FROM d_ocn2;
 -- case: on_conflict_update_needs_target
 INSERT INTO d_ocn VALUES (1, 'x', 1) ON CONFLICT DO UPDATE SET e = 'y';
+-- case: float_and_numeric_same_value_equal
+SELECT f = n, n::float8, f > n, f IN (n, 1.5) FROM (VALUES (123456789.123::float8, 123456789.123::numeric(20,3))) v(f, n);
+-- case: union_float_numeric_same_value_once
+SELECT f FROM (VALUES (123456789.123::float8)) a(f) UNION SELECT n FROM (VALUES (123456789.123::numeric(20,3))) b(n);
+-- case: numeric_divided_by_literal_exact
+SELECT 0.3::numeric(10,2) / 0.1, n / 0.1, n * 1.1, n - 0.05, n % 0.5 FROM d_a WHERE n IS NOT NULL ORDER BY id;
+-- case: numeric_division_in_values
+SELECT * FROM (VALUES (1, 10::numeric(10,2) / 4), (2, 1::numeric(10,2) / 8)) v(i, q) ORDER BY i;
+-- case: numeric_quotient_compared
+SELECT id FROM d_a WHERE n / 4 IN (0.375, 2.525) OR COALESCE(n / 2, 0) = 0.75 ORDER BY id;
+-- case: float_nan_divided_by_zero
+SELECT 'NaN'::float8 / 0;
+-- case: generate_series_in_where_refused
+SELECT 1 WHERE generate_series(1, 2) > 1;
