@@ -99,6 +99,18 @@ async fn scans_report_row_counts_and_column_bounds() {
         s.max_value,
         Precision::Inexact(ScalarValue::Utf8(Some("b".into())))
     );
+    // The scan operator reports them too, projected to what it reads, so
+    // joins can build on their smaller side.
+    let snapshot = db.table_snapshot("t", db.visible_seq()).expect("table");
+    let state = datafusion::prelude::SessionContext::new().state();
+    let scan = TemporalTable::new(snapshot, false)
+        .scan(&state, Some(&vec![1]), &[], None)
+        .await
+        .expect("scan");
+    let reported = scan.partition_statistics(None).expect("statistics");
+    assert_eq!(reported.num_rows, Precision::Inexact(3));
+    assert_eq!(reported.column_statistics.len(), 1);
+    assert_eq!(reported.column_statistics[0].max_value, s.max_value);
 }
 
 #[tokio::test]
