@@ -1,7 +1,7 @@
-//! Decimals as PostgreSQL's `numeric` behaves.
-//!
-//! Four things DataFusion does with decimals are not PostgreSQL's, and are
-//! corrected here:
+//! Decimals and floats as PostgreSQL's `numeric` and `double precision`
+//! behave. Number literals with a fraction stay DataFusion's binary floats
+//! (ARCHITECTURE.md says why); what DataFusion does unlike PostgreSQL
+//! around them is corrected here:
 //!
 //! - **Where a float column meets a decimal** in a comparison or a choice
 //!   between values (`=`, `<`, `IN`, `BETWEEN`, `CASE`, `COALESCE`,
@@ -10,31 +10,35 @@
 //!   the cast. PostgreSQL casts the `numeric` to `double precision` (its
 //!   preferred numeric type). [`FloatOverNumeric`] casts the decimal side
 //!   to a float before type coercion sees the pair. A number literal
-//!   (`n = 0.3`: literals with a fraction are binary floats in
-//!   DataFusion, `numeric` in PostgreSQL) is left to DataFusion, which
-//!   casts it to the decimal
-//!   (exactly, from its shortest text: `exact_decimal` in
-//!   [`super::casts`]), as PostgreSQL compares two numerics. (In
-//!   arithmetic DataFusion already computes a float and a decimal as
-//!   floats.)
+//!   (`n = 0.3`; `numeric` in PostgreSQL) is left to DataFusion, which
+//!   casts it to the decimal exactly, from its shortest text
+//!   (`exact_decimal` in [`super::casts`]), as PostgreSQL compares two
+//!   numerics.
 //! - **`UNION` of a float and a decimal column** became a decimal (wrong
 //!   digits for small floats, 22003 for large ones); PostgreSQL's column is
-//!   a float. [`UnionFloats`], an analyzer rule placed before type
+//!   a float. [`ColumnTypes`], an analyzer rule placed before type
 //!   coercion, casts the decimal inputs to floats (again not for a number
 //!   literal). It also casts `VALUES` rows back to their columns' types
 //!   where the division below changed a row's type.
-//! - **Decimal division** kept 4 more fractional digits than the dividend
-//!   and truncated (`n / 3` of 1.25 was 0.41666). PostgreSQL keeps at
-//!   least 16 significant digits and rounds half away from zero.
-//!   [`NumericDivision`] (before type coercion, so what contains the
-//!   quotient is coerced to its type) turns a decimal divided by a decimal
-//!   or an integer into [`NumericDivide`], whose scale is fixed by the
-//!   operand types (a column has one type; PostgreSQL's scale follows each
-//!   value): [`DIVISION_SCALE_MAX`] fractional digits where the quotient's
-//!   integer digits leave room, never fewer than [`DIVISION_SCALE_MIN`]
-//!   nor than either operand's scale, rounded half away from zero.
-//!   Division by zero is 22012, a quotient that does not fit 38 digits
-//!   22003.
+//! - **Arithmetic** ([`NumericArithmetic`], before type coercion, so what
+//!   contains its result is coerced to its real type):
+//!   - a number literal beside a decimal is the exact decimal it spells
+//!     (`n * 1.1`, `0.3::numeric / 0.1` = 3, not 2.9999999999999996);
+//!   - decimal division kept 4 more fractional digits than the dividend
+//!     and truncated (`n / 3` of 1.25 was 0.41666). PostgreSQL keeps at
+//!     least 16 significant digits and rounds half away from zero. A
+//!     decimal divided by a decimal or an integer is [`NumericDivide`],
+//!     whose scale is fixed by the operand types (a column has one type;
+//!     PostgreSQL's scale follows each value): [`DIVISION_SCALE_MAX`]
+//!     fractional digits where the quotient's integer digits leave room,
+//!     never fewer than [`DIVISION_SCALE_MIN`] nor than either operand's
+//!     scale, rounded half away from zero. Division by zero is 22012, a
+//!     quotient that does not fit 38 digits 22003;
+//!   - a `double precision` division by zero gave Infinity or NaN:
+//!     [`FloatDivide`] raises 22012 (`NaN / 0` stays NaN).
+//! - **Decimal → float casts** ([`exact_float`], after type coercion so
+//!   coercion's casts are covered): arrow's missed the nearest double;
+//!   [`NumericToFloat`] lands on it.
 //! - **`avg` of a decimal** kept 4 more fractional digits, truncated
 //!   (`avg` of 1, 2, 2 as `NUMERIC(10,2)` was 1.666666; PostgreSQL
 //!   1.6666666666666667). [`WideAverage`] averages the argument cast to
@@ -278,9 +282,9 @@ fn widened_average(args: &[Expr], schema: &DFSchema) -> Option<Vec<Expr>> {
 
 /// See the module page.
 #[derive(Debug, Default)]
-pub struct UnionFloats;
+pub struct ColumnTypes;
 
-impl AnalyzerRule for UnionFloats {
+impl AnalyzerRule for ColumnTypes {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|plan| match plan {
             LogicalPlan::Union(union) => union_floats(union),
@@ -291,7 +295,7 @@ impl AnalyzerRule for UnionFloats {
     }
 
     fn name(&self) -> &str {
-        "driftdb_union_floats"
+        "driftdb_column_types"
     }
 }
 
@@ -311,14 +315,10 @@ fn union_floats(union: Union) -> Result<Transformed<LogicalPlan>> {
         .collect();
     // An input rewritten below (a nested union) may have changed type.
     let stale = union.inputs.first().is_some_and(|first| {
-        let types = |p: &LogicalPlan| -> Vec<DataType> {
-            p.schema()
-                .fields()
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect()
+        let types = |fields: &datafusion::arrow::datatypes::Fields| -> Vec<DataType> {
+            fields.iter().map(|f| f.data_type().clone()).collect()
         };
-        types(first) != types(&LogicalPlan::Union(union.clone()))
+        types(first.schema().fields()) != types(union.schema.fields())
     });
     if !mixed.contains(&true) && !stale {
         return Ok(Transformed::no(LogicalPlan::Union(union)));
@@ -390,11 +390,11 @@ fn floats_in_place(input: Arc<LogicalPlan>, mixed: &[bool]) -> Result<Arc<Logica
 
 /// See the module page.
 #[derive(Debug, Default)]
-pub struct NumericDivision;
+pub struct NumericArithmetic;
 
-impl FunctionRewrite for NumericDivision {
+impl FunctionRewrite for NumericArithmetic {
     fn name(&self) -> &str {
-        "driftdb_numeric_division"
+        "driftdb_numeric_arithmetic"
     }
 
     fn rewrite(
@@ -407,11 +407,7 @@ impl FunctionRewrite for NumericDivision {
             return Ok(Transformed::no(expr));
         };
         let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
-            return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
-                left,
-                op,
-                right,
-            })));
+            return Ok(unchanged(left, op, right, false));
         };
         // A number literal beside a decimal is the exact decimal it spells.
         let exact = |e: Box<Expr>, other: &DataType| match other.is_decimal() {
@@ -424,29 +420,32 @@ impl FunctionRewrite for NumericDivision {
             false => (left, right),
         };
         let (l, r) = (left.get_type(schema)?, right.get_type(schema)?);
-        let quotient = match (op, floats_divided(&l, &r)) {
+        let decimal = l.is_decimal() || r.is_decimal();
+        let rewritten = match (op, floats_divided(&l, &r)) {
             (Operator::Divide, true) => {
                 let args = vec![
                     cast(*left, DataType::Float64),
                     cast(*right, DataType::Float64),
                 ];
-                return Ok(Transformed::yes(
-                    ScalarUDF::new_from_impl(FloatDivide::default()).call(args),
-                ));
+                ScalarUDF::new_from_impl(FloatDivide::default()).call(args)
             }
-            (Operator::Divide, false) => as_decimal(&left, &l).zip(as_decimal(&right, &r)),
-            _ => None,
+            (Operator::Divide, false) if decimal => {
+                match (as_decimal(&left, &l), as_decimal(&right, &r)) {
+                    (Some(a), Some(b)) => {
+                        ScalarUDF::new_from_impl(NumericDivide::default()).call(vec![a, b])
+                    }
+                    _ => return Ok(unchanged(left, op, right, exact_sides)),
+                }
+            }
+            _ => return Ok(unchanged(left, op, right, exact_sides)),
         };
-        Ok(match quotient {
-            Some((a, b)) if l.is_decimal() || r.is_decimal() => Transformed::yes(
-                ScalarUDF::new_from_impl(NumericDivide::default()).call(vec![a, b]),
-            ),
-            _ => Transformed::new_transformed(
-                Expr::BinaryExpr(BinaryExpr { left, op, right }),
-                exact_sides,
-            ),
-        })
+        Ok(Transformed::yes(rewritten))
     }
+}
+
+/// The operation as it was, its literals perhaps made exact decimals.
+fn unchanged(left: Box<Expr>, op: Operator, right: Box<Expr>, exact: bool) -> Transformed<Expr> {
+    Transformed::new_transformed(Expr::BinaryExpr(BinaryExpr { left, op, right }), exact)
 }
 
 fn is_arithmetic(op: &Operator) -> bool {
@@ -459,10 +458,10 @@ fn is_arithmetic(op: &Operator) -> bool {
 /// A float literal (a number written with a fraction) as the decimal its
 /// shortest text spells (`0.1` → 0.1 exactly), when 38 digits hold it.
 fn exact_decimal_literal(expr: &Expr) -> Option<Expr> {
-    let (value, negative) = match expr {
-        Expr::Literal(ScalarValue::Float64(Some(v)), _) => (*v, false),
+    let value = match expr {
+        Expr::Literal(ScalarValue::Float64(Some(v)), _) => *v,
         Expr::Negative(inner) => match inner.as_ref() {
-            Expr::Literal(ScalarValue::Float64(Some(v)), _) => (*v, true),
+            Expr::Literal(ScalarValue::Float64(Some(v)), _) => -*v,
             _ => return None,
         },
         _ => return None,
@@ -470,22 +469,15 @@ fn exact_decimal_literal(expr: &Expr) -> Option<Expr> {
     if !value.is_finite() {
         return None;
     }
-    let text = value.abs().to_string();
+    let text = value.to_string();
     let scale = text.split_once('.').map_or(0, |(_, f)| f.len());
     let digits = text.chars().filter(char::is_ascii_digit).count();
-    let (precision, scale) = (
-        u8::try_from(digits.max(scale + 1)).ok()?,
-        i8::try_from(scale).ok()?,
-    );
+    let precision = u8::try_from(digits.max(scale + 1)).ok()?;
+    let scale = i8::try_from(scale).ok()?;
     if precision > DECIMAL_DIGITS_MAX {
         return None;
     }
     let units = decimal_from_text(&text, precision, scale)?;
-    let units = if negative != (value < 0.0) {
-        -units
-    } else {
-        units
-    };
     Some(Expr::Literal(
         ScalarValue::Decimal128(Some(units), precision, scale),
         None,
@@ -547,7 +539,6 @@ impl ScalarUDFImpl for NumericToFloat {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let DataType::Decimal128(_, scale) = args.args[0].data_type() else {
             return Err(DataFusionError::Internal(
                 "numeric_to_float8: not a decimal".into(),
@@ -556,7 +547,7 @@ impl ScalarUDFImpl for NumericToFloat {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let values = arrays[0].as_primitive::<Decimal128Type>();
         let floats: Float64Array = values.unary(|v| nearest_double(v, scale));
-        single_or_array(Arc::new(floats), scalar && args.number_rows <= 1)
+        single_or_array(Arc::new(floats), &args.args)
     }
 }
 
@@ -564,9 +555,9 @@ impl ScalarUDFImpl for NumericToFloat {
 /// where both operands are exact doubles, else through its text (Rust's
 /// parser rounds correctly).
 fn nearest_double(units: i128, scale: i8) -> f64 {
-    const EXACT_INTEGER: i128 = 1 << 53;
+    const EXACT_INTEGER: u128 = 1 << 53;
     const EXACT_POWER_OF_TEN: i8 = 22;
-    if units.abs() < EXACT_INTEGER && (0..=EXACT_POWER_OF_TEN).contains(&scale) {
+    if units.unsigned_abs() < EXACT_INTEGER && (0..=EXACT_POWER_OF_TEN).contains(&scale) {
         return units as f64 / 10f64.powi(i32::from(scale));
     }
     format!("{units}e{}", -i32::from(scale))
@@ -620,10 +611,6 @@ impl ScalarUDFImpl for FloatDivide {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let (a, b) = (
             arrays[0].as_primitive::<Float64Type>(),
@@ -634,7 +621,7 @@ impl ScalarUDFImpl for FloatDivide {
                 true => Err(ArrowError::DivideByZero),
                 false => Ok(x / y),
             })?;
-        single_or_array(Arc::new(quotient), scalar && args.number_rows <= 1)
+        single_or_array(Arc::new(quotient), &args.args)
     }
 }
 
@@ -657,8 +644,10 @@ fn field_nullable_as_arguments(
     )))
 }
 
-/// `values` as a function's result: a scalar when every argument was one.
-fn single_or_array(values: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+/// `values` as a function's result: a scalar when every argument was one
+/// (`values` then has one row, whatever the batch's length).
+fn single_or_array(values: ArrayRef, args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
     match scalar && values.len() == 1 {
         true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
             &values, 0,
@@ -734,11 +723,6 @@ impl ScalarUDFImpl for NumericDivide {
         let (dividend, divisor) = decimal_pair(&types)?;
         let scale = quotient_scale(dividend, divisor);
         let (s1, s2) = (dividend.1, divisor.1);
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let (a, b) = (
             arrays[0].as_primitive::<Decimal128Type>(),
@@ -756,7 +740,7 @@ impl ScalarUDFImpl for NumericDivide {
             })
             .collect::<Result<Decimal128Array>>()?
             .with_precision_and_scale(DECIMAL_DIGITS_MAX, scale)?;
-        single_or_array(Arc::new(quotient), scalar && rows <= 1)
+        single_or_array(Arc::new(quotient), &args.args)
     }
 }
 

@@ -164,7 +164,7 @@ fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
         .iter()
         .position(|r| r.name() == TypeCoercion::new().name())
         .unwrap_or(rules.len());
-    rules.insert(coercion, Arc::new(super::numeric::UnionFloats));
+    rules.insert(coercion, Arc::new(super::numeric::ColumnTypes));
     rules
 }
 
@@ -191,7 +191,7 @@ impl Session {
         let _ = state.register_function_rewrite(Arc::new(super::checked_arithmetic::WidenedSum));
         let _ = state.register_function_rewrite(Arc::new(super::numeric::FloatOverNumeric));
         let _ = state.register_function_rewrite(Arc::new(super::numeric::WideAverage));
-        let _ = state.register_function_rewrite(Arc::new(super::numeric::NumericDivision));
+        let _ = state.register_function_rewrite(Arc::new(super::numeric::NumericArithmetic));
         state.add_analyzer_rule(Arc::new(super::set_ops::SetOpMultiplicity));
         state.add_analyzer_rule(Arc::new(super::expr_rules::PostgresExpressions));
         // Before the rewrites below, which would decorrelate the middle of

@@ -148,24 +148,16 @@ fn selects(body: &mut ast::SetExpr) -> Vec<&mut ast::Select> {
 /// `item` with its `generate_series` calls (outside subqueries) expanded
 /// into rows.
 fn rows_from_series(item: &mut SelectItem) {
-    let expr = match item {
-        SelectItem::UnnamedExpr(expr) => {
-            if let Expr::Function(f) = expr
-                && is_named(&f.name, "generate_series")
-            {
-                let alias = Ident::new("generate_series");
-                let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
-                *item = SelectItem::ExprWithAlias { expr, alias };
-            }
-            match item {
-                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
-                _ => return,
-            }
-        }
-        SelectItem::ExprWithAlias { expr, .. } => expr,
-        _ => return,
-    };
-    let _ = expr.visit(&mut SeriesAsRows { depth: 0 });
+    if let SelectItem::UnnamedExpr(expr @ Expr::Function(_)) = item
+        && matches!(expr, Expr::Function(f) if is_named(&f.name, "generate_series"))
+    {
+        let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
+        let alias = Ident::new("generate_series");
+        *item = SelectItem::ExprWithAlias { expr, alias };
+    }
+    if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+        let _ = expr.visit(&mut SeriesAsRows { depth: 0 });
+    }
 }
 
 /// Wraps `generate_series` calls outside subqueries in `unnest`.
