@@ -26,6 +26,14 @@ bash scripts/python-env.sh "$VENV"
 DRIFTDB_BIN="$CARGO_TARGET_DIR/debug/driftdb" \
     "$VENV/bin/python" -m pytest -q flight-server/tests/python
 
+echo "== the sqllogictest and Flight SQL suites again, with the database on S3 (moto on loopback)"
+"$VENV/bin/python" flight-server/tests/python/s3server.py -- \
+    cargo test -q --workspace --test it sqllogictest_files
+DRIFTDB_TEST_STORAGE=s3 DRIFTDB_BIN="$CARGO_TARGET_DIR/debug/driftdb" \
+    "$VENV/bin/python" -m pytest -q \
+    flight-server/tests/python/test_flight_sql.py flight-server/tests/python/test_statements.py \
+    flight-server/tests/python/test_transactions.py flight-server/tests/python/test_constraints.py
+
 echo "== benchmark smoke runs"
 "$CARGO_TARGET_DIR/debug/foundation" --quick
 "$CARGO_TARGET_DIR/debug/constraints" --quick

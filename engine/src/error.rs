@@ -206,6 +206,14 @@ pub enum Error {
     #[error("database at {location} is locked by another process ({detail})")]
     Locked { location: String, detail: String },
 
+    /// Another process took this database over (its writer lease, its
+    /// log): this one stops writing and never forks history.
+    #[error("this process no longer owns the database for writing: {detail}")]
+    Fenced { detail: String },
+
+    #[error("invalid database location {location}: {detail}")]
+    InvalidLocation { location: String, detail: String },
+
     #[error("commit log is corrupt in {file} at byte {offset}: {detail}")]
     CorruptLog {
         file: String,
@@ -239,7 +247,9 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 
-    #[error("object store error: {0}")]
+    /// An object-store request failed after its retries; the message
+    /// starts with what went wrong in a word ([`StorageFailure`]).
+    #[error("object storage: {kind}: {0}", kind = StorageFailure::of(.0))]
     ObjectStore(#[from] object_store::Error),
 
     /// A read or write of stored data failed on the way (not damage): the
@@ -258,6 +268,81 @@ pub enum Error {
 
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why object storage could not be used, as far as the error says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// No answer from the endpoint (refused, DNS, TLS, timeout): 08006.
+    Unreachable,
+    /// The bucket or container does not exist: 3D000.
+    MissingBucket,
+    /// Credentials missing or refused: 28000.
+    Credentials,
+    /// The credentials may not do this: 42501.
+    Denied,
+    /// The service kept answering "slow down" (429, 503) after every retry: 53000.
+    Throttled,
+    /// Anything else: 58030.
+    Other,
+}
+
+impl StorageFailure {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            Self::Unreachable => "08006",
+            Self::MissingBucket => "3D000",
+            Self::Credentials => "28000",
+            Self::Denied => "42501",
+            Self::Throttled => "53000",
+            Self::Other => "58030",
+        }
+    }
+
+    /// What an object-store error (after its retries) says went wrong.
+    pub fn of(err: &object_store::Error) -> Self {
+        match err {
+            object_store::Error::Unauthenticated { .. } => return Self::Credentials,
+            object_store::Error::PermissionDenied { .. } => return Self::Denied,
+            _ => {}
+        }
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            text.push_str(" / ");
+            text.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        let has = |needle: &str| text.contains(needle);
+        if has("NoSuchBucket") || has("ContainerNotFound") || has("bucket does not exist") {
+            Self::MissingBucket
+        } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("401") {
+            Self::Credentials
+        } else if has("SlowDown") || has("503 Service Unavailable") || has("429") {
+            Self::Throttled
+        } else if has("error sending request")
+            || has("Connection refused")
+            || has("dns error")
+            || has("timed out")
+        {
+            Self::Unreachable
+        } else {
+            Self::Other
+        }
+    }
+}
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unreachable => "endpoint unreachable",
+            Self::MissingBucket => "bucket does not exist",
+            Self::Credentials => "credentials refused",
+            Self::Denied => "permission denied",
+            Self::Throttled => "throttled",
+            Self::Other => "request failed",
+        })
+    }
 }
 
 impl From<DataFusionError> for Error {
@@ -432,12 +517,14 @@ impl Error {
             Error::Unsupported { .. } => "0A000",
             Error::InvalidArgument { .. } => "22023",
             Error::LimitExceeded { .. } => "54000",
-            Error::Locked { .. } => "55006",
+            Error::Locked { .. } | Error::Fenced { .. } => "55006",
+            Error::InvalidLocation { .. } => "22023",
             Error::CorruptLog { .. } | Error::Corrupt { .. } | Error::CorruptFile { .. } => "XX001",
             Error::FormatVersion { .. } => "55000",
             Error::CommitTooLarge { .. } => "54000",
             Error::Poisoned { .. } => "58030",
-            Error::Io(_) | Error::ObjectStore(_) | Error::StorageIo { .. } => "58030",
+            Error::ObjectStore(e) => StorageFailure::of(e).sqlstate(),
+            Error::Io(_) | Error::StorageIo { .. } => "58030",
             Error::Arrow(e) => arrow_sqlstate(e),
             Error::Parquet(_) => "XX001",
             Error::DataFusion(df) => datafusion_sqlstate(df),

@@ -29,6 +29,11 @@ pub struct Limits {
     /// `CommandStatementIngest`) may carry; every row costs bookkeeping in
     /// the commit whatever its width, so this bounds columns of zero bytes too.
     pub ingest_rows_max: usize,
+    /// On object storage: how long the writer lease lasts without renewal.
+    /// The holder renews it every third of this; an opener takes over a
+    /// lease not renewed for this long (a crashed holder), so a database
+    /// whose writer died is writable again after at most this.
+    pub writer_lease_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -40,7 +45,34 @@ impl Default for Limits {
             log_frame_bytes_max: LOG_FRAME_BYTES_MAX,
             memtable_chunk_rows_max: 8192,
             ingest_rows_max: 64 * 1024 * 1024,
+            writer_lease_ttl: WRITER_LEASE_TTL_DEFAULT,
         }
+    }
+}
+
+/// Default [`Limits::writer_lease_ttl`].
+pub const WRITER_LEASE_TTL_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Retries of a failed object-store request (5xx, 429, connection
+/// errors) before it is reported, with exponential backoff and jitter.
+pub const OBJECT_STORE_RETRIES_MAX: usize = 8;
+/// Longest time one object-store request keeps being retried.
+pub const OBJECT_STORE_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+/// First backoff before retrying an object-store request (doubling each time).
+pub const OBJECT_STORE_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+/// Longest backoff between two attempts of an object-store request.
+pub const OBJECT_STORE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How object-store requests are retried (see the constants above).
+pub fn object_store_retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: OBJECT_STORE_BACKOFF_INITIAL,
+            max_backoff: OBJECT_STORE_BACKOFF_MAX,
+            base: 2.0,
+        },
+        max_retries: OBJECT_STORE_RETRIES_MAX,
+        retry_timeout: OBJECT_STORE_RETRY_TIMEOUT,
     }
 }
 

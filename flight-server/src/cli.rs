@@ -28,9 +28,24 @@ pub enum Command {
 /// Where the database lives.
 #[derive(Debug, Args, Clone)]
 pub struct StorageArgs {
-    /// Database location: a local folder or `memory://`.
+    /// Database location: a local folder, `memory://`, or object storage
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`; endpoint and credentials
+    /// from the standard `AWS_*`/`GOOGLE_*`/`AZURE_*` variables).
     #[arg(long = "data", env = "DRIFTDB_DATA", default_value = "./driftdb-data")]
     pub data: String,
+    /// On object storage: how long the writer lease lasts unrenewed, ms.
+    #[arg(long, env = "DRIFTDB_WRITER_LEASE_TTL_MS", default_value_t = 30_000)]
+    pub writer_lease_ttl_ms: u64,
+}
+
+impl StorageArgs {
+    /// The engine limits these options set.
+    pub fn limits(&self) -> driftdb_engine::Limits {
+        driftdb_engine::Limits {
+            writer_lease_ttl: std::time::Duration::from_millis(self.writer_lease_ttl_ms),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]

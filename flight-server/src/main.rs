@@ -52,7 +52,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             })
         }
         Command::Sql(args) => {
-            let db = Database::open(&args.storage.data).await?;
+            let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
             let mut session = Session::new(&db);
             let result = match (args.execute, args.file) {
                 (Some(sql), _) => repl::run_script(&mut session, &sql).await,
@@ -62,7 +62,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }
                 (None, None) => repl::run_shell(&mut session).await,
             };
-            db.persist().await?;
+            // Closing persists and releases the writer lease (object storage).
+            db.close().await?;
             result
         }
         Command::Check(args) => {
@@ -76,7 +77,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Demo(args) => {
-            let db = Database::open(&args.storage.data).await?;
+            let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
             let mut session = Session::new(&db);
             if demo::create_demo(&mut session).await? {
                 println!("Created the demo database in {}", db.location());
@@ -85,7 +86,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 println!("{}", demo::DEMO_HINT);
                 repl::run_shell(&mut session).await?;
             }
-            db.persist().await?;
+            db.close().await?;
             Ok(())
         }
     }

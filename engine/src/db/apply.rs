@@ -103,8 +103,7 @@ fn apply_or_poison(
         record.header.seq
     );
     tracing::error!("{detail}");
-    *inner.poisoned.lock() = Some(detail.clone());
-    Err(Error::Poisoned { detail })
+    Err(inner.poison(super::Poison::Failed(detail)))
 }
 
 /// The text a panic carried, if it was a string.

@@ -28,10 +28,15 @@ use parking_lot::{Mutex, RwLock};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::log::objects::{ObjectLog, ObjectSink, Tail};
 use crate::log::{CommitInfo, CommitLog};
 use crate::storage::TableData;
+use crate::storage::lease::Lease;
 use crate::storage::location::Location;
+use crate::storage::location::StoreKind;
+use crate::storage::verify::store_error;
 use crate::txn::WriteSet;
+use object_store::ObjectStoreExt;
 
 pub(crate) use apply::{apply_catalog_op, schema_op};
 pub use snapshot::{HistoryRange, TableSnapshot};
@@ -93,7 +98,9 @@ pub(crate) struct Inner {
     pub state: RwLock<DbState>,
     pub visible_seq: AtomicU64,
     pub next_table_id: AtomicU64,
-    pub poisoned: Mutex<Option<String>>,
+    pub poisoned: Mutex<Option<Poison>>,
+    /// The writer lease, on object storage.
+    pub lease: Option<crate::storage::lease::Lease>,
     pub persisting: AtomicBool,
     pub persist_lock: tokio::sync::Mutex<()>,
     /// Where every sequence stands (not transactional; see [`crate::sequences`]).
@@ -105,6 +112,36 @@ pub(crate) struct Inner {
     /// Evaluates CHECK constraints for write sets that did not come from a statement.
     pub check_ctx: std::sync::OnceLock<datafusion::execution::context::SessionContext>,
     lock_file: Mutex<Option<File>>,
+}
+
+/// Why a database refuses writes until it is reopened.
+#[derive(Debug, Clone)]
+pub(crate) enum Poison {
+    /// A commit could not be made durable or applied (state unknown).
+    Failed(String),
+    /// Another process took the database over.
+    Fenced(String),
+}
+
+impl Poison {
+    pub fn error(&self) -> Error {
+        match self {
+            Poison::Failed(detail) => Error::Poisoned {
+                detail: detail.clone(),
+            },
+            Poison::Fenced(detail) => Error::Fenced {
+                detail: detail.clone(),
+            },
+        }
+    }
+}
+
+impl Inner {
+    /// Refuse writes from now on (the first reason stays); the error to report.
+    pub(crate) fn poison(&self, poison: Poison) -> Error {
+        let mut slot = self.poisoned.lock();
+        slot.get_or_insert(poison).error()
+    }
 }
 
 /// An open DriftDB database. Cheap to clone; all clones share one state.
@@ -147,25 +184,25 @@ impl Database {
     /// one whose store injects faults), recovering every durable commit.
     pub async fn open_at(location: Location, limits: Limits) -> Result<Self> {
         let lock_file = lock_writer(&location)?;
+        let lease = match location.kind {
+            StoreKind::Object => Some(
+                Lease::acquire(
+                    location.store.clone(),
+                    &location.display,
+                    limits.writer_lease_ttl,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let (recovered, log) = open_log(&location, &limits).await?;
         let recover::Recovered {
             state,
             checkpoint_seq,
-        } = recover::recover_state(&location, &limits).await?;
-        let next_seq = state.last_seq + 1;
-        let log = match &location.local_root {
-            Some(root) => Some(CommitLog::open(
-                location.fs.clone(),
-                &root.join(crate::log::LOG_DIR),
-                next_seq,
-            )?),
-            None => None,
-        };
+            ..
+        } = recovered;
         let next_table_id = state.catalog.max_table_id() + 1;
-        let sequences = crate::sequences::Positions::open(
-            location.fs.clone(),
-            location.local_root.clone(),
-            &state.catalog,
-        )?;
+        let sequences = crate::sequences::Positions::open(&location, &state.catalog).await?;
         let visible = state.last_seq;
         let inner = Arc::new(Inner {
             location,
@@ -176,6 +213,7 @@ impl Database {
             visible_seq: AtomicU64::new(visible),
             next_table_id: AtomicU64::new(next_table_id),
             poisoned: Mutex::new(None),
+            lease,
             persisting: AtomicBool::new(false),
             persist_lock: tokio::sync::Mutex::new(()),
             sequences,
@@ -187,6 +225,9 @@ impl Database {
         let db = Self { inner };
         recover::rebuild_indexes(&db).await?;
         spawn_age_persister(Arc::downgrade(&db.inner));
+        if db.inner.lease.is_some() {
+            spawn_lease_renewal(Arc::downgrade(&db.inner));
+        }
         Ok(db)
     }
 
@@ -222,6 +263,34 @@ impl Database {
     /// Where the database lives, for messages.
     pub fn location(&self) -> &str {
         &self.inner.location.display
+    }
+
+    /// Whether the database lives on object storage.
+    pub fn is_object_store(&self) -> bool {
+        self.inner.location.kind == StoreKind::Object
+    }
+
+    /// A small object kept beside the data on object storage (the server's
+    /// users), None if there is none.
+    pub async fn read_side_object(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = object_store::path::Path::from(name);
+        match self.inner.location.store.get(&path).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(store_error)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Store a small object beside the data (one PUT, durable once it returns).
+    pub async fn write_side_object(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = object_store::path::Path::from(name);
+        self.inner
+            .location
+            .store
+            .put(&path, bytes.into())
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     pub fn limits(&self) -> &Limits {
@@ -292,7 +361,7 @@ impl Database {
         let (outcome, frame) = apply::validate_and_apply(&self.inner, writes, checks)?;
         // Queue the frame before letting the next writer in, so frames reach the log in seq order.
         let durable = match (&self.inner.log, frame) {
-            (Some(log), Some(frame)) => Some(log.submit(frame)),
+            (Some(log), Some(frame)) => Some(log.submit(outcome.seq, frame)),
             _ => None,
         };
         drop(guard);
@@ -302,9 +371,10 @@ impl Database {
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
-                let detail = e.to_string();
-                *self.inner.poisoned.lock() = Some(detail.clone());
-                return Err(Error::Poisoned { detail });
+                return Err(self.inner.poison(match e {
+                    Error::Fenced { detail } => Poison::Fenced(detail),
+                    other => Poison::Failed(other.to_string()),
+                }));
             }
         }
         self.inner
@@ -362,16 +432,18 @@ impl Database {
     pub async fn close(&self) -> Result<()> {
         self.persist().await?;
         let _no_commits = self.inner.writer.lock().await;
-        *self.inner.poisoned.lock() = Some("the database was closed".into());
+        self.inner
+            .poison(Poison::Failed("the database was closed".into()));
         self.inner.lock_file.lock().take();
+        if let Some(lease) = &self.inner.lease {
+            lease.release().await?;
+        }
         Ok(())
     }
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match self.inner.poisoned.lock().as_ref() {
-            Some(detail) => Err(Error::Poisoned {
-                detail: detail.clone(),
-            }),
+            Some(poison) => Err(poison.error()),
             None => Ok(()),
         }
     }
@@ -411,6 +483,91 @@ fn lock_writer(location: &Location) -> Result<Option<File>> {
 const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Pause between attempts to take the writer lock.
 const LOCK_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The recovered state and the commit log to append to: segment files on
+/// local disk; on object storage the log objects, fenced against the
+/// previous writer (retried while it keeps committing); none in memory.
+async fn open_log(
+    location: &Location,
+    limits: &Limits,
+) -> Result<(recover::Recovered, Option<CommitLog>)> {
+    match location.kind {
+        StoreKind::Memory => Ok((recover::recover_state(location, limits, None).await?, None)),
+        StoreKind::Local => {
+            let recovered = recover::recover_state(location, limits, None).await?;
+            let root = location
+                .local_root
+                .as_ref()
+                .ok_or_else(|| Error::internal("a local database without a folder"))?;
+            let log = CommitLog::open(
+                location.fs.clone(),
+                &root.join(crate::log::LOG_DIR),
+                recovered.state.last_seq + 1,
+            )?;
+            Ok((recovered, Some(log)))
+        }
+        StoreKind::Object => {
+            let objects = ObjectLog::new(location.store.clone())?;
+            for _ in 0..FENCE_ATTEMPTS_MAX {
+                let recovered = recover::recover_state(location, limits, Some(&objects)).await?;
+                let tail = recovered
+                    .tail
+                    .ok_or_else(|| Error::internal("object log read without a tail"))?;
+                if objects.fence(tail).await? {
+                    let next = Tail {
+                        number: tail.number + 1,
+                        seq: tail.seq,
+                    };
+                    let sink = ObjectSink::new(objects.clone(), next);
+                    return Ok((recovered, Some(CommitLog::open_objects(objects, sink)?)));
+                }
+            }
+            Err(Error::Locked {
+                location: location.display.clone(),
+                detail: format!(
+                    "the previous writer kept committing through {FENCE_ATTEMPTS_MAX} attempts to fence its log"
+                ),
+            })
+        }
+    }
+}
+
+/// Attempts to fence the object log at open before giving up.
+const FENCE_ATTEMPTS_MAX: usize = 16;
+
+/// Renew the writer lease every third of its TTL until the database is
+/// dropped; finding it taken over, refuse writes from then on (55006).
+fn spawn_lease_renewal(inner: Weak<Inner>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let Some(period) = inner.upgrade().map(|i| i.limits.writer_lease_ttl / 3) else {
+            return;
+        };
+        let mut tick = tokio::time::interval(period.max(std::time::Duration::from_millis(10)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.poisoned.lock().is_some() {
+                return;
+            }
+            let Some(lease) = inner.lease.clone() else {
+                return;
+            };
+            match lease.renew().await {
+                Ok(()) => {}
+                Err(Error::Fenced { detail }) => {
+                    tracing::error!(%detail, "writer lease taken over: refusing writes");
+                    inner.poison(Poison::Fenced(detail));
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "renewing the writer lease failed; retrying"),
+            }
+        }
+    });
+}
 
 /// Persist the memtable when its oldest commit gets too old, until the database is dropped.
 fn spawn_age_persister(inner: Weak<Inner>) {

@@ -89,6 +89,7 @@ impl Database {
         }
         self.install_files(frozen.seq, written);
         let checkpoint = self.checkpoint_of(frozen);
+        self.check_lease().await?;
         write_checkpoint(&self.inner.location, &checkpoint).await?;
         *self.inner.checkpoint_seq.lock() = Some(checkpoint.seq);
         if let Some(previous) = previous.filter(|p| *p < checkpoint.seq) {
@@ -100,13 +101,24 @@ impl Database {
     /// Delete checkpoints older than checkpoint `keep` and the log segments
     /// it does not need (it and every later checkpoint are durable).
     async fn delete_before(&self, keep: u64) -> Result<()> {
+        self.check_lease().await?;
         if let Some(log) = &self.inner.log {
-            let log = log.clone();
-            tokio::task::spawn_blocking(move || log.delete_segments_through(keep))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))??;
+            log.delete_through(keep).await?;
         }
         delete_checkpoints_before(&self.inner.location, keep).await
+    }
+
+    /// On object storage, make sure no other process has taken the
+    /// database over before writing a checkpoint or deleting anything
+    /// (55006, and writes refused from then on, if one has).
+    async fn check_lease(&self) -> Result<()> {
+        let Some(lease) = &self.inner.lease else {
+            return Ok(());
+        };
+        match lease.renew().await {
+            Err(Error::Fenced { detail }) => Err(self.inner.poison(super::Poison::Fenced(detail))),
+            other => other,
+        }
     }
 
     /// Freeze the state at the latest commit and start a new log segment after it.
@@ -145,7 +157,12 @@ impl Database {
         batches: Vec<RecordBatch>,
     ) -> Result<DataFile> {
         let dir = format!("{DATA_DIR}/t{table_id}");
-        let name = format!("{seq:020}-{ordinal:04}.parquet");
+        // On object storage the lease epoch keeps the names of two
+        // processes apart (one may be a writer that was taken over).
+        let name = match &self.inner.lease {
+            Some(lease) => format!("{seq:020}-e{}-{ordinal:04}.parquet", lease.epoch()),
+            None => format!("{seq:020}-{ordinal:04}.parquet"),
+        };
         let path = format!("{dir}/{name}");
         let row_group_rows = self.inner.limits.parquet_row_group_rows_max;
         let local = self

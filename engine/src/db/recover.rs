@@ -19,9 +19,10 @@ use crate::constraints::{primary_key_index, primary_keys};
 use crate::constraints::{unique_constraint_violation, unique_keys};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::log::{LOG_DIR, read_log};
+use crate::log::objects::{ObjectLog, Tail};
+use crate::log::{CommitRecord, LOG_DIR, read_log};
 use crate::storage::checkpoint::{Checkpoint, load_newest_checkpoint};
-use crate::storage::location::Location;
+use crate::storage::location::{Location, StoreKind};
 use crate::storage::verify::store_error;
 use crate::storage::{DataFile, Retirements, TableData};
 use crate::txn::{KeyIndex, Write, WriteSet};
@@ -31,11 +32,17 @@ use crate::txn::{KeyIndex, Write, WriteSet};
 pub(super) struct Recovered {
     pub state: DbState,
     pub checkpoint_seq: Option<u64>,
+    /// On object storage: where the next log object goes.
+    pub tail: Option<Tail>,
 }
 
 /// The state as of the last durable commit: the newest readable
 /// checkpoint (falling back past unreadable ones) plus the log after it.
-pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Result<Recovered> {
+pub(super) async fn recover_state(
+    location: &Location,
+    limits: &Limits,
+    objects: Option<&ObjectLog>,
+) -> Result<Recovered> {
     let loaded = load_newest_checkpoint(location).await?;
     let checkpoint_seq = loaded.checkpoint.as_ref().map(|c| c.seq);
     let mut state = match loaded.checkpoint {
@@ -49,18 +56,21 @@ pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Resul
         location.verifier.expect(file);
     }
     state.chunk_rows_max = limits.memtable_chunk_rows_max;
-    let Some(root) = &location.local_root else {
-        return Ok(Recovered {
-            state,
-            checkpoint_seq,
-        });
-    };
-    let dir = root.join(LOG_DIR);
-    let fs = location.fs.clone();
     let after = state.last_seq;
-    let records = tokio::task::spawn_blocking(move || read_log(fs.as_ref(), &dir, after))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))??;
+    let (records, mut tail) = match (location.kind, objects) {
+        (StoreKind::Object, Some(objects)) => {
+            let (records, tail) = objects.read_after(after).await?;
+            (records, Some(tail))
+        }
+        (StoreKind::Local, _) => (read_local_log(location, after).await?, None),
+        _ => {
+            return Ok(Recovered {
+                state,
+                checkpoint_seq,
+                tail: None,
+            });
+        }
+    };
     let fell_back = |detail: String| match loaded.unreadable.first() {
         Some(newest) => Error::Corrupt {
             detail: format!(
@@ -105,10 +115,28 @@ pub(super) async fn recover_state(location: &Location, limits: &Limits) -> Resul
             newest.seq
         )));
     }
+    // A log that holds nothing after the checkpoint goes on right after it.
+    if let Some(tail) = &mut tail {
+        tail.seq = tail.seq.max(state.last_seq + 1);
+    }
     Ok(Recovered {
         state,
         checkpoint_seq,
+        tail,
     })
+}
+
+/// The commits in the local log's segments after `after` (plus earlier
+/// ones that share a segment with them).
+async fn read_local_log(location: &Location, after: u64) -> Result<Vec<CommitRecord>> {
+    let Some(root) = &location.local_root else {
+        return Ok(Vec::new());
+    };
+    let dir = root.join(LOG_DIR);
+    let fs = location.fs.clone();
+    tokio::task::spawn_blocking(move || read_log(fs.as_ref(), &dir, after))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
 }
 
 fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {

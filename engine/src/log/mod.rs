@@ -16,6 +16,7 @@
 //! and offset.
 //! All file changes go through [`DurableFs`].
 
+pub mod objects;
 pub mod record;
 pub mod segment;
 
@@ -36,6 +37,7 @@ pub const LOG_DIR: &str = "_log";
 
 enum Request {
     Append {
+        seq: u64,
         frame: Vec<u8>,
         done: oneshot::Sender<std::io::Result<()>>,
     },
@@ -45,11 +47,32 @@ enum Request {
     },
 }
 
+/// Where a group of frames goes: appended to a local segment and fsynced,
+/// or put as one new object. The writer thread drives it.
+pub(crate) trait Sink: Send {
+    /// Bytes of the current segment on stable storage, stamped into each
+    /// frame as its `synced_len` (see [`segment`]).
+    fn synced_len(&self) -> u64;
+    /// Make `frames` (commits `first_seq..=last_seq`, in order) durable.
+    fn write_group(&mut self, first_seq: u64, last_seq: u64, frames: &[u8]) -> std::io::Result<()>;
+    /// Go on in a new segment whose first commit is `first_seq`.
+    fn rotate(&mut self, first_seq: u64) -> std::io::Result<()>;
+}
+
+/// Where the log lives, for deleting what checkpoints cover.
+#[derive(Debug, Clone)]
+enum Place {
+    Segments {
+        dir: PathBuf,
+        fs: Arc<dyn DurableFs>,
+    },
+    Objects(objects::ObjectLog),
+}
+
 /// Handle to the log writer thread (clones share it).
 #[derive(Debug, Clone)]
 pub struct CommitLog {
-    dir: PathBuf,
-    fs: Arc<dyn DurableFs>,
+    place: Place,
     requests: mpsc::Sender<Request>,
 }
 
@@ -57,30 +80,40 @@ impl CommitLog {
     /// Open the log in `dir`, appending to a fresh segment that starts at `next_seq`.
     pub fn open(fs: Arc<dyn DurableFs>, dir: &Path, next_seq: u64) -> Result<Self> {
         fs.create_dir_all(dir)?;
-        let file = create_segment(fs.as_ref(), dir, next_seq)?;
-        let (requests, rx) = mpsc::channel();
-        let writer = Writer {
+        let sink = SegmentSink {
             dir: dir.to_path_buf(),
             fs: fs.clone(),
-            file,
+            file: create_segment(fs.as_ref(), dir, next_seq)?,
             first_seq: next_seq,
             synced_len: SEGMENT_HEADER_BYTES as u64,
-            failed: None,
         };
+        let place = Place::Segments {
+            dir: dir.to_path_buf(),
+            fs,
+        };
+        Self::start(place, Box::new(sink))
+    }
+
+    /// Open the log on object storage, writing objects after the fence
+    /// `log` placed at open (see [`objects`]).
+    pub(crate) fn open_objects(log: objects::ObjectLog, sink: objects::ObjectSink) -> Result<Self> {
+        Self::start(Place::Objects(log), Box::new(sink))
+    }
+
+    fn start(place: Place, sink: Box<dyn Sink>) -> Result<Self> {
+        let (requests, rx) = mpsc::channel();
+        let writer = Writer { sink, failed: None };
         std::thread::Builder::new()
             .name("driftdb-log".into())
             .spawn(move || writer.run(rx))?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            fs,
-            requests,
-        })
+        Ok(Self { place, requests })
     }
 
-    /// Queue one frame for the next group fsync; await the receiver with [`wait_durable`].
-    pub fn submit(&self, frame: Vec<u8>) -> Result<Durable> {
+    /// Queue the frame of commit `seq` for the next group write; await the
+    /// receiver with [`wait_durable`]. Frames must come in seq order.
+    pub fn submit(&self, seq: u64, frame: Vec<u8>) -> Result<Durable> {
         let (done, wait) = oneshot::channel();
-        self.send(Request::Append { frame, done })?;
+        self.send(Request::Append { seq, frame, done })?;
         Ok(wait)
     }
 
@@ -97,27 +130,44 @@ impl CommitLog {
         self.requests.send(request).map_err(|_| closed())
     }
 
-    /// Delete segments whose commits are all at or before `seq` (a durable
-    /// checkpoint at or after `seq` no longer needs them). The open segment
-    /// is never deleted.
-    pub fn delete_segments_through(&self, seq: u64) -> Result<()> {
-        let segments = list_segments(&self.dir)?;
-        // A segment's commits end where the next segment begins.
-        for pair in segments.windows(2) {
-            if pair[1].0 <= seq.saturating_add(1) {
-                self.fs.remove_file(&pair[0].1)?;
+    /// Delete segments (or log objects) whose commits are all at or before
+    /// `seq` (a durable checkpoint at or after `seq` no longer needs them).
+    /// The open segment, and the newest log object, are never deleted.
+    pub async fn delete_through(&self, seq: u64) -> Result<()> {
+        match &self.place {
+            Place::Segments { dir, fs } => {
+                let (dir, fs) = (dir.clone(), fs.clone());
+                tokio::task::spawn_blocking(move || delete_segments_through(fs.as_ref(), &dir, seq))
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))?
             }
+            Place::Objects(log) => log.delete_through(seq).await,
         }
-        Ok(())
     }
+}
+
+/// Delete the segments in `dir` whose commits all lie at or before `seq`.
+fn delete_segments_through(fs: &dyn DurableFs, dir: &Path, seq: u64) -> Result<()> {
+    let segments = list_segments(dir)?;
+    // A segment's commits end where the next segment begins.
+    for pair in segments.windows(2) {
+        if pair[1].0 <= seq.saturating_add(1) {
+            fs.remove_file(&pair[0].1)?;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves when a submitted frame is on stable storage.
 pub type Durable = oneshot::Receiver<std::io::Result<()>>;
 
-/// Wait until a submitted frame is durable.
+/// Wait until a submitted frame is durable. A write refused because
+/// another writer took the database over is [`Error::Fenced`].
 pub async fn wait_durable(durable: Durable) -> Result<()> {
-    Ok(durable.await.map_err(|_| closed())??)
+    match durable.await.map_err(|_| closed())? {
+        Ok(()) => Ok(()),
+        Err(e) => Err(objects::fenced_error(&e).unwrap_or(Error::Io(e))),
+    }
 }
 
 fn closed() -> Error {
@@ -134,8 +184,8 @@ fn create_segment(fs: &dyn DurableFs, dir: &Path, first_seq: u64) -> Result<Box<
     Ok(fs.open_append(&dir.join(name))?)
 }
 
-/// The state of the log writer thread.
-struct Writer {
+/// The open segment file on local disk.
+struct SegmentSink {
     dir: PathBuf,
     fs: Arc<dyn DurableFs>,
     file: Box<dyn AppendFile>,
@@ -143,85 +193,112 @@ struct Writer {
     first_seq: u64,
     /// Bytes of the open segment on stable storage (header included).
     synced_len: u64,
-    /// After a failed write or fsync the file's state is unknown: every later request fails.
-    failed: Option<String>,
+}
+
+impl Sink for SegmentSink {
+    fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
+    fn write_group(&mut self, _first: u64, _last: u64, frames: &[u8]) -> std::io::Result<()> {
+        self.file.append(frames)?;
+        self.file.sync_data()?;
+        self.synced_len += frames.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self, first_seq: u64) -> std::io::Result<()> {
+        if first_seq == self.first_seq {
+            return Ok(());
+        }
+        self.file = create_segment(self.fs.as_ref(), &self.dir, first_seq)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.first_seq = first_seq;
+        self.synced_len = SEGMENT_HEADER_BYTES as u64;
+        Ok(())
+    }
+}
+
+/// The state of the log writer thread.
+struct Writer {
+    sink: Box<dyn Sink>,
+    /// After a failed write the log's state is unknown: every later request
+    /// fails (with the first failure, so a fenced writer stays fenced).
+    failed: Option<std::io::Error>,
+}
+
+/// The frames of one group write, and the commits they hold.
+#[derive(Default)]
+struct Group {
+    frames: Vec<u8>,
+    seqs: Option<(u64, u64)>,
+    waiters: Vec<oneshot::Sender<std::io::Result<()>>>,
 }
 
 impl Writer {
-    /// Write everything queued, fsync once, acknowledge all; repeat.
+    /// Write everything queued as one group, acknowledge all; repeat.
     fn run(mut self, rx: mpsc::Receiver<Request>) {
         while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            group.extend(rx.try_iter());
-            let mut waiters = Vec::with_capacity(group.len());
-            let mut buffer = Vec::new();
-            for request in group {
+            let mut group = Group::default();
+            for request in std::iter::once(first).chain(rx.try_iter()) {
                 match request {
-                    Request::Append { mut frame, done } => {
-                        record::stamp_synced_len(&mut frame, self.synced_len);
-                        buffer.extend_from_slice(&frame);
-                        waiters.push(done);
+                    Request::Append {
+                        seq,
+                        mut frame,
+                        done,
+                    } => {
+                        record::stamp_synced_len(&mut frame, self.sink.synced_len());
+                        group.frames.extend_from_slice(&frame);
+                        group.seqs = Some((group.seqs.map_or(seq, |(first, _)| first), seq));
+                        group.waiters.push(done);
                     }
                     Request::Rotate { first_seq, done } => {
                         let result = self
-                            .flush(&mut buffer)
+                            .flush(std::mem::take(&mut group))
                             .and_then(|()| self.switch_segment(first_seq));
-                        acknowledge(std::mem::take(&mut waiters), &result);
                         let _ = done.send(result);
                     }
                 }
             }
-            let result = self.flush(&mut buffer);
-            acknowledge(waiters, &result);
+            let _ = self.flush(group);
         }
     }
 
-    fn flush(&mut self, buffer: &mut Vec<u8>) -> std::io::Result<()> {
-        if let Some(reason) = &self.failed {
-            return Err(std::io::Error::other(reason.clone()));
+    /// Write one group and acknowledge its commits with the outcome.
+    fn flush(&mut self, group: Group) -> std::io::Result<()> {
+        let result = match (&self.failed, group.seqs) {
+            (Some(e), _) => Err(copy_error(e)),
+            (None, None) => Ok(()),
+            (None, Some((first, last))) => self.sink.write_group(first, last, &group.frames),
+        };
+        if let Err(e) = &result
+            && self.failed.is_none()
+        {
+            self.failed = Some(copy_error(e));
         }
-        if buffer.is_empty() {
-            return Ok(());
+        for waiter in group.waiters {
+            let _ = waiter.send(result.as_ref().map(|_| ()).map_err(copy_error));
         }
-        let result = self
-            .file
-            .append(buffer)
-            .and_then(|()| self.file.sync_data());
-        match &result {
-            Ok(()) => self.synced_len += buffer.len() as u64,
-            Err(e) => self.failed = Some(format!("log write failed: {e}")),
-        }
-        buffer.clear();
         result
     }
 
     fn switch_segment(&mut self, first_seq: u64) -> std::io::Result<()> {
-        if first_seq == self.first_seq {
-            return Ok(());
+        if let Some(e) = &self.failed {
+            return Err(copy_error(e));
         }
-        match create_segment(self.fs.as_ref(), &self.dir, first_seq) {
-            Ok(file) => {
-                self.file = file;
-                self.first_seq = first_seq;
-                self.synced_len = SEGMENT_HEADER_BYTES as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let reason = format!("log rotation failed: {e}");
-                self.failed = Some(reason.clone());
-                Err(std::io::Error::other(reason))
-            }
+        let result = self.sink.rotate(first_seq);
+        if let Err(e) = &result {
+            self.failed = Some(copy_error(e));
         }
+        result
     }
 }
 
-fn acknowledge(waiters: Vec<oneshot::Sender<std::io::Result<()>>>, result: &std::io::Result<()>) {
-    for waiter in waiters {
-        let reply = match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-        };
-        let _ = waiter.send(reply);
+/// The same error again (io errors cannot be cloned); keeps a fence marker.
+fn copy_error(e: &std::io::Error) -> std::io::Error {
+    match objects::fence_detail(e) {
+        Some(detail) => objects::fenced_io_error(detail),
+        None => std::io::Error::new(e.kind(), e.to_string()),
     }
 }
 

@@ -330,17 +330,17 @@ fn the_writer_appends_after_a_header_and_rotates() {
         .expect("runtime");
     runtime.block_on(async {
         let log = CommitLog::open(crate::storage::durable::local(), dir.path(), 1).expect("open");
-        wait_durable(log.submit(frame(1)).expect("submit"))
+        wait_durable(log.submit(1, frame(1)).expect("submit"))
             .await
             .expect("durable");
         log.rotate(2).await.expect("rotate");
         log.rotate(2)
             .await
             .expect("rotating to the open segment is a no-op");
-        wait_durable(log.submit(frame(2)).expect("submit"))
+        wait_durable(log.submit(2, frame(2)).expect("submit"))
             .await
             .expect("durable");
-        log.delete_segments_through(1).expect("delete");
+        log.delete_through(1).await.expect("delete");
     });
     assert_eq!(read(dir.path()).expect("read"), vec![2]);
     let segments = list_segments(dir.path()).expect("list");
@@ -389,7 +389,7 @@ fn the_writer_stamps_how_much_of_the_segment_was_durable() {
     runtime.block_on(async {
         let log = CommitLog::open(crate::storage::durable::local(), dir.path(), 1).expect("open");
         for seq in 1..=2 {
-            wait_durable(log.submit(frame(seq)).expect("submit"))
+            wait_durable(log.submit(seq, frame(seq)).expect("submit"))
                 .await
                 .expect("durable");
         }
@@ -411,7 +411,7 @@ fn frames_queued_together_share_their_group_s_synced_len() {
     runtime.block_on(async {
         let log = CommitLog::open(crate::storage::durable::local(), dir.path(), 1).expect("open");
         let waits: Vec<_> = (1..=20)
-            .map(|seq| log.submit(frame(seq)).expect("submit"))
+            .map(|seq| log.submit(seq, frame(seq)).expect("submit"))
             .collect();
         for wait in waits {
             wait_durable(wait).await.expect("durable");

@@ -34,6 +34,8 @@ use crate::catalog::{Catalog, SequenceDef, SqlType};
 use crate::error::{Error, Result};
 use crate::storage::durable::DurableFs;
 use crate::storage::envelope::{self, FileKind};
+use crate::storage::location::{Location, StoreKind};
+use object_store::ObjectStoreExt;
 
 /// Values reserved (made durable) at a time; a crash skips at most this many.
 pub const RESERVE_VALUES: u64 = 1024;
@@ -60,33 +62,58 @@ pub struct Reservations {
     resume_at: HashMap<u64, Option<i64>>,
 }
 
+/// Where reservations are kept.
+#[derive(Debug)]
+enum Keeper {
+    /// Nowhere (in-memory databases).
+    Nowhere,
+    /// `sequences.json` in the database folder, through the durable local I/O.
+    Folder {
+        fs: Arc<dyn DurableFs>,
+        folder: PathBuf,
+    },
+    /// The `sequences.json` object, one PUT per reservation. The PUT runs
+    /// on its own thread (reservations are taken inside synchronous
+    /// function calls), blocking the caller for one PUT every
+    /// [`RESERVE_VALUES`] values.
+    Object {
+        store: Arc<dyn object_store::ObjectStore>,
+        runtime: tokio::runtime::Handle,
+    },
+}
+
 /// The positions of every sequence of one database.
 #[derive(Debug)]
 pub struct Positions {
-    fs: Arc<dyn DurableFs>,
-    /// None for in-memory databases.
-    folder: Option<PathBuf>,
+    keeper: Keeper,
     inner: Mutex<(HashMap<u64, Position>, Reservations)>,
 }
 
 impl Positions {
-    /// Load the reservations of the database in `folder` (None: in memory),
-    /// keeping only those of sequences in `catalog`.
-    pub fn open(
-        fs: Arc<dyn DurableFs>,
-        folder: Option<PathBuf>,
-        catalog: &Catalog,
-    ) -> Result<Self> {
-        let mut reservations = match &folder {
-            Some(folder) => read_reservations(&folder.join(POSITIONS_FILE))?,
-            None => Reservations::default(),
+    /// Load the reservations of the database at `location`, keeping only
+    /// those of sequences in `catalog`.
+    pub async fn open(location: &Location, catalog: &Catalog) -> Result<Self> {
+        let (keeper, mut reservations) = match (location.kind, &location.local_root) {
+            (StoreKind::Local, Some(folder)) => (
+                Keeper::Folder {
+                    fs: location.fs.clone(),
+                    folder: folder.clone(),
+                },
+                read_reservations(&folder.join(POSITIONS_FILE))?,
+            ),
+            (StoreKind::Object, _) => {
+                let store = location.store.clone();
+                let reservations = read_reservations_object(store.as_ref()).await?;
+                let runtime = tokio::runtime::Handle::current();
+                (Keeper::Object { store, runtime }, reservations)
+            }
+            _ => (Keeper::Nowhere, Reservations::default()),
         };
         reservations
             .resume_at
             .retain(|id, _| catalog.sequences.iter().any(|s| s.id == *id));
         Ok(Self {
-            fs,
-            folder,
+            keeper,
             inner: Mutex::new((HashMap::new(), reservations)),
         })
     }
@@ -152,14 +179,59 @@ impl Positions {
 
     /// Write the reservations durably (nothing for in-memory databases).
     fn write(&self, reservations: &Reservations) -> Result<()> {
-        let Some(folder) = &self.folder else {
-            return Ok(());
-        };
         let body = serde_json::to_vec(reservations).map_err(|e| Error::internal(e.to_string()))?;
         let bytes = envelope::seal(POSITIONS_KIND, &body);
-        self.fs.write_file_atomic(folder, POSITIONS_FILE, &bytes)?;
-        Ok(())
+        match &self.keeper {
+            Keeper::Nowhere => Ok(()),
+            Keeper::Folder { fs, folder } => {
+                Ok(fs.write_file_atomic(folder, POSITIONS_FILE, &bytes)?)
+            }
+            Keeper::Object { store, runtime } => {
+                let path = object_store::path::Path::from(POSITIONS_FILE);
+                wait_for(runtime, store.put(&path, bytes.into()))
+                    .map_err(crate::storage::verify::store_error)?;
+                Ok(())
+            }
+        }
     }
+}
+
+/// Run `io` to completion from synchronous code (a reservation is taken
+/// inside a function call of a running query). On a multi-thread runtime
+/// the worker hands its other tasks off while it waits
+/// (`block_in_place`), so the runtime keeps driving I/O; on a
+/// current-thread runtime (tests over an in-memory store) it runs on a
+/// helper thread.
+fn wait_for<F>(runtime: &tokio::runtime::Handle, io: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    use tokio::runtime::RuntimeFlavor;
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| runtime.block_on(io)),
+        Ok(_) => std::thread::scope(|scope| {
+            scope
+                .spawn(|| runtime.block_on(io))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Err(_) => runtime.block_on(io),
+    }
+}
+
+/// The reservations in the `sequences.json` object (none if it does not exist).
+async fn read_reservations_object(store: &dyn object_store::ObjectStore) -> Result<Reservations> {
+    let path = object_store::path::Path::from(POSITIONS_FILE);
+    let bytes = match store.get(&path).await {
+        Ok(got) => got
+            .bytes()
+            .await
+            .map_err(crate::storage::verify::store_error)?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Reservations::default()),
+        Err(e) => return Err(crate::storage::verify::store_error(e)),
+    };
+    decode_reservations(POSITIONS_FILE, &bytes)
 }
 
 /// The reservations stored in `path` (none if it does not exist); damage
@@ -170,8 +242,11 @@ pub fn read_reservations(path: &std::path::Path) -> Result<Reservations> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Reservations::default()),
         Err(e) => return Err(e.into()),
     };
-    let file = path.display().to_string();
-    let opened = envelope::open(POSITIONS_KIND, &file, &bytes)?;
+    decode_reservations(&path.display().to_string(), &bytes)
+}
+
+fn decode_reservations(file: &str, bytes: &[u8]) -> Result<Reservations> {
+    let opened = envelope::open(POSITIONS_KIND, file, bytes)?;
     serde_json::from_slice(opened.body()).map_err(|e| Error::Corrupt {
         detail: format!("{file}: {e}"),
     })

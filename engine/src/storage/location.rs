@@ -1,30 +1,59 @@
-//! Where a database lives: a local folder or `memory://`.
+//! Where a database lives: a local folder, `memory://`, or a bucket on
+//! object storage (`s3://bucket/prefix`, `gs://…`, `az://…`).
 //!
 //! On a local folder every file change goes through [`DurableFs`] (fsync
-//! discipline); reads of data files and checkpoints go through the object
-//! store. Either way reads of data files pass the [`VerifyingStore`].
+//! discipline) and the commit log is a series of segment files; reads of
+//! data files and checkpoints go through the object store. On object
+//! storage every change is one PUT (durable once it completed), the commit
+//! log is a series of objects created with conditional PUTs
+//! ([`crate::log::objects`]) and a writer lease fences a second writer
+//! ([`crate::storage::lease`]). `memory://` keeps nothing and has no log.
+//! Either way reads of data files pass the [`VerifyingStore`].
+//!
+//! Object storage is configured the way its own tools are: endpoint,
+//! region and credentials from the standard environment variables
+//! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_REGION`, `AWS_ALLOW_HTTP` for a plain-HTTP endpoint;
+//! `GOOGLE_SERVICE_ACCOUNT`, …; `AZURE_STORAGE_ACCOUNT_NAME`, …).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
 
 use crate::error::{Error, Result};
 use crate::storage::durable::{self, DurableFs};
 use crate::storage::faults::{FaultPlan, FaultyStore};
 use crate::storage::verify::VerifyingStore;
 
+/// What kind of place a database lives in, which decides where its commit
+/// log goes and how changes are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `memory://`: nothing survives the process; no log.
+    Memory,
+    /// A local folder: log segments fsynced through [`DurableFs`].
+    Local,
+    /// Object storage: log objects created with conditional PUTs, a writer lease.
+    Object,
+}
+
 /// A parsed database location.
 #[derive(Debug, Clone)]
 pub struct Location {
-    /// What the user gave, for messages.
+    /// What the user gave, for messages (credentials never appear in it).
     pub display: String,
+    pub kind: StoreKind,
     /// The local folder, when the database is on local disk (the log lives there).
     pub local_root: Option<PathBuf>,
     /// All reads of data files and checkpoints go through this store (the
-    /// verifier, over the local folder or memory).
+    /// verifier, over the local folder, memory or the bucket).
     pub store: Arc<dyn ObjectStore>,
     /// The same store, to register what each data file must be.
     pub verifier: Arc<VerifyingStore>,
@@ -33,7 +62,7 @@ pub struct Location {
 }
 
 impl Location {
-    /// Parse `memory://`, `file:///path` or a plain path.
+    /// Parse `memory://`, `file:///path`, a plain path, or an object-store URL.
     pub fn parse(location: &str) -> Result<Self> {
         Self::parse_with(location, durable::local())
     }
@@ -44,6 +73,7 @@ impl Location {
         if location == "memory://" || location == "memory:" {
             return Ok(Self::over(
                 location.to_string(),
+                StoreKind::Memory,
                 None,
                 Arc::new(InMemory::new()),
                 fs,
@@ -52,7 +82,14 @@ impl Location {
         if let Some((scheme, _)) = location.split_once("://")
             && scheme != "file"
         {
-            return Err(Error::unsupported(format!("storage scheme {scheme}://")));
+            let store = object_store_at(scheme, location)?;
+            return Ok(Self::over(
+                location.to_string(),
+                StoreKind::Object,
+                None,
+                store,
+                fs,
+            ));
         }
         let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
         fs.create_dir_all(&path)?;
@@ -60,22 +97,42 @@ impl Location {
         let store = LocalFileSystem::new_with_prefix(&root)?;
         Ok(Self::over(
             root.display().to_string(),
+            StoreKind::Local,
             Some(root),
             Arc::new(store),
             fs,
         ))
     }
 
+    /// A database on object storage held by `store` (tests use an
+    /// in-memory store, which keeps conditional PUTs as S3 does).
+    pub fn object_store(display: &str, store: Arc<dyn ObjectStore>) -> Self {
+        Self::over(
+            display.to_string(),
+            StoreKind::Object,
+            None,
+            store,
+            durable::local(),
+        )
+    }
+
     /// The same location with its object store wrapped in a [`FaultyStore`]
     /// (fault-injection tests); returns the wrapper to watch and switch it.
     pub fn with_faults(self, plan: FaultPlan) -> (Self, Arc<FaultyStore>) {
         let faulty = Arc::new(FaultyStore::new(self.verifier.inner(), plan));
-        let location = Self::over(self.display, self.local_root, faulty.clone(), self.fs);
+        let location = Self::over(
+            self.display,
+            self.kind,
+            self.local_root,
+            faulty.clone(),
+            self.fs,
+        );
         (location, faulty)
     }
 
     fn over(
         display: String,
+        kind: StoreKind,
         local_root: Option<PathBuf>,
         inner: Arc<dyn ObjectStore>,
         fs: Arc<dyn DurableFs>,
@@ -83,10 +140,57 @@ impl Location {
         let verifier = Arc::new(VerifyingStore::new(inner));
         Self {
             display,
+            kind,
             local_root,
             store: verifier.clone(),
             verifier,
             fs,
         }
     }
+}
+
+/// The store for an object-store URL, configured from the environment,
+/// rooted at the URL's path (`s3://bucket/a/b` keeps everything under `a/b/`).
+fn object_store_at(scheme: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::InvalidLocation {
+        location: url.to_string(),
+        detail: e.to_string(),
+    })?;
+    let invalid = |e: object_store::Error| Error::InvalidLocation {
+        location: url.to_string(),
+        detail: e.to_string(),
+    };
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" | "s3a" => Arc::new(
+            AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_retry(crate::limits::object_store_retry())
+                .build()
+                .map_err(invalid)?,
+        ),
+        "gs" => Arc::new(
+            GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .with_retry(crate::limits::object_store_retry())
+                .build()
+                .map_err(invalid)?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" => Arc::new(
+            MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .with_retry(crate::limits::object_store_retry())
+                .build()
+                .map_err(invalid)?,
+        ),
+        other => return Err(Error::unsupported(format!("storage scheme {other}://"))),
+    };
+    let prefix = parsed.path().trim_matches('/');
+    if prefix.is_empty() {
+        return Ok(store);
+    }
+    let prefix = object_store::path::Path::parse(prefix).map_err(|e| Error::InvalidLocation {
+        location: url.to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(Arc::new(PrefixStore::new(store, prefix)))
 }

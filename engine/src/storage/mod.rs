@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod durable;
 pub mod envelope;
 pub mod faults;
+pub mod lease;
 pub mod location;
 pub mod memtable;
 pub mod parquet_file;

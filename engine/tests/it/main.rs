@@ -8,6 +8,7 @@ mod faults;
 mod fuzz;
 mod integrity;
 mod model;
+mod object_storage;
 mod pipeline;
 mod power_loss;
 mod slt;

@@ -35,7 +35,7 @@ impl From<driftdb_engine::Error> for SltError {
 
 /// The database of one test file, shared by its connections.
 struct Shared {
-    path: PathBuf,
+    location: String,
     db: RwLock<(u64, Database)>,
 }
 
@@ -60,7 +60,7 @@ impl Connection {
         self.session = None;
         let mut guard = self.shared.db.write().await;
         guard.1.close().await?;
-        let db = Database::open(self.shared.path.to_str().expect("utf-8 path")).await?;
+        let db = Database::open(&self.shared.location).await?;
         *guard = (guard.0 + 1, db);
         Ok(())
     }
@@ -114,14 +114,30 @@ fn render_rows(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>
     })
 }
 
+/// `DRIFTDB_SLT_DATA=s3://bucket/prefix` runs every file with its
+/// database on object storage (a fresh prefix per file; endpoint and
+/// credentials from the `AWS_*` variables), else in a temporary folder.
 async fn run_file(file: &Path) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
-    let db = Database::open(path.to_str().expect("utf-8 path"))
+    let location = match std::env::var("DRIFTDB_SLT_DATA") {
+        Ok(base) => format!(
+            "{}/{}-{}",
+            base.trim_end_matches('/'),
+            file.file_stem().and_then(|s| s.to_str()).unwrap_or("slt"),
+            std::process::id()
+        ),
+        Err(_) => dir
+            .path()
+            .join("db")
+            .to_str()
+            .expect("utf-8 path")
+            .to_string(),
+    };
+    let db = Database::open(&location)
         .await
-        .expect("open database");
+        .unwrap_or_else(|e| panic!("open {location}: {e}"));
     let shared = Arc::new(Shared {
-        path,
+        location,
         db: RwLock::new((0, db)),
     });
     let mut runner = sqllogictest::Runner::new(move || {

@@ -65,16 +65,38 @@ impl Users {
     /// creating the first user if there is none.
     pub fn open(folder: Option<PathBuf>, initial_password: Option<String>) -> Result<UsersOpened> {
         let path = folder.map(|f| f.join(USERS_FILE));
-        let mut file = match &path {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p)?;
-                serde_json::from_str::<UsersFile>(&text).map_err(|e| {
-                    ServerError::Config(format!("{} is not a users file: {e}", p.display()))
-                })?
-            }
-            _ => UsersFile::default(),
+        let stored = match &path {
+            Some(p) if p.exists() => Some(std::fs::read(p)?),
+            _ => None,
+        };
+        let name = path.as_ref().map(|p| p.display().to_string());
+        let (mut opened, to_store) = Self::from_stored(
+            stored.as_deref(),
+            name.as_deref().unwrap_or(USERS_FILE),
+            initial_password,
+        )?;
+        if let (Some(p), Some(bytes)) = (&path, to_store) {
+            write_private(p, &bytes)?;
+        }
+        opened.path = path;
+        Ok(opened)
+    }
+
+    /// The users in the bytes of a users file (`name` for messages), or
+    /// the first user if there are none; also the bytes to store when the
+    /// first user was created.
+    pub fn from_stored(
+        stored: Option<&[u8]>,
+        name: &str,
+        initial_password: Option<String>,
+    ) -> Result<(UsersOpened, Option<Vec<u8>>)> {
+        let mut file = match stored {
+            Some(bytes) => serde_json::from_slice::<UsersFile>(bytes)
+                .map_err(|e| ServerError::Config(format!("{name} is not a users file: {e}")))?,
+            None => UsersFile::default(),
         };
         let mut generated_password = None;
+        let mut to_store = None;
         if file.users.is_empty() {
             let password = match initial_password {
                 Some(p) if !p.is_empty() => p,
@@ -86,18 +108,17 @@ impl Users {
             };
             file.users
                 .insert(DEFAULT_USER.into(), hash_password(&password)?);
-            if let Some(p) = &path {
-                write_private(p, &serde_json::to_vec_pretty(&file).expect("serialisable"))?;
-            }
+            to_store = Some(serde_json::to_vec_pretty(&file).expect("serialisable"));
         }
-        Ok(UsersOpened {
+        let opened = UsersOpened {
             users: Users {
                 hashes: file.users,
                 dummy_hash: hash_password(&generate_password())?,
             },
             generated_password,
-            path,
-        })
+            path: None,
+        };
+        Ok((opened, to_store))
     }
 
     /// Whether `password` is `user`'s. Slow on purpose (argon2): call off the async runtime.

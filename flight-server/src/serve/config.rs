@@ -45,7 +45,9 @@ pub const DEFAULT_HTTP_REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Command-line options of `driftdb serve`.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Database location: a local folder or `memory://` [default: ./driftdb-data]
+    /// Database location: a local folder, `memory://`, or object storage
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`; endpoint and credentials
+    /// from the standard `AWS_*`/`GOOGLE_*`/`AZURE_*` variables) [default: ./driftdb-data]
     #[arg(long, env = "DRIFTDB_DATA")]
     pub data: Option<String>,
     /// Flight SQL listen address [default: 127.0.0.1:50051]
@@ -108,6 +110,9 @@ pub struct ServeArgs {
     /// Time an HTTP admin connection has to send its request, ms [default: 5000]
     #[arg(long, env = "DRIFTDB_HTTP_REQUEST_TIMEOUT_MS")]
     pub http_request_timeout_ms: Option<u64>,
+    /// On object storage: how long the writer lease lasts unrenewed, ms [default: 30000]
+    #[arg(long, env = "DRIFTDB_WRITER_LEASE_TTL_MS")]
+    pub writer_lease_ttl_ms: Option<u64>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -134,6 +139,7 @@ struct FileConfig {
     login_verifications_max: Option<usize>,
     login_waiters_max: Option<usize>,
     http_request_timeout_ms: Option<u64>,
+    writer_lease_ttl_ms: Option<u64>,
 }
 
 /// Resolved server settings.
@@ -182,6 +188,9 @@ pub struct ServerLimits {
     pub http_connections_max: usize,
     /// Time an HTTP admin connection has to send its request and take the answer.
     pub http_request_timeout: Duration,
+    /// On object storage, how long the writer lease lasts unrenewed
+    /// (handed to the engine, `Limits::writer_lease_ttl`).
+    pub writer_lease_ttl: Duration,
 }
 
 impl Default for ServerLimits {
@@ -202,6 +211,7 @@ impl Default for ServerLimits {
             login_waiters_max: DEFAULT_LOGIN_WAITERS_MAX,
             http_connections_max: DEFAULT_HTTP_CONNECTIONS_MAX,
             http_request_timeout: Duration::from_millis(DEFAULT_HTTP_REQUEST_TIMEOUT_MS),
+            writer_lease_ttl: driftdb_engine::limits::WRITER_LEASE_TTL_DEFAULT,
         }
     }
 }
@@ -293,6 +303,10 @@ impl ServeConfig {
                 .http_request_timeout_ms
                 .or(file.http_request_timeout_ms)
                 .map_or(defaults.http_request_timeout, Duration::from_millis),
+            writer_lease_ttl: args
+                .writer_lease_ttl_ms
+                .or(file.writer_lease_ttl_ms)
+                .map_or(defaults.writer_lease_ttl, Duration::from_millis),
         };
         Ok(Self {
             data: args

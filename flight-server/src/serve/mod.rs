@@ -49,6 +49,7 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
     ipc_guard::install_panic_hook();
     let engine_limits = driftdb_engine::Limits {
         ingest_rows_max: config.limits.ingest_rows_max,
+        writer_lease_ttl: config.limits.writer_lease_ttl,
         ..Default::default()
     };
     let db = Database::open_with(&config.data, engine_limits).await?;
@@ -58,10 +59,7 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
             println!("Created the demo database in {}", db.location());
         }
     }
-    let opened = Users::open(
-        local_folder(&config.data),
-        std::env::var(PASSWORD_VARIABLE).ok(),
-    )?;
+    let opened = open_users(&db, &config.data).await?;
     if let Some(password) = &opened.generated_password {
         println!(
             "Created user {:?} with password {password:?} (shown once; only its hash is stored)",
@@ -112,6 +110,22 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
     db.persist().await?;
     db.close().await?;
     Ok(())
+}
+
+/// The users of the server: `users.json` in the database's local folder,
+/// or the `users.json` object beside the data on object storage; kept in
+/// memory only for `memory://`.
+async fn open_users(db: &Database, data: &str) -> error::Result<auth::UsersOpened> {
+    let password = std::env::var(PASSWORD_VARIABLE).ok();
+    if !db.is_object_store() {
+        return Users::open(local_folder(data), password);
+    }
+    let stored = db.read_side_object(auth::USERS_FILE).await?;
+    let (opened, to_store) = Users::from_stored(stored.as_deref(), auth::USERS_FILE, password)?;
+    if let Some(bytes) = to_store {
+        db.write_side_object(auth::USERS_FILE, bytes).await?;
+    }
+    Ok(opened)
 }
 
 /// The local folder a database lives in, for the users file.

@@ -3,6 +3,10 @@
 The binary comes from $DRIFTDB_BIN, else $CARGO_TARGET_DIR/debug/driftdb.
 Each server gets a fresh data folder and a free port (the server is told
 to listen on port 0 and prints the address it got).
+
+With DRIFTDB_TEST_STORAGE=s3 every server keeps its database in a bucket
+of a real S3-compatible server (moto, started on loopback for the session)
+instead of a local folder: the same suite, on object storage.
 """
 
 import os
@@ -15,7 +19,10 @@ import urllib.request
 import adbc_driver_flightsql.dbapi as flight_sql
 import pytest
 
+from s3server import S3Server
+
 PASSWORD = "test-password-1"
+ON_S3 = os.environ.get("DRIFTDB_TEST_STORAGE") == "s3"
 
 
 def driftdb_binary():
@@ -28,9 +35,14 @@ def driftdb_binary():
 class Server:
     """A running `driftdb serve` process."""
 
-    def __init__(self, *extra_args, password=PASSWORD):
-        self.data = tempfile.mkdtemp(prefix="driftdb-pytest-")
-        env = dict(os.environ, DRIFTDB_PASSWORD=password, DRIFTDB_LOG="warn")
+    def __init__(self, *extra_args, password=PASSWORD, data=None, env=None):
+        if data is None and ON_S3:
+            data = S3Server.shared().new_location()
+        self.data = data or tempfile.mkdtemp(prefix="driftdb-pytest-")
+        base = dict(os.environ, DRIFTDB_PASSWORD=password, DRIFTDB_LOG="warn")
+        if self.data.startswith("s3://"):
+            base.update(S3Server.shared().env())
+        env = dict(base, **(env or {}))
         self.process = subprocess.Popen(
             [
                 driftdb_binary(),
@@ -63,7 +75,15 @@ class Server:
                 self.uri = m.group(1)
         if self.uri is None:
             self.process.kill()
+            self.process.wait()
             raise RuntimeError("driftdb serve did not start:\n" + "".join(self.output))
+
+    def read_stored(self, name):
+        """The text of a file the server keeps beside its data (folder or bucket)."""
+        if self.data.startswith("s3://"):
+            return S3Server.shared().read(self.data, name)
+        with open(os.path.join(self.data, name)) as f:
+            return f.read()
 
     def connect(self, username="driftdb", password=PASSWORD, db_kwargs_extra=None, **kwargs):
         db_kwargs = {"username": username, "password": password, **(db_kwargs_extra or {})}

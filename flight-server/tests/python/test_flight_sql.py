@@ -60,9 +60,7 @@ def test_missing_credentials_are_refused(server):
 
 
 def test_password_is_stored_only_as_a_hash(server):
-    import pathlib
-
-    users = (pathlib.Path(server.data) / "users.json").read_text()
+    users = server.read_stored("users.json")
     assert PASSWORD not in users
     assert "$argon2" in users
 

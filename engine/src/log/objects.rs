@@ -1,0 +1,352 @@
+//! The commit log on object storage: one object per group commit, created
+//! with a conditional PUT, so two writers cannot both extend the log.
+//!
+//! An object is `_log/<number, 20 digits>-<first seq, 20 digits>.log`
+//! and holds a segment header and the group's frames ([`super::segment`]'s
+//! format; every frame's `synced_len` is the header's length). Numbers
+//! count up by one; an object's name is fixed by the one before it (the
+//! next number, and the seq after its last commit), so a writer that is
+//! behind always aims at a name that already exists. Objects are created
+//! with `PutMode::Create` (S3 `If-None-Match: *`): a commit is
+//! acknowledged only when its PUT succeeded, and a writer whose PUT finds
+//! the name taken has been overtaken, so it stops writing
+//! ([`crate::error::Error::Fenced`], 55006) and never forks history.
+//!
+//! **Taking over.** Opening lists the log, replays it and then *fences* it:
+//! it creates an empty object under the next name. A previous writer that
+//! is still running aims its next group at exactly that name, so its next
+//! commit fails. If the fence's name is taken (the previous writer
+//! committed after the listing), opening reads the log again and retries.
+//!
+//! **Reading.** A PUT is all or nothing, so there is no torn tail here:
+//! any damage in an object is corruption, named with the object and the
+//! offset. Numbers must follow each other without a gap from the first
+//! object read (checkpoints let older ones go), and two objects with one
+//! number would be a fork: both are errors.
+
+use std::io;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::sync::Arc;
+
+use super::segment::{SEGMENT_HEADER_BYTES, SegmentEnd, scan_segment, segment_header};
+use super::{CommitRecord, Sink};
+use crate::error::{Error, Result};
+use crate::storage::verify::store_error;
+
+/// The folder of log objects, under the database's prefix.
+pub const LOG_PREFIX: &str = "_log";
+
+/// One log object, as its name describes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogObject {
+    pub number: u64,
+    pub first_seq: u64,
+    pub path: Path,
+}
+
+/// Where the next log object goes: its number and its first commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    pub number: u64,
+    pub seq: u64,
+}
+
+/// The key of log object `number` whose first commit is `first_seq`.
+pub fn object_path(number: u64, first_seq: u64) -> Path {
+    Path::from(format!("{LOG_PREFIX}/{number:020}-{first_seq:020}.log"))
+}
+
+fn parse_name(path: &Path) -> Option<(u64, u64)> {
+    let name = path.filename()?.strip_suffix(".log")?;
+    let (number, seq) = name.split_once('-')?;
+    if number.len() != 20 || seq.len() != 20 {
+        return None;
+    }
+    Some((number.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The log objects of one database.
+#[derive(Debug, Clone)]
+pub struct ObjectLog {
+    store: Arc<dyn ObjectStore>,
+    /// Where the writer thread runs its PUTs.
+    runtime: tokio::runtime::Handle,
+}
+
+impl ObjectLog {
+    /// The log in `store`; PUTs from the writer thread run on the current runtime.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| Error::internal(format!("object-store log needs a runtime: {e}")))?;
+        Ok(Self { store, runtime })
+    }
+
+    /// Every log object, by number.
+    pub async fn list(&self) -> Result<Vec<LogObject>> {
+        let prefix = Path::from(LOG_PREFIX);
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        let mut objects: Vec<LogObject> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let (number, first_seq) = parse_name(&m.location)?;
+                Some(LogObject {
+                    number,
+                    first_seq,
+                    path: m.location,
+                })
+            })
+            .collect();
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// Every commit after `after_seq` (plus earlier ones sharing an object
+    /// with them), in order, and where the next object goes.
+    pub async fn read_after(&self, after_seq: u64) -> Result<(Vec<CommitRecord>, Tail)> {
+        let objects = self.list().await?;
+        check_chain(&objects)?;
+        let mut records = Vec::new();
+        let mut tail = Tail { number: 1, seq: 1 };
+        for (index, object) in objects.iter().enumerate() {
+            let next_first = objects.get(index + 1).map(|o| o.first_seq);
+            if next_first.is_some_and(|next| next <= after_seq.saturating_add(1)) {
+                continue; // every commit in it is at or before `after_seq`
+            }
+            let read = self.read_object(object).await?;
+            tail = Tail {
+                number: object.number + 1,
+                seq: read.last().map_or(object.first_seq, |r| r.header.seq + 1),
+            };
+            records.extend(read);
+        }
+        if let Some(last) = objects.last()
+            && records.is_empty()
+        {
+            tail.number = last.number + 1;
+        }
+        Ok((records, tail))
+    }
+
+    async fn read_object(&self, object: &LogObject) -> Result<Vec<CommitRecord>> {
+        let bytes = async { self.store.get(&object.path).await?.bytes().await }
+            .await
+            .map_err(store_error)?;
+        let file = object.path.to_string();
+        let scan = scan_segment(&file, object.first_seq, &bytes)?;
+        match scan.end {
+            SegmentEnd::Clean => Ok(scan.records),
+            SegmentEnd::Torn { offset, detail } | SegmentEnd::Corrupt { offset, detail } => {
+                Err(Error::CorruptLog {
+                    file,
+                    offset,
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// Place an empty object at `tail`: true if it is ours, false if the
+    /// name was taken (another writer committed meanwhile).
+    pub async fn fence(&self, tail: Tail) -> Result<bool> {
+        let path = object_path(tail.number, tail.seq);
+        let bytes = Bytes::from(segment_header(tail.seq));
+        match create(self.store.as_ref(), &path, bytes).await {
+            Ok(Created::Ours) => Ok(true),
+            Ok(Created::Taken) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Delete objects whose commits all lie at or before `seq`; never the newest.
+    pub async fn delete_through(&self, seq: u64) -> Result<()> {
+        let objects = self.list().await?;
+        for pair in objects.windows(2) {
+            if pair[1].first_seq <= seq.saturating_add(1) {
+                self.store
+                    .delete(&pair[0].path)
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Numbers follow each other without a gap, and no number appears twice.
+fn check_chain(objects: &[LogObject]) -> Result<()> {
+    for pair in objects.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.number == b.number {
+            return Err(Error::CorruptLog {
+                file: b.path.to_string(),
+                offset: 0,
+                detail: format!("two log objects carry number {} ({})", a.number, a.path),
+            });
+        }
+        if b.number != a.number + 1 || b.first_seq < a.first_seq {
+            return Err(Error::CorruptLog {
+                file: b.path.to_string(),
+                offset: 0,
+                detail: format!(
+                    "log object {} follows {}: an object is missing or misnamed",
+                    b.path, a.path
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+enum Created {
+    Ours,
+    Taken,
+}
+
+/// Create `path` holding `bytes` unless it exists. A name that exists
+/// holding exactly `bytes` is ours: a retried PUT whose first attempt
+/// landed answers "exists" to the retry.
+async fn create(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Bytes,
+) -> object_store::Result<Created> {
+    let options = PutOptions::from(PutMode::Create);
+    match store
+        .put_opts(path, PutPayload::from(bytes.clone()), options)
+        .await
+    {
+        Ok(_) => Ok(Created::Ours),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let stored = store.get(path).await?.bytes().await?;
+            Ok(if stored == bytes {
+                Created::Ours
+            } else {
+                Created::Taken
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The writer thread's end of the object log: where its next group goes.
+pub struct ObjectSink {
+    log: ObjectLog,
+    tail: Tail,
+}
+
+impl ObjectSink {
+    /// Write groups from `tail` on (just after the fence opening placed).
+    pub fn new(log: ObjectLog, tail: Tail) -> Self {
+        Self { log, tail }
+    }
+}
+
+impl Sink for ObjectSink {
+    fn synced_len(&self) -> u64 {
+        SEGMENT_HEADER_BYTES as u64
+    }
+
+    fn write_group(&mut self, first_seq: u64, last_seq: u64, frames: &[u8]) -> io::Result<()> {
+        if first_seq != self.tail.seq {
+            return Err(io::Error::other(format!(
+                "log group starts at commit {first_seq}, expected {}",
+                self.tail.seq
+            )));
+        }
+        let mut bytes = segment_header(first_seq);
+        bytes.extend_from_slice(frames);
+        let path = object_path(self.tail.number, first_seq);
+        let store = self.log.store.clone();
+        let created = self.log.runtime.block_on(async move {
+            create(store.as_ref(), &path, Bytes::from(bytes))
+                .await
+                .map(|c| (c, path))
+        });
+        match created {
+            Ok((Created::Ours, _)) => {
+                self.tail = Tail {
+                    number: self.tail.number + 1,
+                    seq: last_seq + 1,
+                };
+                Ok(())
+            }
+            Ok((Created::Taken, path)) => Err(fenced_io_error(format!(
+                "log object {path} was written by another writer: this process no longer owns the database and stops writing"
+            ))),
+            Err(e) => Err(io::Error::other(format!("log PUT failed: {e}"))),
+        }
+    }
+
+    fn rotate(&mut self, _first_seq: u64) -> io::Result<()> {
+        Ok(()) // every group is an object of its own
+    }
+}
+
+/// Why a writer was fenced, carried inside an `io::Error`.
+#[derive(Debug)]
+struct FenceMarker(String);
+
+impl std::fmt::Display for FenceMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FenceMarker {}
+
+/// An `io::Error` saying this writer was fenced.
+pub(crate) fn fenced_io_error(detail: String) -> io::Error {
+    io::Error::other(FenceMarker(detail))
+}
+
+/// The reason, if `e` says this writer was fenced.
+pub(crate) fn fence_detail(e: &io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<FenceMarker>())
+        .map(|m| m.0.clone())
+}
+
+/// [`Error::Fenced`] if `e` says this writer was fenced.
+pub(crate) fn fenced_error(e: &io::Error) -> Option<Error> {
+    fence_detail(e).map(|detail| Error::Fenced { detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sort_by_number() {
+        let path = object_path(12, 345);
+        assert_eq!(
+            path.as_ref(),
+            "_log/00000000000000000012-00000000000000000345.log"
+        );
+        assert_eq!(parse_name(&path), Some((12, 345)));
+        assert_eq!(
+            parse_name(&Path::from("_log/00000000000000000012.log")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_gap_or_a_repeated_number_is_damage() {
+        let object = |number, first_seq| LogObject {
+            number,
+            first_seq,
+            path: object_path(number, first_seq),
+        };
+        assert!(check_chain(&[object(3, 10), object(4, 12), object(5, 12)]).is_ok());
+        assert!(check_chain(&[object(3, 10), object(5, 12)]).is_err());
+        assert!(check_chain(&[object(3, 10), object(3, 11)]).is_err());
+    }
+}
