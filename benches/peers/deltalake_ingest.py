@@ -10,25 +10,35 @@ from the table afterwards. Prints JSON to stdout:
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
+import uuid
 
 import deltalake
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
 
+# With DRIFTDB_BENCH_STORE=s3://bucket/prefix, tables go to that store
+# (endpoint and credentials from the AWS_* variables), committed with S3
+# conditional PUTs as DriftDB's log is.
+STORE = os.environ.get("DRIFTDB_BENCH_STORE", "").rstrip("/")
+STORAGE_OPTIONS = {"conditional_put": "etag"} if STORE else None
+
+
 def one_pass(rows, scenario):
     size, commits = scenario["rows_per_commit"], scenario["commits"]
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as local:
+        directory = f"{STORE}/delta-{uuid.uuid4().hex}" if STORE else local
         latencies = []
         for commit in range(commits):
             part = rows.slice(commit * size, size)
             started = time.perf_counter()
-            write_deltalake(directory, part, mode="append")
+            write_deltalake(directory, part, mode="append", storage_options=STORAGE_OPTIONS)
             latencies.append((time.perf_counter() - started) * 1e3)
-        held = DeltaTable(directory).to_pyarrow_table().num_rows
+        held = DeltaTable(directory, storage_options=STORAGE_OPTIONS).to_pyarrow_table().num_rows
         if held != size * commits:
             sys.exit(f"{scenario['name']}: delta holds {held} rows, expected {size * commits}")
         return latencies

@@ -211,6 +211,13 @@ pub enum Error {
     #[error("this process no longer owns the database for writing: {detail}")]
     Fenced { detail: String },
 
+    /// A commit's log write failed on the way: it may or may not be
+    /// durable (a reopened database shows which); writes stop until then.
+    #[error(
+        "the outcome of this commit is unknown: {detail}; the database refuses writes until it is reopened"
+    )]
+    OutcomeUnknown { detail: String },
+
     #[error("invalid database location {location}: {detail}")]
     InvalidLocation { location: String, detail: String },
 
@@ -519,6 +526,7 @@ impl Error {
             Error::LimitExceeded { .. } => "54000",
             Error::Locked { .. } | Error::Fenced { .. } => "55006",
             Error::InvalidLocation { .. } => "22023",
+            Error::OutcomeUnknown { .. } => "08007",
             Error::CorruptLog { .. } | Error::Corrupt { .. } | Error::CorruptFile { .. } => "XX001",
             Error::FormatVersion { .. } => "55000",
             Error::CommitTooLarge { .. } => "54000",

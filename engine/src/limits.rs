@@ -34,6 +34,9 @@ pub struct Limits {
     /// lease not renewed for this long (a crashed holder), so a database
     /// whose writer died is writable again after at most this.
     pub writer_lease_ttl: Duration,
+    /// On object storage: bytes of data files kept on local disk
+    /// (`--cache-mib`; least recently used first out; 0 turns it off).
+    pub data_cache_bytes_max: u64,
 }
 
 impl Default for Limits {
@@ -46,12 +49,23 @@ impl Default for Limits {
             memtable_chunk_rows_max: 8192,
             ingest_rows_max: 64 * 1024 * 1024,
             writer_lease_ttl: WRITER_LEASE_TTL_DEFAULT,
+            data_cache_bytes_max: DATA_CACHE_BYTES_DEFAULT,
         }
     }
 }
 
+/// Default [`Limits::data_cache_bytes_max`]: 1 GiB.
+pub const DATA_CACHE_BYTES_DEFAULT: u64 = 1 << 30;
+
 /// Default [`Limits::writer_lease_ttl`].
 pub const WRITER_LEASE_TTL_DEFAULT: Duration = Duration::from_secs(30);
+
+/// How long a fence in the object-store log (the empty object a process
+/// places when it takes a database over) is kept after it was placed: it
+/// holds the name the replaced writer would write next, so it must outlive
+/// any write that writer may still have in flight (at most
+/// [`OBJECT_STORE_RETRY_TIMEOUT`] once its lease lapsed).
+pub const LOG_FENCE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Retries of a failed object-store request (5xx, 429, connection
 /// errors) before it is reported, with exponential backoff and jitter.

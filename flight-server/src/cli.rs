@@ -36,6 +36,9 @@ pub struct StorageArgs {
     /// On object storage: how long the writer lease lasts unrenewed, ms.
     #[arg(long, env = "DRIFTDB_WRITER_LEASE_TTL_MS", default_value_t = 30_000)]
     pub writer_lease_ttl_ms: u64,
+    /// On object storage: MiB of data files cached on local disk (0: none).
+    #[arg(long, env = "DRIFTDB_CACHE_MIB", default_value_t = 1024)]
+    pub cache_mib: u64,
 }
 
 impl StorageArgs {
@@ -43,6 +46,7 @@ impl StorageArgs {
     pub fn limits(&self) -> driftdb_engine::Limits {
         driftdb_engine::Limits {
             writer_lease_ttl: std::time::Duration::from_millis(self.writer_lease_ttl_ms),
+            data_cache_bytes_max: self.cache_mib << 20,
             ..Default::default()
         }
     }

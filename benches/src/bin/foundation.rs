@@ -145,8 +145,14 @@ async fn single_row_commits(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut rates = Vec::new();
     for _ in 0..config.runs {
-        let (_dir, path) = temp_db_path();
-        let db = Database::open(&path).await?;
+        let (dir, path) = temp_db_path();
+        // DRIFTDB_BENCH_STORE=s3://… puts these databases on object storage.
+        let location = driftdb_benches::harness::engines::bench_location(
+            std::path::Path::new(&path),
+            &format!("commits-{writers}"),
+        );
+        let db = Database::open(&location).await?;
+        let _dir = dir;
         Session::new(&db)
             .execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT)")
             .await?;

@@ -234,3 +234,20 @@ pub fn peer_script(name: &str) -> PathBuf {
         .join("peers")
         .join(name)
 }
+
+/// Where a benchmark database named `name` goes: under
+/// `DRIFTDB_BENCH_STORE` (an object-store URL such as `s3://bucket/prefix`)
+/// when it is set, in a fresh prefix per run, else in the folder `dir`.
+pub fn bench_location(dir: &std::path::Path, name: &str) -> String {
+    match std::env::var("DRIFTDB_BENCH_STORE") {
+        Ok(store) if !store.is_empty() => format!(
+            "{}/{name}-{}-{}",
+            store.trim_end_matches('/'),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ),
+        _ => dir.to_string_lossy().into_owned(),
+    }
+}

@@ -5,7 +5,9 @@
 //! DataFusion's `COPY … TO` Parquet as the ceiling for the bulk write.
 //!
 //! Every pass starts from an empty table; one warm-up pass, then the timed
-//! ones. A pass's row count is checked afterwards on every engine.
+//! ones. A pass's row count is checked afterwards on every engine. With
+//! `DRIFTDB_BENCH_STORE=s3://bucket/prefix` (and the `AWS_*` variables)
+//! DriftDB and delta-rs both write to that object store instead of local disk.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,7 +82,8 @@ pub async fn driftdb(rows: &RecordBatch, scenario: &Scenario, runs: usize) -> Re
     let mut latencies = Vec::new();
     for pass in 0..=runs {
         let dir = tempfile::tempdir()?;
-        let db = Database::open(&dir.path().to_string_lossy()).await?;
+        let location = super::engines::bench_location(dir.path(), &format!("ingest-{pass}"));
+        let db = Database::open(&location).await?;
         let mut session = Session::new(&db);
         let mut timed = Vec::with_capacity(scenario.commits);
         for commit in 0..scenario.commits {

@@ -11,6 +11,7 @@
 
 mod apply;
 mod foreign;
+pub mod gate;
 mod keys;
 mod persist;
 mod recover;
@@ -39,6 +40,8 @@ use crate::txn::WriteSet;
 use object_store::ObjectStoreExt;
 
 pub(crate) use apply::{apply_catalog_op, schema_op};
+pub(crate) use gate::Poison;
+use gate::WriteGate;
 pub use snapshot::{HistoryRange, TableSnapshot};
 
 /// The mutable in-memory state, guarded by one lock.
@@ -98,7 +101,8 @@ pub(crate) struct Inner {
     pub state: RwLock<DbState>,
     pub visible_seq: AtomicU64,
     pub next_table_id: AtomicU64,
-    pub poisoned: Mutex<Option<Poison>>,
+    /// Whether this process may still write (shared with the log writer and sequences).
+    pub gate: Arc<WriteGate>,
     /// The writer lease, on object storage.
     pub lease: Option<crate::storage::lease::Lease>,
     pub persisting: AtomicBool,
@@ -109,38 +113,17 @@ pub(crate) struct Inner {
     pub checkpoint_seq: Mutex<Option<u64>>,
     /// Tables with a damaged data file found at open (see `recover`).
     pub damaged_tables: Mutex<HashMap<u64, recover::DamagedTable>>,
+    /// Shared by every session (see [`Database::runtime_env`]).
+    pub runtime_env: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     /// Evaluates CHECK constraints for write sets that did not come from a statement.
     pub check_ctx: std::sync::OnceLock<datafusion::execution::context::SessionContext>,
     lock_file: Mutex<Option<File>>,
 }
 
-/// Why a database refuses writes until it is reopened.
-#[derive(Debug, Clone)]
-pub(crate) enum Poison {
-    /// A commit could not be made durable or applied (state unknown).
-    Failed(String),
-    /// Another process took the database over.
-    Fenced(String),
-}
-
-impl Poison {
-    pub fn error(&self) -> Error {
-        match self {
-            Poison::Failed(detail) => Error::Poisoned {
-                detail: detail.clone(),
-            },
-            Poison::Fenced(detail) => Error::Fenced {
-                detail: detail.clone(),
-            },
-        }
-    }
-}
-
 impl Inner {
     /// Refuse writes from now on (the first reason stays); the error to report.
     pub(crate) fn poison(&self, poison: Poison) -> Error {
-        let mut slot = self.poisoned.lock();
-        slot.get_or_insert(poison).error()
+        self.gate.poison(poison)
     }
 }
 
@@ -183,26 +166,26 @@ impl Database {
     /// Open (or create) the database at a parsed `location` (for instance
     /// one whose store injects faults), recovering every durable commit.
     pub async fn open_at(location: Location, limits: Limits) -> Result<Self> {
+        let location = location.with_cache(limits.data_cache_bytes_max)?;
         let lock_file = lock_writer(&location)?;
-        let lease = match location.kind {
-            StoreKind::Object => Some(
-                Lease::acquire(
-                    location.store.clone(),
-                    &location.display,
-                    limits.writer_lease_ttl,
-                )
-                .await?,
-            ),
-            _ => None,
+        let (lease, gate) = match location.kind {
+            StoreKind::Object => {
+                let started = std::time::Instant::now();
+                let ttl = limits.writer_lease_ttl;
+                let lease = Lease::acquire(location.store.clone(), &location.display, ttl).await?;
+                (Some(lease), Arc::new(WriteGate::with_lease(started, ttl)))
+            }
+            _ => (None, Arc::new(WriteGate::default())),
         };
-        let (recovered, log) = open_log(&location, &limits).await?;
+        let (recovered, log) = open_log(&location, &limits, &gate).await?;
         let recover::Recovered {
             state,
             checkpoint_seq,
             ..
         } = recovered;
         let next_table_id = state.catalog.max_table_id() + 1;
-        let sequences = crate::sequences::Positions::open(&location, &state.catalog).await?;
+        let sequences =
+            crate::sequences::Positions::open(&location, &state.catalog, gate.clone()).await?;
         let visible = state.last_seq;
         let inner = Arc::new(Inner {
             location,
@@ -212,13 +195,14 @@ impl Database {
             state: RwLock::new(state),
             visible_seq: AtomicU64::new(visible),
             next_table_id: AtomicU64::new(next_table_id),
-            poisoned: Mutex::new(None),
+            gate,
             lease,
             persisting: AtomicBool::new(false),
             persist_lock: tokio::sync::Mutex::new(()),
             sequences,
             checkpoint_seq: Mutex::new(checkpoint_seq),
             damaged_tables: Mutex::default(),
+            runtime_env: Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
             check_ctx: std::sync::OnceLock::new(),
             lock_file: Mutex::new(lock_file),
         });
@@ -281,8 +265,10 @@ impl Database {
         }
     }
 
-    /// Store a small object beside the data (one PUT, durable once it returns).
+    /// Store a small object beside the data (one PUT, durable once it
+    /// returns); refused once this process may no longer write.
     pub async fn write_side_object(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.check_poisoned()?;
         let path = object_store::path::Path::from(name);
         self.inner
             .location
@@ -295,6 +281,17 @@ impl Database {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// What the local disk cache of data files did so far (object storage).
+    pub fn cache_stats(&self) -> Option<crate::storage::cache::CacheStats> {
+        self.inner.location.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// The runtime every session's queries run in: shared, so Parquet
+    /// footers and page indexes read once are cached for all of them.
+    pub fn runtime_env(&self) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+        self.inner.runtime_env.clone()
     }
 
     /// The object store holding data files, for scans.
@@ -371,10 +368,18 @@ impl Database {
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
-                return Err(self.inner.poison(match e {
-                    Error::Fenced { detail } => Poison::Fenced(detail),
+                // The first failure is what this commit reports; later
+                // statements get the poison it left.
+                self.inner.poison(match &e {
+                    Error::Fenced { detail } => Poison::Fenced(detail.clone()),
                     other => Poison::Failed(other.to_string()),
-                }));
+                });
+                return Err(match e {
+                    e @ (Error::Fenced { .. } | Error::OutcomeUnknown { .. }) => e,
+                    other => Error::Poisoned {
+                        detail: other.to_string(),
+                    },
+                });
             }
         }
         self.inner
@@ -442,10 +447,7 @@ impl Database {
     }
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
-        match self.inner.poisoned.lock().as_ref() {
-            Some(poison) => Err(poison.error()),
-            None => Ok(()),
-        }
+        self.inner.gate.check()
     }
 }
 
@@ -490,6 +492,7 @@ const LOCK_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 async fn open_log(
     location: &Location,
     limits: &Limits,
+    gate: &Arc<WriteGate>,
 ) -> Result<(recover::Recovered, Option<CommitLog>)> {
     match location.kind {
         StoreKind::Memory => Ok((recover::recover_state(location, limits, None).await?, None)),
@@ -518,7 +521,7 @@ async fn open_log(
                         number: tail.number + 1,
                         seq: tail.seq,
                     };
-                    let sink = ObjectSink::new(objects.clone(), next);
+                    let sink = ObjectSink::new(objects.clone(), next, gate.clone());
                     return Ok((recovered, Some(CommitLog::open_objects(objects, sink)?)));
                 }
             }
@@ -550,14 +553,15 @@ fn spawn_lease_renewal(inner: Weak<Inner>) {
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { return };
-            if inner.poisoned.lock().is_some() {
+            if inner.gate.is_poisoned() {
                 return;
             }
             let Some(lease) = inner.lease.clone() else {
                 return;
             };
+            let started = std::time::Instant::now();
             match lease.renew().await {
-                Ok(()) => {}
+                Ok(()) => inner.gate.renewed(started),
                 Err(Error::Fenced { detail }) => {
                     tracing::error!(%detail, "writer lease taken over: refusing writes");
                     inner.poison(Poison::Fenced(detail));

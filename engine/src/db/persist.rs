@@ -115,9 +115,15 @@ impl Database {
         let Some(lease) = &self.inner.lease else {
             return Ok(());
         };
+        self.inner.gate.check()?;
+        let started = std::time::Instant::now();
         match lease.renew().await {
+            Ok(()) => {
+                self.inner.gate.renewed(started);
+                Ok(())
+            }
             Err(Error::Fenced { detail }) => Err(self.inner.poison(super::Poison::Fenced(detail))),
-            other => other,
+            Err(e) => Err(e),
         }
     }
 

@@ -162,12 +162,13 @@ fn delete_segments_through(fs: &dyn DurableFs, dir: &Path, seq: u64) -> Result<(
 pub type Durable = oneshot::Receiver<std::io::Result<()>>;
 
 /// Wait until a submitted frame is durable. A write refused because
-/// another writer took the database over is [`Error::Fenced`].
+/// another writer took the database over is [`Error::Fenced`]; a log PUT
+/// that failed after its retries is [`Error::OutcomeUnknown`].
 pub async fn wait_durable(durable: Durable) -> Result<()> {
-    match durable.await.map_err(|_| closed())? {
-        Ok(()) => Ok(()),
-        Err(e) => Err(objects::fenced_error(&e).unwrap_or(Error::Io(e))),
-    }
+    durable
+        .await
+        .map_err(|_| closed())?
+        .map_err(objects::commit_error)
 }
 
 fn closed() -> Error {
@@ -294,12 +295,9 @@ impl Writer {
     }
 }
 
-/// The same error again (io errors cannot be cloned); keeps a fence marker.
+/// The same error again (io errors cannot be cloned), keeping what it says.
 fn copy_error(e: &std::io::Error) -> std::io::Error {
-    match objects::fence_detail(e) {
-        Some(detail) => objects::fenced_io_error(detail),
-        None => std::io::Error::new(e.kind(), e.to_string()),
-    }
+    objects::copy_io_error(e)
 }
 
 /// Segments in `dir` as (first seq, path), oldest first.

@@ -19,10 +19,19 @@
 //! committed after the listing), opening reads the log again and retries.
 //!
 //! **Reading.** A PUT is all or nothing, so there is no torn tail here:
-//! any damage in an object is corruption, named with the object and the
-//! offset. Numbers must follow each other without a gap from the first
-//! object read (checkpoints let older ones go), and two objects with one
-//! number would be a fork: both are errors.
+//! any damage in an object (one without its header included) is
+//! corruption, named with the object and the offset. Numbers must follow
+//! each other without a gap from the first object read (checkpoints let
+//! older ones go), and two objects with one number would be a fork: both
+//! are errors.
+//!
+//! **Names stay taken.** Deleting objects a checkpoint covers must not
+//! free the name a replaced writer would write next, or its late PUT
+//! would succeed there. So fences (empty objects) are kept for
+//! [`LOG_FENCE_RETENTION`] after they were placed, and a writer checks
+//! its lease before every PUT ([`WriteGate`]): once it may have been taken
+//! over it writes nothing, and a PUT it had in flight is bounded by the
+//! retry timeout, far shorter than the retention.
 
 use std::io;
 
@@ -32,20 +41,33 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
 
-use super::segment::{SEGMENT_HEADER_BYTES, SegmentEnd, scan_segment, segment_header};
+use super::segment::{
+    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SegmentEnd, scan_segment, segment_header,
+};
 use super::{CommitRecord, Sink};
+use crate::db::gate::WriteGate;
 use crate::error::{Error, Result};
+use crate::limits::LOG_FENCE_RETENTION;
 use crate::storage::verify::store_error;
 
 /// The folder of log objects, under the database's prefix.
 pub const LOG_PREFIX: &str = "_log";
 
-/// One log object, as its name describes it.
+/// One log object, as its name and listing describe it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogObject {
     pub number: u64,
     pub first_seq: u64,
     pub path: Path,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl LogObject {
+    /// An empty object: a fence placed when a process took the log over.
+    fn is_fence(&self) -> bool {
+        self.size == SEGMENT_HEADER_BYTES as u64
+    }
 }
 
 /// Where the next log object goes: its number and its first commit.
@@ -102,6 +124,8 @@ impl ObjectLog {
                     number,
                     first_seq,
                     path: m.location,
+                    size: m.size,
+                    last_modified: m.last_modified,
                 })
             })
             .collect();
@@ -113,25 +137,28 @@ impl ObjectLog {
     /// with them), in order, and where the next object goes.
     pub async fn read_after(&self, after_seq: u64) -> Result<(Vec<CommitRecord>, Tail)> {
         let objects = self.list().await?;
-        check_chain(&objects)?;
+        // Objects wholly at or before `after_seq` are not read (a
+        // checkpoint covers them; deleting them may leave gaps).
+        let first = objects
+            .iter()
+            .enumerate()
+            .position(|(index, _)| {
+                objects
+                    .get(index + 1)
+                    .is_none_or(|next| next.first_seq > after_seq.saturating_add(1))
+            })
+            .unwrap_or(objects.len());
+        let needed = &objects[first..];
+        check_chain(needed)?;
         let mut records = Vec::new();
         let mut tail = Tail { number: 1, seq: 1 };
-        for (index, object) in objects.iter().enumerate() {
-            let next_first = objects.get(index + 1).map(|o| o.first_seq);
-            if next_first.is_some_and(|next| next <= after_seq.saturating_add(1)) {
-                continue; // every commit in it is at or before `after_seq`
-            }
+        for object in needed {
             let read = self.read_object(object).await?;
             tail = Tail {
                 number: object.number + 1,
                 seq: read.last().map_or(object.first_seq, |r| r.header.seq + 1),
             };
             records.extend(read);
-        }
-        if let Some(last) = objects.last()
-            && records.is_empty()
-        {
-            tail.number = last.number + 1;
         }
         Ok((records, tail))
     }
@@ -141,6 +168,18 @@ impl ObjectLog {
             .await
             .map_err(store_error)?;
         let file = object.path.to_string();
+        // Every object this engine writes starts with a header (format 2);
+        // one without it is damage, never an empty log.
+        if bytes.len() < SEGMENT_HEADER_BYTES || !bytes.starts_with(&SEGMENT_MAGIC) {
+            return Err(Error::CorruptLog {
+                file,
+                offset: 0,
+                detail: format!(
+                    "a log object of {} bytes without a segment header",
+                    bytes.len()
+                ),
+            });
+        }
         let scan = scan_segment(&file, object.first_seq, &bytes)?;
         match scan.end {
             SegmentEnd::Clean => Ok(scan.records),
@@ -166,11 +205,20 @@ impl ObjectLog {
         }
     }
 
-    /// Delete objects whose commits all lie at or before `seq`; never the newest.
+    /// Delete objects whose commits all lie at or before `seq`; never the
+    /// newest, and no fence younger than [`LOG_FENCE_RETENTION`]: a fence
+    /// holds the name the writer it replaced would write next, and must
+    /// outlive any PUT that writer may still have in flight.
     pub async fn delete_through(&self, seq: u64) -> Result<()> {
         let objects = self.list().await?;
+        let now = chrono::Utc::now();
         for pair in objects.windows(2) {
-            if pair[1].first_seq <= seq.saturating_add(1) {
+            // A modification time ahead of this clock counts as young.
+            let young_fence = pair[0].is_fence()
+                && (now - pair[0].last_modified)
+                    .to_std()
+                    .map_or(true, |age| age < LOG_FENCE_RETENTION);
+            if pair[1].first_seq <= seq.saturating_add(1) && !young_fence {
                 self.store
                     .delete(&pair[0].path)
                     .await
@@ -241,12 +289,15 @@ async fn create(
 pub struct ObjectSink {
     log: ObjectLog,
     tail: Tail,
+    /// Checked before every PUT: a writer whose lease may have lapsed
+    /// writes nothing (the fence it would run into may be gone by now).
+    gate: Arc<WriteGate>,
 }
 
 impl ObjectSink {
     /// Write groups from `tail` on (just after the fence opening placed).
-    pub fn new(log: ObjectLog, tail: Tail) -> Self {
-        Self { log, tail }
+    pub fn new(log: ObjectLog, tail: Tail, gate: Arc<WriteGate>) -> Self {
+        Self { log, tail, gate }
     }
 }
 
@@ -261,6 +312,12 @@ impl Sink for ObjectSink {
                 "log group starts at commit {first_seq}, expected {}",
                 self.tail.seq
             )));
+        }
+        if let Err(e) = self.gate.check() {
+            return Err(match e {
+                Error::Fenced { detail } => fenced_io_error(detail),
+                other => io::Error::other(other.to_string()),
+            });
         }
         let mut bytes = segment_header(first_seq);
         bytes.extend_from_slice(frames);
@@ -282,7 +339,10 @@ impl Sink for ObjectSink {
             Ok((Created::Taken, path)) => Err(fenced_io_error(format!(
                 "log object {path} was written by another writer: this process no longer owns the database and stops writing"
             ))),
-            Err(e) => Err(io::Error::other(format!("log PUT failed: {e}"))),
+            Err(e) => Err(io::Error::other(LogFailure::Unknown(format!(
+                "the PUT of its log object failed ({}): {e}",
+                crate::error::StorageFailure::of(&e)
+            )))),
         }
     }
 
@@ -291,33 +351,55 @@ impl Sink for ObjectSink {
     }
 }
 
-/// Why a writer was fenced, carried inside an `io::Error`.
-#[derive(Debug)]
-struct FenceMarker(String);
+/// Why a log write failed, carried inside an `io::Error` to the waiting commits.
+#[derive(Debug, Clone)]
+enum LogFailure {
+    /// Another process took the database over.
+    Fenced(String),
+    /// The PUT failed after its retries: it may or may not have landed.
+    Unknown(String),
+}
 
-impl std::fmt::Display for FenceMarker {
+impl std::fmt::Display for LogFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            LogFailure::Fenced(detail) | LogFailure::Unknown(detail) => f.write_str(detail),
+        }
     }
 }
 
-impl std::error::Error for FenceMarker {}
+impl std::error::Error for LogFailure {}
 
 /// An `io::Error` saying this writer was fenced.
 pub(crate) fn fenced_io_error(detail: String) -> io::Error {
-    io::Error::other(FenceMarker(detail))
+    io::Error::other(LogFailure::Fenced(detail))
 }
 
-/// The reason, if `e` says this writer was fenced.
-pub(crate) fn fence_detail(e: &io::Error) -> Option<String> {
+fn log_failure(e: &io::Error) -> Option<&LogFailure> {
     e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<FenceMarker>())
-        .map(|m| m.0.clone())
+        .and_then(|inner| inner.downcast_ref::<LogFailure>())
 }
 
-/// [`Error::Fenced`] if `e` says this writer was fenced.
-pub(crate) fn fenced_error(e: &io::Error) -> Option<Error> {
-    fence_detail(e).map(|detail| Error::Fenced { detail })
+/// The same error again (io errors cannot be cloned), keeping what it says.
+pub(crate) fn copy_io_error(e: &io::Error) -> io::Error {
+    match log_failure(e) {
+        Some(failure) => io::Error::other(failure.clone()),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// What a failed log write means for the commits that waited on it:
+/// fenced (55006), outcome unknown (08007), or a plain I/O error.
+pub(crate) fn commit_error(e: io::Error) -> Error {
+    match log_failure(&e) {
+        Some(LogFailure::Fenced(detail)) => Error::Fenced {
+            detail: detail.clone(),
+        },
+        Some(LogFailure::Unknown(detail)) => Error::OutcomeUnknown {
+            detail: detail.clone(),
+        },
+        None => Error::Io(e),
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +426,8 @@ mod tests {
             number,
             first_seq,
             path: object_path(number, first_seq),
+            size: 100,
+            last_modified: chrono::Utc::now(),
         };
         assert!(check_chain(&[object(3, 10), object(4, 12), object(5, 12)]).is_ok());
         assert!(check_chain(&[object(3, 10), object(5, 12)]).is_err());

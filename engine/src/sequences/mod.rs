@@ -31,11 +31,12 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, SequenceDef, SqlType};
+use crate::db::gate::WriteGate;
 use crate::error::{Error, Result};
 use crate::storage::durable::DurableFs;
 use crate::storage::envelope::{self, FileKind};
 use crate::storage::location::{Location, StoreKind};
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
 /// Values reserved (made durable) at a time; a crash skips at most this many.
 pub const RESERVE_VALUES: u64 = 1024;
@@ -79,6 +80,10 @@ enum Keeper {
     Object {
         store: Arc<dyn object_store::ObjectStore>,
         runtime: tokio::runtime::Handle,
+        /// The version this process last read or wrote: every PUT is
+        /// conditional on it, so a process that was taken over cannot
+        /// overwrite its successor's reservations.
+        version: Mutex<Option<UpdateVersion>>,
     },
 }
 
@@ -86,13 +91,21 @@ enum Keeper {
 #[derive(Debug)]
 pub struct Positions {
     keeper: Keeper,
+    /// Checked before every reservation: a process that may no longer
+    /// write (fenced, lease lapsed, poisoned) hands out no value past
+    /// its last reservation, so it can never repeat another's.
+    gate: Arc<WriteGate>,
     inner: Mutex<(HashMap<u64, Position>, Reservations)>,
 }
 
 impl Positions {
     /// Load the reservations of the database at `location`, keeping only
     /// those of sequences in `catalog`.
-    pub async fn open(location: &Location, catalog: &Catalog) -> Result<Self> {
+    pub async fn open(
+        location: &Location,
+        catalog: &Catalog,
+        gate: Arc<WriteGate>,
+    ) -> Result<Self> {
         let (keeper, mut reservations) = match (location.kind, &location.local_root) {
             (StoreKind::Local, Some(folder)) => (
                 Keeper::Folder {
@@ -103,9 +116,17 @@ impl Positions {
             ),
             (StoreKind::Object, _) => {
                 let store = location.store.clone();
-                let reservations = read_reservations_object(store.as_ref()).await?;
+                let (reservations, version) = read_reservations_object(store.as_ref()).await?;
                 let runtime = tokio::runtime::Handle::current();
-                (Keeper::Object { store, runtime }, reservations)
+                let version = Mutex::new(version);
+                (
+                    Keeper::Object {
+                        store,
+                        runtime,
+                        version,
+                    },
+                    reservations,
+                )
             }
             _ => (Keeper::Nowhere, Reservations::default()),
         };
@@ -114,6 +135,7 @@ impl Positions {
             .retain(|id, _| catalog.sequences.iter().any(|s| s.id == *id));
         Ok(Self {
             keeper,
+            gate,
             inner: Mutex::new((HashMap::new(), reservations)),
         })
     }
@@ -179,6 +201,7 @@ impl Positions {
 
     /// Write the reservations durably (nothing for in-memory databases).
     fn write(&self, reservations: &Reservations) -> Result<()> {
+        self.gate.check()?;
         let body = serde_json::to_vec(reservations).map_err(|e| Error::internal(e.to_string()))?;
         let bytes = envelope::seal(POSITIONS_KIND, &body);
         match &self.keeper {
@@ -186,11 +209,34 @@ impl Positions {
             Keeper::Folder { fs, folder } => {
                 Ok(fs.write_file_atomic(folder, POSITIONS_FILE, &bytes)?)
             }
-            Keeper::Object { store, runtime } => {
+            Keeper::Object {
+                store,
+                runtime,
+                version,
+            } => {
+                let mut version = version.lock();
+                let mode = match version.clone() {
+                    Some(v) => PutMode::Update(v),
+                    None => PutMode::Create,
+                };
                 let path = object_store::path::Path::from(POSITIONS_FILE);
-                wait_for(runtime, store.put(&path, bytes.into()))
-                    .map_err(crate::storage::verify::store_error)?;
-                Ok(())
+                let put = store.put_opts(&path, bytes.into(), PutOptions::from(mode));
+                match wait_for(runtime, put) {
+                    Ok(done) => {
+                        *version = Some(UpdateVersion {
+                            e_tag: done.e_tag,
+                            version: done.version,
+                        });
+                        Ok(())
+                    }
+                    Err(
+                        object_store::Error::Precondition { .. }
+                        | object_store::Error::AlreadyExists { .. },
+                    ) => Err(self.gate.poison(crate::db::Poison::Fenced(format!(
+                        "{POSITIONS_FILE} was changed by another process: it has taken the database over"
+                    )))),
+                    Err(e) => Err(crate::storage::verify::store_error(e)),
+                }
             }
         }
     }
@@ -221,17 +267,26 @@ where
 }
 
 /// The reservations in the `sequences.json` object (none if it does not exist).
-async fn read_reservations_object(store: &dyn object_store::ObjectStore) -> Result<Reservations> {
+/// The reservations in the `sequences.json` object and the version read
+/// (none if it does not exist).
+async fn read_reservations_object(
+    store: &dyn object_store::ObjectStore,
+) -> Result<(Reservations, Option<UpdateVersion>)> {
     let path = object_store::path::Path::from(POSITIONS_FILE);
-    let bytes = match store.get(&path).await {
-        Ok(got) => got
-            .bytes()
-            .await
-            .map_err(crate::storage::verify::store_error)?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(Reservations::default()),
+    let got = match store.get(&path).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok((Reservations::default(), None)),
         Err(e) => return Err(crate::storage::verify::store_error(e)),
     };
-    decode_reservations(POSITIONS_FILE, &bytes)
+    let version = UpdateVersion {
+        e_tag: got.meta.e_tag.clone(),
+        version: got.meta.version.clone(),
+    };
+    let bytes = got
+        .bytes()
+        .await
+        .map_err(crate::storage::verify::store_error)?;
+    Ok((decode_reservations(POSITIONS_FILE, &bytes)?, Some(version)))
 }
 
 /// The reservations stored in `path` (none if it does not exist); damage

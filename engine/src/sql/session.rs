@@ -179,6 +179,7 @@ impl Session {
         let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(db.runtime_env())
             .with_default_features()
             .with_relation_planners(vec![planner])
             .with_analyzer_rules(analyzer_rules())

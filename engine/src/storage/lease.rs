@@ -73,7 +73,14 @@ impl Lease {
             None => 1,
             Some((meta, record)) => {
                 refuse_if_held(display, meta, record.as_ref(), ttl)?;
-                lease_epoch(&meta.location).unwrap_or(0) + 1
+                lease_epoch(&meta.location)
+                    .and_then(|e| e.checked_add(1))
+                    .ok_or_else(|| Error::Corrupt {
+                        detail: format!(
+                            "writer lease {} leaves no room for the next epoch",
+                            meta.location
+                        ),
+                    })?
             }
         };
         let record = LeaseRecord {

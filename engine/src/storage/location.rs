@@ -28,6 +28,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 
 use crate::error::{Error, Result};
+use crate::storage::cache::CachedStore;
 use crate::storage::durable::{self, DurableFs};
 use crate::storage::faults::{FaultPlan, FaultyStore};
 use crate::storage::verify::VerifyingStore;
@@ -59,6 +60,8 @@ pub struct Location {
     pub verifier: Arc<VerifyingStore>,
     /// Every change to a local file goes through this.
     pub fs: Arc<dyn DurableFs>,
+    /// The local disk cache of data files, on object storage (see [`Location::with_cache`]).
+    pub cache: Option<Arc<CachedStore>>,
 }
 
 impl Location {
@@ -80,9 +83,9 @@ impl Location {
             ));
         }
         if let Some((scheme, _)) = location.split_once("://")
-            && scheme != "file"
+            && !scheme.eq_ignore_ascii_case("file")
         {
-            let store = object_store_at(scheme, location)?;
+            let store = object_store_at(&scheme.to_ascii_lowercase(), location)?;
             return Ok(Self::over(
                 location.to_string(),
                 StoreKind::Object,
@@ -130,6 +133,25 @@ impl Location {
         (location, faulty)
     }
 
+    /// The same location with a local disk cache of up to `capacity` bytes
+    /// of data files under its verifier (object storage only; a no-op
+    /// elsewhere or when `capacity` is 0).
+    pub fn with_cache(self, capacity: u64) -> Result<Self> {
+        if self.kind != StoreKind::Object || capacity == 0 {
+            return Ok(self);
+        }
+        let cache = Arc::new(CachedStore::new(self.verifier.inner(), capacity)?);
+        let mut location = Self::over(
+            self.display,
+            self.kind,
+            self.local_root,
+            cache.clone(),
+            self.fs,
+        );
+        location.cache = Some(cache);
+        Ok(location)
+    }
+
     fn over(
         display: String,
         kind: StoreKind,
@@ -145,6 +167,7 @@ impl Location {
             store: verifier.clone(),
             verifier,
             fs,
+            cache: None,
         }
     }
 }
@@ -152,45 +175,87 @@ impl Location {
 /// The store for an object-store URL, configured from the environment,
 /// rooted at the URL's path (`s3://bucket/a/b` keeps everything under `a/b/`).
 fn object_store_at(scheme: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
-    let parsed = url::Url::parse(url).map_err(|e| Error::InvalidLocation {
+    let invalid = |detail: String| Error::InvalidLocation {
         location: url.to_string(),
-        detail: e.to_string(),
-    })?;
-    let invalid = |e: object_store::Error| Error::InvalidLocation {
-        location: url.to_string(),
-        detail: e.to_string(),
+        detail,
     };
+    let prefix = url_prefix(url).map_err(invalid)?;
+    let built = |e: object_store::Error| invalid(e.to_string());
     let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => Arc::new(
             AmazonS3Builder::from_env()
                 .with_url(url)
                 .with_retry(crate::limits::object_store_retry())
                 .build()
-                .map_err(invalid)?,
+                .map_err(built)?,
         ),
         "gs" => Arc::new(
             GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
                 .with_retry(crate::limits::object_store_retry())
                 .build()
-                .map_err(invalid)?,
+                .map_err(built)?,
         ),
         "az" | "azure" | "abfs" | "abfss" => Arc::new(
             MicrosoftAzureBuilder::from_env()
                 .with_url(url)
                 .with_retry(crate::limits::object_store_retry())
                 .build()
-                .map_err(invalid)?,
+                .map_err(built)?,
         ),
         other => return Err(Error::unsupported(format!("storage scheme {other}://"))),
     };
-    let prefix = parsed.path().trim_matches('/');
-    if prefix.is_empty() {
-        return Ok(store);
+    Ok(match prefix {
+        Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
+        None => store,
+    })
+}
+
+/// The key prefix a location URL names, exactly as written after the
+/// bucket: no query or fragment, no empty, `.` or `..` segment (a URL
+/// parser would resolve or drop them, silently naming another database).
+fn url_prefix(url: &str) -> std::result::Result<Option<object_store::path::Path>, String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if rest.contains(['?', '#']) {
+        return Err("a query string or fragment is not part of a database location".into());
     }
-    let prefix = object_store::path::Path::parse(prefix).map_err(|e| Error::InvalidLocation {
-        location: url.to_string(),
-        detail: e.to_string(),
-    })?;
-    Ok(Arc::new(PrefixStore::new(store, prefix)))
+    let path = rest.split_once('/').map_or("", |(_, path)| path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "the prefix {path:?} has an empty, `.` or `..` segment"
+        ));
+    }
+    object_store::path::Path::parse(path)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_names_its_prefix_exactly() {
+        let prefix = |url: &str| url_prefix(url).map(|p| p.map(|p| p.to_string()));
+        assert_eq!(prefix("s3://b"), Ok(None));
+        assert_eq!(prefix("s3://b/"), Ok(None));
+        assert_eq!(prefix("s3://b/x/y/"), Ok(Some("x/y".into())));
+        assert_eq!(prefix("s3://b/ünï"), Ok(Some("ünï".into())));
+        for bad in [
+            "s3://b//x",
+            "s3://b/p/../other",
+            "s3://b/./x",
+            "s3://b/x?y=1",
+            "s3://b/x#f",
+        ] {
+            assert!(prefix(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,5 +1,8 @@
 //! Where row versions live: the memtable of recent commits, immutable
 //! Parquet files, retirements, and the checkpoints that tie them together;
+//! where a database lives ([`location`]: a folder, memory, a bucket), the
+//! writer lease on object storage ([`lease`]) and the local disk cache of
+//! its data files ([`cache`]);
 //! the durable local file I/O every stored file is written through
 //! ([`durable`]), the checksummed envelope of checkpoints ([`envelope`]),
 //! the check of each data file before its first read ([`verify`]), the
@@ -7,6 +10,7 @@
 //! object storage ([`faults`]) and the simulated disk that power-loss
 //! tests cut the power of ([`simfs`]).
 
+pub mod cache;
 pub mod check;
 pub mod checkpoint;
 pub mod durable;

@@ -10,8 +10,8 @@ use driftdb_engine::log::objects::{LOG_PREFIX, ObjectLog, Tail};
 use driftdb_engine::storage::location::Location;
 use driftdb_engine::{Database, Error, Limits, Session};
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 fn limits(ttl: Duration) -> Limits {
     Limits {
@@ -112,32 +112,63 @@ async fn a_writer_overtaken_by_another_stops_and_history_does_not_fork() {
         .execute("INSERT INTO t VALUES (1)")
         .await
         .expect("insert");
+    session
+        .execute("CREATE SEQUENCE s")
+        .await
+        .expect("sequence");
     // Another process takes over (as after this one was paused past its
-    // lease): it reads the log and fences it.
+    // lease): it reads the log and fences it, commits after the fence, and
+    // checkpoints, deleting what the checkpoint covers.
     let log = ObjectLog::new(store.clone()).expect("log");
     let (records, tail) = log.read_after(0).await.expect("read");
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
     assert!(log.fence(tail).await.expect("fence"), "the fence is placed");
+    let after_fence = object_store::path::Path::from(format!(
+        "{LOG_PREFIX}/{:020}-{:020}.log",
+        tail.number + 1,
+        tail.seq
+    ));
+    store
+        .put(&after_fence, vec![0u8; 100].into())
+        .await
+        .expect("a later object");
+    log.delete_through(tail.seq + 5).await.expect("delete");
+    assert!(
+        log_objects(&store)
+            .await
+            .iter()
+            .any(|name| name.contains(&format!("{:020}-", tail.number))),
+        "a young fence is kept: it holds the name the replaced writer aims at"
+    );
     let e = session
         .execute("INSERT INTO t VALUES (2)")
         .await
         .expect_err("the overtaken writer's commit fails");
     assert_eq!(e.sqlstate(), "55006", "{e}");
     assert!(matches!(e, Error::Fenced { .. }), "{e}");
-    // And it stays stopped, also for persists.
+    // And it stays stopped, also for persists and for sequence values
+    // past its reservation (which would repeat its successor's).
     let again = session
         .execute("INSERT INTO t VALUES (3)")
         .await
         .unwrap_err();
     assert_eq!(again.sqlstate(), "55006", "{again}");
-    // The log holds the first writer's two commits and the fence, nothing else.
-    let (records, after) = log.read_after(0).await.expect("read");
-    assert_eq!(records.len(), 2);
+    let values = session
+        .execute("SELECT nextval('s') FROM generate_series(1, 2000)")
+        .await
+        .unwrap_err();
+    assert_eq!(values.sqlstate(), "55006", "{values}");
+    assert_eq!(db.persist().await.unwrap_err().sqlstate(), "55006");
+    // After the (simulated) checkpoint at seq 3 the log holds the fence
+    // and nothing of the replaced writer's.
+    store.delete(&after_fence).await.expect("delete");
+    let (records, after) = log.read_after(3).await.expect("read");
+    assert!(records.is_empty(), "{records:?}");
     assert_eq!(
         after,
         Tail {
             number: tail.number + 1,
-            seq: 3
+            seq: 4
         }
     );
 }
@@ -242,9 +273,9 @@ async fn a_flaky_object_store_loses_no_acknowledged_commit() {
             .await
         {
             Ok(_) => acknowledged.push(k),
-            // A failed log PUT stops the writer: the state of the log is unknown.
+            // A failed log PUT stops the writer: the commit's outcome is unknown.
             Err(e) => {
-                assert!(matches!(e.sqlstate(), "58030" | "55006"), "{e}");
+                assert!(matches!(e.sqlstate(), "58030" | "55006" | "08007"), "{e}");
                 refused += 1;
             }
         }
@@ -278,4 +309,32 @@ async fn a_flaky_object_store_loses_no_acknowledged_commit() {
     // A failed PUT here fails before it does anything, so the log holds
     // exactly the acknowledged commits.
     assert_eq!(keys, acknowledged);
+}
+
+#[tokio::test]
+async fn a_log_object_without_its_header_is_damage_not_an_empty_log() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let db = open(&store, Duration::from_secs(30)).await.expect("open");
+    let mut session = Session::new(&db);
+    session
+        .execute("CREATE TABLE t (k BIGINT)")
+        .await
+        .expect("create");
+    session
+        .execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect("insert");
+    let newest = log_objects(&store).await.pop().expect("an object");
+    db.close().await.expect("close");
+    drop((session, db));
+    let path = object_store::path::Path::from(newest.as_str());
+    store
+        .put(&path, Vec::<u8>::new().into())
+        .await
+        .expect("empty the newest log object");
+    let e = open(&store, Duration::from_secs(30))
+        .await
+        .expect_err("a zero-byte log object");
+    assert_eq!(e.sqlstate(), "XX001", "{e}");
+    assert!(e.to_string().contains(&newest), "{e}");
 }

@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// On object storage: how long the writer lease lasts unrenewed, ms [default: 30000]
     #[arg(long, env = "DRIFTDB_WRITER_LEASE_TTL_MS")]
     pub writer_lease_ttl_ms: Option<u64>,
+    /// On object storage: MiB of data files cached on local disk, 0 for none [default: 1024]
+    #[arg(long, env = "DRIFTDB_CACHE_MIB")]
+    pub cache_mib: Option<u64>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -140,6 +143,7 @@ struct FileConfig {
     login_waiters_max: Option<usize>,
     http_request_timeout_ms: Option<u64>,
     writer_lease_ttl_ms: Option<u64>,
+    cache_mib: Option<u64>,
 }
 
 /// Resolved server settings.
@@ -191,6 +195,9 @@ pub struct ServerLimits {
     /// On object storage, how long the writer lease lasts unrenewed
     /// (handed to the engine, `Limits::writer_lease_ttl`).
     pub writer_lease_ttl: Duration,
+    /// On object storage, bytes of data files cached on local disk
+    /// (handed to the engine, `Limits::data_cache_bytes_max`).
+    pub data_cache_bytes: u64,
 }
 
 impl Default for ServerLimits {
@@ -212,6 +219,7 @@ impl Default for ServerLimits {
             http_connections_max: DEFAULT_HTTP_CONNECTIONS_MAX,
             http_request_timeout: Duration::from_millis(DEFAULT_HTTP_REQUEST_TIMEOUT_MS),
             writer_lease_ttl: driftdb_engine::limits::WRITER_LEASE_TTL_DEFAULT,
+            data_cache_bytes: driftdb_engine::limits::DATA_CACHE_BYTES_DEFAULT,
         }
     }
 }
@@ -307,6 +315,10 @@ impl ServeConfig {
                 .writer_lease_ttl_ms
                 .or(file.writer_lease_ttl_ms)
                 .map_or(defaults.writer_lease_ttl, Duration::from_millis),
+            data_cache_bytes: args
+                .cache_mib
+                .or(file.cache_mib)
+                .map_or(defaults.data_cache_bytes, |m| m << 20),
         };
         Ok(Self {
             data: args

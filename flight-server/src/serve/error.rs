@@ -111,7 +111,7 @@ pub fn code_for_sqlstate(sqlstate: &str) -> Code {
         "40001" | "40P01" => Code::Aborted,
         "42501" => Code::PermissionDenied,
         "0A000" => Code::Unimplemented,
-        "55006" => Code::Unavailable,
+        "55006" | "08006" | "08007" => Code::Unavailable,
         _ => match &sqlstate[..2] {
             "22" | "42" | "26" | "08" => Code::InvalidArgument,
             "23" | "25" | "2B" | "55" => Code::FailedPrecondition,

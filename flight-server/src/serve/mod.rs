@@ -50,6 +50,7 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
     let engine_limits = driftdb_engine::Limits {
         ingest_rows_max: config.limits.ingest_rows_max,
         writer_lease_ttl: config.limits.writer_lease_ttl,
+        data_cache_bytes_max: config.limits.data_cache_bytes,
         ..Default::default()
     };
     let db = Database::open_with(&config.data, engine_limits).await?;

@@ -130,8 +130,9 @@ class S3Server:
 
 def main(argv):
     """`python s3server.py -- COMMAND…`: run COMMAND with a moto server up,
-    the `AWS_*` variables pointing at it and `DRIFTDB_SLT_DATA` naming a
-    prefix in its bucket (for the sqllogictest suite on S3)."""
+    the `AWS_*` variables pointing at it, and `DRIFTDB_SLT_DATA` and
+    `DRIFTDB_BENCH_STORE` naming prefixes in its bucket (the sqllogictest
+    suite and the benchmarks on S3)."""
     if "--" not in argv:
         print("usage: s3server.py -- COMMAND [ARG…]", file=sys.stderr)
         return 2
@@ -140,6 +141,7 @@ def main(argv):
     try:
         env = dict(os.environ, **server.env())
         env["DRIFTDB_SLT_DATA"] = f"s3://{server.bucket}/slt"
+        env.setdefault("DRIFTDB_BENCH_STORE", f"s3://{server.bucket}/bench")
         return subprocess.call(command, env=env)
     finally:
         server.stop()
