@@ -2,7 +2,7 @@
 //! AS OF cost against history length, and open time with 10,000 commits
 //! (from the log, from a checkpoint, and with the newest checkpoint damaged).
 //!
-//! Run: `cargo run --release -p driftdb-benches --bin foundation [-- --quick]`.
+//! Run: `cargo run --release -p driftdb-benches --bin foundation [-- --quick] [--commits-only]`.
 //! Prints a markdown table; every figure is the median of several runs.
 
 use driftdb_benches as _; // its global allocator
@@ -44,10 +44,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             runs: 5,
         }
     };
+    // `--commits-only`: just the single-row commit figures (for a run on
+    // object storage, `DRIFTDB_BENCH_STORE=s3://…`).
+    let commits_only = std::env::args().any(|a| a == "--commits-only");
     println!("| figure | value |\n| --- | --- |");
-    bulk_insert(&config).await?;
+    if !commits_only {
+        bulk_insert(&config).await?;
+    }
     for writers in [1, 16] {
         single_row_commits(&config, writers).await?;
+    }
+    if commits_only {
+        return Ok(());
     }
     for commits in config.history_commits.clone() {
         as_of_ratio(&config, commits).await?;

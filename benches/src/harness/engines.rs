@@ -53,9 +53,22 @@ pub enum Runner {
 }
 
 impl Runner {
-    /// DriftDB over the database in `dir`.
+    /// DriftDB over the database in `dir`, or at `DRIFTDB_BENCH_TPCH_DB`
+    /// when that names one (a copy on object storage, say), with
+    /// `DRIFTDB_BENCH_CACHE_MIB` of local data-file cache (default 1024).
     pub async fn driftdb(dir: &Path) -> Result<Self> {
-        let db = Database::open(&dir.to_string_lossy()).await?;
+        let location = match std::env::var("DRIFTDB_BENCH_TPCH_DB") {
+            Ok(location) if !location.is_empty() => location,
+            _ => dir.to_string_lossy().into_owned(),
+        };
+        let mut limits = driftdb_engine::Limits::default();
+        if let Some(mib) = std::env::var("DRIFTDB_BENCH_CACHE_MIB")
+            .ok()
+            .and_then(|m| m.parse::<u64>().ok())
+        {
+            limits.data_cache_bytes_max = mib << 20;
+        }
+        let db = Database::open_with(&location, limits).await?;
         let session = Session::new(&db);
         Ok(Runner::DriftDb { db, session })
     }

@@ -11,6 +11,7 @@ instead of a local folder: the same suite, on object storage.
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -38,6 +39,8 @@ class Server:
     def __init__(self, *extra_args, password=PASSWORD, data=None, env=None):
         if data is None and ON_S3:
             data = S3Server.shared().new_location()
+        # A folder made here is removed when the server stops.
+        self.owns_data = data is None and not ON_S3
         self.data = data or tempfile.mkdtemp(prefix="driftdb-pytest-")
         base = dict(os.environ, DRIFTDB_PASSWORD=password, DRIFTDB_LOG="warn")
         if self.data.startswith("s3://"):
@@ -105,6 +108,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+        finally:
+            if self.owns_data:
+                shutil.rmtree(self.data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
