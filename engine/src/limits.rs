@@ -30,7 +30,7 @@ pub struct Limits {
     /// the commit whatever its width, so this bounds columns of zero bytes too.
     pub ingest_rows_max: usize,
     /// On object storage: how long the writer lease lasts without renewal.
-    /// The holder renews it every third of this; an opener takes over a
+    /// The holder renews it every quarter of this; an opener takes over a
     /// lease not renewed for this long (a crashed holder), so a database
     /// whose writer died is writable again after at most this.
     pub writer_lease_ttl: Duration,

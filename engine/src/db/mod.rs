@@ -538,14 +538,14 @@ async fn open_log(
 /// Attempts to fence the object log at open before giving up.
 const FENCE_ATTEMPTS_MAX: usize = 16;
 
-/// Renew the writer lease every third of its TTL until the database is
+/// Renew the writer lease every quarter of its TTL until the database is
 /// dropped; finding it taken over, refuse writes from then on (55006).
 fn spawn_lease_renewal(inner: Weak<Inner>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     runtime.spawn(async move {
-        let Some(period) = inner.upgrade().map(|i| i.limits.writer_lease_ttl / 3) else {
+        let Some(period) = inner.upgrade().map(|i| i.limits.writer_lease_ttl / 4) else {
             return;
         };
         let mut tick = tokio::time::interval(period.max(std::time::Duration::from_millis(10)));

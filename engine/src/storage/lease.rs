@@ -5,12 +5,13 @@
 //! is the holder. Opening lists the leases: if the newest was renewed
 //! within [`Limits::writer_lease_ttl`](crate::limits::Limits) and not
 //! released, the database is in use and opening is refused (55006, naming
-//! the holder). Otherwise the opener creates the next epoch with a
+//! the holder; the holder's own TTL, recorded in its lease, decides).
+//! Otherwise the opener creates the next epoch with a
 //! conditional PUT (two openers racing: one wins, the other is refused)
 //! and then fences the log ([`crate::log::objects`]).
 //!
 //! The holder renews its lease (a plain PUT of its own object, which moves
-//! its modification time) every third of the TTL, and at each renewal
+//! its modification time) every quarter of the TTL, and at each renewal
 //! checks for a newer epoch: finding one means it was taken over (its
 //! process was paused past the TTL, say), and it stops writing (55006).
 //! The log fence stops it independently at its next commit. Ages are
@@ -42,6 +43,9 @@ pub struct LeaseRecord {
     /// Set when the holder closed the database: the next opener need not wait.
     #[serde(default)]
     pub released: bool,
+    /// The holder's TTL: an opener judges the lease by it, not by its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 /// A writer lease this process holds.
@@ -88,6 +92,7 @@ impl Lease {
             host: hostname(),
             pid: std::process::id(),
             released: false,
+            ttl_ms: Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
         };
         let body =
             Bytes::from(serde_json::to_vec(&record).map_err(|e| Error::internal(e.to_string()))?);
@@ -174,6 +179,9 @@ fn refuse_if_held(
     if record.is_some_and(|r| r.released) {
         return Ok(());
     }
+    let ttl = record
+        .and_then(|r| r.ttl_ms)
+        .map_or(ttl, Duration::from_millis);
     let age = (chrono::Utc::now() - meta.last_modified)
         .to_std()
         .unwrap_or(Duration::ZERO);

@@ -15,7 +15,12 @@ import pytest
 from conftest import Server, driftdb_binary
 from s3server import S3Server
 
+# The lease of the writers these tests pause or kill: short, so a new
+# server may take over soon. The servers that take over keep a longer one
+# (an opener judges a lease by its holder's TTL), so a loaded machine
+# cannot make them miss a renewal.
 LEASE_MS = 1500
+TAKEOVER_LEASE_MS = 20000
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def start_when_free(location, deadline_s=30, *args):
     deadline = time.time() + deadline_s
     while True:
         try:
-            return Server("--writer-lease-ttl-ms", str(LEASE_MS), *args, data=location)
+            return Server("--writer-lease-ttl-ms", str(TAKEOVER_LEASE_MS), *args, data=location)
         except RuntimeError as e:
             if "55006" not in str(e) or time.time() > deadline:
                 raise
