@@ -268,36 +268,31 @@ impl Writer {
     /// Write one group and acknowledge its commits with the outcome.
     fn flush(&mut self, group: Group) -> std::io::Result<()> {
         let result = match (&self.failed, group.seqs) {
-            (Some(e), _) => Err(copy_error(e)),
+            (Some(e), _) => Err(objects::copy_io_error(e)),
             (None, None) => Ok(()),
             (None, Some((first, last))) => self.sink.write_group(first, last, &group.frames),
         };
         if let Err(e) = &result
             && self.failed.is_none()
         {
-            self.failed = Some(copy_error(e));
+            self.failed = Some(objects::copy_io_error(e));
         }
         for waiter in group.waiters {
-            let _ = waiter.send(result.as_ref().map(|_| ()).map_err(copy_error));
+            let _ = waiter.send(result.as_ref().map(|_| ()).map_err(objects::copy_io_error));
         }
         result
     }
 
     fn switch_segment(&mut self, first_seq: u64) -> std::io::Result<()> {
         if let Some(e) = &self.failed {
-            return Err(copy_error(e));
+            return Err(objects::copy_io_error(e));
         }
         let result = self.sink.rotate(first_seq);
         if let Err(e) = &result {
-            self.failed = Some(copy_error(e));
+            self.failed = Some(objects::copy_io_error(e));
         }
         result
     }
-}
-
-/// The same error again (io errors cannot be cloned), keeping what it says.
-fn copy_error(e: &std::io::Error) -> std::io::Error {
-    objects::copy_io_error(e)
 }
 
 /// Segments in `dir` as (first seq, path), oldest first.

@@ -188,6 +188,27 @@ impl CachedStore {
         victims
     }
 
+    /// The answer of a read of the local copy of `path`: counted as a hit,
+    /// or None when the copy went missing under the reader (evicted
+    /// meanwhile: forget it and read from the store).
+    fn local_answer<T>(
+        &self,
+        path: &Path,
+        read: object_store::Result<T>,
+    ) -> object_store::Result<Option<T>> {
+        match read {
+            Ok(result) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(result))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.forget(path);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Forget `path` (its local copy went missing under a reader).
     fn forget(&self, path: &Path) {
         let mut held = self.held.lock();
@@ -230,15 +251,13 @@ impl ObjectStore for CachedStore {
         if options.head || !cacheable(location) {
             return self.remote.get_opts(location, options).await;
         }
-        if self.ensure_cached(location).await? {
-            match self.local.get_opts(location, options.clone()).await {
-                Ok(result) => {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(result);
-                }
-                Err(object_store::Error::NotFound { .. }) => self.forget(location),
-                Err(e) => return Err(e),
-            }
+        if self.ensure_cached(location).await?
+            && let Some(result) = self.local_answer(
+                location,
+                self.local.get_opts(location, options.clone()).await,
+            )?
+        {
+            return Ok(result);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         self.remote.get_opts(location, options).await
@@ -249,15 +268,12 @@ impl ObjectStore for CachedStore {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
-        if cacheable(location) && self.ensure_cached(location).await? {
-            match self.local.get_ranges(location, ranges).await {
-                Ok(result) => {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(result);
-                }
-                Err(object_store::Error::NotFound { .. }) => self.forget(location),
-                Err(e) => return Err(e),
-            }
+        if cacheable(location)
+            && self.ensure_cached(location).await?
+            && let Some(result) =
+                self.local_answer(location, self.local.get_ranges(location, ranges).await)?
+        {
+            return Ok(result);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         self.remote.get_ranges(location, ranges).await
