@@ -180,6 +180,10 @@ pub enum Error {
     #[error("{message}")]
     ObjectNotInPrerequisiteState { message: String },
 
+    /// A database, backup or file that was named does not exist.
+    #[error("{what} does not exist")]
+    Missing { what: String },
+
     #[error(
         "cannot insert a non-DEFAULT value into column \"{column}\": it is an identity column defined as GENERATED ALWAYS"
     )]
@@ -519,6 +523,7 @@ impl Error {
             Error::UnknownSavepoint { .. } => "3B001",
             Error::SequenceExhausted { .. } => "2200H",
             Error::ObjectNotInPrerequisiteState { .. } => "55000",
+            Error::Missing { .. } => "58P01",
             Error::GeneratedAlways { .. } => "428C9",
             Error::BadSnapshot { .. } => "22008",
             Error::Unsupported { .. } => "0A000",

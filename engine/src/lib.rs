@@ -25,6 +25,7 @@
 //! - A commit is acknowledged only once it is durable; readers never see a
 //!   commit past the highest durable one.
 
+pub mod backup;
 pub mod catalog;
 pub mod constraints;
 pub mod db;

@@ -23,6 +23,12 @@ pub enum Command {
     /// Verify the log, checkpoints and every data file of a local database
     /// without changing it; exits non-zero when anything is damaged.
     Check(CheckArgs),
+    /// Copy a consistent state of a database (open and committing or not)
+    /// into a backup folder or bucket; later backups copy only what is new.
+    Backup(BackupArgs),
+    /// Rebuild a database in an empty location from a backup, at its
+    /// newest commit or at an earlier one (`--seq`, `--time`).
+    Restore(RestoreArgs),
 }
 
 /// Where the database lives.
@@ -78,4 +84,33 @@ pub struct CheckArgs {
     /// The local database folder to check.
     #[arg(long = "data", env = "DRIFTDB_DATA", default_value = "./driftdb-data")]
     pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The database to back up: a local folder or an object-store URL.
+    #[arg(long = "data", env = "DRIFTDB_DATA", default_value = "./driftdb-data")]
+    pub data: String,
+    /// Where backups go: a local folder or an object-store URL (empty, or
+    /// holding earlier backups of the same database).
+    #[arg(long = "to")]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup folder or object-store URL (its newest backup is used).
+    #[arg(long = "from")]
+    pub from: String,
+    /// The empty folder or object-store URL to rebuild the database in.
+    #[arg(long = "to")]
+    pub to: String,
+    /// Restore this commit, as numbered in `VERSION AS OF`.
+    #[arg(long, conflicts_with = "time")]
+    pub seq: Option<u64>,
+    /// Restore the last commit at or before this time, as in
+    /// `TIMESTAMP AS OF` (for instance `2026-12-01 09:30:00`, UTC unless
+    /// an offset is given).
+    #[arg(long)]
+    pub time: Option<String>,
 }

@@ -1,9 +1,9 @@
-//! The `driftdb` binary: `sql`, `demo`, `serve` and `check`.
+//! The `driftdb` binary: `sql`, `demo`, `serve`, `check`, `backup` and `restore`.
 
 use clap::Parser;
 use driftdb_engine::{Database, Error, Session};
 use driftdb_server::cli::{Cli, Command};
-use driftdb_server::{demo, repl, serve};
+use driftdb_server::{backup, demo, repl, serve};
 
 /// mimalloc: commits allocate many small, short-lived keys and batches;
 /// it roughly doubled bulk-insert throughput over the system allocator.
@@ -76,6 +76,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }),
             }
         }
+        Command::Backup(args) => backup::run_backup(args).await,
+        Command::Restore(args) => backup::run_restore(args).await,
         Command::Demo(args) => {
             let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
             let mut session = Session::new(&db);

@@ -16,6 +16,7 @@ mod keys;
 mod persist;
 mod recover;
 mod references;
+mod restore;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ use object_store::ObjectStoreExt;
 pub(crate) use apply::{apply_catalog_op, schema_op};
 pub(crate) use gate::Poison;
 use gate::WriteGate;
-pub use snapshot::{HistoryRange, TableSnapshot};
+pub use snapshot::{HistoryRange, TableSnapshot, format_time};
 
 /// The mutable in-memory state, guarded by one lock.
 #[derive(Debug, Default)]
@@ -166,6 +167,11 @@ impl Database {
     /// Open (or create) the database at a parsed `location` (for instance
     /// one whose store injects faults), recovering every durable commit.
     pub async fn open_at(location: Location, limits: Limits) -> Result<Self> {
+        Self::refuse_unfinished_restore(&location).await?;
+        Self::open_unchecked(location, limits).await
+    }
+
+    async fn open_unchecked(location: Location, limits: Limits) -> Result<Self> {
         let location = location.with_cache(limits.data_cache_bytes_max)?;
         let lock_file = lock_writer(&location)?;
         let (lease, gate) = match location.kind {

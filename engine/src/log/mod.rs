@@ -323,15 +323,61 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// `after_seq` are not read. A torn tail of the last segment is saved
 /// aside and cut; any other damage is [`Error::CorruptLog`].
 pub fn read_log(fs: &dyn DurableFs, dir: &Path, after_seq: u64) -> Result<Vec<CommitRecord>> {
-    let segments = list_segments(dir)?;
     let mut commits = Vec::new();
-    for (index, (first_seq, path)) in segments.iter().enumerate() {
-        let is_last = index + 1 == segments.len();
-        let next_first = segments.get(index + 1).map(|(seq, _)| *seq);
-        if next_first.is_some_and(|next| next <= after_seq.saturating_add(1)) {
-            continue; // every commit in it is at or before `after_seq`
+    for (first_seq, path, is_last) in segments_after(dir, after_seq)? {
+        read_segment(fs, &path, first_seq, is_last, &mut commits)?;
+    }
+    Ok(commits)
+}
+
+/// The segments holding commits after `after_seq`, as (first seq, path,
+/// whether it is the last segment); those wholly at or before it are left out.
+fn segments_after(dir: &Path, after_seq: u64) -> Result<Vec<(u64, PathBuf, bool)>> {
+    let segments = list_segments(dir)?;
+    let count = segments.len();
+    let next_firsts: Vec<Option<u64>> = segments
+        .iter()
+        .skip(1)
+        .map(|(seq, _)| Some(*seq))
+        .chain([None])
+        .collect();
+    Ok(segments
+        .into_iter()
+        .zip(next_firsts)
+        .enumerate()
+        .filter(|(_, (_, next))| next.is_none_or(|next| next > after_seq.saturating_add(1)))
+        .map(|(index, ((first_seq, path), _))| (first_seq, path, index + 1 == count))
+        .collect())
+}
+
+/// The durable commits after `after_seq` in the local log of a database
+/// that may be open in another process, read without changing anything
+/// (a backup's read). The final group may be in flight: a torn or
+/// incomplete frame at the end of the last segment ends the read, as it
+/// would recovery (that group was not acknowledged). What was read is
+/// then fsynced, so every commit returned is durable on the source.
+/// Damage anywhere else is [`Error::CorruptLog`]; a segment deleted while
+/// reading (a checkpoint covered it) is an `io::ErrorKind::NotFound`.
+pub fn read_log_online(dir: &Path, after_seq: u64) -> Result<Vec<CommitRecord>> {
+    let mut commits = Vec::new();
+    for (first_seq, path, is_last) in segments_after(dir, after_seq)? {
+        let bytes = std::fs::read(&path)?;
+        let file = path.display().to_string();
+        let scan = scan_segment(&file, first_seq, &bytes)?;
+        commits.extend(scan.records);
+        match scan.end {
+            SegmentEnd::Clean | SegmentEnd::Torn { .. } if is_last => {
+                std::fs::File::open(&path)?.sync_all()?;
+            }
+            SegmentEnd::Clean => {}
+            SegmentEnd::Torn { offset, detail } | SegmentEnd::Corrupt { offset, detail } => {
+                return Err(Error::CorruptLog {
+                    file,
+                    offset,
+                    detail,
+                });
+            }
         }
-        read_segment(fs, path, *first_seq, is_last, &mut commits)?;
     }
     Ok(commits)
 }

@@ -41,9 +41,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
 
-use super::segment::{
-    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SegmentEnd, scan_segment, segment_header,
-};
+use super::segment::{SEGMENT_HEADER_BYTES, read_sealed_segment, segment_header};
 use super::{CommitRecord, Sink};
 use crate::db::gate::WriteGate;
 use crate::error::{Error, Result};
@@ -167,30 +165,9 @@ impl ObjectLog {
         let bytes = async { self.store.get(&object.path).await?.bytes().await }
             .await
             .map_err(store_error)?;
-        let file = object.path.to_string();
         // Every object this engine writes starts with a header (format 2);
         // one without it is damage, never an empty log.
-        if bytes.len() < SEGMENT_HEADER_BYTES || !bytes.starts_with(&SEGMENT_MAGIC) {
-            return Err(Error::CorruptLog {
-                file,
-                offset: 0,
-                detail: format!(
-                    "a log object of {} bytes without a segment header",
-                    bytes.len()
-                ),
-            });
-        }
-        let scan = scan_segment(&file, object.first_seq, &bytes)?;
-        match scan.end {
-            SegmentEnd::Clean => Ok(scan.records),
-            SegmentEnd::Torn { offset, detail } | SegmentEnd::Corrupt { offset, detail } => {
-                Err(Error::CorruptLog {
-                    file,
-                    offset,
-                    detail,
-                })
-            }
-        }
+        read_sealed_segment(object.path.as_ref(), object.first_seq, &bytes)
     }
 
     /// Place an empty object at `tail`: true if it is ours, false if the

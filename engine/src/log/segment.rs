@@ -74,6 +74,43 @@ pub fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.log")
 }
 
+/// A whole segment written in one piece (a log object, a backup's log
+/// chunk): the header, then `records` as frames each stamped durable
+/// through the header (nothing of the piece exists before all of it does).
+pub fn seal_segment(first_seq: u64, records: &[CommitRecord]) -> Result<Vec<u8>> {
+    let mut bytes = segment_header(first_seq);
+    for record in records {
+        let mut frame = record.encode_frame()?;
+        record::stamp_synced_len(&mut frame, SEGMENT_HEADER_BYTES as u64);
+        bytes.extend_from_slice(&frame);
+    }
+    Ok(bytes)
+}
+
+/// The commits of a segment written in one piece: it must have its
+/// header and end cleanly, since nothing can tear it; any damage (a
+/// missing header included) is [`Error::CorruptLog`] naming `file`.
+pub fn read_sealed_segment(file: &str, first_seq: u64, bytes: &[u8]) -> Result<Vec<CommitRecord>> {
+    if bytes.len() < SEGMENT_HEADER_BYTES || !bytes.starts_with(&SEGMENT_MAGIC) {
+        return Err(Error::CorruptLog {
+            file: file.to_string(),
+            offset: 0,
+            detail: format!("{} bytes without a segment header", bytes.len()),
+        });
+    }
+    let scan = scan_segment(file, first_seq, bytes)?;
+    match scan.end {
+        SegmentEnd::Clean => Ok(scan.records),
+        SegmentEnd::Torn { offset, detail } | SegmentEnd::Corrupt { offset, detail } => {
+            Err(Error::CorruptLog {
+                file: file.to_string(),
+                offset,
+                detail,
+            })
+        }
+    }
+}
+
 /// How a scanned segment ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentEnd {

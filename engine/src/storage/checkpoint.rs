@@ -230,7 +230,7 @@ pub async fn load_newest_checkpoint(location: &Location) -> Result<LoadedCheckpo
     Ok(loaded)
 }
 
-fn is_not_found(e: &Error) -> bool {
+pub(crate) fn is_not_found(e: &Error) -> bool {
     match e {
         Error::ObjectStore(object_store::Error::NotFound { .. }) => true,
         Error::Io(io) => io.kind() == std::io::ErrorKind::NotFound,

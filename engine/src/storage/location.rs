@@ -19,13 +19,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Error, Result};
 use crate::storage::cache::CachedStore;
@@ -150,6 +150,30 @@ impl Location {
         );
         location.cache = Some(cache);
         Ok(location)
+    }
+
+    /// Store `bytes` at `path` (relative, `/`-separated) durably: on local
+    /// disk written atomically (temp file, fsync, rename, fsync the folder,
+    /// each missing folder level named durably in its parent); elsewhere
+    /// one PUT, durable once it returns.
+    pub async fn put_file(&self, path: &str, bytes: bytes::Bytes) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            let key = object_store::path::Path::from(path);
+            self.store.put(&key, bytes.into()).await?;
+            return Ok(());
+        };
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((dir, name)) => (root.join(dir), name.to_string()),
+            None => (root.clone(), path.to_string()),
+        };
+        let fs = self.fs.clone();
+        tokio::task::spawn_blocking(move || {
+            fs.create_dir_all(&dir)?;
+            fs.write_file_atomic(&dir, &name, &bytes)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        Ok(())
     }
 
     fn over(

@@ -1,6 +1,7 @@
 //! The engine's one integration-test binary (each binary links DataFusion,
 //! so all suites live here as modules).
 
+mod backup;
 mod bank;
 mod concurrency;
 mod crash;

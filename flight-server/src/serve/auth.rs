@@ -29,7 +29,7 @@ pub const DEFAULT_USER: &str = "driftdb";
 /// The variable that sets the first user's password.
 pub const PASSWORD_VARIABLE: &str = "DRIFTDB_PASSWORD";
 /// File (in the data folder) holding user names and password hashes.
-pub const USERS_FILE: &str = "users.json";
+pub use driftdb_engine::backup::USERS_FILE;
 /// Length of a generated password, in characters.
 const GENERATED_PASSWORD_CHARS: usize = 24;
 /// Random bytes in a session token.

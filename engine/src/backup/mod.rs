@@ -1,0 +1,517 @@
+//! Online backup and point-in-time restore.
+//!
+//! `driftdb backup --data SRC --to DEST` copies a consistent state of a
+//! database that may be open and committing in another process;
+//! `driftdb restore --from DEST --to DATA [--seq N | --time TS]` rebuilds
+//! a database from it, optionally cut at a commit. Both work between any
+//! two locations (a folder or a bucket prefix, see [`Location`]).
+//!
+//! **What a backup destination holds.**
+//!
+//! ```text
+//! backups/<number, 20 digits>.json       manifest (envelope DRIFTBAK): what this backup restores from
+//! checkpoints/<seq, 20 digits>.json      a source checkpoint, as the database stores it
+//! log/<first>-<last seq, 20 digits>.log  commits after a checkpoint, one sealed segment
+//! data/t<table>/<file>.parquet           the source's data files, under their own names
+//! side/<number, 20 digits>/<name>        sequences.json and users.json as of that backup
+//! ```
+//!
+//! Every file is written durably before the manifest that names it, and
+//! the manifest last: a backup interrupted at any point leaves files no
+//! manifest names, never a manifest naming a file that is not there. Each
+//! manifest is whole by itself: it lists every file of the set with its
+//! length and xxh64, so restore reads one manifest and checks every byte
+//! it uses against it.
+//!
+//! **Consistency** ([`take`]). A backup reads the source's newest
+//! readable checkpoint, then its log after it, without changing the
+//! source (no lease, no lock). On a local log the final group may be in
+//! flight: its torn end stops the read, and what was read is fsynced, so
+//! every commit backed up is durable on the source. If a checkpoint
+//! covered and deleted the log meanwhile, the read starts again. Data
+//! files are immutable, so copying them after the log read is safe.
+//!
+//! **Incremental.** The previous manifest says what the destination
+//! holds: data files and checkpoints already there are not copied again,
+//! and the log is copied from after the previous backup's last commit.
+//! A source whose history does not continue the previous backup's (a
+//! different database, or one restored to an earlier point) is refused.
+//!
+//! **Restorable points** ([`Manifest::restorable`]). A commit `N` can be
+//! restored when some checkpoint `C <= N` (or the empty database, `C = 0`)
+//! is in the set and its log chunks cover `C+1..=N` without a gap. The
+//! source keeps the log only back to its previous checkpoint, so backups
+//! taken further apart than two checkpoints leave gaps: the points in a
+//! gap are refused, naming the ranges that can be restored.
+//!
+//! **Restore** ([`restore`]). Refuses a target that is not empty. Marks the
+//! target as an unfinished restore ([`RESTORE_MARKER`]: opening it is
+//! refused until the restore finishes), copies the data files of `C`
+//! (each checked against its length and xxh64), writes checkpoint `C`,
+//! then opens the target and appends the commits `C+1..=N` exactly as
+//! they were (same seq, same time, same row ids) through the normal log
+//! writer, closes it (which persists and checkpoints at `N`) and removes
+//! the marker. Damage in the backup is [`Error::CorruptFile`] or
+//! [`Error::CorruptLog`] naming the file; nothing is opened.
+
+pub mod restore;
+pub mod take;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::envelope::{self, FileKind, Xxh64};
+use crate::storage::location::{Location, StoreKind};
+use crate::storage::verify::store_error;
+
+pub use restore::{RestorePoint, RestoreReport, restore};
+pub use take::{BackupReport, backup};
+
+/// The folder of manifests in a backup destination.
+pub const MANIFEST_DIR: &str = "backups";
+/// The envelope of manifests, at the format version this build writes.
+pub const MANIFEST_KIND: FileKind = FileKind {
+    magic: *b"DRIFTBAK",
+    version: 1,
+};
+/// The server's users file, kept beside the database.
+pub const USERS_FILE: &str = "users.json";
+/// An object whose presence marks a database as an unfinished restore.
+pub const RESTORE_MARKER: &str = "_restore_in_progress";
+/// Files copied at once (each is read whole before it is written).
+const COPIES_IN_FLIGHT: usize = 4;
+
+/// One file in a backup: where, how long, its xxh64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub path: String,
+    pub bytes: u64,
+    pub xxh64: u64,
+}
+
+/// A checkpoint of the source, as of commit `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    pub seq: u64,
+    pub time_us: i64,
+    pub file: StoredFile,
+}
+
+/// Commits `first_seq..=last_seq` of the source's log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredLog {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub file: StoredFile,
+}
+
+/// A file kept beside the database (sequence positions, the server's users).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSide {
+    pub name: String,
+    pub file: StoredFile,
+}
+
+/// What one backup restores from: every file of the set it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub number: u64,
+    pub created_us: i64,
+    /// The source location, for messages.
+    pub source: String,
+    /// The last commit this backup holds, and its time.
+    pub through_seq: u64,
+    pub through_time_us: i64,
+    /// Oldest first.
+    pub checkpoints: Vec<StoredCheckpoint>,
+    /// By `first_seq`.
+    pub logs: Vec<StoredLog>,
+    pub data: Vec<StoredFile>,
+    pub side: Vec<StoredSide>,
+}
+
+/// How a restore reaches commit `seq`: from a checkpoint (None: the empty
+/// database) through these log chunks.
+#[derive(Debug)]
+pub struct RestorePlan<'a> {
+    pub seq: u64,
+    pub checkpoint: Option<&'a StoredCheckpoint>,
+    pub logs: Vec<&'a StoredLog>,
+}
+
+impl Manifest {
+    /// The commits that can be restored, as inclusive ranges, ascending.
+    pub fn restorable(&self) -> Vec<(u64, u64)> {
+        let mut starts: Vec<u64> = self.checkpoints.iter().map(|c| c.seq).collect();
+        starts.push(0);
+        starts.sort_unstable();
+        starts.dedup();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for start in starts {
+            let end = self.covered_from(start).min(self.through_seq);
+            match ranges.last_mut() {
+                Some(last) if start <= last.1 + 1 => last.1 = last.1.max(end),
+                _ if start == 0 && end == 0 => {}
+                _ => ranges.push((start.max(1), end)),
+            }
+        }
+        ranges
+    }
+
+    /// The last commit the log chunks reach without a gap from `start + 1`.
+    fn covered_from(&self, start: u64) -> u64 {
+        let mut reached = start;
+        for log in &self.logs {
+            if log.first_seq <= reached + 1 && log.last_seq > reached {
+                reached = log.last_seq;
+            }
+        }
+        reached
+    }
+
+    /// How to restore commit `seq`: the newest checkpoint at or before it
+    /// from which the log reaches it. Refused (22008) outside the
+    /// restorable ranges, naming them.
+    pub fn plan(&self, seq: u64) -> Result<RestorePlan<'_>> {
+        let candidates = self
+            .checkpoints
+            .iter()
+            .rev()
+            .filter(|c| c.seq <= seq)
+            .map(Some)
+            .chain([None]);
+        for checkpoint in candidates {
+            let start = checkpoint.map_or(0, |c| c.seq);
+            if (1..=self.through_seq).contains(&seq) && self.covered_from(start) >= seq {
+                let logs = self
+                    .logs
+                    .iter()
+                    .filter(|l| l.last_seq > start && l.first_seq <= seq)
+                    .collect();
+                return Ok(RestorePlan {
+                    seq,
+                    checkpoint,
+                    logs,
+                });
+            }
+        }
+        Err(Error::BadSnapshot {
+            message: format!(
+                "commit {seq} cannot be restored from backup {}: it holds commits {}",
+                self.number,
+                describe_ranges(&self.restorable())
+            ),
+        })
+    }
+}
+
+/// `1-40, 52-97` (or `none`).
+pub fn describe_ranges(ranges: &[(u64, u64)]) -> String {
+    if ranges.is_empty() {
+        return "none".into();
+    }
+    ranges
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where a long copy reports how far it got (the command line draws bars).
+pub trait Progress: Send + Sync {
+    /// A phase begins that will move `total_bytes`.
+    fn begin(&self, phase: &str, total_bytes: u64);
+    /// `bytes` more were moved.
+    fn advance(&self, bytes: u64);
+    /// The phase is done.
+    fn finish(&self);
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&self, _phase: &str, _total_bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}
+
+/// A location that must already exist (a backup's source, a restore's
+/// backup): a local folder is not created by looking at it.
+pub(crate) fn existing_location(url: &str, what: &str) -> Result<Location> {
+    let is_url = url.contains("://") && !url.starts_with("file://");
+    if !is_url {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if !std::path::Path::new(path).is_dir() {
+            return Err(Error::Missing {
+                what: format!("{what} {url}"),
+            });
+        }
+    }
+    let location = Location::parse(url)?;
+    if location.kind == StoreKind::Memory {
+        return Err(Error::InvalidLocation {
+            location: url.into(),
+            detail: format!("memory:// keeps nothing to use as {what}"),
+        });
+    }
+    Ok(location)
+}
+
+/// Every manifest in a backup destination, as (number, path), ascending.
+pub(crate) async fn list_manifests(location: &Location) -> Result<Vec<(u64, Path)>> {
+    let prefix = Path::from(MANIFEST_DIR);
+    let metas: Vec<_> = location
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(store_error)?;
+    let mut manifests: Vec<(u64, Path)> = metas
+        .into_iter()
+        .filter_map(|m| {
+            let name = m.location.filename()?.strip_suffix(".json")?;
+            Some((name.parse().ok()?, m.location))
+        })
+        .collect();
+    manifests.sort();
+    Ok(manifests)
+}
+
+/// The path of manifest `number`.
+fn manifest_path(number: u64) -> String {
+    format!("{MANIFEST_DIR}/{number:020}.json")
+}
+
+/// Read and check a manifest.
+pub(crate) async fn read_manifest(location: &Location, number: u64) -> Result<Manifest> {
+    let path = manifest_path(number);
+    let bytes = get_all(location.store.as_ref(), &path).await?;
+    let file = describe(location, &path);
+    let opened = envelope::open(MANIFEST_KIND, &file, &bytes)?;
+    let manifest: Manifest = serde_json::from_slice(opened.body()).map_err(|e| Error::Corrupt {
+        detail: format!("{file}: {e}"),
+    })?;
+    if manifest.number != number {
+        return Err(Error::Corrupt {
+            detail: format!("{file} holds manifest {}", manifest.number),
+        });
+    }
+    Ok(manifest)
+}
+
+/// Store a manifest (after every file it names).
+pub(crate) async fn write_manifest(location: &Location, manifest: &Manifest) -> Result<()> {
+    let body = serde_json::to_vec(manifest).map_err(|e| Error::internal(e.to_string()))?;
+    let bytes = envelope::seal(MANIFEST_KIND, &body);
+    location
+        .put_file(&manifest_path(manifest.number), bytes.into())
+        .await
+}
+
+/// `path` in `location`, for messages.
+pub(crate) fn describe(location: &Location, path: &str) -> String {
+    format!("{}/{path}", location.display.trim_end_matches('/'))
+}
+
+/// The whole object at `path`.
+async fn get_all(store: &dyn ObjectStore, path: &str) -> Result<Bytes> {
+    let path = Path::from(path);
+    let got = store.get(&path).await.map_err(store_error)?;
+    got.bytes().await.map_err(store_error)
+}
+
+/// A small file of the backup, checked against its manifest entry.
+pub(crate) async fn read_stored(location: &Location, file: &StoredFile) -> Result<Bytes> {
+    let bytes = match get_all(location.store.as_ref(), &file.path).await {
+        Err(e) if crate::storage::checkpoint::is_not_found(&e) => {
+            return Err(damaged(location, file, "it is missing".into()));
+        }
+        other => other?,
+    };
+    check_stored(location, file, &bytes)?;
+    Ok(bytes)
+}
+
+fn check_stored(location: &Location, file: &StoredFile, bytes: &[u8]) -> Result<()> {
+    let found = envelope::xxh64(bytes);
+    if bytes.len() as u64 != file.bytes || found != file.xxh64 {
+        return Err(damaged(
+            location,
+            file,
+            format!(
+                "{} bytes with xxh64 {found:016x}, the manifest says {} bytes with xxh64 {:016x}",
+                bytes.len(),
+                file.bytes,
+                file.xxh64
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn damaged(location: &Location, file: &StoredFile, detail: String) -> Error {
+    Error::CorruptFile {
+        file: describe(location, &file.path),
+        detail,
+    }
+}
+
+/// What a copied file must be (None: unknown, recorded as found).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expect {
+    pub bytes: u64,
+    pub xxh64: Option<u64>,
+}
+
+/// One file to copy: from `from` in the source to `to` in the destination.
+#[derive(Debug, Clone)]
+pub(crate) struct Copy {
+    pub from: String,
+    pub to: String,
+    pub expect: Expect,
+}
+
+/// Copy `copies` from one location to another, `COPIES_IN_FLIGHT` at a
+/// time, each checked against what it must be while it streams through;
+/// returns what was written.
+pub(crate) async fn copy_files(
+    from: &Location,
+    to: &Location,
+    copies: Vec<Copy>,
+    progress: &dyn Progress,
+) -> Result<Vec<StoredFile>> {
+    futures::stream::iter(copies)
+        .map(|copy| copy_file(from, to, copy, progress))
+        .buffered(COPIES_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+async fn copy_file(
+    from: &Location,
+    to: &Location,
+    copy: Copy,
+    progress: &dyn Progress,
+) -> Result<StoredFile> {
+    let source = describe(from, &copy.from);
+    let got = from
+        .store
+        .get(&Path::from(copy.from.as_str()))
+        .await
+        .map_err(store_error)?;
+    let mut stream = got.into_stream();
+    let mut hash = Xxh64::default();
+    let mut bytes = Vec::with_capacity(copy.expect.bytes as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(store_error)?;
+        hash.update(&chunk);
+        bytes.extend_from_slice(&chunk);
+        progress.advance(chunk.len() as u64);
+    }
+    let found = StoredFile {
+        path: copy.to.clone(),
+        bytes: bytes.len() as u64,
+        xxh64: hash.finish(),
+    };
+    let expected_hash = copy.expect.xxh64.unwrap_or(found.xxh64);
+    if found.bytes != copy.expect.bytes || found.xxh64 != expected_hash {
+        return Err(Error::CorruptFile {
+            file: source,
+            detail: format!(
+                "{} bytes with xxh64 {:016x}, expected {} bytes with xxh64 {expected_hash:016x}",
+                found.bytes, found.xxh64, copy.expect.bytes
+            ),
+        });
+    }
+    to.put_file(&copy.to, bytes.into()).await?;
+    Ok(found)
+}
+
+/// Store small `bytes` at `path` and describe them for a manifest.
+pub(crate) async fn put_stored(to: &Location, path: String, bytes: Bytes) -> Result<StoredFile> {
+    let file = StoredFile {
+        bytes: bytes.len() as u64,
+        xxh64: envelope::xxh64(&bytes),
+        path,
+    };
+    to.put_file(&file.path, bytes).await?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> StoredFile {
+        StoredFile {
+            path: path.into(),
+            bytes: 0,
+            xxh64: 0,
+        }
+    }
+
+    fn manifest(checkpoints: &[u64], logs: &[(u64, u64)], through: u64) -> Manifest {
+        Manifest {
+            number: 1,
+            created_us: 0,
+            source: "src".into(),
+            through_seq: through,
+            through_time_us: 0,
+            checkpoints: checkpoints
+                .iter()
+                .map(|s| StoredCheckpoint {
+                    seq: *s,
+                    time_us: 0,
+                    file: file("c"),
+                })
+                .collect(),
+            logs: logs
+                .iter()
+                .map(|(a, b)| StoredLog {
+                    first_seq: *a,
+                    last_seq: *b,
+                    file: file("l"),
+                })
+                .collect(),
+            data: Vec::new(),
+            side: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn restorable_points_follow_checkpoints_and_unbroken_log() {
+        // Backup 1 from the empty database through 40; backup 2 found the
+        // log gone back to checkpoint 50 and took 51..=97 after it.
+        let m = manifest(&[30, 50], &[(1, 40), (51, 97)], 97);
+        assert_eq!(m.restorable(), vec![(1, 40), (50, 97)]);
+        assert_eq!(describe_ranges(&m.restorable()), "1-40, 50-97");
+        assert!(m.plan(45).is_err());
+        assert_eq!(m.plan(50).unwrap().checkpoint.unwrap().seq, 50);
+        assert!(m.plan(50).unwrap().logs.is_empty());
+        let p = m.plan(35).unwrap();
+        assert_eq!(p.checkpoint.unwrap().seq, 30);
+        assert_eq!(p.logs.len(), 1);
+        assert!(m.plan(20).unwrap().checkpoint.is_none());
+        assert!(m.plan(98).is_err());
+        assert!(m.plan(0).is_err());
+    }
+
+    #[test]
+    fn a_set_without_log_restores_only_its_checkpoints() {
+        let m = manifest(&[12], &[], 12);
+        assert_eq!(m.restorable(), vec![(12, 12)]);
+        assert!(m.plan(11).is_err());
+        assert!(m.plan(12).is_ok());
+    }
+}
