@@ -312,11 +312,6 @@ impl StorageFailure {
 
     /// What an object-store error (after its retries) says went wrong.
     pub fn of(err: &object_store::Error) -> Self {
-        match err {
-            object_store::Error::Unauthenticated { .. } => return Self::Credentials,
-            object_store::Error::PermissionDenied { .. } => return Self::Denied,
-            _ => {}
-        }
         let mut text = err.to_string();
         let mut source = std::error::Error::source(err);
         while let Some(inner) = source {
@@ -325,9 +320,20 @@ impl StorageFailure {
             source = inner.source();
         }
         let has = |needle: &str| text.contains(needle);
+        // S3 refuses unknown keys and bad signatures with 403, as it does
+        // a denied action: the error code in the body tells them apart.
+        let refused_key = has("InvalidAccessKeyId") || has("SignatureDoesNotMatch");
+        match err {
+            object_store::Error::Unauthenticated { .. } => return Self::Credentials,
+            object_store::Error::PermissionDenied { .. } if refused_key => {
+                return Self::Credentials;
+            }
+            object_store::Error::PermissionDenied { .. } => return Self::Denied,
+            _ => {}
+        }
         if has("NoSuchBucket") || has("ContainerNotFound") || has("bucket does not exist") {
             Self::MissingBucket
-        } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("401") {
+        } else if refused_key || has("401") {
             Self::Credentials
         } else if has("SlowDown") || has("503 Service Unavailable") || has("429") {
             Self::Throttled

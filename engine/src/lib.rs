@@ -16,6 +16,7 @@
 //! - [`temporal`]: the relation planner for `AS OF` clauses, the temporal
 //!   table provider and scan, `history()` and `commits()`.
 //! - [`sequences`]: sequence positions and `nextval` and friends.
+//! - [`backup`]: online backup of a database and point-in-time restore.
 //! - [`limits`]: every tunable, with units.
 //!
 //! ## Invariants

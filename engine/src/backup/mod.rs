@@ -84,6 +84,8 @@ pub const USERS_FILE: &str = "users.json";
 pub const RESTORE_MARKER: &str = "_restore_in_progress";
 /// Files copied at once (each is read whole before it is written).
 const COPIES_IN_FLIGHT: usize = 4;
+/// Bytes reserved up front for a file being copied (it grows past this as read).
+const COPY_PREALLOCATE_BYTES_MAX: u64 = 64 << 20;
 
 /// One file in a backup: where, how long, its xxh64.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,7 +414,8 @@ async fn copy_file(
         .map_err(store_error)?;
     let mut stream = got.into_stream();
     let mut hash = Xxh64::default();
-    let mut bytes = Vec::with_capacity(copy.expect.bytes as usize);
+    // The expected length only sizes the first allocation, within reason.
+    let mut bytes = Vec::with_capacity(copy.expect.bytes.min(COPY_PREALLOCATE_BYTES_MAX) as usize);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(store_error)?;
         hash.update(&chunk);

@@ -246,10 +246,14 @@ async fn copy_checkpoint_files(
         .iter()
         .flat_map(|c| c.tables.iter().flat_map(|t| t.files.iter()))
     {
-        let Some(stored) = manifest.data.iter().find(|d| d.path == file.path) else {
+        let stored = manifest.data.iter().find(|d| d.path == file.path);
+        let agrees = |s: &&super::StoredFile| {
+            s.bytes == file.bytes && file.xxh64.is_none_or(|x| x == s.xxh64)
+        };
+        let Some(stored) = stored.filter(agrees) else {
             return Err(Error::Corrupt {
                 detail: format!(
-                    "backup {} in {} does not hold data file {} its checkpoint names",
+                    "backup {} in {} does not hold data file {} as its checkpoint describes it",
                     manifest.number, from.display, file.path
                 ),
             });

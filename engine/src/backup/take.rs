@@ -81,12 +81,17 @@ pub async fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let from = existing_location(source, "database")?;
-    let to = Location::parse(destination)?;
-    if from.display == to.display {
+    // Checked before the destination is made: nothing is created inside the source.
+    let planned = planned_display(destination);
+    if nested(&from.display, &planned) || nested(&planned, &from.display) {
         return Err(Error::InvalidArgument {
-            message: format!("cannot back up {source} into itself"),
+            message: format!(
+                "cannot back up {} into {planned}: one lies inside the other",
+                from.display
+            ),
         });
     }
+    let to = Location::parse(destination)?;
     let previous = match list_manifests(&to).await?.last() {
         Some((number, _)) => Some(read_manifest(&to, *number).await?),
         None => {
@@ -177,6 +182,43 @@ pub async fn backup(
     write_manifest(&to, &manifest).await?;
     report.restorable = manifest.restorable();
     Ok(report)
+}
+
+/// What `Location::parse` will call `url` once it exists: for a local
+/// folder, its path with the part that exists resolved as the filesystem
+/// resolves it (links included).
+fn planned_display(url: &str) -> String {
+    if url.contains("://") && !url.starts_with("file://") {
+        return url.to_string();
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    let Ok(absolute) = std::path::absolute(path) else {
+        return url.to_string();
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute.display().to_string(),
+        }
+    }
+    let mut resolved = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    resolved.extend(rest.iter().rev());
+    resolved.display().to_string()
+}
+
+/// Whether location `inner` is `outer` or lies under it.
+fn nested(outer: &str, inner: &str) -> bool {
+    let outer = outer.trim_end_matches('/');
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl BackupReport {

@@ -19,7 +19,8 @@ impl Database {
     /// Refuse (55000) a location a restore has not finished.
     pub(super) async fn refuse_unfinished_restore(location: &Location) -> Result<()> {
         let marker = object_store::path::Path::from(RESTORE_MARKER);
-        match location.store.head(&marker).await {
+        // A GET, not a HEAD: a refusal's body says why (a HEAD's has none).
+        match location.store.get(&marker).await {
             Ok(_) => Err(Error::ObjectNotInPrerequisiteState {
                 message: format!(
                     "{} is an unfinished restore ({RESTORE_MARKER} is there): restore again into an empty location",

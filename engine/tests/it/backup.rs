@@ -327,6 +327,15 @@ async fn restore_refuses_damage_a_non_empty_target_and_points_it_lacks() {
     .await
     .unwrap_err();
     assert_eq!(e.sqlstate(), "58P01", "{e}");
+    // Nor into itself, or a folder inside it.
+    let inside = other.join("backups");
+    for dest in [&other, &inside] {
+        let e = backup::backup(&text(&other), &text(dest), &NoProgress)
+            .await
+            .unwrap_err();
+        assert_eq!(e.sqlstate(), "22023", "{e}");
+    }
+    assert!(!inside.exists());
 }
 
 fn flip_last_byte(path: &Path) -> Vec<u8> {

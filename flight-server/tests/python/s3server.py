@@ -52,13 +52,18 @@ class S3Server:
             atexit.register(cls._shared.stop)
         return cls._shared
 
-    def __init__(self):
+    def __init__(self, refuse_every_key=False):
+        """`refuse_every_key`: moto checks credentials and, knowing none,
+        refuses every request as S3 refuses an unknown key (403
+        InvalidAccessKeyId); no bucket is made."""
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0") if refuse_every_key else None
         self.process = subprocess.Popen(
             moto_command() + ["-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         deadline = time.time() + 60
         while True:
@@ -71,8 +76,9 @@ class S3Server:
                     raise RuntimeError("moto_server did not start")
                 time.sleep(0.1)
         self.bucket = "driftdb-tests"
-        self.client().create_bucket(Bucket=self.bucket)
-        self.check_conditional_put()
+        if not refuse_every_key:
+            self.client().create_bucket(Bucket=self.bucket)
+            self.check_conditional_put()
 
     def client(self):
         return boto3.client(

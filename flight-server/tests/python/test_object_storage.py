@@ -209,3 +209,142 @@ def test_driftdb_sql_on_s3_commits_and_releases_the_lease(s3):
     second = run_sql(location, "INSERT INTO t VALUES (3); SELECT sum(k) FROM t;", s3.env())
     assert second.returncode == 0, second.stderr
     assert "6" in second.stdout, second.stdout
+
+
+def cli(*args, env=None):
+    return subprocess.run(
+        [driftdb_binary(), *args],
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def table_rows(conn, at=""):
+    return rows(conn, f"SELECT id, note, CAST(amount AS TEXT) FROM ledger{at} ORDER BY id")
+
+
+def test_online_backup_on_s3_and_point_in_time_restore(s3, tmp_path):
+    """Backups of a server committing on S3 (into a bucket and into a
+    folder), an incremental one, and restores at the newest commit, at a
+    seq and at a time, each compared with the source read AS OF it."""
+    location = s3.new_location()
+    first = Server(data=location)
+    conn = first.connect()
+    execute(conn, "CREATE TABLE ledger (id BIGINT PRIMARY KEY, note TEXT, amount DECIMAL(12,2))")
+    for i in range(20):
+        execute(conn, f"INSERT INTO ledger VALUES ({i}, 'n''{i}', {i}.25)")
+    conn.close()
+    assert first.stop() == 0  # a checkpoint and data files on S3
+
+    server = Server(data=location)
+    conn = server.connect()
+    stop = threading.Event()
+
+    def write():
+        writer = server.connect()
+        i = 100
+        while not stop.is_set():
+            execute(writer, f"INSERT INTO ledger VALUES ({i}, NULL, -{i}.5)")
+            execute(writer, f"UPDATE ledger SET amount = amount + 1 WHERE id = {i % 20}")
+            i += 1
+        writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    bucket_backup, folder_backup = s3.new_location(), str(tmp_path / "backup")
+    try:
+        time.sleep(0.5)
+        for dest in (bucket_backup, folder_backup):
+            taken = cli("backup", "--data", location, "--to", dest, env=s3.env())
+            assert taken.returncode == 0, taken.stderr
+            assert "backup 1 of" in taken.stdout, taken.stdout
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join()
+    mid = rows(conn, "SELECT max(seq) FROM commits()")[0][0]
+    mid_time = rows(conn, f"SELECT CAST(commit_time AS TEXT) FROM commits() WHERE seq = {mid}")[0][0]
+    execute(conn, "DELETE FROM ledger WHERE id % 3 = 0")
+    execute(conn, "INSERT INTO ledger VALUES (9999, 'last', 0)")
+    latest = rows(conn, "SELECT max(seq) FROM commits()")[0][0]
+    for dest in (bucket_backup, folder_backup):
+        taken = cli("backup", "--data", location, "--to", dest, env=s3.env())
+        assert taken.returncode == 0, taken.stderr
+        assert "backup 2 of" in taken.stdout and f"through commit {latest} " in taken.stdout, taken.stdout
+
+    points = [
+        (bucket_backup, [], latest),
+        (folder_backup, ["--seq", str(mid)], mid),
+        (bucket_backup, ["--seq", "3"], 3),
+        (folder_backup, ["--time", mid_time], mid),
+    ]
+    for dest, point, seq in points:
+        target = s3.new_location()
+        restored = cli("restore", "--from", dest, "--to", target, *point, env=s3.env())
+        assert restored.returncode == 0, restored.stderr
+        assert f"at commit {seq} " in restored.stdout, restored.stdout
+        copy = Server(data=target)
+        copy_conn = copy.connect()
+        assert table_rows(copy_conn) == table_rows(conn, f" VERSION AS OF {seq}"), (dest, point)
+        assert rows(copy_conn, "SELECT max(seq) FROM commits()") == [(seq,)]
+        copy_conn.close()
+        assert copy.stop() == 0
+
+    # A non-empty target is refused; so is a backup with a damaged byte.
+    refused = cli("restore", "--from", bucket_backup, "--to", location, env=s3.env())
+    assert refused.returncode != 0 and "55000" in refused.stderr, refused.stderr
+    keys = [k for k in s3.keys(bucket_backup) if k.startswith("data/")]
+    prefix = bucket_backup.split(f"s3://{s3.bucket}/", 1)[1]
+    client = s3.client()
+    body = bytearray(client.get_object(Bucket=s3.bucket, Key=f"{prefix}/{keys[0]}")["Body"].read())
+    body[len(body) // 2] ^= 0x10
+    client.put_object(Bucket=s3.bucket, Key=f"{prefix}/{keys[0]}", Body=bytes(body))
+    damaged = cli("restore", "--from", bucket_backup, "--to", s3.new_location(), env=s3.env())
+    assert damaged.returncode != 0 and "XX001" in damaged.stderr, damaged.stderr
+    assert keys[0] in damaged.stderr, damaged.stderr
+    conn.close()
+    assert server.stop() == 0
+
+
+def test_refused_credentials_are_28000():
+    refusing = S3Server(refuse_every_key=True)
+    try:
+        refused = run_sql(refusing.new_location(), "SELECT 1", refusing.env())
+        assert refused.returncode != 0
+        assert "28000" in refused.stderr, refused.stderr
+    finally:
+        refusing.stop()
+
+
+def test_throttling_is_retried_and_named_53000_when_it_outlasts_the_retries(s3):
+    from s3proxy import ThrottlingProxy
+
+    proxy = ThrottlingProxy(s3.endpoint)
+    try:
+        env = dict(s3.env(), AWS_ENDPOINT_URL=proxy.endpoint)
+        location = s3.new_location()
+        # Every third request slowed down: the retries carry every commit.
+        proxy.throttle_every = 3
+        made = run_sql(
+            location,
+            "CREATE TABLE t (k INT); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);",
+            env,
+        )
+        assert made.returncode == 0, made.stderr
+        assert proxy.throttled > 0
+        # Every request slowed down: the retries give up with 53000.
+        proxy.throttle_every = 1
+        before = proxy.throttled
+        throttled = run_sql(location, "INSERT INTO t VALUES (3);", env)
+        assert throttled.returncode != 0
+        assert "53000" in throttled.stderr, throttled.stderr
+        # The request was tried once and retried (8 times, with backoff) first.
+        assert proxy.throttled - before >= 9, proxy.throttled - before
+        proxy.throttle_every = 0
+        again = run_sql(location, "SELECT sum(k) FROM t;", env)
+        assert again.returncode == 0, again.stderr
+        assert "| 3 " in again.stdout, again.stdout
+    finally:
+        proxy.stop()
