@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use driftdb_engine::Error;
-use driftdb_engine::backup::{self, BackupReport, Progress, RestorePoint, RestoreReport};
+use driftdb_engine::backup::{
+    self, BackupOptions, BackupReport, Progress, RestorePoint, RestoreReport,
+};
 use driftdb_engine::db::format_time;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
@@ -47,7 +49,15 @@ impl Progress for Bars {
 /// `driftdb backup`.
 pub async fn run_backup(args: BackupArgs) -> Result<(), Error> {
     let started = Instant::now();
-    let report = backup::backup(&args.data, &args.to, &Bars::default()).await?;
+    let options = BackupOptions {
+        verify: args.verify,
+    };
+    let report = backup::backup(&args.data, &args.to, options, &Bars::default()).await?;
+    for file in &report.repaired {
+        eprintln!(
+            "WARNING: {file} was missing or damaged in the destination: copied again, or left out of the set"
+        );
+    }
     println!(
         "{}",
         describe_backup(&report, started.elapsed().as_secs_f64())

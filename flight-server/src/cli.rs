@@ -95,6 +95,11 @@ pub struct BackupArgs {
     /// holding earlier backups of the same database).
     #[arg(long = "to")]
     pub to: String,
+    /// Read back every file earlier backups left in the destination and
+    /// check its checksum (by default only presence and length); damaged
+    /// data files are copied again.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]

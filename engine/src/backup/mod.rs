@@ -10,14 +10,17 @@
 //!
 //! ```text
 //! backups/<number, 20 digits>.json       manifest (envelope DRIFTBAK): what this backup restores from
-//! checkpoints/<seq, 20 digits>.json      a source checkpoint, as the database stores it
-//! log/<first>-<last seq, 20 digits>.log  commits after a checkpoint, one sealed segment
+//! checkpoints/<seq>-<run>.json           a source checkpoint, as the database stores it
+//! log/<first>-<last seq>-<run>.log       commits after a checkpoint, one sealed segment
 //! data/t<table>/<file>.parquet           the source's data files, under their own names
-//! side/<number, 20 digits>/<name>        sequences.json and users.json as of that backup
+//! side/<number>-<run>/<name>             sequences.json and users.json as of that backup
 //! ```
 //!
-//! Every file is written durably before the manifest that names it, and
-//! the manifest last: a backup interrupted at any point leaves files no
+//! (`<run>`: the microsecond the backup started, so two backups racing into
+//! one destination never write one name with different bytes; data files
+//! keep their names, which fix their bytes.) Every file is written
+//! durably before the manifest that names it, and the manifest last, with
+//! a conditional create (the second of two racing backups fails, 55006): a backup interrupted at any point leaves files no
 //! manifest names, never a manifest naming a file that is not there. Each
 //! manifest is whole by itself: it lists every file of the set with its
 //! length and xxh64, so restore reads one manifest and checks every byte
@@ -69,7 +72,7 @@ use crate::storage::location::{Location, StoreKind};
 use crate::storage::verify::store_error;
 
 pub use restore::{RestorePoint, RestoreReport, restore};
-pub use take::{BackupReport, backup};
+pub use take::{BackupOptions, BackupReport, backup};
 
 /// The folder of manifests in a backup destination.
 pub const MANIFEST_DIR: &str = "backups";
@@ -253,18 +256,35 @@ impl Progress for NoProgress {
 pub(crate) fn existing_location(url: &str, what: &str) -> Result<Location> {
     let is_url = url.contains("://") && !url.starts_with("file://");
     if !is_url {
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        if !std::path::Path::new(path).is_dir() {
+        let path = std::path::Path::new(url.strip_prefix("file://").unwrap_or(url));
+        if path.exists() && !path.is_dir() {
+            return Err(Error::InvalidLocation {
+                location: url.into(),
+                detail: format!("a {what} is a folder, and this is a file"),
+            });
+        }
+        if !path.is_dir() {
             return Err(Error::Missing {
                 what: format!("{what} {url}"),
             });
         }
     }
+    lasting_location(url, what)
+}
+
+/// A location that keeps what is written to it (not `memory://`).
+pub(crate) fn lasting_location(url: &str, what: &str) -> Result<Location> {
+    if url.is_empty() {
+        return Err(Error::InvalidLocation {
+            location: url.into(),
+            detail: format!("no {what} given"),
+        });
+    }
     let location = Location::parse(url)?;
     if location.kind == StoreKind::Memory {
         return Err(Error::InvalidLocation {
             location: url.into(),
-            detail: format!("memory:// keeps nothing to use as {what}"),
+            detail: format!("memory:// keeps nothing, so it cannot be a {what}"),
         });
     }
     Ok(location)
@@ -312,13 +332,29 @@ pub(crate) async fn read_manifest(location: &Location, number: u64) -> Result<Ma
     Ok(manifest)
 }
 
-/// Store a manifest (after every file it names).
+/// Store a manifest (after every file it names), only if no other backup
+/// took its number meanwhile (55006 then).
 pub(crate) async fn write_manifest(location: &Location, manifest: &Manifest) -> Result<()> {
     let body = serde_json::to_vec(manifest).map_err(|e| Error::internal(e.to_string()))?;
     let bytes = envelope::seal(MANIFEST_KIND, &body);
-    location
-        .put_file(&manifest_path(manifest.number), bytes.into())
-        .await
+    let path = manifest_path(manifest.number);
+    if let Some(root) = &location.local_root {
+        let dir = root.join(MANIFEST_DIR);
+        let fs = location.fs.clone();
+        tokio::task::spawn_blocking(move || fs.create_dir_all(&dir))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+    }
+    if location.create_file_exclusive(&path, bytes.into()).await? {
+        return Ok(());
+    }
+    Err(Error::Locked {
+        location: location.display.clone(),
+        detail: format!(
+            "another backup wrote backup {} meanwhile; run this one again",
+            manifest.number
+        ),
+    })
 }
 
 /// `path` in `location`, for messages.
@@ -363,9 +399,8 @@ fn check_stored(location: &Location, file: &StoredFile, bytes: &[u8]) -> Result<
 }
 
 fn damaged(location: &Location, file: &StoredFile, detail: String) -> Error {
-    Error::CorruptFile {
-        file: describe(location, &file.path),
-        detail,
+    Error::Corrupt {
+        detail: format!("{} is damaged: {detail}", describe(location, &file.path)),
     }
 }
 
@@ -407,11 +442,16 @@ async fn copy_file(
     progress: &dyn Progress,
 ) -> Result<StoredFile> {
     let source = describe(from, &copy.from);
-    let got = from
-        .store
-        .get(&Path::from(copy.from.as_str()))
-        .await
-        .map_err(store_error)?;
+    let got = match from.store.get(&Path::from(copy.from.as_str())).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(Error::CorruptFile {
+                file: source,
+                detail: "it is missing".into(),
+            });
+        }
+        Err(e) => return Err(store_error(e)),
+    };
     let mut stream = got.into_stream();
     let mut hash = Xxh64::default();
     // The expected length only sizes the first allocation, within reason.

@@ -7,7 +7,7 @@ use object_store::ObjectStoreExt;
 
 use super::{
     Copy, Expect, Manifest, Progress, RESTORE_MARKER, RestorePlan, copy_files, describe,
-    existing_location, list_manifests, read_manifest, read_stored,
+    existing_location, lasting_location, list_manifests, read_manifest, read_stored,
 };
 use crate::db::{Database, format_time};
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ pub async fn restore(
         });
     };
     let manifest = read_manifest(&from, number).await?;
-    let to = Location::parse(target)?;
+    let to = lasting_location(target, "restore target")?;
     refuse_non_empty(&to).await?;
     let seq = match point {
         RestorePoint::Latest => manifest.through_seq,
@@ -75,16 +75,27 @@ pub async fn restore(
         (None, None) => 0,
     };
 
+    let mut side = Vec::with_capacity(manifest.side.len());
+    for stored in &manifest.side {
+        side.push((stored.name.clone(), read_stored(&from, &stored.file).await?));
+    }
+
+    // The marker is created only where nothing is: of two restores racing
+    // into one target, one goes on.
     let marker = Bytes::from(format!(
         "restore of backup {number} from {}\n",
         from.display
     ));
-    to.put_file(RESTORE_MARKER, marker).await?;
+    if !to.create_file_exclusive(RESTORE_MARKER, marker).await? {
+        return Err(Error::Locked {
+            location: to.display.clone(),
+            detail: "another restore is writing into it".into(),
+        });
+    }
     let (files_copied, bytes_copied) =
         copy_checkpoint_files(&from, &to, &manifest, checkpoint.as_ref(), progress).await?;
-    for side in &manifest.side {
-        let bytes = read_stored(&from, &side.file).await?;
-        to.put_file(&side.name, bytes).await?;
+    for (name, bytes) in side {
+        to.put_file(&name, bytes).await?;
     }
     if let Some(checkpoint) = &checkpoint {
         write_checkpoint(&to, checkpoint).await?;

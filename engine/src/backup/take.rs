@@ -6,16 +6,20 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
+use std::collections::{HashMap, HashSet};
+
 use super::{
     Copy, Expect, Manifest, Progress, StoredCheckpoint, StoredLog, StoredSide, copy_files,
-    existing_location, list_manifests, put_stored, read_manifest, write_manifest,
+    existing_location, lasting_location, list_manifests, put_stored, read_manifest, read_stored,
+    write_manifest,
 };
+use crate::db::{Database, lock_folder};
 use crate::error::{Error, Result};
 use crate::log::objects::ObjectLog;
 use crate::log::segment::seal_segment;
 use crate::log::{CommitRecord, LOG_DIR, read_log_online};
+use crate::storage::checkpoint::{CHECKPOINT_DIR, checkpoint_name, load_newest_checkpoint};
 use crate::storage::checkpoint::{Checkpoint, encode_checkpoint, is_not_found};
-use crate::storage::checkpoint::{checkpoint_name, load_newest_checkpoint};
 use crate::storage::location::{Location, StoreKind};
 use crate::storage::verify::store_error;
 
@@ -25,7 +29,16 @@ const SNAPSHOT_ATTEMPTS_MAX: usize = 8;
 /// The files kept beside a database that a backup carries.
 pub const SIDE_FILES: [&str; 2] = [crate::sequences::POSITIONS_FILE, super::USERS_FILE];
 /// The top-level folders of a backup destination.
-const BACKUP_FOLDERS: [&str; 5] = [super::MANIFEST_DIR, "checkpoints", "log", "data", "side"];
+const BACKUP_FOLDERS: [&str; 6] = [
+    super::MANIFEST_DIR,
+    "checkpoints",
+    "log",
+    "data",
+    "side",
+    BACKUP_LOCK,
+];
+/// The lock a backup holds on a local destination folder.
+const BACKUP_LOCK: &str = "backup.lock";
 
 /// What a backup did.
 #[derive(Debug, Clone)]
@@ -41,6 +54,9 @@ pub struct BackupReport {
     /// Files the destination held already (from earlier backups).
     pub files_kept: usize,
     pub bytes_kept: u64,
+    /// Files earlier backups stored that were missing or damaged: data
+    /// files copied again, checkpoints and log chunks left out of the set.
+    pub repaired: Vec<String>,
     /// The commits the destination can now restore.
     pub restorable: Vec<(u64, u64)>,
 }
@@ -74,13 +90,23 @@ impl Snapshot {
     }
 }
 
+/// How a backup runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackupOptions {
+    /// Read every file earlier backups left in the destination and check
+    /// it against its xxh64 (by default only presence and length are).
+    pub verify: bool,
+}
+
 /// Back up the database at `source` into `destination` (see the module page).
 pub async fn backup(
     source: &str,
     destination: &str,
+    options: BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let from = existing_location(source, "database")?;
+    Database::refuse_unfinished_restore(&from).await?;
     // Checked before the destination is made: nothing is created inside the source.
     let planned = planned_display(destination);
     if nested(&from.display, &planned) || nested(&planned, &from.display) {
@@ -91,7 +117,18 @@ pub async fn backup(
             ),
         });
     }
-    let to = Location::parse(destination)?;
+    let to = lasting_location(destination, "backup destination")?;
+    // One backup at a time writes into a local folder (their temporary
+    // files share names); on object storage the manifest's conditional
+    // create lets only one of two racing backups finish.
+    let _lock = match &to.local_root {
+        Some(root) => Some(lock_folder(
+            root,
+            BACKUP_LOCK,
+            "another backup is writing into it",
+        )?),
+        None => None,
+    };
     let previous = match list_manifests(&to).await?.last() {
         Some((number, _)) => Some(read_manifest(&to, *number).await?),
         None => {
@@ -99,39 +136,30 @@ pub async fn backup(
             None
         }
     };
-    // The log is read back to where the previous backup ended, as far as
-    // the source still has it, so the backups join without a gap.
-    let wanted_after = previous.as_ref().map_or(0, |p| p.through_seq);
-    let snapshot = snapshot(&from, wanted_after).await?;
+    let mut manifest = previous.unwrap_or_else(|| empty_manifest(&from));
+    let mut repaired = Vec::new();
+    if manifest.number > 0 {
+        repaired = check_kept(&from, &to, &mut manifest, options, progress).await?;
+    }
+    // The log is read back to where the commits the set can restore end,
+    // as far as the source still has it, so backups join without a gap.
+    let after = manifest.restorable().last().map_or(0, |r| r.1);
+    let snapshot = snapshot(&from, after).await?;
     let (through_seq, through_time_us) = snapshot.through();
     if through_seq == 0 {
-        return Err(Error::Missing {
-            what: format!("a database with commits at {source}"),
+        return Err(Error::ObjectNotInPrerequisiteState {
+            message: format!("{} has no commits to back up", from.display),
         });
     }
-    if let Some(previous) = &previous {
-        check_continues(previous, &snapshot, source, destination)?;
+    if manifest.number > 0 {
+        check_continues(&manifest, &snapshot, source, destination)?;
     }
-    let mut manifest = match previous {
-        Some(previous) => previous,
-        None => Manifest {
-            number: 0,
-            created_us: 0,
-            source: String::new(),
-            through_seq: 0,
-            through_time_us: 0,
-            checkpoints: Vec::new(),
-            logs: Vec::new(),
-            data: Vec::new(),
-            side: Vec::new(),
-        },
-    };
-    let after = manifest.through_seq;
     manifest.number += 1;
     manifest.created_us = chrono::Utc::now().timestamp_micros();
     manifest.source = from.display.clone();
     manifest.through_seq = through_seq;
     manifest.through_time_us = through_time_us;
+    let run = format!("{:020}-{}", manifest.number, manifest.created_us);
 
     let mut report = BackupReport {
         number: manifest.number,
@@ -143,45 +171,166 @@ pub async fn backup(
         bytes_copied: 0,
         files_kept: 0,
         bytes_kept: 0,
+        repaired,
         restorable: Vec::new(),
     };
     copy_data_files(&from, &to, &snapshot, &mut manifest, &mut report, progress).await?;
-    if let Some(checkpoint) = &snapshot.checkpoint
-        && !manifest.checkpoints.iter().any(|c| c.seq == checkpoint.seq)
-    {
-        let bytes = Bytes::from(encode_checkpoint(checkpoint)?);
-        let path = format!("checkpoints/{}", checkpoint_name(checkpoint.seq));
-        let file = put_stored(&to, path, bytes).await?;
-        report.count_copied(file.bytes);
-        manifest.checkpoints.push(StoredCheckpoint {
-            seq: checkpoint.seq,
-            time_us: checkpoint.time_us,
-            file,
-        });
-        manifest.checkpoints.sort_by_key(|c| c.seq);
+    if let Some(checkpoint) = &snapshot.checkpoint {
+        store_checkpoint(&to, checkpoint, &run, &mut manifest, &mut report).await?;
     }
     let fresh: Vec<CommitRecord> = snapshot
         .records
         .into_iter()
         .filter(|r| r.header.seq > after)
         .collect();
-    if let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
-        let (first, last) = (first.header.seq, last.header.seq);
-        let bytes = Bytes::from(seal_segment(first, &fresh)?);
-        let path = format!("log/{first:020}-{last:020}.log");
-        let file = put_stored(&to, path, bytes).await?;
-        report.count_copied(file.bytes);
-        manifest.logs.push(StoredLog {
-            first_seq: first,
-            last_seq: last,
-            file,
-        });
-        manifest.logs.sort_by_key(|l| l.first_seq);
-    }
-    manifest.side = copy_side_files(&from, &to, manifest.number, &mut report).await?;
+    store_log(&to, &fresh, &run, &mut manifest, &mut report).await?;
+    manifest.side = copy_side_files(&from, &to, &run, &mut report).await?;
     write_manifest(&to, &manifest).await?;
     report.restorable = manifest.restorable();
     Ok(report)
+}
+
+fn empty_manifest(from: &Location) -> Manifest {
+    Manifest {
+        number: 0,
+        created_us: 0,
+        source: from.display.clone(),
+        through_seq: 0,
+        through_time_us: 0,
+        checkpoints: Vec::new(),
+        logs: Vec::new(),
+        data: Vec::new(),
+        side: Vec::new(),
+    }
+}
+
+/// Copy the snapshot's checkpoint unless the destination holds it.
+async fn store_checkpoint(
+    to: &Location,
+    checkpoint: &Checkpoint,
+    run: &str,
+    manifest: &mut Manifest,
+    report: &mut BackupReport,
+) -> Result<()> {
+    if manifest.checkpoints.iter().any(|c| c.seq == checkpoint.seq) {
+        return Ok(());
+    }
+    let bytes = Bytes::from(encode_checkpoint(checkpoint)?);
+    let path = format!("checkpoints/{:020}-{run}.json", checkpoint.seq);
+    let file = put_stored(to, path, bytes).await?;
+    report.count_copied(file.bytes);
+    manifest.checkpoints.push(StoredCheckpoint {
+        seq: checkpoint.seq,
+        time_us: checkpoint.time_us,
+        file,
+    });
+    manifest.checkpoints.sort_by_key(|c| c.seq);
+    Ok(())
+}
+
+/// Store the commits the destination lacks as one log chunk.
+async fn store_log(
+    to: &Location,
+    fresh: &[CommitRecord],
+    run: &str,
+    manifest: &mut Manifest,
+    report: &mut BackupReport,
+) -> Result<()> {
+    let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
+        return Ok(());
+    };
+    let (first, last) = (first.header.seq, last.header.seq);
+    let bytes = Bytes::from(seal_segment(first, fresh)?);
+    let path = format!("log/{first:020}-{last:020}-{run}.log");
+    let file = put_stored(to, path, bytes).await?;
+    report.count_copied(file.bytes);
+    manifest.logs.push(StoredLog {
+        first_seq: first,
+        last_seq: last,
+        file,
+    });
+    manifest.logs.sort_by_key(|l| l.first_seq);
+    Ok(())
+}
+
+/// Check what earlier backups left (presence and length; with
+/// `options.verify` every byte). A damaged data file is copied again from
+/// the source; a damaged checkpoint or log chunk leaves the set (the
+/// points that needed it are no longer offered).
+async fn check_kept(
+    from: &Location,
+    to: &Location,
+    manifest: &mut Manifest,
+    options: BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    let metas: Vec<_> = to
+        .store
+        .list(None)
+        .try_collect()
+        .await
+        .map_err(store_error)?;
+    let sizes: HashMap<String, u64> = metas
+        .into_iter()
+        .map(|m| (m.location.to_string(), m.size))
+        .collect();
+    let mut bad = HashSet::new();
+    let all = manifest
+        .data
+        .iter()
+        .chain(manifest.checkpoints.iter().map(|c| &c.file))
+        .chain(manifest.logs.iter().map(|l| &l.file));
+    let mut to_read = Vec::new();
+    for file in all {
+        match sizes.get(&file.path) {
+            Some(size) if *size == file.bytes => to_read.push(file.clone()),
+            _ => {
+                bad.insert(file.path.clone());
+            }
+        }
+    }
+    if options.verify {
+        progress.begin("verify", to_read.iter().map(|f| f.bytes).sum());
+        for file in to_read {
+            let read = read_stored(to, &file).await;
+            progress.advance(file.bytes);
+            if read.is_err() {
+                bad.insert(file.path);
+            }
+        }
+        progress.finish();
+    }
+    if bad.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut again = Vec::new();
+    for file in manifest.data.iter().filter(|f| bad.contains(&f.path)) {
+        again.push(Copy {
+            from: file.path.clone(),
+            to: file.path.clone(),
+            expect: Expect {
+                bytes: file.bytes,
+                xxh64: Some(file.xxh64),
+            },
+        });
+    }
+    progress.begin("repair", again.iter().map(|c| c.expect.bytes).sum());
+    let copied = copy_files(from, to, again, progress).await;
+    progress.finish();
+    copied.map_err(|e| Error::ObjectNotInPrerequisiteState {
+        message: format!(
+            "{} holds a damaged file that cannot be copied again from {} ({e}); back up to a new destination",
+            to.display, from.display
+        ),
+    })?;
+    manifest.checkpoints.retain(|c| !bad.contains(&c.file.path));
+    manifest.logs.retain(|l| !bad.contains(&l.file.path));
+    let mut repaired: Vec<String> = bad.into_iter().collect();
+    repaired.sort();
+    for path in &repaired {
+        tracing::warn!(file = %path, "a file an earlier backup stored was missing or damaged: copied again or left out of the set");
+    }
+    Ok(repaired)
 }
 
 /// What `Location::parse` will call `url` once it exists: for a local
@@ -277,11 +426,11 @@ async fn copy_data_files(
     Ok(())
 }
 
-/// Copy the side files the source has, under `side/<number>/`.
+/// Copy the side files the source has, under `side/<run>/`.
 async fn copy_side_files(
     from: &Location,
     to: &Location,
-    number: u64,
+    run: &str,
     report: &mut BackupReport,
 ) -> Result<Vec<StoredSide>> {
     let mut side = Vec::new();
@@ -292,7 +441,7 @@ async fn copy_side_files(
             Err(object_store::Error::NotFound { .. }) => continue,
             Err(e) => return Err(store_error(e)),
         };
-        let file = put_stored(to, format!("side/{number:020}/{name}"), bytes).await?;
+        let file = put_stored(to, format!("side/{run}/{name}"), bytes).await?;
         report.count_copied(file.bytes);
         side.push(StoredSide {
             name: name.to_string(),
@@ -385,13 +534,23 @@ async fn read_snapshot(
     wanted_after: u64,
 ) -> Result<std::result::Result<Snapshot, String>> {
     let loaded = load_newest_checkpoint(from).await?;
-    if let Some(newest) = loaded.unreadable.first() {
-        // A checkpoint deleted between listing and reading looks the same.
-        return Ok(Err(format!(
-            "checkpoint {} is unreadable ({})",
-            newest.file, newest.reason
-        )));
-    }
+    // A checkpoint deleted between listing and reading: read again. One
+    // that is there but unreadable is damage, which opening falls back
+    // past when the log covers it: so does a backup.
+    let must_reach = match loaded.unreadable.first() {
+        Some(newest) => {
+            let name = checkpoint_name(newest.seq);
+            let path = object_store::path::Path::from(format!("{CHECKPOINT_DIR}/{name}"));
+            match from.store.head(&path).await {
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Ok(Err(format!("checkpoint {} vanished", newest.file)));
+                }
+                Err(e) => return Err(store_error(e)),
+                Ok(_) => Some(newest.clone()),
+            }
+        }
+        None => None,
+    };
     let checkpoint_seq = loaded.checkpoint.as_ref().map_or(0, |c| c.seq);
     let after = wanted_after.min(checkpoint_seq);
     let records = match read_log_after(from, after).await {
@@ -419,6 +578,17 @@ async fn read_snapshot(
             detail: format!(
                 "the commit log of {} holds commit {} right after commit {}",
                 from.display, pair[1].header.seq, pair[0].header.seq
+            ),
+        });
+    }
+    let reached = records.last().map_or(checkpoint_seq, |r| r.header.seq);
+    if let Some(newest) = must_reach
+        && reached < newest.seq
+    {
+        return Err(Error::Corrupt {
+            detail: format!(
+                "checkpoint {} is unreadable ({}), and the log after checkpoint {checkpoint_seq} ends at commit {reached}, before it",
+                newest.file, newest.reason
             ),
         });
     }

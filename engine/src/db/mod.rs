@@ -462,24 +462,33 @@ fn lock_writer(location: &Location) -> Result<Option<File>> {
     let Some(root) = &location.local_root else {
         return Ok(None);
     };
+    let holder = "another DriftDB process has it open for writing";
+    lock_folder(root, "LOCK", holder).map(Some)
+}
+
+/// Hold an exclusive lock on `root/name` (created if missing) for as long
+/// as the returned file lives; the kernel lets go when the process dies.
+/// Refused with [`Error::Locked`] (55006) saying `holder` when another
+/// process keeps it past a short wait.
+pub(crate) fn lock_folder(root: &std::path::Path, name: &str, holder: &str) -> Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.create(true).truncate(false).write(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::storage::durable::FILE_MODE);
-    let file = options.open(root.join("LOCK"))?;
+    let file = options.open(root.join(name))?;
     // A lock can outlive its holder by a moment: a process being forked
     // shares the descriptor until it execs. Retry briefly before refusing.
     let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Some(file)),
+            Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(LOCK_RETRY_INTERVAL);
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::Locked {
                     location: root.display().to_string(),
-                    detail: "another DriftDB process has it open for writing".into(),
+                    detail: holder.into(),
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),

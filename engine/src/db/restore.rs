@@ -17,7 +17,7 @@ use crate::storage::verify::store_error;
 
 impl Database {
     /// Refuse (55000) a location a restore has not finished.
-    pub(super) async fn refuse_unfinished_restore(location: &Location) -> Result<()> {
+    pub(crate) async fn refuse_unfinished_restore(location: &Location) -> Result<()> {
         let marker = object_store::path::Path::from(RESTORE_MARKER);
         // A GET, not a HEAD: a refusal's body says why (a HEAD's has none).
         match location.store.get(&marker).await {

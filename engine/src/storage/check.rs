@@ -97,6 +97,16 @@ pub async fn check_database(root: &Path) -> Result<CheckReport> {
         });
     }
     let mut report = CheckReport::default();
+    if root.join(crate::backup::RESTORE_MARKER).exists() {
+        report.push(
+            Severity::Damage,
+            format!(
+                "{}: an unfinished restore ({} is there); restore again into an empty folder",
+                root.display(),
+                crate::backup::RESTORE_MARKER
+            ),
+        );
+    }
     let log_dir = root.join(LOG_DIR);
     let log = tokio::task::spawn_blocking(move || check_log(&log_dir))
         .await

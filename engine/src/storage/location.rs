@@ -167,13 +167,44 @@ impl Location {
             None => (root.clone(), path.to_string()),
         };
         let fs = self.fs.clone();
-        tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             fs.create_dir_all(&dir)?;
             fs.write_file_atomic(&dir, &name, &bytes)
         })
         .await
-        .map_err(|e| Error::internal(e.to_string()))??;
-        Ok(())
+        .map_err(|e| Error::internal(e.to_string()))?;
+        // An I/O error says what went wrong, not where: name the file.
+        written.map_err(|e| {
+            let file = root.join(path);
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", file.display()),
+            ))
+        })
+    }
+
+    /// Create `path` (at the top of the location) holding `bytes`, durably,
+    /// only if nothing is there: false if something already is. On object
+    /// storage a conditional PUT (`If-None-Match: *`); on local disk an
+    /// exclusive create, then fsync of the file and the folder.
+    pub async fn create_file_exclusive(&self, path: &str, bytes: bytes::Bytes) -> Result<bool> {
+        let key = object_store::path::Path::from(path);
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self.store.put_opts(&key, bytes.into(), options).await {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
+            Err(e) => return Err(crate::storage::verify::store_error(e)),
+        }
+        if let Some(root) = &self.local_root {
+            let (fs, root, file) = (self.fs.clone(), root.clone(), root.join(path));
+            tokio::task::spawn_blocking(move || {
+                fs.sync_file(&file)?;
+                fs.sync_dir(&root)
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        }
+        Ok(true)
     }
 
     fn over(

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use driftdb_engine::backup::{self, NoProgress, RestorePoint};
+use driftdb_engine::backup::{self, BackupOptions, NoProgress, RestorePoint};
 use driftdb_engine::{Database, Session};
 
 /// Tables the workload writes (`late` only after the first backup).
@@ -84,6 +84,10 @@ fn text(path: &Path) -> String {
     path.display().to_string()
 }
 
+async fn take(source: &str, destination: &str) -> driftdb_engine::Result<backup::BackupReport> {
+    backup::backup(source, destination, BackupOptions::default(), &NoProgress).await
+}
+
 async fn restored(backup_dir: &Path, target: &Path, point: RestorePoint) -> Database {
     let report = backup::restore(&text(backup_dir), &text(target), point, &NoProgress)
         .await
@@ -102,9 +106,7 @@ async fn backed_up_source() -> (tempfile::TempDir, Database, backup::BackupRepor
     workload(&db, 1).await;
     db.persist().await.unwrap();
     workload(&db, 2).await;
-    let report = backup::backup(&text(&source), &text(&backups), &NoProgress)
-        .await
-        .unwrap();
+    let report = take(&text(&source), &text(&backups)).await.unwrap();
     assert_eq!(report.through_seq, db.visible_seq());
     (dir, db, report)
 }
@@ -122,9 +124,7 @@ async fn incremental_backups_restore_every_point_they_hold() {
     workload(&db, 3).await;
     db.persist().await.unwrap();
     workload(&db, 4).await;
-    let second = backup::backup(&text(&source), &text(&backups), &NoProgress)
-        .await
-        .unwrap();
+    let second = take(&text(&source), &text(&backups)).await.unwrap();
     assert_eq!(second.number, 2);
     assert!(
         second.files_kept > 0,
@@ -213,11 +213,7 @@ async fn a_backup_of_a_database_that_keeps_committing_is_a_consistent_point() {
     };
     let mut reports = Vec::new();
     while !writer.is_finished() {
-        reports.push(
-            backup::backup(&text(&source), &text(&backups), &NoProgress)
-                .await
-                .unwrap(),
-        );
+        reports.push(take(&text(&source), &text(&backups)).await.unwrap());
     }
     writer.await.unwrap();
     assert!(
@@ -310,32 +306,139 @@ async fn restore_refuses_damage_a_non_empty_target_and_points_it_lacks() {
     let other = dir.path().join("other");
     let odb = Database::open(&text(&other)).await.unwrap();
     create(&odb).await;
-    let e = backup::backup(&text(&other), &text(&backups), &NoProgress)
-        .await
-        .unwrap_err();
+    let e = take(&text(&other), &text(&backups)).await.unwrap_err();
     assert_eq!(e.sqlstate(), "55000", "{e}");
     // And a folder that is neither empty nor a backup is not written into.
-    let e = backup::backup(&text(&other), &text(&busy), &NoProgress)
+    let e = take(&text(&other), &text(&busy)).await.unwrap_err();
+    assert_eq!(e.sqlstate(), "55000", "{e}");
+    let e = take(&text(&dir.path().join("nothing")), &text(&other))
         .await
         .unwrap_err();
-    assert_eq!(e.sqlstate(), "55000", "{e}");
-    let e = backup::backup(
-        &text(&dir.path().join("nothing")),
-        &text(&other),
-        &NoProgress,
-    )
-    .await
-    .unwrap_err();
     assert_eq!(e.sqlstate(), "58P01", "{e}");
     // Nor into itself, or a folder inside it.
     let inside = other.join("backups");
     for dest in [&other, &inside] {
-        let e = backup::backup(&text(&other), &text(dest), &NoProgress)
-            .await
-            .unwrap_err();
+        let e = take(&text(&other), &text(dest)).await.unwrap_err();
         assert_eq!(e.sqlstate(), "22023", "{e}");
     }
     assert!(!inside.exists());
+    // Nor into memory, which keeps nothing.
+    let e = take(&text(&other), "memory://").await.unwrap_err();
+    assert_eq!(e.sqlstate(), "22023", "{e}");
+    // An unfinished restore is not a database to back up.
+    let half = dir.path().join("from-bad-data");
+    let e = take(&text(&half), &text(&dir.path().join("half-backup")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.sqlstate(), "55000", "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_backup_repairs_what_went_missing_and_offers_only_what_it_holds() {
+    let (dir, db, first) = backed_up_source().await;
+    let (source, backups) = (dir.path().join("source"), dir.path().join("backups"));
+    // Someone deletes a data file and damages the log chunk in the destination.
+    let data_file = walk(&backups.join("data")).into_iter().next().unwrap();
+    std::fs::remove_file(&data_file).unwrap();
+    let chunk = walk(&backups.join("log")).into_iter().next().unwrap();
+    std::fs::write(&chunk, b"garbage").unwrap();
+    workload(&db, 3).await;
+    let second = take(&text(&source), &text(&backups)).await.unwrap();
+    assert_eq!(second.repaired.len(), 2, "{second:?}");
+    // The data file is back; the commits only that chunk held are no
+    // longer offered, the rest still are.
+    assert!(data_file.exists());
+    let checkpointed = second.restorable[0].0;
+    assert!(
+        checkpointed > 1 && checkpointed <= first.through_seq,
+        "{second:?}"
+    );
+    assert_eq!(second.restorable.last().unwrap().1, db.visible_seq());
+    let r = restored(&backups, &dir.path().join("r"), RestorePoint::Latest).await;
+    assert_eq!(
+        contents(&r, None).await,
+        contents(&db, Some(second.through_seq)).await
+    );
+    let e = backup::restore(
+        &text(&backups),
+        &text(&dir.path().join("r1")),
+        RestorePoint::Seq(1),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.sqlstate(), "22008", "{e}");
+
+    // A byte flipped in a kept file is found by --verify and repaired.
+    let data_file = walk(&backups.join("data")).into_iter().next().unwrap();
+    flip_last_byte(&data_file);
+    let verify = BackupOptions { verify: true };
+    let third = backup::backup(&text(&source), &text(&backups), verify, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        third.repaired,
+        vec![format!(
+            "data/{}",
+            data_file
+                .strip_prefix(backups.join("data"))
+                .unwrap()
+                .display()
+        )]
+    );
+    let r = restored(&backups, &dir.path().join("r3"), RestorePoint::Latest).await;
+    assert_eq!(
+        contents(&r, None).await,
+        contents(&db, Some(third.through_seq)).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_newest_checkpoint_is_damaged_is_backed_up_from_the_one_before() {
+    let (dir, db, _) = backed_up_source().await;
+    let source = dir.path().join("source");
+    workload(&db, 3).await;
+    db.persist().await.unwrap();
+    workload(&db, 4).await;
+    let expected = contents(&db, None).await;
+    let seq = db.visible_seq();
+    drop(db);
+    let newest = walk(&source.join("_checkpoints"))
+        .into_iter()
+        .last()
+        .unwrap();
+    flip_last_byte(&newest);
+    let fresh = dir.path().join("fresh-backups");
+    let report = take(&text(&source), &text(&fresh)).await.unwrap();
+    assert_eq!(report.through_seq, seq);
+    let r = restored(&fresh, &dir.path().join("r"), RestorePoint::Latest).await;
+    assert_eq!(contents(&r, None).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_restores_into_one_target_do_not_both_go_on() {
+    let (dir, _db, _) = backed_up_source().await;
+    let (from, to) = (
+        text(&dir.path().join("backups")),
+        text(&dir.path().join("r")),
+    );
+    let (a, b) = tokio::join!(
+        backup::restore(&from, &to, RestorePoint::Latest, &NoProgress),
+        backup::restore(&from, &to, RestorePoint::Seq(3), &NoProgress),
+    );
+    let failed: Vec<_> = [&a, &b]
+        .into_iter()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    assert_eq!(failed.len(), 1, "{a:?} {b:?}");
+    assert!(
+        ["55000", "55006"].contains(&failed[0].sqlstate()),
+        "{}",
+        failed[0]
+    );
+    let won = a.as_ref().or(b.as_ref()).unwrap();
+    let db = Database::open(&to).await.unwrap();
+    assert_eq!(db.visible_seq(), won.seq);
 }
 
 fn flip_last_byte(path: &Path) -> Vec<u8> {
