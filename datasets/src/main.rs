@@ -36,7 +36,8 @@ enum Dataset {
         /// Scale factor (0.01, 0.1, 1, 10, …).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        /// Load into the DriftDB database at this folder (created if missing).
+        /// Load into the DriftDB database at this location: a folder (created
+        /// if missing) or an object-store URL (`s3://bucket/prefix`, …).
         #[arg(long, conflicts_with = "parquet", required_unless_present = "parquet")]
         db: Option<PathBuf>,
         /// Write `<table>.parquet` files into this folder.
@@ -95,7 +96,8 @@ enum Dataset {
 /// Where a simulated history goes: a database, Parquet files, or both.
 #[derive(Args)]
 struct HistoryOutput {
-    /// Load into the DriftDB database at this folder (created if missing).
+    /// Load into the DriftDB database at this location: a folder (created
+    /// if missing) or an object-store URL (`s3://bucket/prefix`, …).
     #[arg(long, required_unless_present = "parquet")]
     db: Option<PathBuf>,
     /// Write every version of every table (with `_seq`, `_system_from`,

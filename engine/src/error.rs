@@ -180,6 +180,10 @@ pub enum Error {
     #[error("{message}")]
     ObjectNotInPrerequisiteState { message: String },
 
+    /// A backup destination or restore target another process is writing into.
+    #[error("{what} is in use: {detail}")]
+    Busy { what: String, detail: String },
+
     /// A database, backup or file that was named does not exist.
     #[error("{what} does not exist")]
     Missing { what: String },
@@ -535,7 +539,7 @@ impl Error {
             Error::Unsupported { .. } => "0A000",
             Error::InvalidArgument { .. } => "22023",
             Error::LimitExceeded { .. } => "54000",
-            Error::Locked { .. } | Error::Fenced { .. } => "55006",
+            Error::Locked { .. } | Error::Fenced { .. } | Error::Busy { .. } => "55006",
             Error::InvalidLocation { .. } => "22023",
             Error::OutcomeUnknown { .. } => "08007",
             Error::CorruptLog { .. } | Error::Corrupt { .. } | Error::CorruptFile { .. } => "XX001",

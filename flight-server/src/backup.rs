@@ -53,6 +53,9 @@ pub async fn run_backup(args: BackupArgs) -> Result<(), Error> {
         verify: args.verify,
     };
     let report = backup::backup(&args.data, &args.to, options, &Bars::default()).await?;
+    for damage in &report.skipped {
+        eprintln!("WARNING: passed over a damaged manifest: {damage}");
+    }
     for file in &report.repaired {
         eprintln!(
             "WARNING: {file} was missing or damaged in the destination: copied again, or left out of the set"
@@ -74,6 +77,9 @@ pub async fn run_restore(args: RestoreArgs) -> Result<(), Error> {
     };
     let started = Instant::now();
     let report = backup::restore(&args.from, &args.to, point, &Bars::default()).await?;
+    for damage in &report.skipped {
+        eprintln!("WARNING: passed over a damaged manifest: {damage}");
+    }
     println!(
         "{}",
         describe_restore(&report, started.elapsed().as_secs_f64())

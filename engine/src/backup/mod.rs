@@ -290,6 +290,72 @@ pub(crate) fn lasting_location(url: &str, what: &str) -> Result<Location> {
     Ok(location)
 }
 
+/// Refuse (22023) to `verb` from `from` into `url` when one lies inside
+/// the other; checked before `url` is created.
+pub(crate) fn refuse_overlap(from: &Location, url: &str, verb: &str) -> Result<()> {
+    let (a, b) = (normal_form(&from.display), normal_form(url));
+    if nested(&a, &b) || nested(&b, &a) {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "cannot {verb} {} into {url}: one lies inside the other",
+                from.display
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A location as one spelling: object-store URLs with the scheme in lower
+/// case (`s3a` as `s3`) and no trailing `/`; a local folder as the
+/// filesystem resolves the part of it that exists (links included) with
+/// `.` and `..` resolved in the rest.
+fn normal_form(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && !scheme.eq_ignore_ascii_case("file")
+    {
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "s3a" => "s3".to_string(),
+            other => other.to_string(),
+        };
+        return format!("{scheme}://{}", rest.trim_end_matches('/'));
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    let Ok(absolute) = std::path::absolute(path) else {
+        return url.to_string();
+    };
+    // The longest prefix that exists, resolved by the filesystem; the rest lexically.
+    let parts: Vec<_> = absolute.components().collect();
+    let mut split = parts.len();
+    while split > 1
+        && !parts[..split]
+            .iter()
+            .collect::<std::path::PathBuf>()
+            .exists()
+    {
+        split -= 1;
+    }
+    let existing: std::path::PathBuf = parts[..split].iter().collect();
+    let mut resolved = existing.canonicalize().unwrap_or(existing);
+    for part in &parts[split..] {
+        match part {
+            std::path::Component::ParentDir => {
+                resolved.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => resolved.push(other),
+        }
+    }
+    resolved.display().to_string()
+}
+
+/// Whether location `inner` is `outer` or lies under it.
+fn nested(outer: &str, inner: &str) -> bool {
+    let outer = outer.trim_end_matches('/');
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Every manifest in a backup destination, as (number, path), ascending.
 pub(crate) async fn list_manifests(location: &Location) -> Result<Vec<(u64, Path)>> {
     let prefix = Path::from(MANIFEST_DIR);
@@ -308,6 +374,45 @@ pub(crate) async fn list_manifests(location: &Location) -> Result<Vec<(u64, Path
         .collect();
     manifests.sort();
     Ok(manifests)
+}
+
+/// The newest manifest that reads back whole, the number the next backup
+/// takes, and the newer ones that are damaged (each named with why; a
+/// WARN for each): a damaged manifest never blocks the set, the one
+/// before it still stands.
+pub(crate) async fn newest_manifest(location: &Location) -> Result<NewestManifest> {
+    let listed = list_manifests(location).await?;
+    let next_number = listed.last().map_or(1, |(n, _)| n + 1);
+    let mut damaged = Vec::new();
+    for (number, _) in listed.iter().rev() {
+        match read_manifest(location, *number).await {
+            Ok(manifest) => {
+                return Ok(NewestManifest {
+                    manifest: Some(manifest),
+                    next_number,
+                    damaged,
+                });
+            }
+            Err(e @ (Error::Corrupt { .. } | Error::FormatVersion { .. })) => {
+                tracing::warn!(error = %e, "a backup manifest is damaged; using the one before it");
+                damaged.push(e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(NewestManifest {
+        manifest: None,
+        next_number,
+        damaged,
+    })
+}
+
+/// What [`newest_manifest`] found.
+pub(crate) struct NewestManifest {
+    pub manifest: Option<Manifest>,
+    pub next_number: u64,
+    /// Newer manifests that are damaged, as messages.
+    pub damaged: Vec<String>,
 }
 
 /// The path of manifest `number`.
@@ -348,8 +453,8 @@ pub(crate) async fn write_manifest(location: &Location, manifest: &Manifest) -> 
     if location.create_file_exclusive(&path, bytes.into()).await? {
         return Ok(());
     }
-    Err(Error::Locked {
-        location: location.display.clone(),
+    Err(Error::Busy {
+        what: format!("backup destination {}", location.display),
         detail: format!(
             "another backup wrote backup {} meanwhile; run this one again",
             manifest.number

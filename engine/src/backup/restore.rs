@@ -7,7 +7,7 @@ use object_store::ObjectStoreExt;
 
 use super::{
     Copy, Expect, Manifest, Progress, RESTORE_MARKER, RestorePlan, copy_files, describe,
-    existing_location, lasting_location, list_manifests, read_manifest, read_stored,
+    existing_location, lasting_location, newest_manifest, read_stored, refuse_overlap,
 };
 use crate::db::{Database, format_time};
 use crate::error::{Error, Result};
@@ -42,6 +42,8 @@ pub struct RestoreReport {
     pub commits_replayed: usize,
     pub files_copied: usize,
     pub bytes_copied: u64,
+    /// Newer backups passed over because their manifests are damaged.
+    pub skipped: Vec<String>,
 }
 
 /// Restore the newest backup in `backup` into the empty location `target`.
@@ -52,12 +54,17 @@ pub async fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let from = existing_location(backup, "backup")?;
-    let Some((number, _)) = list_manifests(&from).await?.pop() else {
-        return Err(Error::Missing {
-            what: format!("a backup in {backup}"),
-        });
+    let newest = newest_manifest(&from).await?;
+    let Some(manifest) = newest.manifest else {
+        return match newest.damaged.into_iter().next() {
+            Some(damage) => Err(Error::Corrupt { detail: damage }),
+            None => Err(Error::Missing {
+                what: format!("a backup in {backup}"),
+            }),
+        };
     };
-    let manifest = read_manifest(&from, number).await?;
+    let number = manifest.number;
+    refuse_overlap(&from, target, "restore")?;
     let to = lasting_location(target, "restore target")?;
     refuse_non_empty(&to).await?;
     let seq = match point {
@@ -87,8 +94,8 @@ pub async fn restore(
         from.display
     ));
     if !to.create_file_exclusive(RESTORE_MARKER, marker).await? {
-        return Err(Error::Locked {
-            location: to.display.clone(),
+        return Err(Error::Busy {
+            what: format!("restore target {}", to.display),
             detail: "another restore is writing into it".into(),
         });
     }
@@ -114,6 +121,7 @@ pub async fn restore(
         commits_replayed,
         files_copied,
         bytes_copied,
+        skipped: newest.damaged,
     })
 }
 
@@ -252,12 +260,14 @@ async fn copy_checkpoint_files(
     checkpoint: Option<&Checkpoint>,
     progress: &dyn Progress,
 ) -> Result<(usize, u64)> {
+    let held: std::collections::HashMap<&str, &super::StoredFile> =
+        manifest.data.iter().map(|d| (d.path.as_str(), d)).collect();
     let mut copies = Vec::new();
     for file in checkpoint
         .iter()
         .flat_map(|c| c.tables.iter().flat_map(|t| t.files.iter()))
     {
-        let stored = manifest.data.iter().find(|d| d.path == file.path);
+        let stored = held.get(file.path.as_str()).copied();
         let agrees = |s: &&super::StoredFile| {
             s.bytes == file.bytes && file.xxh64.is_none_or(|x| x == s.xxh64)
         };

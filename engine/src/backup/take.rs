@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     Copy, Expect, Manifest, Progress, StoredCheckpoint, StoredLog, StoredSide, copy_files,
-    existing_location, lasting_location, list_manifests, put_stored, read_manifest, read_stored,
+    existing_location, lasting_location, newest_manifest, put_stored, read_stored, refuse_overlap,
     write_manifest,
 };
 use crate::db::{Database, lock_folder};
@@ -20,6 +20,7 @@ use crate::log::segment::seal_segment;
 use crate::log::{CommitRecord, LOG_DIR, read_log_online};
 use crate::storage::checkpoint::{CHECKPOINT_DIR, checkpoint_name, load_newest_checkpoint};
 use crate::storage::checkpoint::{Checkpoint, encode_checkpoint, is_not_found};
+use crate::storage::checkpoint::{list_checkpoints, read_checkpoint};
 use crate::storage::location::{Location, StoreKind};
 use crate::storage::verify::store_error;
 
@@ -57,6 +58,8 @@ pub struct BackupReport {
     /// Files earlier backups stored that were missing or damaged: data
     /// files copied again, checkpoints and log chunks left out of the set.
     pub repaired: Vec<String>,
+    /// Newer manifests passed over because they are damaged.
+    pub skipped: Vec<String>,
     /// The commits the destination can now restore.
     pub restorable: Vec<(u64, u64)>,
 }
@@ -64,6 +67,8 @@ pub struct BackupReport {
 /// The source as of one commit: its newest checkpoint and the log after it.
 struct Snapshot {
     checkpoint: Option<Checkpoint>,
+    /// The source's other readable checkpoints, older than `checkpoint`.
+    older: Vec<Checkpoint>,
     /// Commits without a gap, from at most `checkpoint.seq + 1` on.
     records: Vec<CommitRecord>,
 }
@@ -108,35 +113,26 @@ pub async fn backup(
     let from = existing_location(source, "database")?;
     Database::refuse_unfinished_restore(&from).await?;
     // Checked before the destination is made: nothing is created inside the source.
-    let planned = planned_display(destination);
-    if nested(&from.display, &planned) || nested(&planned, &from.display) {
-        return Err(Error::InvalidArgument {
-            message: format!(
-                "cannot back up {} into {planned}: one lies inside the other",
-                from.display
-            ),
-        });
-    }
+    refuse_overlap(&from, destination, "back up")?;
     let to = lasting_location(destination, "backup destination")?;
     // One backup at a time writes into a local folder (their temporary
     // files share names); on object storage the manifest's conditional
     // create lets only one of two racing backups finish.
     let _lock = match &to.local_root {
-        Some(root) => Some(lock_folder(
-            root,
-            BACKUP_LOCK,
-            "another backup is writing into it",
-        )?),
+        Some(root) => Some(lock_folder(root, BACKUP_LOCK, "").map_err(|e| match e {
+            Error::Locked { .. } => Error::Busy {
+                what: format!("backup destination {}", to.display),
+                detail: "another backup is writing into it".into(),
+            },
+            other => other,
+        })?),
         None => None,
     };
-    let previous = match list_manifests(&to).await?.last() {
-        Some((number, _)) => Some(read_manifest(&to, *number).await?),
-        None => {
-            refuse_foreign_destination(&to).await?;
-            None
-        }
-    };
-    let mut manifest = previous.unwrap_or_else(|| empty_manifest(&from));
+    let newest = newest_manifest(&to).await?;
+    if newest.next_number == 1 {
+        refuse_foreign_destination(&to).await?;
+    }
+    let mut manifest = newest.manifest.unwrap_or_else(|| empty_manifest(&from));
     let mut repaired = Vec::new();
     if manifest.number > 0 {
         repaired = check_kept(&from, &to, &mut manifest, options, progress).await?;
@@ -154,7 +150,7 @@ pub async fn backup(
     if manifest.number > 0 {
         check_continues(&manifest, &snapshot, source, destination)?;
     }
-    manifest.number += 1;
+    manifest.number = newest.next_number;
     manifest.created_us = chrono::Utc::now().timestamp_micros();
     manifest.source = from.display.clone();
     manifest.through_seq = through_seq;
@@ -172,10 +168,22 @@ pub async fn backup(
         files_kept: 0,
         bytes_kept: 0,
         repaired,
+        skipped: newest.damaged,
         restorable: Vec::new(),
     };
-    copy_data_files(&from, &to, &snapshot, &mut manifest, &mut report, progress).await?;
-    if let Some(checkpoint) = &snapshot.checkpoint {
+    // Every checkpoint the source still has (its newest and the one
+    // before), so the log read back past the newest can be restored from.
+    let checkpoints: Vec<&Checkpoint> = snapshot.older.iter().chain(&snapshot.checkpoint).collect();
+    copy_data_files(
+        &from,
+        &to,
+        &checkpoints,
+        &mut manifest,
+        &mut report,
+        progress,
+    )
+    .await?;
+    for checkpoint in checkpoints {
         store_checkpoint(&to, checkpoint, &run, &mut manifest, &mut report).await?;
     }
     let fresh: Vec<CommitRecord> = snapshot
@@ -333,43 +341,6 @@ async fn check_kept(
     Ok(repaired)
 }
 
-/// What `Location::parse` will call `url` once it exists: for a local
-/// folder, its path with the part that exists resolved as the filesystem
-/// resolves it (links included).
-fn planned_display(url: &str) -> String {
-    if url.contains("://") && !url.starts_with("file://") {
-        return url.to_string();
-    }
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    let Ok(absolute) = std::path::absolute(path) else {
-        return url.to_string();
-    };
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
-            }
-            _ => return absolute.display().to_string(),
-        }
-    }
-    let mut resolved = existing
-        .canonicalize()
-        .unwrap_or_else(|_| existing.to_path_buf());
-    resolved.extend(rest.iter().rev());
-    resolved.display().to_string()
-}
-
-/// Whether location `inner` is `outer` or lies under it.
-fn nested(outer: &str, inner: &str) -> bool {
-    let outer = outer.trim_end_matches('/');
-    inner
-        .strip_prefix(outer)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 impl BackupReport {
     fn count_copied(&mut self, bytes: u64) {
         self.files_copied += 1;
@@ -381,17 +352,23 @@ impl BackupReport {
 async fn copy_data_files(
     from: &Location,
     to: &Location,
-    snapshot: &Snapshot,
+    checkpoints: &[&Checkpoint],
     manifest: &mut Manifest,
     report: &mut BackupReport,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let Some(checkpoint) = &snapshot.checkpoint else {
-        return Ok(());
-    };
-    let mut copies = Vec::new();
-    for file in checkpoint.tables.iter().flat_map(|t| t.files.iter()) {
-        match manifest.data.iter().find(|d| d.path == file.path) {
+    let held: HashMap<&str, &super::StoredFile> =
+        manifest.data.iter().map(|d| (d.path.as_str(), d)).collect();
+    let mut seen = HashSet::new();
+    let mut copies: Vec<Copy> = Vec::new();
+    let files = checkpoints
+        .iter()
+        .flat_map(|c| c.tables.iter().flat_map(|t| t.files.iter()));
+    for file in files {
+        if !seen.insert(file.path.as_str()) {
+            continue;
+        }
+        match held.get(file.path.as_str()) {
             Some(held)
                 if held.bytes == file.bytes && file.xxh64.is_none_or(|x| x == held.xxh64) =>
             {
@@ -553,7 +530,7 @@ async fn read_snapshot(
     };
     let checkpoint_seq = loaded.checkpoint.as_ref().map_or(0, |c| c.seq);
     let after = wanted_after.min(checkpoint_seq);
-    let records = match read_log_after(from, after).await {
+    let records = match read_log_after(from, after, checkpoint_seq).await {
         Ok(records) => records,
         Err(e) if is_not_found(&e) => return Ok(Err(format!("a log file vanished: {e}"))),
         Err(e) => return Err(e),
@@ -592,14 +569,39 @@ async fn read_snapshot(
             ),
         });
     }
+    let older = older_checkpoints(from, checkpoint_seq).await?;
     Ok(Ok(Snapshot {
         checkpoint: loaded.checkpoint,
+        older,
         records,
     }))
 }
 
-/// The commits in the source's log after `after`, read without changing it.
-async fn read_log_after(from: &Location, after: u64) -> Result<Vec<CommitRecord>> {
+/// The source's readable checkpoints before `newest` (one that vanished
+/// or cannot be read is left out: nothing depends on it).
+async fn older_checkpoints(from: &Location, newest: u64) -> Result<Vec<Checkpoint>> {
+    let mut older = Vec::new();
+    for (seq, path) in list_checkpoints(from.store.as_ref()).await? {
+        if seq >= newest {
+            continue;
+        }
+        match read_checkpoint(from, seq, &path).await {
+            Ok(checkpoint) => older.push(checkpoint),
+            Err(e) => {
+                tracing::info!(seq, error = %e, "an older checkpoint of the source is left out")
+            }
+        }
+    }
+    Ok(older)
+}
+
+/// The commits in the source's log after `after` (as far back as it still
+/// holds them; certainly those after `checkpoint_seq`), read without changing it.
+async fn read_log_after(
+    from: &Location,
+    after: u64,
+    checkpoint_seq: u64,
+) -> Result<Vec<CommitRecord>> {
     match from.kind {
         StoreKind::Local => {
             let root = from
@@ -610,10 +612,11 @@ async fn read_log_after(from: &Location, after: u64) -> Result<Vec<CommitRecord>
                 .await
                 .map_err(|e| Error::internal(e.to_string()))?
         }
-        StoreKind::Object => Ok(ObjectLog::new(from.store.clone())?
-            .read_after(after)
-            .await?
-            .0),
+        StoreKind::Object => {
+            ObjectLog::new(from.store.clone())?
+                .read_back_to(after, checkpoint_seq)
+                .await
+        }
         StoreKind::Memory => Ok(Vec::new()),
     }
 }

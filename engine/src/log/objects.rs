@@ -135,18 +135,7 @@ impl ObjectLog {
     /// with them), in order, and where the next object goes.
     pub async fn read_after(&self, after_seq: u64) -> Result<(Vec<CommitRecord>, Tail)> {
         let objects = self.list().await?;
-        // Objects wholly at or before `after_seq` are not read (a
-        // checkpoint covers them; deleting them may leave gaps).
-        let first = objects
-            .iter()
-            .enumerate()
-            .position(|(index, _)| {
-                objects
-                    .get(index + 1)
-                    .is_none_or(|next| next.first_seq > after_seq.saturating_add(1))
-            })
-            .unwrap_or(objects.len());
-        let needed = &objects[first..];
+        let needed = &objects[first_needed(&objects, after_seq)..];
         check_chain(needed)?;
         let mut records = Vec::new();
         let mut tail = Tail { number: 1, seq: 1 };
@@ -159,6 +148,26 @@ impl ObjectLog {
             records.extend(read);
         }
         Ok((records, tail))
+    }
+
+    /// For a reader that takes what is still there (a backup): the commits
+    /// after `must_after`, checked as [`ObjectLog::read_after`] checks
+    /// them, and before them as many back to `after_seq` as the objects
+    /// still hold without a gap (deleting covered objects leaves gaps
+    /// around the fences, which are kept longer).
+    pub async fn read_back_to(&self, after_seq: u64, must_after: u64) -> Result<Vec<CommitRecord>> {
+        let objects = self.list().await?;
+        let needed = first_needed(&objects, must_after);
+        check_chain(&objects[needed..])?;
+        let mut from = first_needed(&objects, after_seq).min(needed);
+        while from < needed && check_chain(&objects[from..=needed]).is_err() {
+            from += 1;
+        }
+        let mut records = Vec::new();
+        for object in &objects[from..] {
+            records.extend(self.read_object(object).await?);
+        }
+        Ok(records)
     }
 
     async fn read_object(&self, object: &LogObject) -> Result<Vec<CommitRecord>> {
@@ -207,6 +216,21 @@ impl ObjectLog {
 }
 
 /// Numbers follow each other without a gap, and no number appears twice.
+/// The first object holding a commit after `after_seq`: those wholly at
+/// or before it are not read (a checkpoint covers them; deleting them may
+/// leave gaps).
+fn first_needed(objects: &[LogObject], after_seq: u64) -> usize {
+    objects
+        .iter()
+        .enumerate()
+        .position(|(index, _)| {
+            objects
+                .get(index + 1)
+                .is_none_or(|next| next.first_seq > after_seq.saturating_add(1))
+        })
+        .unwrap_or(objects.len())
+}
+
 fn check_chain(objects: &[LogObject]) -> Result<()> {
     for pair in objects.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);

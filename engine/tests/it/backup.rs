@@ -322,6 +322,21 @@ async fn restore_refuses_damage_a_non_empty_target_and_points_it_lacks() {
         assert_eq!(e.sqlstate(), "22023", "{e}");
     }
     assert!(!inside.exists());
+    // However the path is spelled.
+    let dotted = format!("{}/nowhere/../backups", text(&other));
+    let e = take(&text(&other), &dotted).await.unwrap_err();
+    assert_eq!(e.sqlstate(), "22023", "{e}");
+    assert!(!other.join("nowhere").exists());
+    // A restore does not build a database inside its backup either.
+    let e = backup::restore(
+        &text(&backups),
+        &text(&backups.join("inner")),
+        RestorePoint::Latest,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.sqlstate(), "22023", "{e}");
     // Nor into memory, which keeps nothing.
     let e = take(&text(&other), "memory://").await.unwrap_err();
     assert_eq!(e.sqlstate(), "22023", "{e}");
@@ -461,4 +476,39 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files.sort();
     files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_manifest_is_passed_over_and_the_one_before_still_stands() {
+    let (dir, db, first) = backed_up_source().await;
+    let (source, backups) = (dir.path().join("source"), dir.path().join("backups"));
+    workload(&db, 3).await;
+    let second = take(&text(&source), &text(&backups)).await.unwrap();
+    let newest = walk(&backups.join("backups")).into_iter().last().unwrap();
+    flip_last_byte(&newest);
+    let report = backup::restore(
+        &text(&backups),
+        &text(&dir.path().join("r")),
+        RestorePoint::Latest,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.seq, first.through_seq);
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    // The next backup takes the next number and is whole again.
+    workload(&db, 4).await;
+    let third = take(&text(&source), &text(&backups)).await.unwrap();
+    assert_eq!(third.number, second.number + 1);
+    assert_eq!(third.skipped.len(), 1);
+    let r = restored(
+        &backups,
+        &dir.path().join("r3"),
+        RestorePoint::Seq(second.through_seq),
+    )
+    .await;
+    assert_eq!(
+        contents(&r, None).await,
+        contents(&db, Some(second.through_seq)).await
+    );
 }
