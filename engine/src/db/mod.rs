@@ -153,6 +153,17 @@ impl Database {
         Self::open_with_fs(location, limits, crate::storage::durable::local()).await
     }
 
+    /// Open (or create) the database at `location`, an object store
+    /// configured with `options` over the environment's settings.
+    pub async fn open_configured(
+        location: &str,
+        limits: Limits,
+        options: &crate::storage::location::StorageOptions,
+    ) -> Result<Self> {
+        let fs = crate::storage::durable::local();
+        Self::open_at(Location::parse_configured(location, fs, options)?, limits).await
+    }
+
     /// Open (or create) the database at `location` with every change to
     /// its local files going through `fs` (a simulated disk in power-loss
     /// tests, see [`crate::storage::simfs`]).

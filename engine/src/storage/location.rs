@@ -33,6 +33,12 @@ use crate::storage::durable::{self, DurableFs};
 use crate::storage::faults::{FaultPlan, FaultyStore};
 use crate::storage::verify::VerifyingStore;
 
+/// Settings for an object store, as `object_store` names them
+/// (`aws_endpoint`, `aws_region`, `aws_access_key_id`, `aws_allow_http`,
+/// `google_service_account`, `azure_storage_account_name`, …), applied
+/// over the environment's: the server's TOML config `[storage]` table.
+pub type StorageOptions = std::collections::BTreeMap<String, String>;
+
 /// What kind of place a database lives in, which decides where its commit
 /// log goes and how changes are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +79,25 @@ impl Location {
     /// Parse a location whose local file changes go through `fs` (a
     /// simulated disk in power-loss tests).
     pub fn parse_with(location: &str, fs: Arc<dyn DurableFs>) -> Result<Self> {
+        Self::parse_configured(location, fs, &StorageOptions::new())
+    }
+
+    /// Parse a location, configuring an object store with `options` on
+    /// top of what the environment sets (see [`StorageOptions`]).
+    pub fn parse_configured(
+        location: &str,
+        fs: Arc<dyn DurableFs>,
+        options: &StorageOptions,
+    ) -> Result<Self> {
+        let is_object = location
+            .split_once("://")
+            .is_some_and(|(scheme, _)| !scheme.eq_ignore_ascii_case("file"));
+        if !is_object && !options.is_empty() {
+            return Err(Error::InvalidLocation {
+                location: location.to_string(),
+                detail: "storage options apply to object storage only".into(),
+            });
+        }
         if location == "memory://" || location == "memory:" {
             return Ok(Self::over(
                 location.to_string(),
@@ -85,7 +110,7 @@ impl Location {
         if let Some((scheme, _)) = location.split_once("://")
             && !scheme.eq_ignore_ascii_case("file")
         {
-            let store = object_store_at(&scheme.to_ascii_lowercase(), location)?;
+            let store = object_store_at(&scheme.to_ascii_lowercase(), location, options)?;
             return Ok(Self::over(
                 location.to_string(),
                 StoreKind::Object,
@@ -229,35 +254,48 @@ impl Location {
 
 /// The store for an object-store URL, configured from the environment,
 /// rooted at the URL's path (`s3://bucket/a/b` keeps everything under `a/b/`).
-fn object_store_at(scheme: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
+fn object_store_at(
+    scheme: &str,
+    url: &str,
+    options: &StorageOptions,
+) -> Result<Arc<dyn ObjectStore>> {
     let invalid = |detail: String| Error::InvalidLocation {
         location: url.to_string(),
         detail,
     };
     let prefix = url_prefix(url).map_err(invalid)?;
     let built = |e: object_store::Error| invalid(e.to_string());
+    let unknown = |key: &str| invalid(format!("unknown storage option {key:?} for {scheme}://"));
+    let retry = crate::limits::object_store_retry();
     let store: Arc<dyn ObjectStore> = match scheme {
-        "s3" | "s3a" => Arc::new(
-            AmazonS3Builder::from_env()
+        "s3" | "s3a" => {
+            let mut builder = AmazonS3Builder::from_env().with_url(url).with_retry(retry);
+            for (key, value) in options {
+                let key_parsed = key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                builder = builder.with_config(key_parsed, value);
+            }
+            Arc::new(builder.build().map_err(built)?)
+        }
+        "gs" => {
+            let mut builder = GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
-                .with_retry(crate::limits::object_store_retry())
-                .build()
-                .map_err(built)?,
-        ),
-        "gs" => Arc::new(
-            GoogleCloudStorageBuilder::from_env()
+                .with_retry(retry);
+            for (key, value) in options {
+                let key_parsed = key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                builder = builder.with_config(key_parsed, value);
+            }
+            Arc::new(builder.build().map_err(built)?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let mut builder = MicrosoftAzureBuilder::from_env()
                 .with_url(url)
-                .with_retry(crate::limits::object_store_retry())
-                .build()
-                .map_err(built)?,
-        ),
-        "az" | "azure" | "abfs" | "abfss" => Arc::new(
-            MicrosoftAzureBuilder::from_env()
-                .with_url(url)
-                .with_retry(crate::limits::object_store_retry())
-                .build()
-                .map_err(built)?,
-        ),
+                .with_retry(retry);
+            for (key, value) in options {
+                let key_parsed = key.to_ascii_lowercase().parse().map_err(|_| unknown(key))?;
+                builder = builder.with_config(key_parsed, value);
+            }
+            Arc::new(builder.build().map_err(built)?)
+        }
         other => return Err(Error::unsupported(format!("storage scheme {other}://"))),
     };
     Ok(match prefix {
@@ -295,6 +333,31 @@ fn url_prefix(url: &str) -> std::result::Result<Option<object_store::path::Path>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_options_configure_object_stores_and_nothing_else() {
+        let options = |pairs: &[(&str, &str)]| -> StorageOptions {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let fs = durable::local();
+        let set = options(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("aws_endpoint_url", "http://h:1"),
+        ]);
+        let parsed = Location::parse_configured("s3://b/p", fs.clone(), &set).unwrap();
+        assert_eq!(parsed.kind, StoreKind::Object);
+        let bogus = options(&[("aws_endpoint_urll", "x")]);
+        let e = Location::parse_configured("s3://b/p", fs.clone(), &bogus).unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+        assert!(e.to_string().contains("aws_endpoint_urll"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().display().to_string();
+        let e = Location::parse_configured(&local, fs, &set).unwrap_err();
+        assert_eq!(e.sqlstate(), "22023", "{e}");
+    }
 
     #[test]
     fn a_location_names_its_prefix_exactly() {

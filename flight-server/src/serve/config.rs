@@ -144,6 +144,8 @@ struct FileConfig {
     http_request_timeout_ms: Option<u64>,
     writer_lease_ttl_ms: Option<u64>,
     cache_mib: Option<u64>,
+    /// Object-store settings (`[storage]`: `aws_endpoint = "…"`, …).
+    storage: Option<driftdb_engine::storage::location::StorageOptions>,
 }
 
 /// Resolved server settings.
@@ -156,6 +158,8 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     pub demo: bool,
     pub limits: ServerLimits,
+    /// Object-store settings from the config file, over the environment's.
+    pub storage: driftdb_engine::storage::location::StorageOptions,
 }
 
 /// Certificate and key files for TLS.
@@ -331,6 +335,7 @@ impl ServeConfig {
             tls,
             demo: args.demo || file.demo.unwrap_or(false),
             limits,
+            storage: file.storage.unwrap_or_default(),
         })
     }
 }

@@ -53,7 +53,7 @@ pub async fn run(config: ServeConfig) -> error::Result<()> {
         data_cache_bytes_max: config.limits.data_cache_bytes,
         ..Default::default()
     };
-    let db = Database::open_with(&config.data, engine_limits).await?;
+    let db = Database::open_configured(&config.data, engine_limits, &config.storage).await?;
     if config.demo {
         let mut session = Session::new(&db);
         if crate::demo::create_demo(&mut session).await? {

@@ -370,3 +370,24 @@ def test_backup_of_an_s3_database_whose_log_objects_were_let_go(s3, tmp_path):
         summed = run_sql(target, "SELECT sum(id) FROM t;", env)
         assert summed.returncode == 0, summed.stderr
         assert f"| {expected} " in summed.stdout, (point, summed.stdout)
+
+
+def test_storage_settings_in_the_config_file_win_over_the_environment(s3, tmp_path):
+    location = s3.new_location()
+    settings = s3.env()
+    config = tmp_path / "driftdb.toml"
+    config.write_text("[storage]\n" + "".join(f'{k.lower()} = "{v}"\n' for k, v in settings.items()))
+    blank = {name: "" for name in settings}  # the environment says nothing useful
+    server = Server("--config", str(config), data=location, env=blank)
+    conn = server.connect()
+    execute(conn, "CREATE TABLE t (k INT)")
+    execute(conn, "INSERT INTO t VALUES (7)")
+    assert rows(conn, "SELECT k FROM t") == [(7,)]
+    conn.close()
+    assert server.stop() == 0
+    assert any(k.startswith("_log/") for k in s3.keys(location))
+
+    config.write_text('[storage]\naws_endpoint_urll = "http://127.0.0.1:9"\n')
+    with pytest.raises(RuntimeError) as refused:
+        Server("--config", str(config), data=s3.new_location())
+    assert "22023" in str(refused.value) and "aws_endpoint_urll" in str(refused.value), refused.value
