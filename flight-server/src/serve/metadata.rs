@@ -137,6 +137,7 @@ const DATETIME_FUNCTIONS: &[&str] = &[
     "from_unixtime",
     "make_date",
     "now",
+    "time_bucket",
     "to_char",
     "to_date",
     "to_timestamp",

@@ -523,3 +523,26 @@ def test_a_loop_of_statements_never_fetched_keeps_working(conn):
             cur.execute("BEGIN")
             cur.execute("COMMIT")
     assert scalar(conn, f"SELECT count(*) FROM {t}") == 150
+
+
+def test_time_bucket_and_first_last_are_served(conn):
+    """The time-series functions every session has, over Flight SQL. The
+    expected rows are PostgreSQL 15's answer to the same query written with
+    date_trunc('hour', at) and (array_agg(price ORDER BY at [DESC]))[1]."""
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE ticks (sym TEXT, at TIMESTAMP, price DOUBLE)")
+        cur.execute(
+            "INSERT INTO ticks VALUES ('x', '2026-03-01 10:05:00', 1.0), ('x', '2026-03-01 10:55:00', 2.0),"
+            " ('x', '2026-03-01 11:15:00', 3.0), ('y', '2026-03-01 10:30:00', 7.0)"
+        )
+        cur.execute(
+            "SELECT sym, time_bucket('1 hour', at) AS h, first(price, at), last(price, at)"
+            " FROM ticks GROUP BY sym, h ORDER BY sym, h"
+        )
+        got = cur.fetch_arrow_table().to_pylist()
+    hour = lambda h: datetime.datetime(2026, 3, 1, h)
+    assert [tuple(r.values()) for r in got] == [
+        ("x", hour(10), 1.0, 2.0),
+        ("x", hour(11), 3.0, 3.0),
+        ("y", hour(10), 7.0, 7.0),
+    ]
