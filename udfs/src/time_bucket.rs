@@ -141,11 +141,12 @@ impl ScalarUDFImpl for TimeBucket {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
         let all_scalar = args
             .args
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        // Constant arguments: one bucket, not one per row.
+        let rows = if all_scalar { 1 } else { args.number_rows };
         let arrays: Vec<ArrayRef> = args
             .args
             .iter()
@@ -237,6 +238,7 @@ fn bucket_times(arrays: &[ArrayRef], extras: &[Extra]) -> Result<ArrayRef> {
     let zones = find(Extra::Zone);
     let zones = zones.as_ref().map(|a| a.as_string::<i32>());
     let mut out: Vec<Option<i64>> = Vec::with_capacity(times.len());
+    let mut parsed: Option<(String, Tz)> = None;
     for i in 0..times.len() {
         let nulls = [
             width.is_null(i),
@@ -249,7 +251,15 @@ fn bucket_times(arrays: &[ArrayRef], extras: &[Extra]) -> Result<ArrayRef> {
             out.push(None);
             continue;
         }
-        let zone = zones.map(|z| parse_zone(z.value(i))).transpose()?;
+        // Zones repeat (usually one per call): each name is parsed once.
+        let zone = match zones.map(|z| z.value(i)) {
+            Some(name) if parsed.as_ref().is_none_or(|(n, _)| n != name) => {
+                parsed = Some((name.to_string(), parse_zone(name)?));
+                parsed.as_ref().map(|(_, tz)| *tz)
+            }
+            Some(_) => parsed.as_ref().map(|(_, tz)| *tz),
+            None => None,
+        };
         let local = |us: i64| zone.as_ref().map_or(Ok(us), |tz| to_local(tz, us));
         let row = Row {
             width: width.value(i),

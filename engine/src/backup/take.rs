@@ -115,19 +115,7 @@ pub async fn backup(
     // Checked before the destination is made: nothing is created inside the source.
     refuse_overlap(&from, destination, "back up")?;
     let to = lasting_location(destination, "backup destination")?;
-    // One backup at a time writes into a local folder (their temporary
-    // files share names); on object storage the manifest's conditional
-    // create lets only one of two racing backups finish.
-    let _lock = match &to.local_root {
-        Some(root) => Some(lock_folder(root, BACKUP_LOCK, "").map_err(|e| match e {
-            Error::Locked { .. } => Error::Busy {
-                what: format!("backup destination {}", to.display),
-                detail: "another backup is writing into it".into(),
-            },
-            other => other,
-        })?),
-        None => None,
-    };
+    let _lock = lock_destination(&to)?;
     let newest = newest_manifest(&to).await?;
     if newest.next_number == 1 {
         refuse_foreign_destination(&to).await?;
@@ -196,6 +184,33 @@ pub async fn backup(
     write_manifest(&to, &manifest).await?;
     report.restorable = manifest.restorable();
     Ok(report)
+}
+
+/// One backup at a time writes into a local folder (their temporary
+/// files share names); on object storage the manifest's conditional
+/// create lets only one of two racing backups finish.
+fn lock_destination(to: &Location) -> Result<Option<std::fs::File>> {
+    let Some(root) = &to.local_root else {
+        return Ok(None);
+    };
+    let locked = lock_folder(root, BACKUP_LOCK, "").map_err(|e| match e {
+        Error::Locked { .. } => Error::Busy {
+            what: format!("backup destination {}", to.display),
+            detail: "another backup is writing into it".into(),
+        },
+        other => other,
+    })?;
+    Ok(Some(locked))
+}
+
+/// Everything stored under `location`.
+async fn list_everything(location: &Location) -> Result<Vec<object_store::ObjectMeta>> {
+    location
+        .store
+        .list(None)
+        .try_collect()
+        .await
+        .map_err(store_error)
 }
 
 fn empty_manifest(from: &Location) -> Manifest {
@@ -272,13 +287,8 @@ async fn check_kept(
     options: BackupOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
-    let metas: Vec<_> = to
-        .store
-        .list(None)
-        .try_collect()
-        .await
-        .map_err(store_error)?;
-    let sizes: HashMap<String, u64> = metas
+    let sizes: HashMap<String, u64> = list_everything(to)
+        .await?
         .into_iter()
         .map(|m| (m.location.to_string(), m.size))
         .collect();
@@ -431,12 +441,7 @@ async fn copy_side_files(
 /// A destination without manifests must be empty or hold only what an
 /// interrupted first backup left: never a database or someone's folder.
 async fn refuse_foreign_destination(to: &Location) -> Result<()> {
-    let metas: Vec<_> = to
-        .store
-        .list(None)
-        .try_collect()
-        .await
-        .map_err(store_error)?;
+    let metas = list_everything(to).await?;
     let foreign = metas.iter().find(|m| {
         let top = m.location.parts().next();
         !top.is_some_and(|p| BACKUP_FOLDERS.contains(&p.as_ref()))

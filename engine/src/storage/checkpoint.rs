@@ -12,7 +12,7 @@
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, TableDef};
@@ -53,10 +53,6 @@ pub struct Checkpoint {
 /// The file name of checkpoint `seq`.
 pub fn checkpoint_name(seq: u64) -> String {
     format!("{seq:020}.json")
-}
-
-fn checkpoint_path(seq: u64) -> Path {
-    Path::from(format!("{CHECKPOINT_DIR}/{}", checkpoint_name(seq)))
 }
 
 /// The seq a checkpoint file is named for.
@@ -157,26 +153,8 @@ fn check_table(table: &TableDef) -> std::result::Result<(), String> {
 /// Write a checkpoint: atomically and durably on local disk, one PUT on object storage.
 pub async fn write_checkpoint(location: &Location, checkpoint: &Checkpoint) -> Result<()> {
     let bytes = encode_checkpoint(checkpoint)?;
-    match &location.local_root {
-        Some(root) => {
-            let fs = location.fs.clone();
-            let dir = root.join(CHECKPOINT_DIR);
-            let name = checkpoint_name(checkpoint.seq);
-            tokio::task::spawn_blocking(move || {
-                fs.create_dir_all(&dir)?;
-                fs.write_file_atomic(&dir, &name, &bytes)
-            })
-            .await
-            .map_err(|e| Error::internal(e.to_string()))??;
-        }
-        None => {
-            location
-                .store
-                .put(&checkpoint_path(checkpoint.seq), PutPayload::from(bytes))
-                .await?;
-        }
-    }
-    Ok(())
+    let path = format!("{CHECKPOINT_DIR}/{}", checkpoint_name(checkpoint.seq));
+    location.put_file(&path, bytes.into()).await
 }
 
 /// A checkpoint that could not be read.
