@@ -37,6 +37,15 @@ pub struct Limits {
     /// On object storage: bytes of data files kept on local disk
     /// (`--cache-mib`; least recently used first out; 0 turns it off).
     pub data_cache_bytes_max: u64,
+    /// Compaction writes current files of up to about this many live rows;
+    /// files under an eighth of it count as small and are merged.
+    pub compact_file_rows_target: u64,
+    /// Compact a table in the background once this percentage of the rows
+    /// in its data files is retired (0 turns background compaction off;
+    /// `COMPACT TABLE` runs whatever this says).
+    pub compact_retired_percent_min: u64,
+    /// Compact a table in the background once it has this many small files.
+    pub compact_small_files_min: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +59,9 @@ impl Default for Limits {
             ingest_rows_max: 64 * 1024 * 1024,
             writer_lease_ttl: WRITER_LEASE_TTL_DEFAULT,
             data_cache_bytes_max: DATA_CACHE_BYTES_DEFAULT,
+            compact_file_rows_target: 1 << 20,
+            compact_retired_percent_min: 20,
+            compact_small_files_min: 16,
         }
     }
 }

@@ -265,7 +265,7 @@ async fn copy_checkpoint_files(
     let mut copies = Vec::new();
     for file in checkpoint
         .iter()
-        .flat_map(|c| c.tables.iter().flat_map(|t| t.files.iter()))
+        .flat_map(|c| c.tables.iter().flat_map(|t| t.all_files()))
     {
         let stored = held.get(file.path.as_str()).copied();
         let agrees = |s: &&super::StoredFile| {

@@ -373,7 +373,7 @@ async fn copy_data_files(
     let mut copies: Vec<Copy> = Vec::new();
     let files = checkpoints
         .iter()
-        .flat_map(|c| c.tables.iter().flat_map(|t| t.files.iter()));
+        .flat_map(|c| c.tables.iter().flat_map(|t| t.all_files()));
     for file in files {
         if !seen.insert(file.path.as_str()) {
             continue;

@@ -19,6 +19,9 @@ pub use types::SqlType;
 pub const ROWID_COLUMN: &str = "_rowid";
 /// Name of the system column holding the commit that wrote a row version.
 pub const SEQ_COLUMN: &str = "_seq";
+/// Name of the system column of history-tier files holding the commit that
+/// retired each version (see [`crate::storage::DataFile::retired_seqs`]).
+pub const RETIRED_COLUMN: &str = "_retired_seq";
 
 /// One column as defined at some schema version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 //!   mutex; their fsyncs are shared (group commit) outside it.
 
 mod apply;
+pub mod compact;
 mod foreign;
 pub mod gate;
 mod keys;
@@ -69,6 +70,15 @@ pub(crate) struct DbState {
     pub schema_epoch: u64,
 }
 
+/// A data file compaction replaced.
+#[derive(Debug)]
+pub(crate) struct Obsolete {
+    pub file: Arc<crate::storage::DataFile>,
+    /// The first durable checkpoint built after it was replaced (so
+    /// naming neither it nor any later one): set once written.
+    pub unnamed_from: Option<u64>,
+}
+
 /// The last commit that changed a table's definition and its rows.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct TableChanges {
@@ -112,6 +122,11 @@ pub(crate) struct Inner {
     pub sequences: crate::sequences::Positions,
     /// The newest checkpoint known durable (loaded at open or written since).
     pub checkpoint_seq: Mutex<Option<u64>>,
+    /// Data files compaction replaced, deleted once no checkpoint names them
+    /// and no scan holds them (see [`compact`]).
+    pub obsolete: Mutex<Vec<Obsolete>>,
+    /// No checkpoint older than this is on disk (0: not known yet).
+    pub checkpoint_floor: AtomicU64,
     /// Tables with a damaged data file found at open (see `recover`).
     pub damaged_tables: Mutex<HashMap<u64, recover::DamagedTable>>,
     /// Shared by every session (see [`Database::runtime_env`]).
@@ -219,6 +234,8 @@ impl Database {
             sequences,
             checkpoint_seq: Mutex::new(checkpoint_seq),
             damaged_tables: Mutex::default(),
+            obsolete: Mutex::default(),
+            checkpoint_floor: AtomicU64::new(0),
             runtime_env: Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
             check_ctx: std::sync::OnceLock::new(),
             lock_file: Mutex::new(lock_file),
@@ -314,6 +331,15 @@ impl Database {
     /// The object store holding data files, for scans.
     pub fn object_store(&self) -> Arc<dyn object_store::ObjectStore> {
         self.inner.location.store.clone()
+    }
+
+    /// The commit time of commit `seq`, if it is durable.
+    pub fn commit_time(&self, seq: u64) -> Option<i64> {
+        if seq == 0 || seq > self.visible_seq() {
+            return None;
+        }
+        let state = self.inner.state.read();
+        state.commits.get(seq as usize - 1).map(|c| c.time_us)
     }
 
     /// Every commit so far (including not-yet-durable ones past `visible_seq`).

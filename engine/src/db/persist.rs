@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::record_batch::RecordBatch;
-use object_store::{ObjectStoreExt, PutPayload};
 
 use super::Database;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::log::CommitInfo;
 use crate::storage::checkpoint::{
-    Checkpoint, TableCheckpoint, delete_checkpoints_before, write_checkpoint,
+    CHECKPOINT_DIR, Checkpoint, TableCheckpoint, delete_checkpoints_before, write_checkpoint,
 };
 use crate::storage::parquet_file::encode_parquet;
 use crate::storage::{DataFile, MemBatch};
@@ -62,8 +61,9 @@ impl Database {
         }
         let db = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = db.persist().await {
-                tracing::error!(error = %e, "background persist failed");
+            match db.persist().await {
+                Ok(_) => db.compact_due_tables().await,
+                Err(e) => tracing::error!(error = %e, "background persist failed"),
             }
             db.inner.persisting.store(false, Ordering::Release);
         });
@@ -72,11 +72,21 @@ impl Database {
     /// Write the whole memtable to Parquet and checkpoint; returns the checkpoint seq.
     pub async fn persist(&self) -> Result<u64> {
         let _one_at_a_time = self.inner.persist_lock.lock().await;
+        self.persist_locked(false).await
+    }
+
+    /// [`Self::persist`] under the persist lock; `rewrite` writes the
+    /// checkpoint even when one at the same seq is durable (its file list
+    /// changed: a compaction).
+    pub(super) async fn persist_locked(&self, rewrite: bool) -> Result<u64> {
         self.check_poisoned()?;
         let frozen = self.freeze().await?;
         let previous = *self.inner.checkpoint_seq.lock();
-        if previous == Some(frozen.seq) && frozen.memtables.is_empty() {
-            return Ok(frozen.seq); // checkpoint P is already durable
+        if previous == Some(frozen.seq) && frozen.memtables.is_empty() && !rewrite {
+            // Checkpoint P is already durable; files scans held may be free now.
+            let floor = self.inner.checkpoint_floor.load(Ordering::Acquire);
+            self.delete_obsolete_files(floor).await?;
+            return Ok(frozen.seq);
         }
         let mut written: Vec<(u64, DataFile)> = Vec::new();
         for (table_id, batches) in &frozen.memtables {
@@ -90,12 +100,31 @@ impl Database {
         self.install_files(frozen.seq, written);
         let checkpoint = self.checkpoint_of(frozen);
         self.check_lease().await?;
+        let unnamed = self.obsolete_unnamed();
         write_checkpoint(&self.inner.location, &checkpoint).await?;
         *self.inner.checkpoint_seq.lock() = Some(checkpoint.seq);
+        self.note_unnamed_from(unnamed, checkpoint.seq);
         if let Some(previous) = previous.filter(|p| *p < checkpoint.seq) {
             self.delete_before(previous).await?;
         }
         Ok(checkpoint.seq)
+    }
+
+    /// Compact the tables due for it (see `compact`), one at a time.
+    async fn compact_due_tables(&self) {
+        for table in self.tables_due_for_compaction() {
+            match self.compact_table(&table).await {
+                Ok(report) => tracing::info!(
+                    table = %table,
+                    files = report.files_rewritten,
+                    history_rows = report.history_rows,
+                    "compacted"
+                ),
+                Err(e) => {
+                    tracing::warn!(table = %table, error = %e, "background compaction failed")
+                }
+            }
+        }
     }
 
     /// Delete checkpoints older than checkpoint `keep` and the log segments
@@ -105,7 +134,50 @@ impl Database {
         if let Some(log) = &self.inner.log {
             log.delete_through(keep).await?;
         }
-        delete_checkpoints_before(&self.inner.location, keep).await
+        delete_checkpoints_before(&self.inner.location, keep).await?;
+        self.inner.checkpoint_floor.store(keep, Ordering::Release);
+        self.delete_obsolete_files(keep).await
+    }
+
+    /// How many files replaced by compaction no checkpoint yet left out.
+    fn obsolete_unnamed(&self) -> usize {
+        let obsolete = self.inner.obsolete.lock();
+        obsolete.iter().filter(|o| o.unnamed_from.is_none()).count()
+    }
+
+    /// Checkpoint `seq` (durable) names none of the first `count` files
+    /// replaced before it was built.
+    fn note_unnamed_from(&self, count: usize, seq: u64) {
+        let mut obsolete = self.inner.obsolete.lock();
+        for entry in obsolete
+            .iter_mut()
+            .filter(|o| o.unnamed_from.is_none())
+            .take(count)
+        {
+            entry.unnamed_from = Some(seq);
+        }
+    }
+
+    /// Delete the files compaction replaced that no checkpoint on disk
+    /// names (all are at or after `oldest`) and no scan holds.
+    async fn delete_obsolete_files(&self, oldest: u64) -> Result<()> {
+        let deletable: Vec<Arc<DataFile>> = {
+            let mut obsolete = self.inner.obsolete.lock();
+            let (go, stay): (Vec<_>, Vec<_>) = obsolete.drain(..).partition(|o| {
+                o.unnamed_from.is_some_and(|s| s <= oldest) && Arc::strong_count(&o.file) == 1
+            });
+            *obsolete = stay;
+            go.into_iter().map(|o| o.file).collect()
+        };
+        if deletable.is_empty() {
+            return Ok(());
+        }
+        // The checkpoints that named them must be gone for good first.
+        self.inner.location.sync_folder(CHECKPOINT_DIR).await?;
+        for file in deletable {
+            self.inner.location.delete_file(&file.path).await?;
+        }
+        Ok(())
     }
 
     /// On object storage, make sure no other process has taken the
@@ -162,44 +234,35 @@ impl Database {
         ordinal: usize,
         batches: Vec<RecordBatch>,
     ) -> Result<DataFile> {
-        let dir = format!("{DATA_DIR}/t{table_id}");
         // On object storage the lease epoch keeps the names of two
         // processes apart (one may be a writer that was taken over).
         let name = match &self.inner.lease {
             Some(lease) => format!("{seq:020}-e{}-{ordinal:04}.parquet", lease.epoch()),
             None => format!("{seq:020}-{ordinal:04}.parquet"),
         };
-        let path = format!("{dir}/{name}");
+        self.store_data_file(table_id, &name, batches).await
+    }
+
+    /// Encode `batches` (one schema, sorted by `_rowid`) as the Parquet
+    /// file `name` of table `table_id` and store it durably; its entry.
+    pub(super) async fn store_data_file(
+        &self,
+        table_id: u64,
+        name: &str,
+        batches: Vec<RecordBatch>,
+    ) -> Result<DataFile> {
+        let path = format!("{DATA_DIR}/t{table_id}/{name}");
         let row_group_rows = self.inner.limits.parquet_row_group_rows_max;
-        let local = self
-            .inner
-            .location
-            .local_root
-            .as_ref()
-            .map(|root| (root.clone(), self.inner.location.fs.clone()));
         let (bytes, file) = tokio::task::spawn_blocking(move || {
             let schema = batches[0].schema();
-            let (bytes, file) = encode_parquet(&schema, &batches, path, row_group_rows)?;
-            if let Some((root, fs)) = local {
-                // Each folder level by itself, so each is named durably in its parent.
-                fs.create_dir_all(&root.join(DATA_DIR))?;
-                let dir = root.join(&dir);
-                fs.create_dir_all(&dir)?;
-                fs.write_file_atomic(&dir, &name, &bytes)?;
-                return Ok((None, file));
-            }
-            Ok::<_, Error>((Some(bytes), file))
+            encode_parquet(&schema, &batches, path, row_group_rows)
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
-        if let Some(bytes) = bytes {
-            let location = object_store::path::Path::from(file.path.as_str());
-            self.inner
-                .location
-                .store
-                .put(&location, PutPayload::from(bytes))
-                .await?;
-        }
+        self.inner
+            .location
+            .put_file(&file.path, bytes::Bytes::from(bytes))
+            .await?;
         Ok(file)
     }
 
@@ -249,10 +312,14 @@ impl Database {
                     })
                     .unwrap_or_default();
                 retired.sort_unstable();
+                let history = data
+                    .map(|d| d.history.iter().map(|f| (**f).clone()).collect())
+                    .unwrap_or_default();
                 TableCheckpoint {
                     id: def.id,
                     files,
                     retired,
+                    history,
                 }
             })
             .collect();

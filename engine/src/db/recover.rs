@@ -52,7 +52,11 @@ pub(super) async fn recover_state(
             ..Default::default()
         },
     };
-    for file in state.tables.values().flat_map(|t| t.files.iter()) {
+    for file in state
+        .tables
+        .values()
+        .flat_map(|t| t.files.iter().chain(&t.history))
+    {
         location.verifier.expect(file);
     }
     state.chunk_rows_max = limits.memtable_chunk_rows_max;
@@ -152,6 +156,7 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
         for file in table.files {
             data.add_file(Arc::new(file));
         }
+        data.history = table.history.into_iter().map(Arc::new).collect();
         tables.insert(table.id, data);
     }
     DbState {

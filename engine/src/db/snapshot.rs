@@ -28,6 +28,9 @@ pub struct TableSnapshot {
     pub files: Vec<Arc<DataFile>>,
     /// For each of `files`, the first seq that retired one of its rows.
     pub first_retire: Vec<Option<u64>>,
+    /// History-tier files that may hold a version the scan keeps (their
+    /// rows carry their retiring seq in `_retired_seq`).
+    pub history_files: Vec<Arc<DataFile>>,
     pub retired: Arc<Retirements>,
     /// Live rows at the latest commit (a statistics estimate).
     pub live_rows: u64,
@@ -55,7 +58,7 @@ impl TableSnapshot {
 impl Database {
     /// The table called `name` as of `seq`, or None if it did not exist then.
     pub fn table_snapshot(&self, name: &str, seq: u64) -> Option<TableSnapshot> {
-        self.snapshot_of(name, seq, true, None)
+        self.snapshot_of(name, seq, None, None)
     }
 
     /// Like [`Self::table_snapshot`], as a transaction sees it through `view`
@@ -66,7 +69,7 @@ impl Database {
         seq: u64,
         view: Option<&TxnView>,
     ) -> Option<TableSnapshot> {
-        self.snapshot_of(name, seq, true, view.filter(|v| v.seq == seq))
+        self.snapshot_of(name, seq, None, view.filter(|v| v.seq == seq))
     }
 
     /// The current definition of table `id`.
@@ -89,14 +92,18 @@ impl Database {
         }
     }
 
-    /// `prune_retired` drops files with no version live at `seq` (not for history scans).
+    /// The table as of `seq`, with the files holding a version live at
+    /// `seq`, or (for a history scan) at some seq of `history`; everything
+    /// read under one lock, so a compaction never shows half done.
     fn snapshot_of(
         &self,
         name: &str,
         seq: u64,
-        prune_retired: bool,
+        history: Option<HistoryRange>,
         view: Option<&TxnView>,
     ) -> Option<TableSnapshot> {
+        let prune_retired = history.is_none();
+        let (from, to) = history.map_or((seq, seq), |r| (r.from_seq, r.to_seq));
         let state = self.inner.state.read();
         let catalog = view
             .and_then(|v| v.catalog.as_deref())
@@ -120,6 +127,7 @@ impl Database {
                 .collect(),
             files: Vec::new(),
             first_retire: Vec::new(),
+            history_files: Vec::new(),
             retired: data.retired.clone(),
             live_rows: data.live_rows,
             history: None,
@@ -133,6 +141,15 @@ impl Database {
                     .first_retire
                     .push(data.file_retire_seqs[i].first().copied());
             }
+        }
+        snapshot.history_files = data
+            .history
+            .iter()
+            .filter(|f| f.may_be_live_within(from, to))
+            .cloned()
+            .collect();
+        if history.is_some() {
+            snapshot.commit_times = Arc::new(state.commits.iter().map(|c| c.time_us).collect());
         }
         if let Some(own) = own {
             snapshot.memtable.extend(own.rows.iter().cloned());
@@ -150,7 +167,7 @@ impl Database {
         name: &str,
         range: HistoryRange,
     ) -> Result<Option<TableSnapshot>> {
-        let Some(mut snapshot) = self.snapshot_of(name, range.to_seq, false, None) else {
+        let Some(mut snapshot) = self.snapshot_of(name, range.to_seq, Some(range), None) else {
             return Ok(None);
         };
         if let Some(seq) = snapshot.def.conversion_within(range.from_seq, range.to_seq) {
@@ -160,8 +177,6 @@ impl Database {
             )));
         }
         snapshot.history = Some(range);
-        let state = self.inner.state.read();
-        snapshot.commit_times = Arc::new(state.commits.iter().map(|c| c.time_us).collect());
         Ok(Some(snapshot))
     }
 

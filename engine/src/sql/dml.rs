@@ -179,9 +179,13 @@ pub(crate) fn conform_batch(
 ) -> Result<RecordBatch> {
     let columns = def.columns();
     if source.num_columns() != targets.len() {
-        return Err(Error::InvalidArgument {
+        let more = match source.num_columns() > targets.len() {
+            true => "expressions than target columns",
+            false => "target columns than expressions",
+        };
+        return Err(Error::Syntax {
             message: format!(
-                "INSERT into \"{}\" has {} target columns but {} values",
+                "INSERT into \"{}\" has more {more} ({} target columns, {} values)",
                 def.name,
                 targets.len(),
                 source.num_columns()
@@ -447,7 +451,7 @@ fn target_rows(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
     Ok((batch.num_rows() > 0).then_some(batch))
 }
 
-fn update_writes(
+pub(crate) fn update_writes(
     session: &Session,
     def: &TableDef,
     batches: Vec<RecordBatch>,
@@ -570,7 +574,11 @@ pub(crate) async fn delete(session: &Session, delete: ast::Delete) -> Result<Sta
     commit_returning(session, "DELETE", writes, count, returning, removed).await
 }
 
-fn retire_writes(def: &TableDef, batches: Vec<RecordBatch>, writes: &mut WriteSet) -> Result<u64> {
+pub(crate) fn retire_writes(
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+    writes: &mut WriteSet,
+) -> Result<u64> {
     let Some(batch) = target_rows(batches)? else {
         return Ok(0);
     };
@@ -910,6 +918,10 @@ async fn insert_sourced(
             default_rows(1)?
         }
     };
+    // Without a column list, N values fill the first N columns (PostgreSQL).
+    if names.is_empty() && source.num_columns() < targets.len() {
+        targets.truncate(source.num_columns());
+    }
     let given = targets.len().min(source.num_columns());
     let mut source = source;
     match overriding {

@@ -209,6 +209,14 @@ impl Session {
         ctx.register_object_store(data_store_url().as_ref(), db.object_store());
         ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
         ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
+        ctx.register_udtf(
+            "table_changes",
+            Arc::new(crate::temporal::changes::TableChangesFunction { db: db.clone() }),
+        );
+        ctx.register_udtf(
+            "table_diff",
+            Arc::new(crate::temporal::changes::TableDiffFunction { db: db.clone() }),
+        );
         ctx.register_udf(current_database());
         driftdb_udfs::register_all(&ctx);
         crate::sequences::functions::register(&ctx, db, snapshot.clone());
@@ -418,6 +426,12 @@ impl Session {
                 let done = super::sequence_ddl::alter_sequence(self, &alter).await?;
                 return Ok(Output::Done(done));
             }
+            Body::Compact(name) => return super::maintenance::compact(self, &name).await,
+            Body::RestoreTable(restore) => {
+                self.pin_now();
+                let done = super::restore::restore_table(self, &restore).await?;
+                return Ok(Output::Done(done));
+            }
         };
         super::params::refuse_placeholders_in_ddl(&statement, &parsed.history)?;
         let seq = self.begin_statement(&statement)?;
@@ -546,7 +560,9 @@ impl Session {
             Body::Sql(statement) => {
                 super::params::number_placeholders(statement, Arc::make_mut(&mut parsed.history))?
             }
-            Body::AlterSequence(_) => super::params::Placeholders::default(),
+            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) => {
+                super::params::Placeholders::default()
+            }
         };
         let statement = parsed.sql().cloned();
         let mut prepared = Prepared {

@@ -223,12 +223,21 @@ async fn check_checkpoints(
             .and_then(|bytes| decode_checkpoint(&file, seq, &bytes).map_err(|e| e.to_string()));
         match decoded {
             Ok(checkpoint) => {
-                let count: usize = checkpoint.tables.iter().map(|t| t.files.len()).sum();
+                let count: usize = checkpoint
+                    .tables
+                    .iter()
+                    .map(|t| t.all_files().count())
+                    .sum();
                 report.push(
                     Severity::Ok,
                     format!("{file}: checkpoint {seq}, {count} data file(s)"),
                 );
-                for file in checkpoint.tables.into_iter().flat_map(|t| t.files) {
+                for file in checkpoint
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.all_files())
+                    .cloned()
+                {
                     files.insert(file.path.clone(), file);
                 }
                 newest_readable = Some(seq);

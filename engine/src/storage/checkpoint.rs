@@ -37,6 +37,16 @@ pub struct TableCheckpoint {
     pub files: Vec<DataFile>,
     /// (`_rowid`, retiring `seq`) pairs, sorted by rowid.
     pub retired: Vec<(u64, u64)>,
+    /// History-tier files (see [`DataFile::retired_seqs`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<DataFile>,
+}
+
+impl TableCheckpoint {
+    /// Every data file it names, current tier then history tier.
+    pub fn all_files(&self) -> impl Iterator<Item = &DataFile> {
+        self.files.iter().chain(&self.history)
+    }
 }
 
 /// The database as of `seq`, minus the memtable (which the log after `seq` rebuilds).
@@ -112,6 +122,18 @@ fn check_consistent(checkpoint: &Checkpoint) -> std::result::Result<(), String> 
                 return Err(format!("data file {} is out of _rowid order", file.path));
             }
             previous_max = Some(file.max_rowid);
+        }
+        for file in &table.history {
+            match file.retired_seqs {
+                Some((first, last)) if first <= last && last <= checkpoint.seq => {}
+                _ => {
+                    return Err(format!(
+                        "history file {} has no valid retirements",
+                        file.path
+                    ));
+                }
+            }
+            rows = rows.checked_add(file.rows).ok_or("row counts overflow")?;
         }
     }
     Ok(())

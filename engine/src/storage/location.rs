@@ -208,6 +208,39 @@ impl Location {
         })
     }
 
+    /// Make the names in folder `path` (relative) durable, on local disk
+    /// (object storage needs nothing: a completed request is durable).
+    pub async fn sync_folder(&self, path: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let (fs, dir) = (self.fs.clone(), root.join(path));
+        tokio::task::spawn_blocking(move || fs.sync_dir(&dir))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Delete the file at `path` (relative, `/`-separated); a file already
+    /// gone is fine. Its expected checksum is forgotten.
+    pub async fn delete_file(&self, path: &str) -> Result<()> {
+        let key = object_store::path::Path::from(path);
+        match &self.local_root {
+            Some(root) => match self.fs.remove_file(&root.join(path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            },
+            None => match self.store.delete(&key).await {
+                Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => {
+                    return Err(crate::storage::verify::store_error(e));
+                }
+                _ => {}
+            },
+        }
+        self.verifier.forget(&key);
+        Ok(())
+    }
+
     /// Create `path` (at the top of the location) holding `bytes`, durably,
     /// only if nothing is there: false if something already is. On object
     /// storage a conditional PUT (`If-None-Match: *`); on local disk an

@@ -49,6 +49,21 @@ pub struct DataFile {
     /// (None: written before checksums were recorded; length only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xxh64: Option<u64>,
+    /// Set for a history-tier file (written by compaction): every version
+    /// in it was retired, each at the seq in its `_retired_seq` column, and
+    /// these are the lowest and highest of them. The retirement map holds
+    /// none of its rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_seqs: Option<(u64, u64)>,
+}
+
+impl DataFile {
+    /// Whether a version in this file may be live at some snapshot in
+    /// `from..=to` (by its seq and retirement ranges; current-tier files
+    /// are pruned by the retirement map instead).
+    pub fn may_be_live_within(&self, from: u64, to: u64) -> bool {
+        self.min_seq <= to && self.retired_seqs.is_none_or(|(_, last)| last > from)
+    }
 }
 
 /// `_rowid` → the `seq` that retired that row version.
@@ -63,6 +78,10 @@ pub struct TableData {
     /// a file is wholly retired at S once as many as it has rows are <= S.
     pub file_retire_seqs: Vec<Vec<u64>>,
     pub retired: Arc<Retirements>,
+    /// History-tier files (retired versions that compaction moved out of
+    /// `files`), oldest compaction first; their rowid ranges overlap the
+    /// current tier's, so they are kept apart from `files`.
+    pub history: Vec<Arc<DataFile>>,
     /// Live row versions at the latest commit.
     pub live_rows: u64,
 }

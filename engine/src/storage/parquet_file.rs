@@ -10,11 +10,13 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN};
+use crate::catalog::{RETIRED_COLUMN, ROWID_COLUMN, SEQ_COLUMN};
 use crate::error::{Error, Result};
 use crate::storage::DataFile;
 
-/// Encode `batches` (all in `schema`, sorted by `_rowid`) as Parquet bytes plus their file entry.
+/// Encode `batches` (all in `schema`; sorted by `_rowid`, history-tier rows by `_retired_seq`) as Parquet bytes
+/// plus their file entry; batches with a `_retired_seq` column make a
+/// history-tier file.
 pub fn encode_parquet(
     schema: &SchemaRef,
     batches: &[RecordBatch],
@@ -30,7 +32,7 @@ pub fn encode_parquet(
     // them in a few bits per row. A dictionary (the default) would hold every
     // distinct rowid and then fall back to plain values, which made decoding
     // the two system columns cost more than a TPC-H query's own columns.
-    for system in [ROWID_COLUMN, SEQ_COLUMN] {
+    for system in [ROWID_COLUMN, SEQ_COLUMN, RETIRED_COLUMN] {
         let column = ColumnPath::from(system);
         props = props
             .set_column_dictionary_enabled(column.clone(), false)
@@ -43,6 +45,10 @@ pub fn encode_parquet(
     writer.close()?;
     let (min_rowid, max_rowid) = min_max(&batch, ROWID_COLUMN)?;
     let (min_seq, max_seq) = min_max(&batch, SEQ_COLUMN)?;
+    let retired_seqs = match batch.column_by_name(RETIRED_COLUMN) {
+        Some(_) => Some(min_max(&batch, RETIRED_COLUMN)?),
+        None => None,
+    };
     let file = DataFile {
         path,
         rows: batch.num_rows() as u64,
@@ -53,6 +59,7 @@ pub fn encode_parquet(
         max_rowid,
         column_stats: crate::storage::stats::batch_column_stats(&batch),
         xxh64: Some(crate::storage::envelope::xxh64(&bytes)),
+        retired_seqs,
     };
     Ok((bytes, file))
 }

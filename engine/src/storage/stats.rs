@@ -12,7 +12,7 @@ use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN};
+use crate::catalog::{RETIRED_COLUMN, ROWID_COLUMN, SEQ_COLUMN};
 
 /// Statistics of one stored column (`c<id>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ pub fn batch_column_stats(batch: &RecordBatch) -> Vec<ColumnStats> {
         .fields()
         .iter()
         .zip(batch.columns())
-        .filter(|(f, _)| f.name() != ROWID_COLUMN && f.name() != SEQ_COLUMN)
+        .filter(|(f, _)| ![ROWID_COLUMN, SEQ_COLUMN, RETIRED_COLUMN].contains(&f.name().as_str()))
         .map(|(f, array)| {
             let (min, max) = min_max_text(array).unwrap_or((None, None));
             ColumnStats {

@@ -76,6 +76,12 @@ impl VerifyingStore {
             .insert(Path::from(file.path.as_str()), Expected::of(file));
     }
 
+    /// Forget a data file that was deleted.
+    pub fn forget(&self, location: &Path) {
+        self.files.lock().remove(location);
+        self.verdicts.lock().remove(location);
+    }
+
     /// Verify `location` if it is a registered data file and not yet verified.
     pub async fn ensure_verified(&self, location: &Path) -> object_store::Result<()> {
         let Some(expected) = self.files.lock().get(location).copied() else {
@@ -295,6 +301,7 @@ mod tests {
             max_rowid: 1,
             column_stats: Vec::new(),
             xxh64: Some(xxh64(bytes)),
+            retired_seqs: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - [`provider`] and [`scan`]: the table provider and its visibility filter.
 //! - [`functions`]: `history('t' [, from, to])` and `commits()`.
 
+pub mod changes;
 pub mod functions;
 pub mod planner;
 pub mod provider;

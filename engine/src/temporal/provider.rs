@@ -29,8 +29,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 
 use super::scan::{OutputColumn, Visibility, VisibilityExec, VisibilitySpec};
-use crate::catalog::{ColumnDef, ROWID_COLUMN, SEQ_COLUMN, logical_schema, physical_schema};
+use crate::catalog::{
+    ColumnDef, RETIRED_COLUMN, ROWID_COLUMN, SEQ_COLUMN, logical_schema, physical_schema,
+};
 use crate::db::TableSnapshot;
+use crate::storage::DataFile;
 use crate::storage::stats::StatsMerger;
 
 /// Column with the commit time of the commit that wrote a version.
@@ -81,6 +84,21 @@ impl TemporalTable {
             fields: kinds,
             follows_statement: false,
         }
+    }
+
+    /// Add `_retired_seq`: the seq that retired each version (NULL while
+    /// live), for the change feed.
+    pub fn with_retired_seq(mut self) -> Self {
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(RETIRED_COLUMN, DataType::UInt64, true));
+        self.schema = Arc::new(Schema::new(fields));
+        self.fields.push(OutputColumn::RetiredSeq);
+        self
     }
 
     /// Mark the table as read at the statement's own snapshot.
@@ -149,14 +167,17 @@ impl TemporalTable {
         Ok(Some(exec))
     }
 
+    /// A scan of `files`, one tier: the history tier's rows also prune
+    /// (by row group) on their `_retired_seq`.
     fn parquet_exec(
         &self,
         state: &dyn Session,
+        files: &[Arc<DataFile>],
+        history_tier: bool,
         scan_schema: &SchemaRef,
         filters: &[Expr],
         partitions: usize,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let files = &self.snapshot.files;
         if files.is_empty() {
             return Ok(None);
         }
@@ -167,7 +188,7 @@ impl TemporalTable {
             groups[i % n].push(PartitionedFile::new(file.path.clone(), file.bytes));
         }
         let mut source = ParquetSource::new(scan_schema.clone());
-        if let Some(predicate) = self.pruning_predicate(state, scan_schema, filters) {
+        if let Some(predicate) = self.pruning_predicate(state, scan_schema, filters, history_tier) {
             source = source.with_predicate(predicate);
         }
         let config = FileScanConfigBuilder::new(data_store_url(), Arc::new(source))
@@ -176,17 +197,26 @@ impl TemporalTable {
         Ok(Some(DataSourceExec::from_data_source(config)))
     }
 
-    /// `_seq <= S` and every pushed filter that maps onto the scanned columns.
+    /// `_seq <= S` (and, in the history tier, `_retired_seq > S`) and
+    /// every pushed filter that maps onto the scanned columns.
     fn pruning_predicate(
         &self,
         state: &dyn Session,
         scan_schema: &SchemaRef,
         filters: &[Expr],
+        history_tier: bool,
     ) -> Option<Arc<dyn PhysicalExpr>> {
         let df_schema = DFSchema::try_from(scan_schema.as_ref().clone()).ok()?;
         let mut conjuncts: Vec<Expr> = Vec::new();
-        if let Visibility::AsOf(seq) = self.visibility() {
+        let visibility = self.visibility();
+        if let Visibility::AsOf(seq) = visibility {
             conjuncts.push(col(SEQ_COLUMN).lt_eq(lit(seq)));
+        }
+        if history_tier {
+            if let Visibility::History(range) = visibility {
+                conjuncts.push(col(SEQ_COLUMN).lt_eq(lit(range.to_seq)));
+            }
+            conjuncts.push(col(RETIRED_COLUMN).gt(lit(visibility.lowest_retire())));
         }
         for filter in filters {
             if let Some(physical) = self.to_physical_names(filter.clone())
@@ -259,6 +289,18 @@ impl TemporalTable {
     }
 }
 
+/// What the inner scans yield: the stored `columns`, `_rowid`, `_seq`, and
+/// `_retired_seq` when history-tier files are read (NULL in other rows).
+fn scan_schema(columns: &[ColumnDef], retired_column: bool) -> SchemaRef {
+    let schema = physical_schema(columns);
+    if !retired_column {
+        return schema;
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(RETIRED_COLUMN, DataType::UInt64, true));
+    Arc::new(Schema::new(fields))
+}
+
 /// Reorder `batch` to `schema` by column name; columns it lacks become NULL.
 pub fn adapt_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let rows = batch.num_rows();
@@ -293,11 +335,28 @@ impl TableProvider for TemporalTable {
         let all: Vec<usize> = (0..self.fields.len()).collect();
         let projection = projection.unwrap_or(&all);
         let (columns, output) = self.scan_columns(projection);
-        let scan_schema = physical_schema(&columns);
+        let snapshot = &self.snapshot;
+        let retired_column = !snapshot.history_files.is_empty();
+        let scan_schema = scan_schema(&columns, retired_column);
         let partitions = state.config().target_partitions();
         let inputs: Vec<Arc<dyn ExecutionPlan>> = [
             self.memtable_exec(&scan_schema, partitions)?,
-            self.parquet_exec(state, &scan_schema, filters, partitions)?,
+            self.parquet_exec(
+                state,
+                &snapshot.files,
+                false,
+                &scan_schema,
+                filters,
+                partitions,
+            )?,
+            self.parquet_exec(
+                state,
+                &snapshot.history_files,
+                true,
+                &scan_schema,
+                filters,
+                partitions,
+            )?,
         ]
         .into_iter()
         .flatten()
@@ -318,6 +377,13 @@ impl TableProvider for TemporalTable {
             output_schema,
             fetch: limit,
             statistics: self.statistics().map(|s| s.project(Some(projection))),
+            retired_column,
+            pins: snapshot
+                .files
+                .iter()
+                .chain(&snapshot.history_files)
+                .cloned()
+                .collect(),
         };
         Ok(Arc::new(VisibilityExec::new(input, Arc::new(spec))))
     }

@@ -2,8 +2,10 @@
 //! history range) and shapes them into the table's output columns.
 //!
 //! Its input yields the scan schema: the needed user columns (physical
-//! names), then `_rowid`, then `_seq`. Visibility is a per-row check of
-//! `_seq` and the retirement map, applied as one boolean mask per batch.
+//! names), then `_rowid`, then `_seq`, then (when history-tier files are
+//! read) `_retired_seq`. Visibility is a per-row check of `_seq` and of the
+//! retiring seq, applied as one boolean mask per batch: a history-tier row
+//! carries its retiring seq, any other is looked up in the retirement map.
 //! A batch from a data file none of whose rows was retired early enough to
 //! matter skips the retirement map; the `retirement_lookups` metric
 //! (`EXPLAIN ANALYZE`) counts the rows that did not.
@@ -44,6 +46,8 @@ pub enum OutputColumn {
     Seq,
     SystemFrom,
     SystemTo,
+    /// The seq that retired the version (NULL while live).
+    RetiredSeq,
 }
 
 /// Which versions a scan keeps.
@@ -92,6 +96,47 @@ pub struct VisibilitySpec {
     /// Inexact statistics of the output columns (live rows, column bounds),
     /// for DataFusion's join ordering; None for history reads.
     pub statistics: Option<Statistics>,
+    /// Whether the input's last column is `_retired_seq` (history-tier files are read).
+    pub retired_column: bool,
+    /// The data files the input reads, held while the scan runs: a file
+    /// compaction replaced is deleted only once no scan holds it.
+    pub pins: Vec<Arc<crate::storage::DataFile>>,
+}
+
+/// Where the system columns sit in a scan batch.
+struct SystemColumns<'a> {
+    rowid: usize,
+    seq: usize,
+    rowids: &'a UInt64Array,
+    seqs: &'a UInt64Array,
+    /// The retiring seq of history-tier rows (NULL for every other row).
+    retired: Option<&'a UInt64Array>,
+}
+
+impl<'a> SystemColumns<'a> {
+    fn of(spec: &VisibilitySpec, batch: &'a RecordBatch) -> Result<Self> {
+        let n = batch.num_columns();
+        let first = n - 2 - usize::from(spec.retired_column);
+        let retired = match spec.retired_column {
+            true => Some(as_u64(batch.column(n - 1))?).filter(|r| r.null_count() < r.len()),
+            false => None,
+        };
+        Ok(Self {
+            rowid: first,
+            seq: first + 1,
+            rowids: as_u64(batch.column(first))?,
+            seqs: as_u64(batch.column(first + 1))?,
+            retired,
+        })
+    }
+
+    /// The seq that retired row `i`, if any.
+    fn retired_at(&self, spec: &VisibilitySpec, i: usize) -> Option<u64> {
+        match self.retired {
+            Some(r) if r.is_valid(i) => Some(r.value(i)),
+            _ => spec.retired.get(&self.rowids.value(i)).copied(),
+        }
+    }
 }
 
 /// Filters its input down to the visible versions.
@@ -221,23 +266,22 @@ fn visible_rows(
     batch: &RecordBatch,
     lookups: &Count,
 ) -> Result<RecordBatch> {
-    let n = batch.num_columns();
-    let rowids = as_u64(batch.column(n - 2))?;
-    let seqs = as_u64(batch.column(n - 1))?;
-    let check_retired = needs_retirement_lookups(spec, rowids);
+    let system = SystemColumns::of(spec, batch)?;
+    let check_retired = system.retired.is_none() && needs_retirement_lookups(spec, system.rowids);
     if check_retired {
-        lookups.add(rowids.len());
+        lookups.add(system.rowids.len());
     }
-    let mask = visibility_mask(spec, rowids, seqs, check_retired);
+    let mask = visibility_mask(spec, &system, check_retired);
     let kept = mask.true_count();
     let mut columns = Vec::with_capacity(spec.output.len());
     for out in &spec.output {
         let column = match out {
             OutputColumn::User(i) => filter(batch.column(*i), &mask)?,
-            OutputColumn::RowId => filter(batch.column(n - 2), &mask)?,
-            OutputColumn::Seq => filter(batch.column(n - 1), &mask)?,
-            OutputColumn::SystemFrom => system_from(spec, seqs, &mask),
-            OutputColumn::SystemTo => system_to(spec, rowids, &mask),
+            OutputColumn::RowId => filter(batch.column(system.rowid), &mask)?,
+            OutputColumn::Seq => filter(batch.column(system.seq), &mask)?,
+            OutputColumn::SystemFrom => system_from(spec, system.seqs, &mask),
+            OutputColumn::SystemTo => system_to(spec, &system, &mask),
+            OutputColumn::RetiredSeq => retired_seqs(spec, &system, &mask),
         };
         columns.push(column);
     }
@@ -277,22 +321,30 @@ fn needs_retirement_lookups(spec: &VisibilitySpec, rowids: &UInt64Array) -> bool
 }
 
 /// Which rows are visible: written at or before the highest seq, not
-/// retired at or before the lowest (looked up only when `check_retired`),
-/// and not retired by the reading transaction itself.
+/// retired at or before the lowest (by their own `_retired_seq`, else
+/// looked up in the map, only when `check_retired`), and not retired by
+/// the reading transaction itself.
 fn visibility_mask(
     spec: &VisibilitySpec,
-    rowids: &UInt64Array,
-    seqs: &UInt64Array,
+    system: &SystemColumns<'_>,
     check_retired: bool,
 ) -> BooleanArray {
-    let mut mask = BooleanBufferBuilder::new(rowids.len());
+    let rows = system.rowids.len();
+    let mut mask = BooleanBufferBuilder::new(rows);
     let lowest_retire = spec.visibility.lowest_retire();
     let highest_seq = spec.visibility.highest_seq();
     let own_retired = spec.own_retired.as_deref().filter(|o| !o.is_empty());
-    for (rowid, seq) in rowids.values().iter().zip(seqs.values().iter()) {
-        let visible = *seq <= highest_seq
-            && (!check_retired || spec.retired.get(rowid).is_none_or(|r| *r > lowest_retire))
-            && own_retired.is_none_or(|o| !o.contains(rowid));
+    let rowids = system.rowids.values();
+    let seqs = system.seqs.values();
+    for i in 0..rows {
+        let retired = match system.retired {
+            Some(_) => system.retired_at(spec, i),
+            None if check_retired => spec.retired.get(&rowids[i]).copied(),
+            None => None,
+        };
+        let visible = seqs[i] <= highest_seq
+            && retired.is_none_or(|r| r > lowest_retire)
+            && own_retired.is_none_or(|o| !o.contains(&rowids[i]));
         mask.append(visible);
     }
     BooleanArray::new(mask.finish(), None)
@@ -319,17 +371,24 @@ fn system_from(spec: &VisibilitySpec, seqs: &UInt64Array, mask: &BooleanArray) -
 /// `FOR SYSTEM_TIME FROM 3 TO 4` and retired by commit 6 shows commit 6's
 /// time, as `ALL` does). Only commits the scan knows the time of count
 /// (those committed when its snapshot was taken).
-fn system_to(spec: &VisibilitySpec, rowids: &UInt64Array, mask: &BooleanArray) -> ArrayRef {
-    let values = rowids
+fn system_to(spec: &VisibilitySpec, system: &SystemColumns<'_>, mask: &BooleanArray) -> ArrayRef {
+    let values = mask
         .values()
-        .iter()
-        .zip(mask.values().iter())
-        .filter(|(_, keep)| *keep)
-        .map(|(rowid, _)| {
-            let retired = spec.retired.get(rowid).copied()?;
-            commit_time(spec, retired)
-        });
+        .set_indices()
+        .map(|i| commit_time(spec, system.retired_at(spec, i)?));
     Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
+}
+
+fn retired_seqs(
+    spec: &VisibilitySpec,
+    system: &SystemColumns<'_>,
+    mask: &BooleanArray,
+) -> ArrayRef {
+    let values = mask
+        .values()
+        .set_indices()
+        .map(|i| system.retired_at(spec, i));
+    Arc::new(UInt64Array::from_iter(values))
 }
 
 #[cfg(test)]
@@ -347,6 +406,8 @@ mod tests {
             output: vec![OutputColumn::RowId],
             fetch: None,
             statistics: None,
+            retired_column: false,
+            pins: Vec::new(),
             output_schema: Arc::new(Schema::new(vec![Field::new(
                 "_rowid",
                 DataType::UInt64,
@@ -355,12 +416,48 @@ mod tests {
         }
     }
 
+    fn mask(
+        spec: &VisibilitySpec,
+        rowids: &UInt64Array,
+        seqs: &UInt64Array,
+        retired: Option<&UInt64Array>,
+    ) -> BooleanArray {
+        let system = SystemColumns {
+            rowid: 0,
+            seq: 1,
+            rowids,
+            seqs,
+            retired,
+        };
+        visibility_mask(spec, &system, true)
+    }
+
     #[test]
     fn as_of_hides_later_writes_and_earlier_retirements() {
         let rowids = UInt64Array::from(vec![1, 2, 3]);
         let seqs = UInt64Array::from(vec![1, 2, 3]);
         let spec = spec(Visibility::AsOf(2), &[(1, 2)]);
-        let mask = visibility_mask(&spec, &rowids, &seqs, true);
+        let mask = mask(&spec, &rowids, &seqs, None);
+        assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
+    }
+
+    #[test]
+    fn history_tier_rows_carry_their_retirement() {
+        let rowids = UInt64Array::from(vec![1, 2, 3]);
+        let seqs = UInt64Array::from(vec![1, 1, 2]);
+        let retired = UInt64Array::from(vec![2, 4, 3]);
+        // The map's entries do not apply to rows that carry their own.
+        let spec = spec(Visibility::AsOf(2), &[(2, 2)]);
+        let mask = mask(&spec, &rowids, &seqs, Some(&retired));
+        assert_eq!(mask, BooleanArray::from(vec![false, true, true]));
+        let from_three = super::tests::spec(
+            Visibility::History(HistoryRange {
+                from_seq: 3,
+                to_seq: 4,
+            }),
+            &[],
+        );
+        let mask = super::tests::mask(&from_three, &rowids, &seqs, Some(&retired));
         assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
     }
 
@@ -375,7 +472,7 @@ mod tests {
             }),
             &[(1, 2)],
         );
-        let mask = visibility_mask(&spec, &rowids, &seqs, true);
+        let mask = mask(&spec, &rowids, &seqs, None);
         assert_eq!(mask, BooleanArray::from(vec![false, true, false]));
     }
 

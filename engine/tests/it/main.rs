@@ -3,6 +3,8 @@
 
 mod backup;
 mod bank;
+mod common;
+mod compaction;
 mod concurrency;
 mod crash;
 mod faults;
@@ -12,6 +14,7 @@ mod model;
 mod object_storage;
 mod pipeline;
 mod power_loss;
+mod restore_table;
 mod slt;
 mod statement_limits;
 mod statements;

@@ -1,10 +1,15 @@
-//! Property test: random inserts, updates, deletes and upserts against an
-//! in-memory model. For every commit, the table AS OF that commit must equal
-//! the model's state then — before persisting, after persisting, and after
-//! reopening the database.
+//! Property test: random inserts, updates, deletes and upserts, with
+//! persists and compactions between them, against an in-memory model. For
+//! every commit, the table AS OF that commit, and the versions `history()`
+//! lists as live then, must equal the model's state then — before
+//! persisting, after persisting, after compacting, and after reopening.
+//! Between any two commits, `table_changes` applied to the earlier state
+//! must give the later one, and `table_diff` must list the keys whose
+//! values differ between the two.
 
 use std::collections::BTreeMap;
 
+use arrow::array::Array;
 use driftdb_engine::{Database, Session};
 use proptest::prelude::*;
 
@@ -16,6 +21,7 @@ enum Op {
     Upsert(i32, i32),
     DeleteWhereValueBelow(i32),
     Persist,
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -28,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (key, value.clone()).prop_map(|(k, v)| Op::Upsert(k, v)),
         1 => value.prop_map(Op::DeleteWhereValueBelow),
         1 => Just(Op::Persist),
+        1 => Just(Op::Compact),
     ]
 }
 
@@ -54,7 +61,7 @@ fn apply_to_model(model: &mut State, op: &Op) -> bool {
             model.insert(*k, *v);
         }
         Op::DeleteWhereValueBelow(limit) => model.retain(|_, v| *v >= *limit),
-        Op::Persist => {}
+        Op::Persist | Op::Compact => {}
     }
     true
 }
@@ -69,6 +76,7 @@ fn sql_of(op: &Op) -> Option<String> {
         }
         Op::DeleteWhereValueBelow(limit) => format!("DELETE FROM t WHERE v < {limit}"),
         Op::Persist => return None,
+        Op::Compact => "COMPACT TABLE t".into(),
     })
 }
 
@@ -100,13 +108,176 @@ async fn state_at(session: &mut Session, seq: u64) -> State {
 }
 
 async fn check_history(session: &mut Session, history: &[(u64, State)], phase: &str) {
+    check_changes(session, history, phase).await;
+    let versions = versions(session).await;
     for (seq, expected) in history {
         let actual = state_at(session, *seq).await;
         assert_eq!(
             &actual, expected,
             "{phase}: state AS OF {seq} differs from the model"
         );
+        let mut listed = State::new();
+        for (k, v, _, _) in versions
+            .iter()
+            .filter(|(_, _, from, to)| from <= seq && to.is_none_or(|to| to > *seq))
+        {
+            assert!(
+                listed.insert(*k, *v).is_none(),
+                "{phase}: {k} twice at {seq}"
+            );
+        }
+        assert_eq!(
+            &listed, expected,
+            "{phase}: history() at {seq} differs from the model"
+        );
     }
+}
+
+/// Rows of (i32 | NULL, …) columns and one text column first.
+fn rows_of(result: &driftdb_engine::StatementResult) -> Vec<(String, Vec<Option<i32>>)> {
+    let mut rows = Vec::new();
+    for batch in &result.batches {
+        let kind = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>();
+        let kind = kind.expect("a text column first");
+        for row in 0..batch.num_rows() {
+            let values = (1..batch.num_columns())
+                .map(|c| {
+                    let column = batch
+                        .column(c)
+                        .as_any()
+                        .downcast_ref::<arrow::array::Int32Array>();
+                    let column = column.expect("INT columns");
+                    column.is_valid(row).then(|| column.value(row))
+                })
+                .collect();
+            rows.push((kind.value(row).to_string(), values));
+        }
+    }
+    rows
+}
+
+/// `table_changes` from each commit's state leads to a later one, and
+/// `table_diff` between them lists the keys that differ.
+async fn check_changes(session: &mut Session, history: &[(u64, State)], phase: &str) {
+    for (i, (a, before)) in history.iter().enumerate() {
+        let (b, after) = &history[(i * 7 + 3) % history.len()];
+        if a >= b {
+            continue;
+        }
+        let changes = session
+            .execute_one(&format!(
+                "SELECT _change_type, k, v, CAST(_seq AS INT) FROM table_changes('t', {}, {b})",
+                a + 1
+            ))
+            .await
+            .expect("table_changes");
+        // The feed's order is the query's: by commit, a version's preimage first.
+        let mut rows = rows_of(&changes);
+        rows.sort_by_key(|(kind, values)| {
+            (values[2], kind.ends_with("postimage") || kind == "insert")
+        });
+        let mut state = before.clone();
+        for (kind, values) in rows {
+            let (k, v) = (values[0].expect("k"), values[1].expect("v"));
+            match kind.as_str() {
+                "delete" | "update_preimage" => {
+                    assert_eq!(
+                        state.remove(&k),
+                        Some(v),
+                        "{phase}: {kind} of {k} between {a} and {b}"
+                    )
+                }
+                "insert" | "update_postimage" => {
+                    assert_eq!(
+                        state.insert(k, v),
+                        None,
+                        "{phase}: {kind} of {k} between {a} and {b}"
+                    )
+                }
+                other => panic!("{phase}: change type {other}"),
+            }
+        }
+        assert_eq!(&state, after, "{phase}: changes {}..={b} replayed", a + 1);
+        let diff = session
+            .execute_one(&format!(
+                "SELECT diff_type, from_k, from_v, to_k, to_v FROM table_diff('t', {a}, {b})"
+            ))
+            .await
+            .expect("table_diff");
+        let mut expected = Vec::new();
+        let keys: std::collections::BTreeSet<&i32> = before.keys().chain(after.keys()).collect();
+        for k in keys {
+            let (old, new) = (before.get(k).copied(), after.get(k).copied());
+            let kind = match (old, new) {
+                (None, Some(_)) => "added",
+                (Some(_), None) => "removed",
+                (Some(x), Some(y)) if x != y => "modified",
+                _ => continue,
+            };
+            let from_k = old.map(|_| *k);
+            let to_k = new.map(|_| *k);
+            expected.push((kind.to_string(), vec![from_k, old, to_k, new]));
+        }
+        let mut listed = rows_of(&diff);
+        listed.sort_by_key(|(_, values)| values[0].or(values[2]));
+        assert_eq!(listed, expected, "{phase}: table_diff {a} {b}");
+    }
+}
+
+/// Every version `history('t')` lists: key, value, the seq that wrote it
+/// and the seq that retired it (from its `_system_to` and `commits()`).
+async fn versions(session: &mut Session) -> Vec<(i32, i32, u64, Option<u64>)> {
+    let commits = session
+        .execute_one("SELECT seq, CAST(commit_time AS BIGINT) FROM commits()")
+        .await
+        .expect("commits()");
+    let mut seq_at = std::collections::HashMap::new();
+    for batch in &commits.batches {
+        let seqs = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>();
+        let times = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>();
+        let (seqs, times) = (seqs.expect("seq"), times.expect("time"));
+        for row in 0..batch.num_rows() {
+            seq_at.insert(times.value(row), seqs.value(row));
+        }
+    }
+    let result = session
+        .execute_one("SELECT k, v, _seq, CAST(_system_to AS BIGINT) FROM history('t')")
+        .await
+        .expect("history()");
+    let mut out = Vec::new();
+    for batch in &result.batches {
+        let int = |c: usize| {
+            batch
+                .column(c)
+                .as_any()
+                .downcast_ref::<arrow::array::Int32Array>()
+                .cloned()
+        };
+        let (keys, values) = (int(0).expect("k"), int(1).expect("v"));
+        let seqs = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>();
+        let to = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>();
+        let (seqs, to) = (seqs.expect("_seq"), to.expect("_system_to"));
+        for row in 0..batch.num_rows() {
+            let retired = to.is_valid(row).then(|| seq_at[&to.value(row)]);
+            out.push((keys.value(row), values.value(row), seqs.value(row), retired));
+        }
+    }
+    out
 }
 
 async fn run_case(ops: Vec<Op>) {
@@ -146,6 +317,8 @@ async fn run_case(ops: Vec<Op>) {
     check_history(&mut session, &history, "live").await;
     db.persist().await.expect("persist");
     check_history(&mut session, &history, "persisted").await;
+    session.execute("COMPACT TABLE t").await.expect("compact");
+    check_history(&mut session, &history, "compacted").await;
     drop(session);
     db.close().await.expect("close");
     let db = Database::open(path).await.expect("reopen");

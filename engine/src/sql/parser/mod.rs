@@ -64,6 +64,11 @@ pub enum Body {
     Sql(Box<Statement>),
     /// `ALTER SEQUENCE` (sqlparser 0.62 has no node for it).
     AlterSequence(AlterSequence),
+    /// `COMPACT TABLE name`: rewrite the table's files into a current and a
+    /// history tier now (see `db::compact`).
+    Compact(ast::ObjectName),
+    /// `RESTORE TABLE name TO {VERSION | TIMESTAMP} AS OF point`.
+    RestoreTable(crate::sql::restore::RestoreTable),
 }
 
 impl ParsedStatement {
@@ -71,7 +76,7 @@ impl ParsedStatement {
     pub fn sql(&self) -> Option<&Statement> {
         match &self.body {
             Body::Sql(statement) => Some(statement),
-            Body::AlterSequence(_) => None,
+            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) => None,
         }
     }
 
@@ -515,7 +520,9 @@ pub fn select_all_from(name: &str) -> Result<ast::Query> {
             Statement::Query(query) => *query,
             _ => return Err(Error::internal("SELECT is not a query")),
         },
-        Body::AlterSequence(_) => return Err(Error::internal("SELECT is not a query")),
+        Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) => {
+            return Err(Error::internal("SELECT is not a query"));
+        }
     };
     if let ast::SetExpr::Select(select) = query.body.as_mut()
         && let Some(TableFactor::Table { name: table, .. }) =
@@ -556,6 +563,15 @@ fn parse_body(parser: &mut Parser<'_>) -> std::result::Result<Body, ParserError>
     if parser.parse_keywords(&[Keyword::ALTER, Keyword::SEQUENCE]) {
         return parse_alter_sequence(parser).map(Body::AlterSequence);
     }
+    if is_word(&parser.peek_token_ref().token, "COMPACT") {
+        parser.next_token();
+        parser.expect_keyword(Keyword::TABLE)?;
+        return parser.parse_object_name(false).map(Body::Compact);
+    }
+    if is_word(&parser.peek_token_ref().token, "RESTORE") {
+        parser.next_token();
+        return parse_restore_table(parser).map(Body::RestoreTable);
+    }
     if parser.peek_keyword(Keyword::CREATE) {
         let temporary = matches!(
             &parser.peek_nth_token_ref(1).token,
@@ -571,6 +587,31 @@ fn parse_body(parser: &mut Parser<'_>) -> std::result::Result<Body, ParserError>
         }
     }
     parser.parse_statement().map(|s| Body::Sql(Box::new(s)))
+}
+
+/// `TABLE name TO {VERSION | TIMESTAMP} AS OF point` after `RESTORE`.
+fn parse_restore_table(
+    parser: &mut Parser<'_>,
+) -> std::result::Result<crate::sql::restore::RestoreTable, ParserError> {
+    parser.expect_keyword(Keyword::TABLE)?;
+    let name = parser.parse_object_name(false)?;
+    parser.expect_keyword(Keyword::TO)?;
+    let by_time = matches!(
+        parser.expect_one_of_keywords(&[Keyword::VERSION, Keyword::TIMESTAMP])?,
+        Keyword::TIMESTAMP
+    );
+    parser.expect_keywords(&[Keyword::AS, Keyword::OF])?;
+    let point = parser.parse_expr()?;
+    Ok(crate::sql::restore::RestoreTable {
+        name,
+        by_time,
+        point,
+    })
+}
+
+/// Whether `token` is the unquoted word `word` (a keyword sqlparser does not know).
+fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
 /// `CREATE [TEMP] SEQUENCE [IF NOT EXISTS] name option…`, options in any

@@ -86,6 +86,10 @@ async fn attempt(
             let _ = db.persist().await; // a failure is seen by the commits after it
             return None;
         }
+        Action::Compact(table) => {
+            let _ = db.compact_table(&table).await;
+            return None;
+        }
         Action::Commit(op) => op,
         Action::InsertFromSequence(table) => {
             let value = scalar(session, "SELECT nextval('ids')").await.ok()?;

@@ -41,6 +41,8 @@ pub(super) enum Action {
     /// `SELECT nextval('ids')`, then insert a row with that id into the table.
     InsertFromSequence(String),
     Persist,
+    /// `COMPACT TABLE` (rewrites files, writes a checkpoint, deletes files).
+    Compact(String),
 }
 
 impl Op {
@@ -227,11 +229,14 @@ pub(super) fn sweep_workload() -> Vec<Action> {
         }),
         update(u(), 1, 0),
         Action::Persist,
+        Action::Compact(t()),
         insert(t(), &[9]),
         update(t(), 2, 1),
+        Action::Compact(t()),
         Action::Commit(Op::DropTable(u())),
         Action::Persist,
         insert(t(), &[10]),
+        Action::Persist,
     ]
 }
 
@@ -306,7 +311,8 @@ impl RandomWorkload {
             }
             13..=14 if model.has_sequence => Action::InsertFromSequence(table),
             15 if !model.has_sequence => Action::Commit(Op::CreateSequence),
-            16..=18 => Action::Persist,
+            16..=17 => Action::Persist,
+            18 => Action::Compact(table),
             19 if tables.len() < 3 => {
                 let name = (1..)
                     .map(|n| format!("t{n}"))

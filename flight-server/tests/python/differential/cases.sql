@@ -352,6 +352,18 @@ INSERT INTO d_def VALUES (DEFAULT, 7, DEFAULT);
 INSERT INTO d_def DEFAULT VALUES;
 -- case: default_in_values_read
 SELECT id, a, s FROM d_def ORDER BY id;
+-- case: insert_fewer_values_table
+CREATE TABLE d_short (a INT, b INT DEFAULT 9, c TEXT);
+-- case: insert_fewer_values
+INSERT INTO d_short VALUES (1);
+-- case: insert_fewer_select
+INSERT INTO d_short SELECT 2, 3;
+-- case: insert_more_values
+INSERT INTO d_short VALUES (3, 4, 'x', 5);
+-- case: insert_fewer_values_than_listed
+INSERT INTO d_short (a, b) VALUES (4);
+-- case: insert_fewer_values_read
+SELECT a, b, c FROM d_short ORDER BY a;
 -- case: exact_numeric_insert_table
 CREATE TABLE d_exact (n NUMERIC(30,2), i INT, b BIGINT);
 -- case: exact_numeric_insert
