@@ -134,6 +134,28 @@ pub struct TableDef {
     /// Secondary indexes (`CREATE INDEX`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
+    /// How much of its history the table keeps (`history_retention`, `VACUUM`).
+    #[serde(default, skip_serializing_if = "HistoryPolicy::keeps_everything")]
+    pub history: HistoryPolicy,
+}
+
+/// How much history a table keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPolicy {
+    /// `ALTER TABLE … SET (history_retention = '…')`: how long a retired
+    /// version stays readable, in µs, once `VACUUM` runs (None: for ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_us: Option<i64>,
+    /// Versions retired at or before this seq are gone (0: none): reads
+    /// `AS OF` an earlier seq, and history ranges starting before it, are refused.
+    #[serde(default)]
+    pub horizon: u64,
+}
+
+impl HistoryPolicy {
+    pub fn keeps_everything(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A name a table had until a rename.

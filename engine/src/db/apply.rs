@@ -329,6 +329,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
             | Write::SetChecks { table_id, .. }
             | Write::SetForeignKeys { table_id, .. }
             | Write::SetIndexes { table_id, .. }
+            | Write::SetHistory { table_id, .. }
             | Write::SetUniques { table_id, .. } => {
                 if !created.contains_key(table_id) {
                     live_table(state, *table_id, latest)?;
@@ -541,6 +542,7 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
         Write::RenameTable { table_id, name } => Op::RenameTable { table_id, name },
         Write::SetChecks { table_id, checks } => Op::SetChecks { table_id, checks },
         Write::SetIndexes { table_id, indexes } => Op::SetIndexes { table_id, indexes },
+        Write::SetHistory { table_id, policy } => Op::SetHistory { table_id, policy },
         Write::SetForeignKeys {
             table_id,
             foreign_keys,
@@ -610,9 +612,12 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
                 apply_catalog_op(&mut state.catalog, op, seq)?;
                 state.table_changes.entry(*table_id).or_default().schema_seq = seq;
             }
+            // No schema change: a concurrent writer of the table is not
+            // refused for it (a reader before the horizon is).
             Op::CreateView(_)
             | Op::DropView { .. }
             | Op::CreateSequence(_)
+            | Op::SetHistory { .. }
             | Op::DropSequence { .. } => apply_catalog_op(&mut state.catalog, op, seq)?,
             Op::Insert {
                 table_id,
@@ -673,6 +678,11 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
         }
         Op::SetIndexes { table_id, indexes } => {
             catalog_table_mut(catalog, *table_id)?.indexes = indexes.clone();
+        }
+        Op::SetHistory { table_id, policy } => {
+            let def = catalog_table_mut(catalog, *table_id)?;
+            let horizon = def.history.horizon.max(policy.horizon);
+            def.history = crate::catalog::HistoryPolicy { horizon, ..*policy };
         }
         Op::RenameTable { table_id, name } => {
             catalog_table_mut(catalog, *table_id)?.rename(name, seq);

@@ -54,17 +54,24 @@ pub struct CompactReport {
     pub history_rows: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Versions retired at or before the table's horizon, removed for good.
+    pub versions_removed: u64,
 }
 
-/// A run of adjacent files to rewrite as one current and one history file.
+/// Files to rewrite together: a run of adjacent current-tier files (into
+/// one current and one history file), or one history file to purge.
 #[derive(Debug)]
 struct Run {
     files: Vec<Arc<DataFile>>,
+    history_tier: bool,
 }
 
 /// A run rewritten, ready to swap in.
 struct Rewritten {
     replaced: Vec<Arc<DataFile>>,
+    /// Whether `replaced` is one history file (purged).
+    history_tier: bool,
+    versions_removed: u64,
     current: Option<DataFile>,
     history: Option<DataFile>,
     /// The rows moved to the history file (their map entries go).
@@ -157,7 +164,7 @@ impl Database {
         let _one_at_a_time = self.inner.persist_lock.lock().await;
         self.check_poisoned()?;
         let seq = self.visible_seq();
-        let (table_id, runs) = {
+        let (table_id, horizon, runs) = {
             let state = self.inner.state.read();
             let def = state
                 .catalog
@@ -166,12 +173,30 @@ impl Database {
                     name: name.to_string(),
                     context: String::new(),
                 })?;
+            let horizon = def.history.horizon.min(seq);
             let runs = state
                 .tables
                 .get(&def.id)
-                .map(|d| runs_to_compact(d, seq, self.inner.limits.compact_file_rows_target))
+                .map(|d| {
+                    let target = self.inner.limits.compact_file_rows_target;
+                    let current = runs_to_compact(d, seq, target)
+                        .into_iter()
+                        .map(|files| Run {
+                            files,
+                            history_tier: false,
+                        });
+                    let purged = d
+                        .history
+                        .iter()
+                        .filter(|f| f.retired_seqs.is_some_and(|(first, _)| first <= horizon))
+                        .map(|f| Run {
+                            files: vec![f.clone()],
+                            history_tier: true,
+                        });
+                    current.chain(purged).collect::<Vec<_>>()
+                })
                 .unwrap_or_default();
-            (def.id, runs)
+            (def.id, horizon, runs)
         };
         let mut report = CompactReport {
             seq,
@@ -180,9 +205,9 @@ impl Database {
         if runs.is_empty() {
             return Ok(report);
         }
-        for (ordinal, files) in runs.into_iter().enumerate() {
+        for (ordinal, run) in runs.into_iter().enumerate() {
             let rewritten = self
-                .rewrite_run(table_id, seq, ordinal, Run { files })
+                .rewrite_run(table_id, (seq, horizon), ordinal, run)
                 .await?;
             report.add(&rewritten);
             self.install_rewritten(table_id, rewritten)?;
@@ -191,11 +216,12 @@ impl Database {
         Ok(report)
     }
 
-    /// Read a run's versions and write them as a current and a history file.
+    /// Read a run's versions and write them as a current and a history
+    /// file, leaving out the versions retired at or before `horizon`.
     async fn rewrite_run(
         &self,
         table_id: u64,
-        seq: u64,
+        (seq, horizon): (u64, u64),
         ordinal: usize,
         run: Run,
     ) -> Result<Rewritten> {
@@ -211,8 +237,15 @@ impl Database {
         for file in &run.files {
             batches.extend(self.read_data_file(file).await?);
         }
-        let schema = merged_schema(&batches)?;
-        let (current, history, history_rowids) = split_by_tier(&batches, &schema, &retired, seq)?;
+        let (current, history, history_rowids, removed) = match run.history_tier {
+            true => purge_history(&batches, horizon)?,
+            false => split_by_tier(
+                &batches,
+                &merged_schema(&batches)?,
+                &retired,
+                (seq, horizon),
+            )?,
+        };
         let stamp = chrono::Utc::now().timestamp_micros();
         let epoch = self
             .inner
@@ -236,6 +269,8 @@ impl Database {
         let history = write("h", history).await?;
         Ok(Rewritten {
             replaced: run.files,
+            history_tier: run.history_tier,
+            versions_removed: removed,
             current,
             history,
             history_rowids,
@@ -262,12 +297,17 @@ impl Database {
         let data = state.tables.get_mut(&table_id).ok_or_else(|| {
             Error::internal(format!("table {table_id} went away during its compaction"))
         })?;
-        data.replace_run(
-            &rewritten.replaced,
-            rewritten.current.map(Arc::new),
-            rewritten.history.map(Arc::new),
-            &rewritten.history_rowids,
-        )?;
+        match rewritten.history_tier {
+            true => {
+                data.replace_history(&rewritten.replaced[0], rewritten.history.map(Arc::new))?
+            }
+            false => data.replace_run(
+                &rewritten.replaced,
+                rewritten.current.map(Arc::new),
+                rewritten.history.map(Arc::new),
+                &rewritten.history_rowids,
+            )?,
+        }
         drop(state);
         self.inner
             .obsolete
@@ -283,6 +323,7 @@ impl Database {
 impl CompactReport {
     fn add(&mut self, run: &Rewritten) {
         self.files_rewritten += run.replaced.len();
+        self.versions_removed += run.versions_removed;
         self.bytes_before += run.replaced.iter().map(|f| f.bytes).sum::<u64>();
         for (file, count, rows) in [
             (
@@ -306,6 +347,26 @@ impl CompactReport {
 }
 
 impl TableData {
+    /// Replace history file `old` by `new` (its versions past the horizon).
+    pub(crate) fn replace_history(
+        &mut self,
+        old: &Arc<DataFile>,
+        new: Option<Arc<DataFile>>,
+    ) -> Result<()> {
+        let i = self
+            .history
+            .iter()
+            .position(|f| f.path == old.path)
+            .ok_or_else(|| Error::internal("the history file a purge rewrote went away"))?;
+        match new {
+            Some(new) => self.history[i] = new,
+            None => {
+                self.history.remove(i);
+            }
+        }
+        Ok(())
+    }
+
     /// Replace the adjacent files `run` by `current` (in their place) and
     /// add `history`; the rows of `history_rowids` leave the retirement map.
     pub(crate) fn replace_run(
@@ -384,8 +445,8 @@ fn split_by_tier(
     batches: &[RecordBatch],
     schema: &SchemaRef,
     retired: &Retirements,
-    seq: u64,
-) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>, Vec<u64>)> {
+    (seq, horizon): (u64, u64),
+) -> Result<Split> {
     let mut history_fields: Vec<Field> =
         schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     history_fields.push(Field::new(RETIRED_COLUMN, DataType::UInt64, false));
@@ -425,7 +486,34 @@ fn split_by_tier(
         history.push(RecordBatch::try_new(history_schema.clone(), columns)?);
     }
     let history = by_retirement(&history_schema, &history)?;
-    Ok((current, history, history_rowids))
+    let (history, removed) = past_horizon(history, horizon)?;
+    Ok((current, history, history_rowids, removed))
+}
+
+/// A run split: current rows, history rows, the rowids that left the
+/// retirement map, and how many versions the horizon removed.
+type Split = (Vec<RecordBatch>, Vec<RecordBatch>, Vec<u64>, u64);
+
+/// A history file's rows without those retired at or before `horizon`.
+fn purge_history(batches: &[RecordBatch], horizon: u64) -> Result<Split> {
+    let (history, removed) = past_horizon(batches.to_vec(), horizon)?;
+    Ok((Vec::new(), history, Vec::new(), removed))
+}
+
+/// History rows retired after `horizon`, and how many were not.
+fn past_horizon(batches: Vec<RecordBatch>, horizon: u64) -> Result<(Vec<RecordBatch>, u64)> {
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut removed = 0;
+    for batch in batches {
+        let retired = batch
+            .column_by_name(RETIRED_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            .ok_or_else(|| Error::internal("history rows lack _retired_seq"))?;
+        let keep = BooleanArray::from_iter(retired.values().iter().map(|r| Some(*r > horizon)));
+        removed += (batch.num_rows() - keep.true_count()) as u64;
+        kept.push(filter_record_batch(&batch, &keep)?);
+    }
+    Ok((kept, removed))
 }
 
 /// History rows ordered by `_retired_seq` (then `_rowid`): a read `AS OF`

@@ -44,7 +44,7 @@ use object_store::ObjectStoreExt;
 pub(crate) use apply::{apply_catalog_op, schema_op};
 pub(crate) use gate::Poison;
 use gate::WriteGate;
-pub use snapshot::{HistoryRange, TableSnapshot, format_time};
+pub use snapshot::{HistoryRange, TableSnapshot, format_time, horizon_error};
 
 /// The mutable in-memory state, guarded by one lock.
 #[derive(Debug, Default)]

@@ -43,6 +43,20 @@ pub struct TableSnapshot {
 }
 
 impl TableSnapshot {
+    /// 22008 if the scan needs versions `VACUUM` removed: a read `AS OF` a
+    /// seq before the table's horizon, or a history range starting there.
+    pub fn check_horizon(&self) -> Result<()> {
+        let horizon = self.def.history.horizon;
+        let (first, what) = match self.history {
+            Some(range) => (range.from_seq, "its history from version"),
+            None => (self.seq, "it as of version"),
+        };
+        match first >= horizon {
+            true => Ok(()),
+            false => Err(horizon_error(&self.def.name, horizon, what, first)),
+        }
+    }
+
     /// The `_rowid` ranges of the files none of whose rows was retired at or
     /// before `seq`, in file (and so rowid) order.
     pub fn unretired_files(&self, seq: u64) -> Vec<RangeInclusive<u64>> {
@@ -165,8 +179,14 @@ impl Database {
     pub fn history_snapshot(
         &self,
         name: &str,
-        range: HistoryRange,
+        mut range: HistoryRange,
     ) -> Result<Option<TableSnapshot>> {
+        // A range open at its start begins at the horizon (what is left).
+        if range.from_seq == 0
+            && let Some(def) = self.table_def_at(name, range.to_seq)
+        {
+            range.from_seq = def.history.horizon.min(range.to_seq);
+        }
         let Some(mut snapshot) = self.snapshot_of(name, range.to_seq, Some(range), None) else {
             return Ok(None);
         };
@@ -291,6 +311,15 @@ impl Database {
             }
             other => other,
         }
+    }
+}
+
+/// 22008: table `name` cannot be read `what` `first`, before its horizon.
+pub fn horizon_error(name: &str, horizon: u64, what: &str, first: u64) -> Error {
+    Error::BadSnapshot {
+        message: format!(
+            "table \"{name}\" keeps its history from version {horizon} on (VACUUM removed the versions retired before it): cannot read {what} {first}"
+        ),
     }
 }
 

@@ -21,7 +21,8 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, TableDef, UniqueDef, ViewDef,
+    CheckDef, ColumnDef, ForeignKeyDef, HistoryPolicy, IndexDef, SequenceDef, TableDef, UniqueDef,
+    ViewDef,
 };
 use crate::error::{Error, Result};
 use crate::limits::LOG_FRAME_BYTES_MAX;
@@ -77,6 +78,11 @@ pub enum Op {
     SetIndexes {
         table_id: u64,
         indexes: Vec<IndexDef>,
+    },
+    /// The table's history policy (retention, horizon) from this commit on.
+    SetHistory {
+        table_id: u64,
+        policy: HistoryPolicy,
     },
     CreateSequence(SequenceDef),
     DropSequence {

@@ -264,6 +264,7 @@ fn table_def(
         foreign_keys: Vec::new(),
         former_names: Vec::new(),
         indexes: Vec::new(),
+        history: Default::default(),
     };
     for spec in foreign_key_specs {
         let fk = resolve_foreign_key(session, &table, spec)?;
@@ -522,6 +523,7 @@ pub(crate) fn table_def_from_arrow(
         foreign_keys: Vec::new(),
         former_names: Vec::new(),
         indexes: Vec::new(),
+        history: Default::default(),
     })
 }
 
@@ -708,6 +710,7 @@ pub(crate) async fn alter_table(
     let mut refills: Vec<(u32, Refill)> = Vec::new();
     let mut rename: Option<String> = None;
     let mut not_null_checks: Vec<u32> = Vec::new();
+    let mut retention: Option<Option<i64>> = None;
     for operation in alter.operations {
         match operation {
             AlterTableOperation::AddColumn {
@@ -948,6 +951,9 @@ pub(crate) async fn alter_table(
                 object = format!("rename table {name}");
                 rename = Some(new);
             }
+            AlterTableOperation::SetOptionsParens { options } => {
+                retention = Some(super::maintenance::history_retention(&options)?);
+            }
             other => return Err(Error::unsupported(format!("ALTER TABLE … {other}"))),
         }
     }
@@ -975,6 +981,15 @@ pub(crate) async fn alter_table(
         check_no_nulls(session, def, *id).await?;
     }
     let mut writes = WriteSet::new("ALTER TABLE");
+    if let Some(retention_us) = retention {
+        writes.push(Write::SetHistory {
+            table_id: def.id,
+            policy: crate::catalog::HistoryPolicy {
+                retention_us,
+                ..def.history
+            },
+        });
+    }
     let indexes = super::index_ddl::indexes_over(&def.indexes, &columns);
     if columns != def.columns() || next_column_id != def.next_column_id {
         writes.push(Write::SetColumns {

@@ -854,6 +854,9 @@ async fn insert_source(
     source: Box<ast::Query>,
     param_rows: Option<&[Vec<ScalarValue>]>,
 ) -> Result<RecordBatch> {
+    // Columns go by position: `SELECT x, x` is two of them, as in PostgreSQL.
+    let mut source = source;
+    super::output_names::name_query(&mut source);
     let Some(param_rows) = param_rows else {
         let plan = session.plan(ast::Statement::Query(source)).await?;
         return source_rows(session, plan).await;

@@ -426,10 +426,14 @@ impl Session {
                 let done = super::sequence_ddl::alter_sequence(self, &alter).await?;
                 return Ok(Output::Done(done));
             }
-            Body::Compact(name) => return super::maintenance::compact(self, &name).await,
+            // Boxed, as the larger statements are (see below).
+            Body::Compact(name) => return Box::pin(super::maintenance::compact(self, &name)).await,
+            Body::Vacuum(vacuum) => {
+                return Box::pin(super::maintenance::vacuum(self, &vacuum)).await;
+            }
             Body::RestoreTable(restore) => {
                 self.pin_now();
-                let done = super::restore::restore_table(self, &restore).await?;
+                let done = Box::pin(super::restore::restore_table(self, &restore)).await?;
                 return Ok(Output::Done(done));
             }
         };
@@ -560,7 +564,7 @@ impl Session {
             Body::Sql(statement) => {
                 super::params::number_placeholders(statement, Arc::make_mut(&mut parsed.history))?
             }
-            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) => {
+            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) | Body::Vacuum(_) => {
                 super::params::Placeholders::default()
             }
         };

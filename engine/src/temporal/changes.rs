@@ -68,6 +68,11 @@ impl TableFunctionImpl for TableChangesFunction {
             .db
             .history_snapshot(&table, range)?
             .ok_or_else(|| unknown_table(&table))?;
+        let horizon = snapshot.def.history.horizon;
+        if from - 1 < horizon {
+            let what = "its changes from version";
+            return Err(crate::db::horizon_error(&table, horizon, what, from).into());
+        }
         let plan = changes_plan(snapshot, from, to)?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }

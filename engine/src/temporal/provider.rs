@@ -332,6 +332,7 @@ impl TableProvider for TemporalTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.snapshot.check_horizon()?;
         let all: Vec<usize> = (0..self.fields.len()).collect();
         let projection = projection.unwrap_or(&all);
         let (columns, output) = self.scan_columns(projection);

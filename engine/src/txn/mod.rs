@@ -60,6 +60,12 @@ pub enum Write {
         table_id: u64,
         indexes: Vec<IndexDef>,
     },
+    /// The table's history policy from this commit on (`VACUUM`,
+    /// `history_retention`); its horizon never moves back.
+    SetHistory {
+        table_id: u64,
+        policy: crate::catalog::HistoryPolicy,
+    },
     CreateView(ViewDef),
     DropView {
         name: String,

@@ -538,6 +538,7 @@ fn touched_id(write: &Write) -> Option<u64> {
         | Write::SetUniques { table_id, .. }
         | Write::SetForeignKeys { table_id, .. }
         | Write::SetIndexes { table_id, .. }
+        | Write::SetHistory { table_id, .. }
         | Write::Insert { table_id, .. }
         | Write::Retire { table_id, .. } => Some(*table_id),
         Write::CreateView(_)

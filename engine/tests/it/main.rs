@@ -15,6 +15,7 @@ mod object_storage;
 mod pipeline;
 mod power_loss;
 mod restore_table;
+mod retention;
 mod slt;
 mod statement_limits;
 mod statements;

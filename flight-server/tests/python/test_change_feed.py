@@ -84,7 +84,7 @@ def test_changes_match_delta_change_data_feed(feed):
     cur, created, delta = feed
     cur.execute(f"SELECT id, name, v, _change_type, _seq FROM table_changes('cf', {created + 1})")
     ours = normalized(cur.fetch_arrow_table(), "_seq", created)
-    theirs = normalized(DeltaTable(delta).load_cdf(starting_version=1).read_all(), "_commit_version", 0)
+    theirs = normalized(pa.table(DeltaTable(delta).load_cdf(starting_version=1).read_all()), "_commit_version", 0)
     assert ours == theirs
     # A window of commits, both ends included.
     cur.execute(f"SELECT id, name, v, _change_type, _seq FROM table_changes('cf', {created + 2}, {created + 5})")

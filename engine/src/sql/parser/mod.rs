@@ -66,9 +66,19 @@ pub enum Body {
     AlterSequence(AlterSequence),
     /// `COMPACT TABLE name`: rewrite the table's files into a current and a
     /// history tier now (see `db::compact`).
-    Compact(ast::ObjectName),
+    Compact(Box<ast::ObjectName>),
     /// `RESTORE TABLE name TO {VERSION | TIMESTAMP} AS OF point`.
-    RestoreTable(crate::sql::restore::RestoreTable),
+    RestoreTable(Box<crate::sql::restore::RestoreTable>),
+    /// `VACUUM [TABLE] name [RETAIN n {DAYS | HOURS}]`.
+    Vacuum(Box<Vacuum>),
+}
+
+/// A parsed `VACUUM`: remove versions retired before the retention window.
+#[derive(Debug, Clone)]
+pub struct Vacuum {
+    pub name: ast::ObjectName,
+    /// `RETAIN n {DAYS | HOURS}`, in µs (None: the table's `history_retention`).
+    pub retain_us: Option<i64>,
 }
 
 impl ParsedStatement {
@@ -76,7 +86,9 @@ impl ParsedStatement {
     pub fn sql(&self) -> Option<&Statement> {
         match &self.body {
             Body::Sql(statement) => Some(statement),
-            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) => None,
+            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) | Body::Vacuum(_) => {
+                None
+            }
         }
     }
 
@@ -520,7 +532,7 @@ pub fn select_all_from(name: &str) -> Result<ast::Query> {
             Statement::Query(query) => *query,
             _ => return Err(Error::internal("SELECT is not a query")),
         },
-        Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) => {
+        Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) | Body::Vacuum(_) => {
             return Err(Error::internal("SELECT is not a query"));
         }
     };
@@ -566,11 +578,16 @@ fn parse_body(parser: &mut Parser<'_>) -> std::result::Result<Body, ParserError>
     if is_word(&parser.peek_token_ref().token, "COMPACT") {
         parser.next_token();
         parser.expect_keyword(Keyword::TABLE)?;
-        return parser.parse_object_name(false).map(Body::Compact);
+        return parser
+            .parse_object_name(false)
+            .map(|n| Body::Compact(Box::new(n)));
+    }
+    if parser.parse_keyword(Keyword::VACUUM) {
+        return parse_vacuum(parser).map(|v| Body::Vacuum(Box::new(v)));
     }
     if is_word(&parser.peek_token_ref().token, "RESTORE") {
         parser.next_token();
-        return parse_restore_table(parser).map(Body::RestoreTable);
+        return parse_restore_table(parser).map(|r| Body::RestoreTable(Box::new(r)));
     }
     if parser.peek_keyword(Keyword::CREATE) {
         let temporary = matches!(
@@ -607,6 +624,27 @@ fn parse_restore_table(
         by_time,
         point,
     })
+}
+
+/// `[TABLE] name [RETAIN n {DAYS | HOURS}]` after `VACUUM`.
+fn parse_vacuum(parser: &mut Parser<'_>) -> std::result::Result<Vacuum, ParserError> {
+    let _optional = parser.parse_keyword(Keyword::TABLE);
+    let name = parser.parse_object_name(false)?;
+    let retain_us = match parser.parse_keyword(Keyword::RETAIN) {
+        false => None,
+        true => {
+            let count = parser.parse_literal_uint()?;
+            let unit: u64 = match parser.expect_one_of_keywords(&[Keyword::DAYS, Keyword::HOURS])? {
+                Keyword::DAYS => 86_400_000_000,
+                _ => 3_600_000_000,
+            };
+            let us = count
+                .checked_mul(unit)
+                .and_then(|us| i64::try_from(us).ok());
+            Some(us.ok_or_else(|| ParserError::ParserError("RETAIN: too long a window".into()))?)
+        }
+    };
+    Ok(Vacuum { name, retain_us })
 }
 
 /// Whether `token` is the unquoted word `word` (a keyword sqlparser does not know).

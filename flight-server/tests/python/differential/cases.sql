@@ -362,6 +362,8 @@ INSERT INTO d_short SELECT 2, 3;
 INSERT INTO d_short VALUES (3, 4, 'x', 5);
 -- case: insert_fewer_values_than_listed
 INSERT INTO d_short (a, b) VALUES (4);
+-- case: insert_select_same_column_twice
+INSERT INTO d_short SELECT x, x FROM (VALUES (5), (6)) AS g(x);
 -- case: insert_fewer_values_read
 SELECT a, b, c FROM d_short ORDER BY a;
 -- case: exact_numeric_insert_table
