@@ -49,6 +49,9 @@ pub enum Error {
     #[error("column \"{column}\" of relation \"{table}\" already exists")]
     ColumnExists { table: String, column: String },
 
+    #[error("column name \"{column}\" of relation \"{table}\" conflicts with a system column name")]
+    SystemColumnName { table: String, column: String },
+
     #[error(
         "duplicate key value violates unique constraint \"{constraint}\" on \"{table}\": key {key} already exists"
     )]
@@ -507,7 +510,7 @@ impl Error {
             Error::UnknownTable { .. } => "42P01",
             Error::TableExists { .. } => "42P07",
             Error::UnknownColumn { .. } => "42703",
-            Error::ColumnExists { .. } => "42701",
+            Error::ColumnExists { .. } | Error::SystemColumnName { .. } => "42701",
             Error::UniqueViolation { .. } => "23505",
             Error::NotNullViolation { .. } => "23502",
             Error::CheckViolation { .. } | Error::CheckViolatedByExistingRow { .. } => "23514",

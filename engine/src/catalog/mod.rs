@@ -19,6 +19,19 @@ pub use types::SqlType;
 pub const ROWID_COLUMN: &str = "_rowid";
 /// Name of the system column holding the commit that wrote a row version.
 pub const SEQ_COLUMN: &str = "_seq";
+/// Names a user column may not take: the system columns scans and the
+/// temporal functions add beside the table's own (42701, as PostgreSQL
+/// refuses `xmin`).
+pub const SYSTEM_COLUMN_NAMES: [&str; 7] = [
+    ROWID_COLUMN,
+    SEQ_COLUMN,
+    RETIRED_COLUMN,
+    "_system_from",
+    "_system_to",
+    "_change_type",
+    "_commit_time",
+];
+
 /// Name of the system column of history-tier files holding the commit that
 /// retired each version (see [`crate::storage::DataFile::retired_seqs`]).
 pub const RETIRED_COLUMN: &str = "_retired_seq";

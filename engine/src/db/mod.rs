@@ -242,6 +242,7 @@ impl Database {
         });
         let db = Self { inner };
         recover::rebuild_indexes(&db).await?;
+        recover::delete_unnamed_files(&db.inner.location).await?;
         spawn_age_persister(Arc::downgrade(&db.inner));
         if db.inner.lease.is_some() {
             spawn_lease_renewal(Arc::downgrade(&db.inner));

@@ -30,7 +30,7 @@ use crate::storage::parquet_file::encode_parquet;
 use crate::storage::{DataFile, MemBatch};
 
 /// The folder of data files (one folder per table in it), under the database folder.
-const DATA_DIR: &str = "data";
+pub(super) const DATA_DIR: &str = "data";
 
 /// The database frozen at seq `P`.
 struct Frozen {

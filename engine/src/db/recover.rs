@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::objects::{ObjectLog, Tail};
 use crate::log::{CommitRecord, LOG_DIR, read_log};
-use crate::storage::checkpoint::{Checkpoint, load_newest_checkpoint};
+use crate::storage::checkpoint::{
+    Checkpoint, list_checkpoints, load_newest_checkpoint, read_checkpoint,
+};
 use crate::storage::location::{Location, StoreKind};
 use crate::storage::verify::store_error;
 use crate::storage::{DataFile, Retirements, TableData};
@@ -174,6 +176,48 @@ fn state_from_checkpoint(checkpoint: Checkpoint) -> DbState {
         chunk_rows_max: 0,
         table_changes: HashMap::new(),
     }
+}
+
+/// Delete the data files no checkpoint on disk names: those a compaction
+/// replaced (deleted in the process that replaced them only while it
+/// ran), and those a persist or compaction wrote before a crash stopped it
+/// naming them. Only when every checkpoint on disk is readable (an
+/// unreadable one may name files a fallback would need).
+pub(super) async fn delete_unnamed_files(location: &Location) -> Result<()> {
+    if location.kind == StoreKind::Memory {
+        return Ok(());
+    }
+    let mut named = std::collections::HashSet::new();
+    for (seq, path) in list_checkpoints(location.store.as_ref()).await? {
+        match read_checkpoint(location, seq, &path).await {
+            Ok(checkpoint) => named.extend(
+                checkpoint
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.all_files())
+                    .map(|f| f.path.clone()),
+            ),
+            Err(e) => {
+                tracing::warn!(checkpoint = seq, error = %e, "unreadable checkpoint: unnamed data files are kept");
+                return Ok(());
+            }
+        }
+    }
+    let prefix = object_store::path::Path::from(super::persist::DATA_DIR);
+    let listed: Vec<object_store::ObjectMeta> =
+        futures::TryStreamExt::try_collect(location.store.list(Some(&prefix))).await?;
+    let mut deleted = 0usize;
+    for meta in listed {
+        let path = meta.location.to_string();
+        if path.ends_with(".parquet") && !named.contains(&path) {
+            location.delete_file(&path).await?;
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(files = deleted, "deleted data files no checkpoint names");
+    }
+    Ok(())
 }
 
 /// Rebuild every live table's primary-key and UNIQUE indexes from its live rows.

@@ -57,6 +57,23 @@ impl TableSnapshot {
         }
     }
 
+    /// Whether every stored row version the scan reads is visible at `seq`:
+    /// an `AS OF` read of data files only (no memtable, no history tier,
+    /// no rows of the reading transaction), each written at or before
+    /// `seq` with no row retired by then. Such a scan needs no visibility
+    /// filter and no system columns (a freshly compacted or loaded table).
+    pub fn all_visible(&self) -> bool {
+        self.history.is_none()
+            && self.memtable.is_empty()
+            && self.history_files.is_empty()
+            && self.own_retired.as_ref().is_none_or(|o| o.is_empty())
+            && self
+                .files
+                .iter()
+                .zip(&self.first_retire)
+                .all(|(f, first)| f.max_seq <= self.seq && first.is_none_or(|s| s > self.seq))
+    }
+
     /// The `_rowid` ranges of the files none of whose rows was retired at or
     /// before `seq`, in file (and so rowid) order.
     pub fn unretired_files(&self, seq: u64) -> Vec<RangeInclusive<u64>> {

@@ -66,6 +66,17 @@ pub fn table_name(name: &ObjectName) -> Result<String> {
     Ok(table)
 }
 
+/// 42701 if `column` is the name of a system column.
+fn check_column_name(table: &str, column: &str) -> Result<()> {
+    match crate::catalog::SYSTEM_COLUMN_NAMES.contains(&column) {
+        true => Err(Error::SystemColumnName {
+            table: table.into(),
+            column: column.into(),
+        }),
+        false => Ok(()),
+    }
+}
+
 pub(crate) async fn create_table(
     session: &Session,
     create: CreateTable,
@@ -118,6 +129,7 @@ fn table_def(
                 message: "zero-length delimited identifier".into(),
             });
         }
+        check_column_name(name, &column_name)?;
         if defs.iter().any(|d| d.name == column_name) {
             return Err(Error::ColumnExists {
                 table: name.into(),
@@ -494,6 +506,7 @@ pub(crate) fn table_def_from_arrow(
 ) -> Result<TableDef> {
     let mut columns: Vec<ColumnDef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
+        check_column_name(name, field.name())?;
         if columns.iter().any(|c| &c.name == field.name()) {
             return Err(Error::ColumnExists {
                 table: name.into(),
@@ -719,6 +732,7 @@ pub(crate) async fn alter_table(
                 ..
             } => {
                 let column = normalize_ident(&column_def.name);
+                check_column_name(&name, &column)?;
                 if columns.iter().any(|c| c.name == column) {
                     if if_not_exists {
                         continue;
@@ -801,6 +815,7 @@ pub(crate) async fn alter_table(
             } => {
                 let old = normalize_ident(&old_column_name);
                 let new = normalize_ident(&new_column_name);
+                check_column_name(&name, &new)?;
                 if columns.iter().any(|c| c.name == new) {
                     return Err(Error::ColumnExists {
                         table: name,

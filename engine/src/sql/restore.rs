@@ -49,7 +49,7 @@ pub(crate) async fn restore_table(
     let seq = restore_point(session, restore)?;
     let then = session
         .db()
-        .table_snapshot(&def.name, seq)
+        .table_snapshot(def.name_at(seq), seq)
         .filter(|s| s.def.id == def.id)
         .ok_or_else(|| Error::UnknownTable {
             name: def.name.clone(),

@@ -82,13 +82,20 @@ impl TableFunctionImpl for TableDiffFunction {
     fn call_with_args(&self, args: TableFunctionArgs<'_, '_>) -> Result<Arc<dyn TableProvider>> {
         let usage = "table_diff() takes a table name and two versions or times";
         let (table, values) = arguments(&args, 3..=3, usage)?;
-        let at = |value: &ScalarValue| -> crate::Result<TableSnapshot> {
-            let seq = super::resolve_target(&self.db, target_of(value)?)?;
+        let seq = |value: &ScalarValue| super::resolve_target(&self.db, target_of(value)?);
+        let (a, b) = (seq(&values[0])?, seq(&values[1])?);
+        // The table `table` names at the later point, followed by identity.
+        let def = self
+            .db
+            .table_def_at(&table, a.max(b))
+            .ok_or_else(|| unknown_table_at(&table, a.max(b)))?;
+        let at = |seq: u64| -> crate::Result<TableSnapshot> {
             self.db
-                .table_snapshot(&table, seq)
+                .table_snapshot(def.name_at(seq), seq)
+                .filter(|s| s.def.id == def.id)
                 .ok_or_else(|| unknown_table_at(&table, seq))
         };
-        let plan = diff_plan(at(&values[0])?, at(&values[1])?)?;
+        let plan = diff_plan(at(a)?, at(b)?)?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }
@@ -297,10 +304,37 @@ fn change_side(
 
 /// The net difference between two snapshots of one table.
 fn diff_plan(from: TableSnapshot, to: TableSnapshot) -> Result<LogicalPlan> {
-    let keys = key_columns(&to);
+    // Columns are matched by id: a renamed column is the same column.
+    let name_then = |id: u32| {
+        from.columns
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.clone())
+    };
+    let both: Vec<(String, String)> = to
+        .columns
+        .iter()
+        .filter_map(|c| Some((name_then(c.id)?, c.name.clone())))
+        .collect();
+    let keys: Vec<(String, String)> = match key_columns(&to).as_slice() {
+        [rowid] if rowid == ROWID_COLUMN => vec![(rowid.clone(), rowid.clone())],
+        names => names
+            .iter()
+            .filter_map(|n| both.iter().find(|(_, to)| to == n).cloned())
+            .collect(),
+    };
+    if keys.is_empty() {
+        return Err(Error::unsupported("table_diff across a change of the primary key").into());
+    }
     let (before, after) = (user_columns(&from), user_columns(&to));
-    let left: Vec<Column> = keys.iter().map(|k| Column::new(Some("f"), k)).collect();
-    let right: Vec<Column> = keys.iter().map(|k| Column::new(Some("t"), k)).collect();
+    let left: Vec<Column> = keys
+        .iter()
+        .map(|(f, _)| Column::new(Some("f"), f))
+        .collect();
+    let right: Vec<Column> = keys
+        .iter()
+        .map(|(_, t)| Column::new(Some("t"), t))
+        .collect();
     let joined = scan(TemporalTable::new(from, true), "f")?.join(
         scan(TemporalTable::new(to, true), "t")?.build()?,
         JoinType::Full,
@@ -308,10 +342,9 @@ fn diff_plan(from: TableSnapshot, to: TableSnapshot) -> Result<LogicalPlan> {
         None,
     )?;
     let absent = |side: &str| column(side, ROWID_COLUMN).is_null();
-    let changed = before
+    let changed = both
         .iter()
-        .filter(|c| after.contains(c))
-        .map(|c| distinct(column("f", c), column("t", c)))
+        .map(|(f, t)| distinct(column("f", f), column("t", t)))
         .fold(lit(false), Expr::or);
     let differs = absent("f").or(absent("t")).or(changed);
     let diff_type = when(absent("f"), lit("added"))

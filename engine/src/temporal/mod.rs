@@ -139,6 +139,20 @@ pub fn target_of(value: &ScalarValue) -> Result<Target> {
             })?;
         return Ok(Target::Seq(seq));
     }
+    if matches!(
+        value.data_type(),
+        DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    ) {
+        return Err(Error::BadSnapshot {
+            message: format!(
+                "bad version {value}: a version is a whole number, a time a timestamp"
+            ),
+        });
+    }
     timestamp_us(value).map(Target::TimeUs)
 }
 

@@ -116,6 +116,12 @@ impl TemporalTable {
         &self.snapshot
     }
 
+    /// Whether every version the scan reads is visible (see
+    /// `TableSnapshot::all_visible`) and no earlier read was refused.
+    fn all_visible(&self) -> bool {
+        self.snapshot.all_visible() && self.snapshot.check_horizon().is_ok()
+    }
+
     fn visibility(&self) -> Visibility {
         match self.snapshot.history {
             Some(range) => Visibility::History(range),
@@ -338,7 +344,12 @@ impl TableProvider for TemporalTable {
         let (columns, output) = self.scan_columns(projection);
         let snapshot = &self.snapshot;
         let retired_column = !snapshot.history_files.is_empty();
-        let scan_schema = scan_schema(&columns, retired_column);
+        let all_visible =
+            self.all_visible() && output.iter().all(|o| matches!(o, OutputColumn::User(_)));
+        let scan_schema = match all_visible {
+            true => crate::catalog::user_physical_schema(&columns),
+            false => scan_schema(&columns, retired_column),
+        };
         let partitions = state.config().target_partitions();
         let inputs: Vec<Arc<dyn ExecutionPlan>> = [
             self.memtable_exec(&scan_schema, partitions)?,
@@ -379,6 +390,7 @@ impl TableProvider for TemporalTable {
             fetch: limit,
             statistics: self.statistics().map(|s| s.project(Some(projection))),
             retired_column,
+            all_visible,
             pins: snapshot
                 .files
                 .iter()
@@ -401,9 +413,12 @@ impl TableProvider for TemporalTable {
         if self.snapshot.history.is_some() {
             return None;
         }
-        let rows = self.snapshot.live_rows as usize;
-        let mut stats =
-            Statistics::new_unknown(&self.schema).with_num_rows(Precision::Inexact(rows));
+        // Every stored version visible: the count is exact (and answers count(*)).
+        let rows = match self.all_visible() {
+            true => Precision::Exact(self.snapshot.files.iter().map(|f| f.rows as usize).sum()),
+            false => Precision::Inexact(self.snapshot.live_rows as usize),
+        };
+        let mut stats = Statistics::new_unknown(&self.schema).with_num_rows(rows);
         for (field, kind) in stats.column_statistics.iter_mut().zip(&self.fields) {
             if let OutputColumn::User(u) = kind {
                 *field = self.column_statistics(&self.snapshot.columns[*u]);

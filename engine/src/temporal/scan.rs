@@ -98,6 +98,9 @@ pub struct VisibilitySpec {
     pub statistics: Option<Statistics>,
     /// Whether the input's last column is `_retired_seq` (history-tier files are read).
     pub retired_column: bool,
+    /// Every input row is visible and the input has no system columns
+    /// (see `TableSnapshot::all_visible`): rows pass through, reshaped.
+    pub all_visible: bool,
     /// The data files the input reads, held while the scan runs: a file
     /// compaction replaced is deleted only once no scan holds it.
     pub pins: Vec<Arc<crate::storage::DataFile>>,
@@ -266,6 +269,9 @@ fn visible_rows(
     batch: &RecordBatch,
     lookups: &Count,
 ) -> Result<RecordBatch> {
+    if spec.all_visible {
+        return passed_through(spec, batch);
+    }
     let system = SystemColumns::of(spec, batch)?;
     let check_retired = system.retired.is_none() && needs_retirement_lookups(spec, system.rowids);
     if check_retired {
@@ -286,6 +292,26 @@ fn visible_rows(
         columns.push(column);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(kept));
+    Ok(RecordBatch::try_new_with_options(
+        spec.output_schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
+/// A batch every row of which is visible, shaped into the output columns.
+fn passed_through(spec: &VisibilitySpec, batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = spec
+        .output
+        .iter()
+        .map(|out| match out {
+            OutputColumn::User(i) => Ok(batch.column(*i).clone()),
+            other => Err(DataFusionError::Internal(format!(
+                "{other:?} asked of a scan without system columns"
+            ))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     Ok(RecordBatch::try_new_with_options(
         spec.output_schema.clone(),
         columns,
@@ -407,6 +433,7 @@ mod tests {
             fetch: None,
             statistics: None,
             retired_column: false,
+            all_visible: false,
             pins: Vec::new(),
             output_schema: Arc::new(Schema::new(vec![Field::new(
                 "_rowid",

@@ -195,3 +195,62 @@ async fn restore_checks_constraints_and_keyless_tables() {
         assert_eq!(error.sqlstate(), state, "{sql}: {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_and_restore_follow_renames_by_identity() {
+    let (_dir, db, mut session) = open().await;
+    session
+        .execute(
+            "CREATE TABLE a (id INT PRIMARY KEY, v TEXT);
+             INSERT INTO a VALUES (1, 'x'), (2, 'y')",
+        )
+        .await
+        .expect("setup");
+    let point = db.visible_seq();
+    session
+        .execute(
+            "ALTER TABLE a RENAME COLUMN v TO w;
+             UPDATE a SET w = 'x2' WHERE id = 1;
+             ALTER TABLE a RENAME TO b;
+             CREATE TABLE a (id TEXT PRIMARY KEY, v TEXT);
+             INSERT INTO a VALUES ('1', 'other')",
+        )
+        .await
+        .expect("changes");
+    let now = db.visible_seq();
+    let diff = text(
+        &mut session,
+        &format!("SELECT * FROM table_diff('b', {point}, {now})"),
+    )
+    .await;
+    assert!(
+        diff.contains("modified") && diff.contains("| x2 "),
+        "a renamed column is the same column: {diff}"
+    );
+    let other = session
+        .execute(&format!("SELECT * FROM table_diff('a', {point}, {now})"))
+        .await
+        .expect_err("the name a now is another table");
+    assert_eq!(other.sqlstate(), "42P01", "{other}");
+    session
+        .execute(&format!("RESTORE TABLE b TO VERSION AS OF {point}"))
+        .await
+        .expect("restore through the rename");
+    let restored = text(&mut session, "SELECT id, w FROM b ORDER BY id").await;
+    assert!(
+        restored.contains("| x ") && !restored.contains("x2"),
+        "{restored}"
+    );
+    for column in ["_seq", "_rowid", "_retired_seq", "_change_type"] {
+        let error = session
+            .execute(&format!("CREATE TABLE s (id INT, {column} INT)"))
+            .await
+            .expect_err("a system column name");
+        assert_eq!(error.sqlstate(), "42701", "{column}: {error}");
+    }
+    let fraction = session
+        .execute("SELECT * FROM b VERSION AS OF 1.5")
+        .await
+        .expect_err("a version is whole");
+    assert_eq!(fraction.sqlstate(), "22008", "{fraction}");
+}
