@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow::util::display::array_value_to_string;
-use driftdb_engine::{Database, Session};
+use driftdb_engine::{Database, Limits, Session};
 
 /// Rows in the table.
 const ROWS: usize = 100_000;
@@ -113,7 +113,12 @@ impl Figures {
 async fn driftdb(commits: usize, runs: usize) -> Result<Figures> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("db");
-    let db = Database::open(path.to_str().ok_or("utf-8 path")?).await?;
+    // Background compaction off: "before" is no compaction at all.
+    let limits = Limits {
+        compact_retired_percent_min: 0,
+        ..Limits::default()
+    };
+    let db = Database::open_with(path.to_str().ok_or("utf-8 path")?, limits).await?;
     let mut session = Session::new(&db);
     session
         .execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v DOUBLE NOT NULL, note TEXT)")
