@@ -38,6 +38,7 @@ echo "== benchmark smoke runs"
 "$CARGO_TARGET_DIR/debug/foundation" --quick
 "$CARGO_TARGET_DIR/debug/constraints" --quick
 "$CARGO_TARGET_DIR/debug/transactions" --quick
+DRIFTDB_BENCH_PYTHON="$VENV/bin/python" "$CARGO_TARGET_DIR/debug/history" --quick > /dev/null
 "$VENV/bin/python" benches/flight/flight_sql_bench.py --quick --driftdb "$CARGO_TARGET_DIR/debug/driftdb"
 smoke="$(mktemp -d)"
 "$CARGO_TARGET_DIR/debug/driftdb-datasets" tpch --scale 0.01 --parquet "$smoke/parquet"
