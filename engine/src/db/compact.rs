@@ -31,6 +31,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::Database;
@@ -88,7 +89,7 @@ pub(crate) fn runs_to_compact(
     seq: u64,
     file_rows_target: u64,
 ) -> Vec<Vec<Arc<DataFile>>> {
-    let small = (file_rows_target / 8).max(1);
+    let small = small_file_rows(file_rows_target);
     let mut runs: Vec<(Vec<Arc<DataFile>>, bool)> = Vec::new();
     let (mut live_in_run, mut rows_in_run) = (0u64, 0u64);
     let mut open = false;
@@ -117,6 +118,11 @@ pub(crate) fn runs_to_compact(
         .collect()
 }
 
+/// Files under an eighth of the target are small (merged when adjacent).
+fn small_file_rows(file_rows_target: u64) -> u64 {
+    (file_rows_target / 8).max(1)
+}
+
 /// A run holds at most this many times `compact_file_rows_target` rows
 /// (live and retired), which bounds the memory one rewrite takes.
 const RUN_ROWS_FACTOR: u64 = 4;
@@ -131,7 +137,7 @@ impl Database {
             return Vec::new();
         }
         let seq = self.visible_seq();
-        let small = (limits.compact_file_rows_target / 8).max(1);
+        let small = small_file_rows(limits.compact_file_rows_target);
         let state = self.inner.state.read();
         state
             .catalog
@@ -235,7 +241,7 @@ impl Database {
             .unwrap_or_default();
         let mut batches = Vec::new();
         for file in &run.files {
-            batches.extend(self.read_data_file(file).await?);
+            batches.extend(self.read_data_file(file, None).await?);
         }
         let (current, history, history_rowids, removed) = match run.history_tier {
             true => purge_history(&batches, horizon)?,
@@ -277,14 +283,31 @@ impl Database {
         })
     }
 
-    /// Every row version stored in `file` (checked against its entry).
-    pub(crate) async fn read_data_file(&self, file: &DataFile) -> Result<Vec<RecordBatch>> {
+    /// Every row version stored in `file` (checked against its entry),
+    /// with only the stored columns named in `columns` if given.
+    pub(crate) async fn read_data_file(
+        &self,
+        file: &DataFile,
+        columns: Option<&[String]>,
+    ) -> Result<Vec<RecordBatch>> {
         let path = object_store::path::Path::from(file.path.as_str());
         let store = self.object_store();
         let bytes = async { store.get(&path).await?.bytes().await }
             .await
             .map_err(store_error)?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        if let Some(columns) = columns {
+            let indices = builder
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| columns.contains(f.name()))
+                .map(|(i, _)| i);
+            let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+            builder = builder.with_projection(mask);
+        }
+        let reader = builder.build()?;
         Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
@@ -393,15 +416,7 @@ impl TableData {
         for rowid in history_rowids {
             retired.remove(rowid);
         }
-        let seqs = current.as_ref().map(|file| {
-            let mut seqs: Vec<u64> = retired
-                .iter()
-                .filter(|(rowid, _)| (file.min_rowid..=file.max_rowid).contains(*rowid))
-                .map(|(_, seq)| *seq)
-                .collect();
-            seqs.sort_unstable();
-            seqs
-        });
+        let seqs = current.as_ref().map(|file| self.retire_seqs_of(file));
         let end = start + run.len();
         self.files.splice(start..end, current);
         self.file_retire_seqs.splice(start..end, seqs);

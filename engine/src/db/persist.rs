@@ -100,10 +100,9 @@ impl Database {
         self.install_files(frozen.seq, written);
         let checkpoint = self.checkpoint_of(frozen);
         self.check_lease().await?;
-        let unnamed = self.obsolete_unnamed();
         write_checkpoint(&self.inner.location, &checkpoint).await?;
         *self.inner.checkpoint_seq.lock() = Some(checkpoint.seq);
-        self.note_unnamed_from(unnamed, checkpoint.seq);
+        self.note_unnamed_from(checkpoint.seq);
         if let Some(previous) = previous.filter(|p| *p < checkpoint.seq) {
             self.delete_before(previous).await?;
         }
@@ -139,21 +138,12 @@ impl Database {
         self.delete_obsolete_files(keep).await
     }
 
-    /// How many files replaced by compaction no checkpoint yet left out.
-    fn obsolete_unnamed(&self) -> usize {
-        let obsolete = self.inner.obsolete.lock();
-        obsolete.iter().filter(|o| o.unnamed_from.is_none()).count()
-    }
-
-    /// Checkpoint `seq` (durable) names none of the first `count` files
-    /// replaced before it was built.
-    fn note_unnamed_from(&self, count: usize, seq: u64) {
+    /// Checkpoint `seq` (durable) names none of the files compaction has
+    /// replaced so far: compactions replace files under the persist lock,
+    /// which this checkpoint was built and written under.
+    fn note_unnamed_from(&self, seq: u64) {
         let mut obsolete = self.inner.obsolete.lock();
-        for entry in obsolete
-            .iter_mut()
-            .filter(|o| o.unnamed_from.is_none())
-            .take(count)
-        {
+        for entry in obsolete.iter_mut().filter(|o| o.unnamed_from.is_none()) {
             entry.unnamed_from = Some(seq);
         }
     }

@@ -8,9 +8,6 @@ use std::sync::Arc;
 
 use arrow::array::UInt64Array;
 use arrow::record_batch::RecordBatch;
-use object_store::ObjectStoreExt;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{Database, DbState, Inner, apply::apply_record};
 use crate::catalog::{ROWID_COLUMN, SEQ_COLUMN, TableDef, physical_name};
@@ -25,7 +22,6 @@ use crate::storage::checkpoint::{
     Checkpoint, list_checkpoints, load_newest_checkpoint, read_checkpoint,
 };
 use crate::storage::location::{Location, StoreKind};
-use crate::storage::verify::store_error;
 use crate::storage::{DataFile, Retirements, TableData};
 use crate::txn::{KeyIndex, Write, WriteSet};
 
@@ -384,12 +380,6 @@ async fn read_key_columns(
     def: &TableDef,
     file: &DataFile,
 ) -> Result<Vec<RecordBatch>> {
-    let path = object_store::path::Path::from(file.path.as_str());
-    let store = db.object_store();
-    let bytes = async { store.get(&path).await?.bytes().await }
-        .await
-        .map_err(store_error)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let mut wanted: Vec<String> = def
         .primary_key
         .iter()
@@ -398,17 +388,7 @@ async fn read_key_columns(
         .collect();
     wanted.push(ROWID_COLUMN.to_string());
     wanted.push(SEQ_COLUMN.to_string());
-    let indices: Vec<usize> = builder
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| wanted.contains(f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader = builder.with_projection(mask).build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    db.read_data_file(file, Some(&wanted)).await
 }
 
 /// A table with a damaged data file: its key indexes could not be built.

@@ -11,10 +11,7 @@
 //! keeps its current value in updated rows and takes its DEFAULT in
 //! inserted ones; a dropped column stays dropped.
 
-use std::sync::Arc;
-
 use datafusion::common::{Column, TableReference};
-use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlanBuilder, lit};
 
 use super::dml;
@@ -24,7 +21,7 @@ use crate::catalog::{ColumnDef, ROWID_COLUMN, TableDef};
 use crate::db::TableSnapshot;
 use crate::error::{Error, Result};
 use crate::sql::StatementResult;
-use crate::temporal::changes::distinct;
+use crate::temporal::changes::{column, distinct, scan};
 use crate::temporal::provider::TemporalTable;
 use crate::temporal::{Target, eval_constant, resolve_target, target_of, timestamp_us};
 use crate::txn::{Write, WriteSet};
@@ -123,16 +120,7 @@ fn now_scan(session: &Session, def: &TableDef) -> Result<LogicalPlanBuilder> {
 }
 
 fn then_scan(then: &TableSnapshot) -> Result<LogicalPlanBuilder> {
-    let table = TemporalTable::new(then.clone(), true);
-    Ok(LogicalPlanBuilder::scan(
-        THEN,
-        provider_as_source(Arc::new(table)),
-        None,
-    )?)
-}
-
-fn at(relation: &str, name: &str) -> Expr {
-    Expr::Column(Column::new(Some(relation), name))
+    Ok(scan(TemporalTable::new(then.clone(), true), THEN)?)
 }
 
 /// One `RESTORE TABLE` under way: the table now and at the restore point.
@@ -174,13 +162,15 @@ impl Restoring<'_> {
         let differs = self
             .pairs
             .iter()
-            .filter_map(|(c, old)| Some(distinct(at(NOW, &c.name), at(THEN, old.as_ref()?))))
+            .filter_map(|(c, old)| {
+                Some(distinct(column(NOW, &c.name), column(THEN, old.as_ref()?)))
+            })
             .fold(lit(false), Expr::or);
         let source = self.joined(JoinType::Inner, false)?.filter(differs)?;
         let values = self
             .pairs
             .iter()
-            .map(|(_, old)| old.as_ref().map(|o| at(THEN, o)))
+            .map(|(_, old)| old.as_ref().map(|o| column(THEN, o)))
             .collect();
         let plan = plans::project_updated(self.def, &TableReference::bare(NOW), source, values)?;
         let batches = self.session.run_plan(plan).await?;
@@ -201,7 +191,9 @@ impl Restoring<'_> {
             .pairs
             .iter()
             .enumerate()
-            .filter_map(|(i, (c, old))| Some((i, at(THEN, old.as_ref()?).alias(c.name.as_str()))))
+            .filter_map(|(i, (c, old))| {
+                Some((i, column(THEN, old.as_ref()?).alias(c.name.as_str())))
+            })
             .unzip();
         let plan = self
             .joined(JoinType::LeftAnti, true)?

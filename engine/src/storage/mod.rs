@@ -96,6 +96,13 @@ impl TableData {
                 .last()
                 .is_none_or(|f| f.max_rowid < file.min_rowid)
         );
+        let seqs = self.retire_seqs_of(&file);
+        self.files.push(file);
+        self.file_retire_seqs.push(seqs);
+    }
+
+    /// The seqs that retired rows in `file`'s `_rowid` range, ascending.
+    pub fn retire_seqs_of(&self, file: &DataFile) -> Vec<u64> {
         let mut seqs: Vec<u64> = self
             .retired
             .iter()
@@ -103,8 +110,7 @@ impl TableData {
             .map(|(_, seq)| *seq)
             .collect();
         seqs.sort_unstable();
-        self.files.push(file);
-        self.file_retire_seqs.push(seqs);
+        seqs
     }
 
     /// Note that `rowids` were retired at `seq` (seqs arrive in ascending order).

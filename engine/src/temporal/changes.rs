@@ -192,7 +192,8 @@ fn key_columns(snapshot: &TableSnapshot) -> Vec<String> {
     }
 }
 
-fn scan(table: TemporalTable, alias: &str) -> Result<LogicalPlanBuilder> {
+/// A scan of `table` under `alias`.
+pub(crate) fn scan(table: TemporalTable, alias: &str) -> Result<LogicalPlanBuilder> {
     LogicalPlanBuilder::scan(alias, provider_as_source(Arc::new(table)), None)
 }
 
@@ -201,7 +202,8 @@ pub(crate) fn distinct(a: Expr, b: Expr) -> Expr {
     datafusion::logical_expr::binary_expr(a, datafusion::logical_expr::Operator::IsDistinctFrom, b)
 }
 
-fn column(relation: &str, name: &str) -> Expr {
+/// Column `name` of `relation`.
+pub(crate) fn column(relation: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(relation), name))
 }
 

@@ -12,3 +12,32 @@ pub async fn text(session: &mut Session, sql: &str) -> String {
         .expect("format")
         .to_string()
 }
+
+/// A database folder inside a fresh temporary directory (gone on drop).
+pub struct TempDb {
+    _dir: tempfile::TempDir,
+    /// The database folder.
+    pub folder: std::path::PathBuf,
+    /// The same, as the location `Database::open` takes.
+    pub path: String,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folder = dir.path().join("db");
+        let path = folder.to_str().expect("utf-8").to_string();
+        Self {
+            _dir: dir,
+            folder,
+            path,
+        }
+    }
+
+    /// Open (or reopen) the database with `limits`.
+    pub async fn open(&self, limits: driftdb_engine::Limits) -> driftdb_engine::Database {
+        driftdb_engine::Database::open_with(&self.path, limits)
+            .await
+            .expect("open")
+    }
+}

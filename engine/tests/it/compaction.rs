@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::common::text;
+use crate::common::{TempDb, text};
 use arrow::array::{Array, Int64Array, UInt64Array};
 use driftdb_engine::sql::parser::parse_statements;
 use driftdb_engine::sql::session::Output;
@@ -129,10 +129,9 @@ async fn churn(db: &Database, session: &mut Session, rounds: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_every_version_and_frees_what_it_replaced() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
-    let path_str = path.to_str().expect("utf-8");
-    let db = Database::open_with(path_str, manual()).await.expect("open");
+    let temp = TempDb::new();
+    let path = &temp.folder;
+    let db = temp.open(manual()).await;
     let mut session = Session::new(&db);
     session
         .execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note TEXT)")
@@ -193,7 +192,7 @@ async fn compaction_keeps_every_version_and_frees_what_it_replaced() {
 
     // The checkpoint before the compaction still names the replaced files;
     // two more checkpoints later, none does, and they are gone.
-    let on_disk = parquet_files(&path).len();
+    let on_disk = parquet_files(path).len();
     assert!(
         on_disk >= 6,
         "replaced files wait for the older checkpoint: {on_disk}"
@@ -209,7 +208,7 @@ async fn compaction_keeps_every_version_and_frees_what_it_replaced() {
         db.persist().await.expect("persist");
     }
     assert_eq!(
-        parquet_files(&path).len(),
+        parquet_files(path).len(),
         4,
         "current, history and two new files"
     );
@@ -244,13 +243,11 @@ async fn compaction_keeps_every_version_and_frees_what_it_replaced() {
         .path();
     let stray = table_dir.join("00000000000000000002-c1-0000.parquet");
     std::fs::write(&stray, b"left by a crash").expect("stray file");
-    let before_open = parquet_files(&path);
+    let before_open = parquet_files(path);
 
-    let db = Database::open_with(path_str, manual())
-        .await
-        .expect("reopen");
+    let db = temp.open(manual()).await;
     assert!(!stray.exists(), "an unnamed file is deleted at open");
-    let after_open = parquet_files(&path);
+    let after_open = parquet_files(path);
     assert!(
         after_open.iter().all(|f| before_open.contains(f)) && after_open.len() >= 2,
         "only unnamed files go: {before_open:?} -> {after_open:?}"
@@ -270,15 +267,13 @@ async fn compaction_keeps_every_version_and_frees_what_it_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_keeps_reading_the_files_it_started_with() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
+    let temp = TempDb::new();
+    let path = &temp.folder;
     let limits = Limits {
         parquet_row_group_rows_max: 1024,
         ..manual()
     };
-    let db = Database::open_with(path.to_str().expect("utf-8"), limits)
-        .await
-        .expect("open");
+    let db = temp.open(limits).await;
     let mut session = Session::new(&db);
     session
         .execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)")
@@ -294,7 +289,7 @@ async fn a_scan_keeps_reading_the_files_it_started_with() {
         .expect("update");
     db.persist().await.expect("persist");
     let expected = count(&mut session, "SELECT CAST(sum(v) AS BIGINT) FROM t").await;
-    let original = parquet_files(&path);
+    let original = parquet_files(path);
 
     let statement = parse_statements("SELECT v FROM t")
         .expect("parse")
@@ -315,7 +310,7 @@ async fn a_scan_keeps_reading_the_files_it_started_with() {
             .expect("update");
         db.persist().await.expect("persist");
     }
-    let on_disk = parquet_files(&path);
+    let on_disk = parquet_files(path);
     assert!(
         original.iter().all(|f| on_disk.contains(f)),
         "a scan holds the files it reads: {original:?} in {on_disk:?}"
@@ -326,7 +321,7 @@ async fn a_scan_keeps_reading_the_files_it_started_with() {
     assert_eq!(sum, expected, "the scan's snapshot, whole");
     drop(stream);
     db.persist().await.expect("persist");
-    let on_disk = parquet_files(&path);
+    let on_disk = parquet_files(path);
     assert!(
         original.iter().all(|f| !on_disk.contains(f)),
         "released, they go at the next checkpoint: {on_disk:?}"
@@ -344,12 +339,8 @@ fn sum_of(batch: &arrow::record_batch::RecordBatch) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_beside_a_compaction_are_kept() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
-    let path_str = path.to_str().expect("utf-8").to_string();
-    let db = Database::open_with(&path_str, manual())
-        .await
-        .expect("open");
+    let temp = TempDb::new();
+    let db = temp.open(manual()).await;
     let mut session = Session::new(&db);
     session
         .execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)")
@@ -421,9 +412,7 @@ async fn commits_beside_a_compaction_are_kept() {
     assert!(checks > 5);
     drop(session);
     db.close().await.expect("close");
-    let db = Database::open_with(&path_str, manual())
-        .await
-        .expect("reopen");
+    let db = temp.open(manual()).await;
     let mut session = Session::new(&db);
     assert_eq!(
         count(&mut session, "SELECT count(*) FROM history('t')").await,
@@ -434,11 +423,8 @@ async fn commits_beside_a_compaction_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compact_refuses_what_it_cannot_do() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
-    let db = Database::open_with(path.to_str().expect("utf-8"), manual())
-        .await
-        .expect("open");
+    let temp = TempDb::new();
+    let db = temp.open(manual()).await;
     let mut session = Session::new(&db);
     let missing = session
         .execute("COMPACT TABLE nope")

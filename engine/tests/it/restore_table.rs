@@ -3,16 +3,14 @@
 //! `VERSION AS OF` read), writing only the difference, keeping history,
 //! and going through every constraint check.
 
-use crate::common::text;
-use driftdb_engine::{Database, Session};
+use crate::common::{TempDb, text};
+use driftdb_engine::{Database, Limits, Session};
 
-async fn open() -> (tempfile::TempDir, Database, Session) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Database::open(dir.path().join("db").to_str().expect("utf-8"))
-        .await
-        .expect("open");
+async fn open() -> (TempDb, Database, Session) {
+    let temp = TempDb::new();
+    let db = temp.open(Limits::default()).await;
     let session = Session::new(&db);
-    (dir, db, session)
+    (temp, db, session)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

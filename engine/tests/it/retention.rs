@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::common::text;
-use driftdb_engine::{Database, Session};
+use crate::common::{TempDb, text};
+use driftdb_engine::{Limits, Session};
 
 async fn answers(session: &mut Session, seqs: &[u64]) -> Vec<String> {
     let mut out = Vec::new();
@@ -35,10 +35,8 @@ async fn churn(session: &mut Session, round: i64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_removes_what_the_window_lets_go_and_refuses_reads_behind_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("db");
-    let path = path.to_str().expect("utf-8");
-    let db = Database::open(path).await.expect("open");
+    let temp = TempDb::new();
+    let db = temp.open(Limits::default()).await;
     let mut session = Session::new(&db);
     session
         .execute(
@@ -124,7 +122,7 @@ async fn vacuum_removes_what_the_window_lets_go_and_refuses_reads_behind_it() {
     drop(session);
     db.close().await.expect("close");
 
-    let db = Database::open(path).await.expect("reopen");
+    let db = temp.open(Limits::default()).await;
     let mut session = Session::new(&db);
     assert_eq!(answers(&mut session, &kept).await, before, "reopened");
     let error = session
@@ -147,10 +145,8 @@ async fn vacuum_removes_what_the_window_lets_go_and_refuses_reads_behind_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_settings_and_refusals() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Database::open(dir.path().join("db").to_str().expect("utf-8"))
-        .await
-        .expect("open");
+    let temp = TempDb::new();
+    let db = temp.open(Limits::default()).await;
     let mut session = Session::new(&db);
     session
         .execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1); UPDATE t SET v = 2")
