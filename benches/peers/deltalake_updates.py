@@ -6,8 +6,11 @@ then --commits update commits, commit c setting v = v + 1 for the ids in
 [c * 7919 % rows, + --rows-per-update). Times (one warm-up, median of
 --runs) `SELECT count(*), sum(v) FROM t` over the current state and the
 version after update commits/2, before and after `optimize.compact()`, and
-over the same current rows written fresh in one commit. Prints JSON:
-{"fresh": ms, "current_before": ms, ..., "answers": ["count,sum", ...]}
+over the same current rows written fresh in one commit, and the change
+data feed of every update commit read whole (`load_cdf`; the table is
+written with `delta.enableChangeDataFeed`). Prints JSON:
+{"fresh": ms, "current_before": ms, ..., "feed": ms, "feed_rows": n,
+ "answers": ["count,sum", ...]}
 """
 
 import argparse
@@ -29,11 +32,21 @@ def query(directory, version=None):
 
 
 def timed(directory, runs, version=None):
-    query(directory, version)
+    return timed_call(lambda: query(directory, version), runs)
+
+
+def feed(directory, commits):
+    """Read the change data feed of update commits 1..=commits whole; its row count."""
+    cdf = DeltaTable(directory).load_cdf(starting_version=1, ending_version=commits)
+    return pa.table(cdf.read_all()).num_rows
+
+
+def timed_call(call, runs):
+    call()
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        query(directory, version)
+        call()
         times.append((time.perf_counter() - started) * 1e3)
     return statistics.median(times)
 
@@ -55,7 +68,7 @@ def main():
     )
     with tempfile.TemporaryDirectory() as root:
         table_dir = f"{root}/t"
-        write_deltalake(table_dir, rows)
+        write_deltalake(table_dir, rows, configuration={"delta.enableChangeDataFeed": "true"})
         table = DeltaTable(table_dir)
         for c in range(args.commits):
             start = c * 7919 % args.rows
@@ -73,6 +86,8 @@ def main():
         DeltaTable(table_dir).optimize.compact()
         out["current_after"] = timed(table_dir, args.runs)
         out["halfway_after"] = timed(table_dir, args.runs, halfway)
+        out["feed_rows"] = feed(table_dir, args.commits)
+        out["feed"] = timed_call(lambda: feed(table_dir, args.commits), args.runs)
         fresh_dir = f"{root}/fresh"
         write_deltalake(fresh_dir, DeltaTable(table_dir).to_pyarrow_table())
         out["fresh"] = timed(fresh_dir, args.runs)

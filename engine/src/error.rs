@@ -114,6 +114,15 @@ pub enum Error {
 
     #[error("index \"{name}\" does not exist")]
     UnknownIndex { name: String },
+    /// 42704: no tag of that name (`DROP TAG`, `VERSION AS OF 'name'`).
+    #[error("tag \"{name}\" does not exist")]
+    UnknownTag { name: String },
+    /// 42710: `CREATE TAG` with a name a live tag has.
+    #[error("tag \"{name}\" already exists")]
+    TagExists { name: String },
+    /// 42602: a name that cannot be used (e.g. a tag named like a timestamp).
+    #[error("invalid name \"{name}\": {message}")]
+    InvalidName { name: String, message: String },
 
     #[error("column reference \"{name}\" is ambiguous")]
     AmbiguousColumn { name: String },
@@ -190,6 +199,19 @@ pub enum Error {
     /// A database, backup or file that was named does not exist.
     #[error("{what} does not exist")]
     Missing { what: String },
+
+    /// A server-side file outside the folders the session may use.
+    #[error("permission denied for file \"{path}\": {detail}")]
+    FileAccessDenied { path: String, detail: String },
+
+    /// A file's content does not fit what reads it (`COPY … FROM`, `read_csv`).
+    #[error("bad data in file \"{file}\": {detail}")]
+    BadFileData { file: String, detail: String },
+
+    /// An error and where it happened (a `COPY`'s file and row); the
+    /// SQLSTATE is the inner error's.
+    #[error("{inner} ({context})")]
+    WithContext { context: String, inner: Box<Error> },
 
     #[error(
         "cannot insert a non-DEFAULT value into column \"{column}\": it is an identity column defined as GENERATED ALWAYS"
@@ -514,11 +536,14 @@ impl Error {
             Error::UniqueViolation { .. } => "23505",
             Error::NotNullViolation { .. } => "23502",
             Error::CheckViolation { .. } | Error::CheckViolatedByExistingRow { .. } => "23514",
-            Error::ConstraintExists { .. } => "42710",
+            Error::ConstraintExists { .. } | Error::TagExists { .. } => "42710",
+            Error::InvalidName { .. } => "42602",
             Error::ForeignKeyMissing { .. } | Error::ForeignKeyReferenced { .. } => "23503",
             Error::InvalidForeignKey { .. } => "42830",
             Error::DependentObjects { .. } => "2BP01",
-            Error::UnknownConstraint { .. } | Error::UnknownIndex { .. } => "42704",
+            Error::UnknownConstraint { .. }
+            | Error::UnknownIndex { .. }
+            | Error::UnknownTag { .. } => "42704",
             Error::AmbiguousColumn { .. } => "42702",
             Error::ValueTooLong { .. } => "22001",
             Error::BadValue { .. } => "22P02",
@@ -537,6 +562,9 @@ impl Error {
             Error::SequenceExhausted { .. } => "2200H",
             Error::ObjectNotInPrerequisiteState { .. } => "55000",
             Error::Missing { .. } => "58P01",
+            Error::FileAccessDenied { .. } => "42501",
+            Error::BadFileData { .. } => "22P04",
+            Error::WithContext { inner, .. } => inner.sqlstate(),
             Error::GeneratedAlways { .. } => "428C9",
             Error::BadSnapshot { .. } => "22008",
             Error::Unsupported { .. } => "0A000",

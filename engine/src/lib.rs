@@ -42,4 +42,5 @@ pub mod txn;
 pub use db::{CommitOutcome, Database};
 pub use error::{Error, Result};
 pub use limits::Limits;
+pub use sql::files::FileAccess;
 pub use sql::{Output, Prepared, Session, StatementResult};

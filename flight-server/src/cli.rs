@@ -29,6 +29,63 @@ pub enum Command {
     /// Rebuild a database in an empty location from a backup, at its
     /// newest commit or at an earlier one (`--seq`, `--time`).
     Restore(RestoreArgs),
+    /// Load CSV, Parquet or JSON-lines files into a table (created from
+    /// the first file if missing), committing every --batch-rows rows.
+    Load(LoadArgs),
+    /// Write a table or a query's rows to a CSV, Parquet or JSON-lines file.
+    Export(ExportArgs),
+}
+
+/// How files are read or written (`load`, `export`).
+#[derive(Debug, Args, Clone)]
+pub struct FileArgs {
+    /// File format: csv, parquet or json [default: from the extension]
+    #[arg(long)]
+    pub format: Option<String>,
+    /// CSV: the first line holds the column names (true or false)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub header: bool,
+    /// CSV: the field delimiter
+    #[arg(long, default_value_t = ',')]
+    pub delimiter: char,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Rows per commit: each chunk is atomic, and a load cut short keeps
+    /// whole chunks (resume it with --skip-rows)
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_rows: usize,
+    /// Rows (over all files, in order) already loaded: skipped
+    #[arg(long, default_value_t = 0)]
+    pub skip_rows: u64,
+    /// The table to load into.
+    pub table: String,
+    /// The files to load, in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Export this query's rows instead of a table's.
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Read as of this version, tag or time (as `SET driftdb.as_of`).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// TABLE FILE, or FILE with --query: the file is replaced whole,
+    /// never left half written.
+    #[arg(required = true, num_args = 1..=2, value_names = ["TABLE", "FILE"])]
+    pub targets: Vec<String>,
 }
 
 /// Where the database lives.

@@ -15,3 +15,4 @@ pub mod cli;
 pub mod demo;
 pub mod repl;
 pub mod serve;
+pub mod transfer;

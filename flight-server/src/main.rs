@@ -1,9 +1,9 @@
-//! The `driftdb` binary: `sql`, `demo`, `serve`, `check`, `backup` and `restore`.
+//! The `driftdb` binary: `sql`, `demo`, `serve`, `check`, `backup`, `restore`, `load` and `export`.
 
 use clap::Parser;
 use driftdb_engine::{Database, Error, Session};
 use driftdb_server::cli::{Cli, Command};
-use driftdb_server::{backup, demo, repl, serve};
+use driftdb_server::{backup, demo, repl, serve, transfer};
 
 /// mimalloc: commits allocate many small, short-lived keys and batches;
 /// it roughly doubled bulk-insert throughput over the system allocator.
@@ -54,6 +54,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Sql(args) => {
             let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
             let mut session = Session::new(&db);
+            // Embedded, the user's own files: those under the working folder.
+            session.set_file_access(driftdb_engine::FileAccess::under(["."])?);
             let result = match (args.execute, args.file) {
                 (Some(sql), _) => repl::run_script(&mut session, &sql).await,
                 (None, Some(file)) => {
@@ -78,6 +80,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Backup(args) => backup::run_backup(args).await,
         Command::Restore(args) => backup::run_restore(args).await,
+        Command::Load(args) => transfer::run_load(args).await,
+        Command::Export(args) => transfer::run_export(args).await,
         Command::Demo(args) => {
             let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
             let mut session = Session::new(&db);

@@ -13,6 +13,12 @@
 //! update commits, the same reads, before and after `optimize.compact()`
 //! (for up to [`DELTA_COMMITS_MAX`] commits). Answers must agree.
 //!
+//! The change feed: every change of the update commits read whole
+//! (`SELECT * FROM table_changes('t', first update)`, two rows per updated
+//! row: pre- and postimage), in rows per second, after compaction; the
+//! peer reads the same history with delta-rs's change data feed
+//! (`load_cdf`, the table written with `delta.enableChangeDataFeed`).
+//!
 //! Run: `cargo run --release -p driftdb-benches --bin history [-- --quick] [--no-delta]`.
 
 use driftdb_benches as _; // its global allocator
@@ -56,6 +62,22 @@ async fn main() -> Result<()> {
                 .into());
             }
             peer.print(commits, "delta-rs");
+            if peer.feed.0 != figures.feed.0 {
+                return Err(format!(
+                    "change feeds differ: DriftDB {} rows, delta-rs {}",
+                    figures.feed.0, peer.feed.0
+                )
+                .into());
+            }
+            println!(
+                "| {commits} | DriftDB ÷ delta-rs | change feed of every update: {} rows, {:.0} vs {:.0} rows/s | {:.2} / {:.2} ms | {:.2} |",
+                figures.feed.0,
+                figures.feed_rate(),
+                peer.feed_rate(),
+                figures.feed.1,
+                peer.feed.1,
+                figures.feed.1 / peer.feed.1
+            );
         }
         println!(
             "| {commits} | DriftDB | bytes on disk per retained version: before / after compaction | {:.0} / {:.0} B | {:.2} |",
@@ -78,6 +100,8 @@ struct Figures {
     /// The aggregate's answer now and half-way, as text.
     answers: Vec<String>,
     bytes_per_version: (f64, f64),
+    /// The change feed of every update commit: rows and ms to read it.
+    feed: (u64, f64),
 }
 
 impl Figures {
@@ -108,6 +132,11 @@ impl Figures {
             );
         }
     }
+
+    /// Change-feed rows read per second.
+    fn feed_rate(&self) -> f64 {
+        self.feed.0 as f64 / (self.feed.1 / 1e3)
+    }
 }
 
 async fn driftdb(commits: usize, runs: usize) -> Result<Figures> {
@@ -129,7 +158,7 @@ async fn driftdb(commits: usize, runs: usize) -> Result<Figures> {
             ROWS - 1
         ))
         .await?;
-    let mut halfway = 0;
+    let (mut halfway, mut first) = (0, 0);
     for c in 0..commits {
         let start = c * 7919 % ROWS;
         let result = session
@@ -138,8 +167,12 @@ async fn driftdb(commits: usize, runs: usize) -> Result<Figures> {
                 start + ROWS_PER_UPDATE
             ))
             .await?;
+        let seq = result.seq.ok_or("an update commits")?;
+        if c == 0 {
+            first = seq;
+        }
         if c + 1 == commits / 2 {
-            halfway = result.seq.ok_or("an update commits")?;
+            halfway = seq;
         }
     }
     db.persist().await?;
@@ -178,6 +211,18 @@ async fn driftdb(commits: usize, runs: usize) -> Result<Figures> {
         )
         .into());
     }
+    let feed = format!(
+        "SELECT * FROM table_changes('t', {first}, {})",
+        first + commits as u64 - 1
+    );
+    let rows = session
+        .execute_one(&feed)
+        .await?
+        .batches
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum();
+    figures.feed = (rows, time(&mut session, &feed, runs).await?);
     session
         .execute("CREATE TABLE fresh (id BIGINT PRIMARY KEY, v DOUBLE NOT NULL, note TEXT)")
         .await?;
@@ -278,5 +323,9 @@ fn delta_rs(commits: usize, runs: usize) -> Result<Figures> {
         halfway_after: ms("halfway_after")?,
         answers,
         bytes_per_version: (0.0, 0.0),
+        feed: (
+            json["feed_rows"].as_u64().ok_or("delta-rs: no feed_rows")?,
+            ms("feed")?,
+        ),
     })
 }

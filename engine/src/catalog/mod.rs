@@ -247,6 +247,27 @@ pub struct CheckDef {
 }
 
 impl TableDef {
+    /// A table about to be created: `columns` (numbered from 1) keyed by
+    /// `primary_key` (column ids), no constraints yet; its commit sets
+    /// `created_seq` and the first schema version's seq.
+    pub fn new(id: u64, name: &str, columns: Vec<ColumnDef>, primary_key: Vec<u32>) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            created_seq: 0,
+            dropped_seq: None,
+            primary_key,
+            next_column_id: columns.len() as u32 + 1,
+            versions: vec![SchemaVersion { seq: 0, columns }],
+            checks: Vec::new(),
+            uniques: Vec::new(),
+            foreign_keys: Vec::new(),
+            former_names: Vec::new(),
+            indexes: Vec::new(),
+            history: Default::default(),
+        }
+    }
+
     /// Whether the table exists in snapshot `seq`.
     pub fn exists_at(&self, seq: u64) -> bool {
         self.created_seq <= seq && self.dropped_seq.is_none_or(|d| d > seq)
@@ -375,9 +396,62 @@ pub struct Catalog {
     pub views: Vec<ViewDef>,
     #[serde(default)]
     pub sequences: Vec<SequenceDef>,
+    /// Named versions of the database (`CREATE TAG`), dropped ones included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagDef>,
+}
+
+/// A named version of the whole database (`CREATE TAG name [AS OF …]`):
+/// `VERSION AS OF 'name'` reads it, and `VACUUM` keeps every row version
+/// it sees, in every table, for as long as the tag lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagDef {
+    pub name: String,
+    /// The commit the tag names.
+    pub version: u64,
+    pub created_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_seq: Option<u64>,
+}
+
+impl TagDef {
+    pub fn exists_at(&self, seq: u64) -> bool {
+        self.created_seq <= seq && self.dropped_seq.is_none_or(|d| d > seq)
+    }
 }
 
 impl Catalog {
+    /// The tag called `name` in snapshot `seq`.
+    pub fn tag_at(&self, name: &str, seq: u64) -> Option<&TagDef> {
+        self.tags
+            .iter()
+            .rev()
+            .find(|t| t.name == name && t.exists_at(seq))
+    }
+
+    /// The tags of snapshot `seq`, by name.
+    pub fn tags_at(&self, seq: u64) -> Vec<&TagDef> {
+        let mut tags: Vec<&TagDef> = self.tags.iter().filter(|t| t.exists_at(seq)).collect();
+        tags.sort_by(|a, b| a.name.cmp(&b.name));
+        tags
+    }
+
+    /// The versions named by the tags not dropped by commit `through`,
+    /// ascending, each once: what `VACUUM` keeps readable behind a
+    /// table's horizon. (A drop after `through` may not be durable yet:
+    /// until it is, its tag still keeps its versions.)
+    pub fn tagged_versions(&self, through: u64) -> Vec<u64> {
+        let mut versions: Vec<u64> = self
+            .tags
+            .iter()
+            .filter(|t| t.dropped_seq.is_none_or(|d| d > through))
+            .map(|t| t.version)
+            .collect();
+        versions.sort_unstable();
+        versions.dedup();
+        versions
+    }
+
     /// The table called `name` in snapshot `seq`.
     pub fn table_at(&self, name: &str, seq: u64) -> Option<&TableDef> {
         self.tables

@@ -350,6 +350,38 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                 }
             }
             Write::DropView { .. } | Write::DropSequence { .. } => {}
+            Write::CreateTag(tag) => {
+                let dropped_first = writes
+                    .writes
+                    .iter()
+                    .any(|w| matches!(w, Write::DropTag { name } if name == &tag.name));
+                if state.catalog.tag_at(&tag.name, latest).is_some() && !dropped_first {
+                    return Err(Error::TagExists {
+                        name: tag.name.clone(),
+                    });
+                }
+                // A tag names a version every table can still be read at.
+                let kept = state.catalog.tagged_versions(latest).contains(&tag.version);
+                if let Some(table) = state
+                    .catalog
+                    .tables
+                    .iter()
+                    .find(|t| t.exists_at(tag.version) && t.history.horizon > tag.version)
+                    .filter(|_| !kept)
+                {
+                    return Err(crate::db::horizon_error(
+                        table.name_at(tag.version),
+                        table.history.horizon,
+                        "it as of version",
+                        tag.version,
+                    ));
+                }
+            }
+            Write::DropTag { name } => {
+                if state.catalog.tag_at(name, latest).is_none() {
+                    return Err(Error::UnknownTag { name: name.clone() });
+                }
+            }
             Write::CreateSequence(sequence) => {
                 let catalog = &state.catalog;
                 // ALTER SEQUENCE replaces a sequence by one with its id.
@@ -572,6 +604,11 @@ pub(crate) fn schema_op(write: Write, seq: u64) -> Option<Op> {
             Op::CreateSequence(sequence)
         }
         Write::DropSequence { id } => Op::DropSequence { id },
+        Write::CreateTag(mut tag) => {
+            tag.created_seq = seq;
+            Op::CreateTag(tag)
+        }
+        Write::DropTag { name } => Op::DropTag { name },
         Write::Insert { .. } | Write::Retire { .. } => return None,
     })
 }
@@ -618,6 +655,8 @@ pub(crate) fn apply_record(state: &mut DbState, record: &CommitRecord) -> Result
             | Op::DropView { .. }
             | Op::CreateSequence(_)
             | Op::SetHistory { .. }
+            | Op::CreateTag(_)
+            | Op::DropTag { .. }
             | Op::DropSequence { .. } => apply_catalog_op(&mut state.catalog, op, seq)?,
             Op::Insert {
                 table_id,
@@ -728,6 +767,16 @@ pub(crate) fn apply_catalog_op(catalog: &mut Catalog, op: &Op, seq: u64) -> Resu
                 .find(|s| s.id == *id && s.dropped_seq.is_none());
             if let Some(sequence) = live {
                 sequence.dropped_seq = Some(seq);
+            }
+        }
+        Op::CreateTag(tag) => catalog.tags.push(tag.clone()),
+        Op::DropTag { name } => {
+            if let Some(tag) = catalog
+                .tags
+                .iter_mut()
+                .find(|t| &t.name == name && t.dropped_seq.is_none())
+            {
+                tag.dropped_seq = Some(seq);
             }
         }
         Op::Insert { .. } | Op::Retire { .. } => {}

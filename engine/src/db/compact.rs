@@ -179,7 +179,10 @@ impl Database {
                     name: name.to_string(),
                     context: String::new(),
                 })?;
-            let horizon = def.history.horizon.min(seq);
+            let horizon = Horizon {
+                seq: def.history.horizon.min(seq),
+                tagged: state.catalog.tagged_versions(seq),
+            };
             let runs = state
                 .tables
                 .get(&def.id)
@@ -194,7 +197,10 @@ impl Database {
                     let purged = d
                         .history
                         .iter()
-                        .filter(|f| f.retired_seqs.is_some_and(|(first, _)| first <= horizon))
+                        .filter(|f| {
+                            f.retired_seqs
+                                .is_some_and(|(first, _)| first <= horizon.seq)
+                        })
                         .map(|f| Run {
                             files: vec![f.clone()],
                             history_tier: true,
@@ -213,7 +219,7 @@ impl Database {
         }
         for (ordinal, run) in runs.into_iter().enumerate() {
             let rewritten = self
-                .rewrite_run(table_id, (seq, horizon), ordinal, run)
+                .rewrite_run(table_id, (seq, &horizon), ordinal, run)
                 .await?;
             report.add(&rewritten);
             self.install_rewritten(table_id, rewritten)?;
@@ -223,11 +229,11 @@ impl Database {
     }
 
     /// Read a run's versions and write them as a current and a history
-    /// file, leaving out the versions retired at or before `horizon`.
+    /// file, leaving out the versions `horizon` removes.
     async fn rewrite_run(
         &self,
         table_id: u64,
-        (seq, horizon): (u64, u64),
+        (seq, horizon): (u64, &Horizon),
         ordinal: usize,
         run: Run,
     ) -> Result<Rewritten> {
@@ -460,7 +466,7 @@ fn split_by_tier(
     batches: &[RecordBatch],
     schema: &SchemaRef,
     retired: &Retirements,
-    (seq, horizon): (u64, u64),
+    (seq, horizon): (u64, &Horizon),
 ) -> Result<Split> {
     let mut history_fields: Vec<Field> =
         schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -505,26 +511,56 @@ fn split_by_tier(
     Ok((current, history, history_rowids, removed))
 }
 
+/// Which retired versions survive a compaction: those retired after the
+/// table's horizon, and those a live tag's version sees.
+struct Horizon {
+    seq: u64,
+    /// The versions live tags name, ascending.
+    tagged: Vec<u64>,
+}
+
+impl Horizon {
+    /// Whether the version written at `written` and retired at `retired` stays.
+    fn keeps(&self, written: u64, retired: u64) -> bool {
+        if retired > self.seq {
+            return true;
+        }
+        // The first tag at or after the write: it sees the version if the
+        // version was not yet retired then.
+        let first = self.tagged.partition_point(|t| *t < written);
+        self.tagged.get(first).is_some_and(|t| *t < retired)
+    }
+}
+
 /// A run split: current rows, history rows, the rowids that left the
 /// retirement map, and how many versions the horizon removed.
 type Split = (Vec<RecordBatch>, Vec<RecordBatch>, Vec<u64>, u64);
 
-/// A history file's rows without those retired at or before `horizon`.
-fn purge_history(batches: &[RecordBatch], horizon: u64) -> Result<Split> {
+/// A history file's rows without those `horizon` removes.
+fn purge_history(batches: &[RecordBatch], horizon: &Horizon) -> Result<Split> {
     let (history, removed) = past_horizon(batches.to_vec(), horizon)?;
     Ok((Vec::new(), history, Vec::new(), removed))
 }
 
-/// History rows retired after `horizon`, and how many were not.
-fn past_horizon(batches: Vec<RecordBatch>, horizon: u64) -> Result<(Vec<RecordBatch>, u64)> {
+/// History rows `horizon` keeps, and how many it removed.
+fn past_horizon(batches: Vec<RecordBatch>, horizon: &Horizon) -> Result<(Vec<RecordBatch>, u64)> {
     let mut kept = Vec::with_capacity(batches.len());
     let mut removed = 0;
     for batch in batches {
-        let retired = batch
-            .column_by_name(RETIRED_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            .ok_or_else(|| Error::internal("history rows lack _retired_seq"))?;
-        let keep = BooleanArray::from_iter(retired.values().iter().map(|r| Some(*r > horizon)));
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                .ok_or_else(|| Error::internal(format!("history rows lack {name}")))
+        };
+        let (written, retired) = (column(SEQ_COLUMN)?, column(RETIRED_COLUMN)?);
+        let keep = BooleanArray::from_iter(
+            written
+                .values()
+                .iter()
+                .zip(retired.values())
+                .map(|(w, r)| Some(horizon.keeps(*w, *r))),
+        );
         removed += (batch.num_rows() - keep.true_count()) as u64;
         kept.push(filter_record_batch(&batch, &keep)?);
     }

@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     pub writer: tokio::sync::Mutex<()>,
     pub state: RwLock<DbState>,
     pub visible_seq: AtomicU64,
+    /// Woken whenever `visible_seq` moves (live change feeds wait on it).
+    pub visible_moved: tokio::sync::Notify,
     pub next_table_id: AtomicU64,
     /// Whether this process may still write (shared with the log writer and sequences).
     pub gate: Arc<WriteGate>,
@@ -226,6 +228,7 @@ impl Database {
             writer: tokio::sync::Mutex::new(()),
             state: RwLock::new(state),
             visible_seq: AtomicU64::new(visible),
+            visible_moved: tokio::sync::Notify::new(),
             next_table_id: AtomicU64::new(next_table_id),
             gate,
             lease,
@@ -253,6 +256,26 @@ impl Database {
     /// The highest durable commit: the default snapshot for reads.
     pub fn visible_seq(&self) -> u64 {
         self.inner.visible_seq.load(Ordering::Acquire)
+    }
+
+    /// Make commits up to `seq` visible and wake whoever waits for them.
+    pub(crate) fn publish_visible(&self, seq: u64) {
+        self.inner.visible_seq.fetch_max(seq, Ordering::AcqRel);
+        self.inner.visible_moved.notify_waiters();
+    }
+
+    /// Wait until a commit after `seq` is visible; returns the newest visible.
+    pub async fn wait_visible_after(&self, seq: u64) -> u64 {
+        loop {
+            let moved = self.inner.visible_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            let visible = self.visible_seq();
+            if visible > seq {
+                return visible;
+            }
+            moved.await;
+        }
     }
 
     /// The last commit that changed the catalog: a plan made at this epoch
@@ -426,9 +449,7 @@ impl Database {
                 });
             }
         }
-        self.inner
-            .visible_seq
-            .fetch_max(outcome.seq, Ordering::AcqRel);
+        self.publish_visible(outcome.seq);
         self.maybe_persist();
         Ok(outcome)
     }

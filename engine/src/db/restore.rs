@@ -2,8 +2,6 @@
 //! unfinished restore, and appending commits recorded elsewhere exactly
 //! as they were (see [`crate::backup`]).
 
-use std::sync::atomic::Ordering;
-
 use object_store::ObjectStoreExt;
 
 use super::Database;
@@ -65,7 +63,7 @@ impl Database {
         }
         for (seq, durable) in pending {
             wait_durable(durable).await?;
-            self.inner.visible_seq.fetch_max(seq, Ordering::AcqRel);
+            self.publish_visible(seq);
         }
         Ok(())
     }

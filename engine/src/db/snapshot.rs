@@ -40,6 +40,8 @@ pub struct TableSnapshot {
     pub own_retired: Option<Arc<std::collections::HashSet<u64>>>,
     /// Commit time of every seq (index = seq - 1), for history scans.
     pub commit_times: Arc<Vec<i64>>,
+    /// A live tag names `seq`: its versions outlive the horizon.
+    pub tagged: bool,
 }
 
 impl TableSnapshot {
@@ -51,7 +53,7 @@ impl TableSnapshot {
             Some(range) => (range.from_seq, "its history from version"),
             None => (self.seq, "it as of version"),
         };
-        match first >= horizon {
+        match first >= horizon || self.tagged && self.history.is_none() {
             true => Ok(()),
             false => Err(horizon_error(&self.def.name, horizon, what, first)),
         }
@@ -164,6 +166,11 @@ impl Database {
             history: None,
             own_retired: None,
             commit_times: Arc::new(Vec::new()),
+            tagged: seq < def.history.horizon
+                && state
+                    .catalog
+                    .tagged_versions(self.visible_seq())
+                    .contains(&seq),
         };
         for (i, file) in data.files.iter().enumerate() {
             if file.min_seq <= seq && (!prune_retired || data.file_has_live_rows_at(i, seq)) {
@@ -280,6 +287,30 @@ impl Database {
             return f(catalog);
         }
         f(&self.inner.state.read().catalog)
+    }
+
+    /// The version the live tag `name` names (42704 if there is none).
+    pub fn tag_version(&self, name: &str) -> Result<u64> {
+        let state = self.inner.state.read();
+        let seq = self.visible_seq();
+        // Exactly as written, else as an unquoted name would fold.
+        let tag = state
+            .catalog
+            .tag_at(name, seq)
+            .or_else(|| state.catalog.tag_at(&name.to_lowercase(), seq));
+        match tag {
+            Some(tag) => Ok(tag.version),
+            None => Err(Error::UnknownTag {
+                name: crate::error::printable(name),
+            }),
+        }
+    }
+
+    /// The live tags, by name.
+    pub fn tags(&self) -> Vec<crate::catalog::TagDef> {
+        let state = self.inner.state.read();
+        let tags = state.catalog.tags_at(self.visible_seq());
+        tags.into_iter().cloned().collect()
     }
 
     /// Check that `seq` names a commit that exists.

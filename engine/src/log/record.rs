@@ -21,8 +21,8 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    CheckDef, ColumnDef, ForeignKeyDef, HistoryPolicy, IndexDef, SequenceDef, TableDef, UniqueDef,
-    ViewDef,
+    CheckDef, ColumnDef, ForeignKeyDef, HistoryPolicy, IndexDef, SequenceDef, TableDef, TagDef,
+    UniqueDef, ViewDef,
 };
 use crate::error::{Error, Result};
 use crate::limits::LOG_FRAME_BYTES_MAX;
@@ -89,6 +89,12 @@ pub enum Op {
         id: u64,
     },
     DropView {
+        name: String,
+    },
+    /// A named version (`CREATE TAG`).
+    CreateTag(TagDef),
+    /// `DROP TAG name`: the live tag of that name ends at this commit.
+    DropTag {
         name: String,
     },
     /// New row versions with `_rowid`s `first_rowid..first_rowid + rows`; the batch travels beside the header.

@@ -87,6 +87,13 @@ pub(crate) async fn create_table(
             "temporary tables (every DriftDB table is durable and visible to every session)",
         ));
     }
+    // Never an empty table standing for a file: a file is read where it is.
+    if create.external || create.location.is_some() || create.file_format.is_some() {
+        return Err(Error::unsupported(
+            "CREATE EXTERNAL TABLE: read files with read_parquet('…'), read_csv('…') or \
+             read_json('…') (a view over one names it), or load them with COPY t FROM '…'",
+        ));
+    }
     if session.table_exists(&name) || session.sequence_def(&name).is_some() {
         if create.if_not_exists {
             return Ok(StatementResult::done("CREATE TABLE", None, None));
@@ -260,24 +267,9 @@ fn table_def(
         });
     }
     let uniques = unique_defs(name, &defs, unique_specs, &checks)?;
-    let mut table = TableDef {
-        id: table_id,
-        name: name.into(),
-        created_seq: 0,
-        dropped_seq: None,
-        primary_key: pk_ids,
-        next_column_id: defs.len() as u32 + 1,
-        versions: vec![SchemaVersion {
-            seq: 0,
-            columns: defs,
-        }],
-        checks,
-        uniques,
-        foreign_keys: Vec::new(),
-        former_names: Vec::new(),
-        indexes: Vec::new(),
-        history: Default::default(),
-    };
+    let mut table = TableDef::new(table_id, name, defs, pk_ids);
+    table.checks = checks;
+    table.uniques = uniques;
     for spec in foreign_key_specs {
         let fk = resolve_foreign_key(session, &table, spec)?;
         table.foreign_keys.push(fk);
@@ -523,21 +515,12 @@ pub(crate) fn table_def_from_arrow(
             converted_from: None,
         });
     }
-    Ok(TableDef {
-        id: session.db().allocate_table_id(),
-        name: name.into(),
-        created_seq: 0,
-        dropped_seq: None,
-        primary_key: Vec::new(),
-        next_column_id: columns.len() as u32 + 1,
-        versions: vec![SchemaVersion { seq: 0, columns }],
-        checks: Vec::new(),
-        uniques: Vec::new(),
-        foreign_keys: Vec::new(),
-        former_names: Vec::new(),
-        indexes: Vec::new(),
-        history: Default::default(),
-    })
+    Ok(TableDef::new(
+        session.db().allocate_table_id(),
+        name,
+        columns,
+        Vec::new(),
+    ))
 }
 
 async fn create_table_as(

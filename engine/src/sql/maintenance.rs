@@ -179,5 +179,6 @@ fn one_row(tag: &str, seq: u64, table: &str, counts: &[(&str, u64)]) -> Result<O
         tag: tag.into(),
         seq,
         stream: Box::pin(MemoryStream::try_new(vec![batch], schema, None)?),
+        live: false,
     })
 }

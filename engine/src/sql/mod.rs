@@ -11,6 +11,7 @@ mod dependencies;
 pub mod dialect;
 pub mod dml;
 pub mod expr_rules;
+pub mod files;
 mod foreign_keys;
 mod index_ddl;
 pub mod information_schema;
@@ -30,6 +31,7 @@ pub mod set_ops;
 pub mod settings;
 pub mod subqueries;
 mod txn_control;
+pub mod versions;
 
 pub use dialect::DriftDialect;
 pub use ingest::IngestMode;

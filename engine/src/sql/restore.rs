@@ -23,16 +23,13 @@ use crate::error::{Error, Result};
 use crate::sql::StatementResult;
 use crate::temporal::changes::{column, distinct, scan};
 use crate::temporal::provider::TemporalTable;
-use crate::temporal::{Target, eval_constant, resolve_target, target_of, timestamp_us};
 use crate::txn::{Write, WriteSet};
 
 /// A parsed `RESTORE TABLE`.
 #[derive(Debug, Clone)]
 pub struct RestoreTable {
     pub name: sqlparser::ast::ObjectName,
-    /// `TIMESTAMP AS OF` (else `VERSION AS OF`).
-    pub by_time: bool,
-    pub point: sqlparser::ast::Expr,
+    pub point: super::parser::AsOf,
 }
 
 const NOW: &str = "now";
@@ -43,7 +40,7 @@ pub(crate) async fn restore_table(
     restore: &RestoreTable,
 ) -> Result<StatementResult> {
     let def = dml::target_table(session, &restore.name)?;
-    let seq = restore_point(session, restore)?;
+    let seq = super::versions::point_seq(session, &restore.point)?;
     let then = session
         .db()
         .table_snapshot(def.name_at(seq), seq)
@@ -83,21 +80,6 @@ pub(crate) async fn restore_table(
     count += restore.deleted_since(&mut writes).await?;
     count += restore.inserted_again(&mut writes).await?;
     dml::commit_counted(session, "RESTORE", writes, count).await
-}
-
-/// The version a `RESTORE` goes back to.
-fn restore_point(session: &Session, restore: &RestoreTable) -> Result<u64> {
-    let expr = plans::plan_expr(
-        session,
-        &restore.point,
-        &datafusion::common::DFSchema::empty(),
-    )?;
-    let value = eval_constant(expr)?;
-    let target = match restore.by_time {
-        true => Target::TimeUs(timestamp_us(&value)?),
-        false => target_of(&value)?,
-    };
-    resolve_target(session.db(), target)
 }
 
 /// Each current column with its name at the restore point (None: added since).

@@ -22,6 +22,7 @@ use datafusion::prelude::SessionConfig;
 use sqlparser::ast::{self, Statement};
 
 use super::catalog_provider::DriftCatalog;
+use super::files::FileAccess;
 use super::output_names::{name_statement, public_schema, public_stream};
 use super::parser::{Body, ParsedStatement};
 use super::plan_cache::CachedPlan;
@@ -29,7 +30,7 @@ use super::settings::CustomSettings;
 use super::{CATALOG_NAME, SCHEMA_NAME, ddl, dml, parse_statement, parse_statements};
 use crate::db::{CommitChecks, Database};
 use crate::error::{Error, Result};
-use crate::temporal::functions::{CommitsFunction, HistoryFunction};
+use crate::temporal::functions::{CommitsFunction, HistoryFunction, TagsFunction};
 use crate::temporal::planner::TemporalPlanner;
 use crate::temporal::provider::data_store_url;
 use crate::temporal::{StatementSnapshot, Target, eval_constant, resolve_target, target_of};
@@ -55,11 +56,13 @@ pub struct StatementResult {
 
 /// What running one statement gives: rows to stream, or a finished result.
 pub enum Output {
-    /// A query's rows, read at snapshot `seq`, produced as the stream is polled.
+    /// A query's rows, read at snapshot `seq`, produced as the stream is
+    /// polled; a `live` stream follows a change feed and has no end.
     Rows {
         tag: String,
         seq: u64,
         stream: SendableRecordBatchStream,
+        live: bool,
     },
     /// A statement that has already run (DDL, DML, SET).
     Done(StatementResult),
@@ -146,6 +149,10 @@ pub struct Session {
     pub(super) txn_defaults: TxnOptions,
     /// `SET myapp.x = …` ([`super::settings`]).
     custom_settings: CustomSettings,
+    /// Open-ended change feeds stream live ([`crate::temporal::live`]).
+    follow_feeds: Arc<std::sync::atomic::AtomicBool>,
+    /// The server-side files `COPY` and `read_*` may touch ([`super::files`]).
+    file_access: Arc<parking_lot::RwLock<FileAccess>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -177,11 +184,15 @@ impl Session {
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false);
         let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
+        let file_access = Arc::new(parking_lot::RwLock::new(FileAccess::none()));
+        let files = Arc::new(super::files::read::FilePlanner {
+            access: file_access.clone(),
+        });
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(db.runtime_env())
             .with_default_features()
-            .with_relation_planners(vec![planner])
+            .with_relation_planners(vec![files, planner])
             .with_analyzer_rules(analyzer_rules())
             .with_query_planner(Arc::new(super::apply::DriftQueryPlanner))
             .with_physical_optimizer_rule(Arc::new(
@@ -209,9 +220,14 @@ impl Session {
         ctx.register_object_store(data_store_url().as_ref(), db.object_store());
         ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
         ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
+        ctx.register_udtf("tags", Arc::new(TagsFunction { db: db.clone() }));
+        let follow_feeds = Arc::new(std::sync::atomic::AtomicBool::new(false));
         ctx.register_udtf(
             "table_changes",
-            Arc::new(crate::temporal::changes::TableChangesFunction { db: db.clone() }),
+            Arc::new(crate::temporal::changes::TableChangesFunction {
+                db: db.clone(),
+                follow: follow_feeds.clone(),
+            }),
         );
         ctx.register_udtf(
             "table_diff",
@@ -229,7 +245,28 @@ impl Session {
             txn: Arc::new(Mutex::new(None)),
             txn_defaults: TxnOptions::default(),
             custom_settings: CustomSettings::default(),
+            follow_feeds,
+            file_access,
         }
+    }
+
+    /// Let `COPY` and the `read_*` functions touch the files under these
+    /// folders from now on (a new session may touch none).
+    pub fn set_file_access(&self, access: FileAccess) {
+        *self.file_access.write() = access;
+    }
+
+    /// The server-side files this session may touch.
+    pub fn file_access(&self) -> FileAccess {
+        self.file_access.read().clone()
+    }
+
+    /// Follow open-ended change feeds live from now on: a query over
+    /// `table_changes('t', from)` that can stream keeps streaming new
+    /// commits until it is dropped (the Flight SQL server's sessions).
+    pub fn follow_change_feeds(&self, on: bool) {
+        self.follow_feeds
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Cap the memory of every query this session runs from now on.
@@ -268,7 +305,9 @@ impl Session {
     ) -> Result<StatementResult> {
         let started = Instant::now();
         let mut result = match self.execute_streaming(statement).await? {
-            Output::Rows { tag, seq, stream } => {
+            Output::Rows {
+                tag, seq, stream, ..
+            } => {
                 let schema = stream.schema();
                 let batches = datafusion::physical_plan::common::collect(stream)
                     .await
@@ -357,6 +396,7 @@ impl Session {
             tag: tag.unwrap_or_else(|| "SELECT".into()),
             seq,
             stream,
+            live: false,
         }))
     }
 
@@ -430,6 +470,11 @@ impl Session {
             Body::Compact(name) => return Box::pin(super::maintenance::compact(self, &name)).await,
             Body::Vacuum(vacuum) => {
                 return Box::pin(super::maintenance::vacuum(self, &vacuum)).await;
+            }
+            Body::Version(statement) => {
+                self.pin_now();
+                let done = Box::pin(super::versions::execute(self, &statement)).await?;
+                return Ok(Output::Done(done));
             }
             Body::RestoreTable(restore) => {
                 self.pin_now();
@@ -510,14 +555,38 @@ impl Session {
             Statement::CreateIndex(index) => Ok(Output::Done(
                 Box::pin(super::index_ddl::create_index(self, index)).await?,
             )),
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                ..
+            } => {
+                let copy = super::files::copy::CopyStatement {
+                    source,
+                    to,
+                    target,
+                    options,
+                    legacy_options,
+                };
+                Ok(Output::Done(
+                    Box::pin(super::files::copy::copy(self, copy)).await?,
+                ))
+            }
             Statement::CreateSchema { .. } => Err(Error::unsupported(
                 "CREATE SCHEMA: every table lives in schema public",
             )),
-            other => Ok(Output::Rows {
-                tag: statement_tag(&other),
-                seq,
-                stream: self.flag_failures(self.read_stream(other).await?),
-            }),
+            other => {
+                let tag = statement_tag(&other);
+                let (stream, live) = self.read_stream(other).await?;
+                Ok(Output::Rows {
+                    tag,
+                    seq,
+                    stream: self.flag_failures(stream),
+                    live,
+                })
+            }
         }
     }
 
@@ -535,6 +604,17 @@ impl Session {
         let seq = match (is_write(statement), self.as_of) {
             (false, Some(target)) => resolve_target(&self.db, target)?,
             _ => self.now_seq(),
+        };
+        self.snapshot.set(seq);
+        Ok(seq)
+    }
+
+    /// Pin the snapshot a read that is not a statement sees (an export of
+    /// a table): as a query's, honouring `driftdb.as_of`.
+    pub(crate) fn begin_read(&mut self) -> Result<u64> {
+        let seq = match self.as_of {
+            Some(target) => resolve_target(&self.db, target)?,
+            None => self.now_seq(),
         };
         self.snapshot.set(seq);
         Ok(seq)
@@ -564,9 +644,7 @@ impl Session {
             Body::Sql(statement) => {
                 super::params::number_placeholders(statement, Arc::make_mut(&mut parsed.history))?
             }
-            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) | Body::Vacuum(_) => {
-                super::params::Placeholders::default()
-            }
+            _ => super::params::Placeholders::default(),
         };
         let statement = parsed.sql().cloned();
         let mut prepared = Prepared {
@@ -651,7 +729,7 @@ impl Session {
             return Ok(StatementResult::done("SET", None, None));
         }
         let expr = super::plans::plan_expr(self, value, &datafusion::common::DFSchema::empty())?;
-        let target = target_of(&eval_constant(expr)?)?;
+        let target = target_of(&self.db, &eval_constant(expr)?)?;
         let seq = resolve_target(&self.db, target)?;
         self.as_of = Some(target);
         Ok(StatementResult::done("SET", None, Some(seq)))
@@ -690,6 +768,23 @@ impl Session {
         }
         self.pin_now();
         Ok(())
+    }
+
+    /// Read as of `point` from now on, as `SET driftdb.as_of` does: a
+    /// version number, a tag's name or a timestamp (None: the latest).
+    /// Returns the version it names.
+    pub fn read_as_of(&mut self, point: Option<&str>) -> Result<Option<u64>> {
+        let Some(point) = point else {
+            self.as_of = None;
+            return Ok(None);
+        };
+        let target = match point.trim().parse::<u64>() {
+            Ok(seq) => Target::Seq(seq),
+            Err(_) => target_of(&self.db, &ScalarValue::Utf8(Some(point.to_string())))?,
+        };
+        let seq = resolve_target(&self.db, target)?;
+        self.as_of = Some(target);
+        Ok(Some(seq))
     }
 
     /// The session's time-travel default, if any.
@@ -738,13 +833,29 @@ impl Session {
         };
         self.snapshot.set_history(parsed.history.clone());
         let seq = self.begin_statement(&statement)?;
-        Ok((seq, self.read_stream(statement).await?))
+        Ok((seq, self.read_stream(statement).await?.0))
     }
 
-    /// Plan a read-only statement (DDL and DML refused) and start it.
-    async fn read_stream(&self, mut statement: Statement) -> Result<SendableRecordBatchStream> {
+    /// Plan a read-only statement (DDL and DML refused) and start it;
+    /// also whether it follows a change feed live.
+    async fn read_stream(
+        &self,
+        mut statement: Statement,
+    ) -> Result<(SendableRecordBatchStream, bool)> {
         name_statement(&mut statement);
         let plan = self.plan(statement).await?;
+        let (plan, live) = match self.follow_feeds.load(std::sync::atomic::Ordering::Relaxed) {
+            true => crate::temporal::live::settle(plan)?,
+            false => (plan, false),
+        };
+        Ok((self.stream_plan(plan).await?, live))
+    }
+
+    /// Start a bound read plan (see [`Self::plan`]).
+    pub(crate) async fn stream_read_plan(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<SendableRecordBatchStream> {
         self.stream_plan(plan).await
     }
 
@@ -1182,6 +1293,7 @@ fn is_write(statement: &Statement) -> bool {
             | Statement::Delete(_)
             | Statement::Truncate(_)
             | Statement::Merge(_)
+            | Statement::Copy { to: false, .. }
     )
 }
 

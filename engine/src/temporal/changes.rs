@@ -46,6 +46,8 @@ const PAIRED_COLUMN: &str = "__paired";
 #[derive(Debug)]
 pub struct TableChangesFunction {
     pub db: Database,
+    /// Set for sessions that follow open-ended feeds live (see [`super::live`]).
+    pub follow: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `table_diff('t', a, b)`.
@@ -60,21 +62,18 @@ impl TableFunctionImpl for TableChangesFunction {
             "table_changes() takes a table name, a first version or time, and an optional last";
         let (table, values) = arguments(&args, 2..=3, usage)?;
         let (from, to) = change_range(&self.db, &values[0], values.get(1))?;
-        let range = HistoryRange {
-            from_seq: from - 1,
-            to_seq: to,
-        };
-        let snapshot = self
-            .db
-            .history_snapshot(&table, range)?
-            .ok_or_else(|| unknown_table(&table))?;
-        let horizon = snapshot.def.history.horizon;
-        if from - 1 < horizon {
-            let what = "its changes from version";
-            return Err(crate::db::horizon_error(&table, horizon, what, from).into());
+        let (plan, table_id) = changes_plan(&self.db, &table, from, to)?;
+        let finite = Arc::new(ViewTable::new(plan, None));
+        let open_end = values.len() == 1;
+        match open_end && self.follow.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Ok(Arc::new(super::live::LiveChanges::new(
+                self.db.clone(),
+                (table, table_id),
+                (from, to),
+                finite,
+            ))),
+            false => Ok(finite),
         }
-        let plan = changes_plan(snapshot, from, to)?;
-        Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }
 
@@ -82,7 +81,8 @@ impl TableFunctionImpl for TableDiffFunction {
     fn call_with_args(&self, args: TableFunctionArgs<'_, '_>) -> Result<Arc<dyn TableProvider>> {
         let usage = "table_diff() takes a table name and two versions or times";
         let (table, values) = arguments(&args, 3..=3, usage)?;
-        let seq = |value: &ScalarValue| super::resolve_target(&self.db, target_of(value)?);
+        let seq =
+            |value: &ScalarValue| super::resolve_target(&self.db, target_of(&self.db, value)?);
         let (a, b) = (seq(&values[0])?, seq(&values[1])?);
         // The table `table` names at the later point, followed by identity.
         let def = self
@@ -148,7 +148,7 @@ fn change_range(
     to: Option<&ScalarValue>,
 ) -> crate::Result<(u64, u64)> {
     let latest = db.visible_seq();
-    let from = match target_of(from)? {
+    let from = match target_of(db, from)? {
         Target::Seq(seq) => seq.max(1),
         // The first commit at or after the time.
         Target::TimeUs(us) => match db.seq_at_time_or_zero(us)? {
@@ -157,7 +157,7 @@ fn change_range(
             seq => seq + 1,
         },
     };
-    let to = match to.map(target_of).transpose()? {
+    let to = match to.map(|to| target_of(db, to)).transpose()? {
         None => latest,
         Some(Target::Seq(seq)) => seq.min(latest),
         Some(Target::TimeUs(us)) => db.seq_at_time_or_zero(us)?,
@@ -207,8 +207,33 @@ pub(crate) fn column(relation: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(relation), name))
 }
 
+/// The change feed of table `table` over the commits `from..=to`
+/// (22008 if it reaches behind the table's horizon), and the id of the
+/// table `table` names at `to`.
+pub(crate) fn changes_plan(
+    db: &Database,
+    table: &str,
+    from: u64,
+    to: u64,
+) -> Result<(LogicalPlan, u64)> {
+    let range = HistoryRange {
+        from_seq: from - 1,
+        to_seq: to,
+    };
+    let snapshot = db
+        .history_snapshot(table, range)?
+        .ok_or_else(|| unknown_table(table))?;
+    let horizon = snapshot.def.history.horizon;
+    if from - 1 < horizon {
+        let what = "its changes from version";
+        return Err(crate::db::horizon_error(table, horizon, what, from).into());
+    }
+    let id = snapshot.def.id;
+    Ok((snapshot_changes(snapshot, from, to)?, id))
+}
+
 /// The change feed of `snapshot` (a history scan of `from - 1..=to`).
-fn changes_plan(snapshot: TableSnapshot, from: u64, to: u64) -> Result<LogicalPlan> {
+fn snapshot_changes(snapshot: TableSnapshot, from: u64, to: u64) -> Result<LogicalPlan> {
     let users = user_columns(&snapshot);
     let keys = key_columns(&snapshot);
     let paired = keys[0] != ROWID_COLUMN;

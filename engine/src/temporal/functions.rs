@@ -3,6 +3,7 @@
 //!   in `[from, to]` (versions or timestamps; open ends when omitted), with
 //!   `_rowid`, `_seq`, `_system_from`, `_system_to`.
 //! - `commits()`: the commit log (seq, commit_time, kind, rows_written, rows_retired).
+//! - `tags()`: the live tags (name, version, commit_time, created_at).
 
 use std::sync::Arc;
 
@@ -89,6 +90,52 @@ impl TableFunctionImpl for CommitsFunction {
             Arc::new(UInt64Array::from_iter_values(
                 commits.iter().map(|c| c.rows_retired),
             )),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// `tags()`: each live tag, the version it names, that commit's time, and
+/// when the tag was made.
+#[derive(Debug)]
+pub struct TagsFunction {
+    pub db: Database,
+}
+
+impl TableFunctionImpl for TagsFunction {
+    fn call_with_args(&self, args: TableFunctionArgs<'_, '_>) -> Result<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return Err(Error::InvalidArgument {
+                message: "tags() takes no arguments".into(),
+            }
+            .into());
+        }
+        let tags = self.db.tags();
+        let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("version", DataType::UInt64, false),
+            Field::new("commit_time", time.clone(), true),
+            Field::new("created_at", time, true),
+        ]));
+        let times = |seqs: Vec<u64>| -> ArrayRef {
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(
+                    seqs.into_iter().map(|s| self.db.commit_time(s)),
+                )
+                .with_timezone("UTC"),
+            )
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                tags.iter().map(|t| t.name.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                tags.iter().map(|t| t.version),
+            )),
+            times(tags.iter().map(|t| t.version).collect()),
+            times(tags.iter().map(|t| t.created_seq).collect()),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

@@ -7,6 +7,7 @@
 
 pub mod changes;
 pub mod functions;
+pub mod live;
 pub mod planner;
 pub mod provider;
 pub mod scan;
@@ -124,8 +125,12 @@ pub enum Target {
     TimeUs(i64),
 }
 
-/// Read a time-travel argument: integers are versions (seq), anything else a timestamp.
-pub fn target_of(value: &ScalarValue) -> Result<Target> {
+/// Read a time-travel argument: integers are versions (seq), a string
+/// naming a tag (`CREATE TAG`) that tag's version, anything else a timestamp.
+pub fn target_of(db: &Database, value: &ScalarValue) -> Result<Target> {
+    if let Some(name) = tag_name(value) {
+        return db.tag_version(name).map(Target::Seq);
+    }
     if value.data_type().is_integer() {
         let seq = value
             .cast_to(&DataType::UInt64)
@@ -154,6 +159,68 @@ pub fn target_of(value: &ScalarValue) -> Result<Target> {
         });
     }
     timestamp_us(value).map(Target::TimeUs)
+}
+
+/// A `TIMESTAMP AS OF` argument: a string naming a tag is that tag's
+/// version (`VERSION AS OF 'name'` arrives here too, see the parser);
+/// anything else a time.
+pub fn time_target(db: &Database, value: &ScalarValue) -> Result<Target> {
+    if let Some(name) = tag_name(value) {
+        return db.tag_version(name).map(Target::Seq);
+    }
+    timestamp_us(value).map(Target::TimeUs)
+}
+
+/// A string argument that can only be a tag's name: tag names start with
+/// a letter or `_` (see [`check_tag_name`]), timestamps with a digit.
+fn tag_name(value: &ScalarValue) -> Option<&str> {
+    let text = match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s,
+        _ => return None,
+    };
+    text.starts_with(|c: char| c.is_alphabetic() || c == '_')
+        .then_some(text.as_str())
+}
+
+/// The longest tag name, in bytes (PostgreSQL's identifier limit).
+pub const MAX_TAG_NAME_BYTES: usize = 63;
+
+/// Words PostgreSQL reads as special timestamps: never tag names.
+const TIMESTAMP_WORDS: [&str; 7] = [
+    "now",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "epoch",
+    "infinity",
+    "allballs",
+];
+
+/// Refuse (42602) a tag name a time-travel argument would read as a
+/// timestamp (it must start with a letter or `_`, and not be a special
+/// timestamp word such as `now`), or one longer than
+/// [`MAX_TAG_NAME_BYTES`].
+pub fn check_tag_name(name: &str) -> Result<()> {
+    let bad = |message: String| {
+        Err(Error::InvalidName {
+            name: crate::error::printable(name),
+            message,
+        })
+    };
+    if tag_name(&ScalarValue::Utf8(Some(name.to_string()))).is_none() {
+        return bad("a tag name starts with a letter or _ (a time-travel argument starting with a digit is a timestamp)".into());
+    }
+    if TIMESTAMP_WORDS.contains(&name.to_lowercase().as_str()) {
+        return bad(format!(
+            "\"{name}\" reads as a special timestamp; choose another tag name"
+        ));
+    }
+    if name.len() > MAX_TAG_NAME_BYTES {
+        return bad(format!("a tag name is at most {MAX_TAG_NAME_BYTES} bytes"));
+    }
+    Ok(())
 }
 
 /// A value as µs since the epoch (UTC); strings are parsed as timestamps.

@@ -241,8 +241,8 @@ impl TemporalPlanner {
         };
         let value = self.constant(expr, context)?;
         let target = match by_time {
-            true => super::timestamp_us(&value).map(Target::TimeUs),
-            false => target_of(&value),
+            true => super::time_target(&self.db, &value),
+            false => target_of(&self.db, &value),
         }
         .map_err(Error::into_datafusion)?;
         let seq = resolve_target(&self.db, target).map_err(Error::into_datafusion)?;
@@ -324,7 +324,7 @@ pub fn history_range(
             return Ok(None);
         };
         let exclusive = end && end_exclusive;
-        Ok(Some(match target_of(value)? {
+        Ok(Some(match target_of(db, value)? {
             Target::Seq(seq) if exclusive => seq.saturating_sub(1),
             Target::Seq(seq) => seq,
             Target::TimeUs(us) => db.seq_at_time_or_zero(if exclusive { us - 1 } else { us })?,

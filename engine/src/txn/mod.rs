@@ -75,6 +75,12 @@ pub enum Write {
     DropSequence {
         id: u64,
     },
+    /// `CREATE TAG`: `created_seq` is filled in at commit.
+    CreateTag(crate::catalog::TagDef),
+    /// `DROP TAG name`.
+    DropTag {
+        name: String,
+    },
     /// New rows in the table's current physical user schema; `keys` are their primary keys.
     Insert {
         table_id: u64,

@@ -544,6 +544,8 @@ fn touched_id(write: &Write) -> Option<u64> {
         Write::CreateView(_)
         | Write::DropView { .. }
         | Write::CreateSequence(_)
-        | Write::DropSequence { .. } => None,
+        | Write::DropSequence { .. }
+        | Write::CreateTag(_)
+        | Write::DropTag { .. } => None,
     }
 }

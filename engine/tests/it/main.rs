@@ -19,4 +19,5 @@ mod retention;
 mod slt;
 mod statement_limits;
 mod statements;
+mod tags;
 mod temporal;

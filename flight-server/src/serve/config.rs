@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// On object storage: MiB of data files cached on local disk, 0 for none [default: 1024]
     #[arg(long, env = "DRIFTDB_CACHE_MIB")]
     pub cache_mib: Option<u64>,
+    /// Folders whose files COPY and read_parquet/read_csv/read_json may
+    /// use, comma-separated [default: none]
+    #[arg(long, env = "DRIFTDB_FILE_ACCESS_DIRS", value_delimiter = ',')]
+    pub file_access_dirs: Vec<PathBuf>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -144,6 +148,7 @@ struct FileConfig {
     http_request_timeout_ms: Option<u64>,
     writer_lease_ttl_ms: Option<u64>,
     cache_mib: Option<u64>,
+    file_access_dirs: Option<Vec<PathBuf>>,
     /// Object-store settings (`[storage]`: `aws_endpoint = "…"`, …).
     storage: Option<driftdb_engine::storage::location::StorageOptions>,
 }
@@ -202,6 +207,8 @@ pub struct ServerLimits {
     /// On object storage, bytes of data files cached on local disk
     /// (handed to the engine, `Limits::data_cache_bytes_max`).
     pub data_cache_bytes: u64,
+    /// The server-side files sessions may read and write (none by default).
+    pub file_access: driftdb_engine::FileAccess,
 }
 
 impl Default for ServerLimits {
@@ -224,6 +231,7 @@ impl Default for ServerLimits {
             http_request_timeout: Duration::from_millis(DEFAULT_HTTP_REQUEST_TIMEOUT_MS),
             writer_lease_ttl: driftdb_engine::limits::WRITER_LEASE_TTL_DEFAULT,
             data_cache_bytes: driftdb_engine::limits::DATA_CACHE_BYTES_DEFAULT,
+            file_access: driftdb_engine::FileAccess::none(),
         }
     }
 }
@@ -323,6 +331,7 @@ impl ServeConfig {
                 .cache_mib
                 .or(file.cache_mib)
                 .map_or(defaults.data_cache_bytes, |m| m << 20),
+            file_access: file_access(args.file_access_dirs, file.file_access_dirs)?,
         };
         Ok(Self {
             data: args
@@ -344,6 +353,19 @@ fn read_file_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+}
+
+/// The folders of `--file-access-dirs` (else the file's), each checked to exist.
+fn file_access(
+    args: Vec<PathBuf>,
+    file: Option<Vec<PathBuf>>,
+) -> Result<driftdb_engine::FileAccess> {
+    let dirs = match args.is_empty() {
+        true => file.unwrap_or_default(),
+        false => args,
+    };
+    driftdb_engine::FileAccess::under(&dirs)
+        .map_err(|e| ServerError::Config(format!("--file-access-dirs: {e}")))
 }
 
 #[cfg(test)]

@@ -76,7 +76,8 @@ fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Server
 /// How a result stream ends early.
 pub struct Guard {
     pub cancel: CancellationToken,
-    pub deadline: Instant,
+    /// None: no deadline (a live change feed runs until cancelled).
+    pub deadline: Option<Instant>,
     pub timeout: Duration,
 }
 
@@ -85,7 +86,7 @@ struct GuardedStream {
     inner: SendableRecordBatchStream,
     schema: SchemaRef,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
     done: bool,
 }
@@ -101,7 +102,11 @@ impl Stream for GuardedStream {
             self.done = true;
             return Poll::Ready(Some(Err(ServerError::Cancelled)));
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        if self
+            .deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+        {
             self.done = true;
             return Poll::Ready(Some(Err(ServerError::QueryTimeout(self.timeout))));
         }
@@ -138,7 +143,9 @@ pub fn encode(
         inner: stream,
         schema: schema.clone(),
         cancelled: Box::pin(guard.cancel.cancelled_owned()),
-        deadline: Box::pin(tokio::time::sleep_until(guard.deadline.into())),
+        deadline: guard
+            .deadline
+            .map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
         timeout: guard.timeout,
         done: false,
     };

@@ -208,12 +208,14 @@ impl DriftFlightSql {
             .into());
         }
         let output = self.run(&mut sql, work).await?;
-        let (seq, stream) = match output {
-            Output::Rows { seq, stream, .. } => (Some(seq), stream),
+        let (seq, stream, live) = match output {
+            Output::Rows {
+                seq, stream, live, ..
+            } => (Some(seq), stream, live),
             Output::Done(result) => {
                 let batches = futures::stream::iter(result.batches.into_iter().map(Ok));
                 let stream = RecordBatchStreamAdapter::new(result.schema.clone(), batches);
-                (result.seq, Box::pin(stream) as _)
+                (result.seq, Box::pin(stream) as _, false)
             }
         };
         let schema = wire_schema(&stream.schema());
@@ -222,6 +224,7 @@ impl DriftFlightSql {
             stream: Some(stream),
             cancel: CancellationToken::new(),
             started,
+            live,
         });
         drop(sql);
         Ok((id, schema, seq))
@@ -233,7 +236,7 @@ impl DriftFlightSql {
         let timeout = self.state.limits.query_timeout;
         let guard = Guard {
             cancel,
-            deadline: started + timeout,
+            deadline: started.map(|s| s + timeout),
             timeout,
         };
         let state = self.state.clone();

@@ -94,6 +94,8 @@ impl Sessions {
         }
         let mut sql = Session::new(&self.db);
         sql.set_query_memory_limit(Some(self.limits.query_memory_bytes));
+        sql.follow_change_feeds(true);
+        sql.set_file_access(self.limits.file_access.clone());
         let session = Arc::new(ClientSession {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user: user.into(),
@@ -149,6 +151,8 @@ pub struct PendingQuery {
     pub stream: Option<SendableRecordBatchStream>,
     pub cancel: CancellationToken,
     pub started: Instant,
+    /// A live change feed: no deadline (it runs until cancelled).
+    pub live: bool,
 }
 
 /// Every started query, by id (the ticket's handle).
@@ -171,12 +175,17 @@ impl Queries {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Take the stream of query `id` for `session_id`, with its cancel token and start.
+    /// Take the stream of query `id` for `session_id`, with its cancel
+    /// token and start (None for a live feed, which has no deadline).
     pub fn take_stream(
         &self,
         id: u64,
         session_id: u64,
-    ) -> Result<(SendableRecordBatchStream, CancellationToken, Instant)> {
+    ) -> Result<(
+        SendableRecordBatchStream,
+        CancellationToken,
+        Option<Instant>,
+    )> {
         let mut map = self.by_id.lock();
         let unknown = || ServerError::UnknownHandle {
             kind: "query",
@@ -187,7 +196,8 @@ impl Queries {
             .filter(|q| q.session_id == session_id)
             .ok_or_else(unknown)?;
         let stream = query.stream.take().ok_or_else(unknown)?;
-        Ok((stream, query.cancel.clone(), query.started))
+        let started = (!query.live).then_some(query.started);
+        Ok((stream, query.cancel.clone(), started))
     }
 
     /// Forget query `id` (its DoGet finished or it was cancelled).

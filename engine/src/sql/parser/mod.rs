@@ -71,6 +71,17 @@ pub enum Body {
     RestoreTable(Box<crate::sql::restore::RestoreTable>),
     /// `VACUUM [TABLE] name [RETAIN n {DAYS | HOURS}]`.
     Vacuum(Box<Vacuum>),
+    /// `CREATE TAG`, `DROP TAG`, `CREATE TABLE … CLONE` (see `sql::versions`).
+    Version(Box<crate::sql::versions::VersionStatement>),
+}
+
+/// `[VERSION | TIMESTAMP] AS OF expr`: a point in history. `TIMESTAMP`
+/// reads `expr` as a time; otherwise a whole number is a version, a string
+/// naming a tag that tag's version, anything else a time.
+#[derive(Debug, Clone)]
+pub struct AsOf {
+    pub by_time: bool,
+    pub expr: ast::Expr,
 }
 
 /// A parsed `VACUUM`: remove versions retired before the retention window.
@@ -86,9 +97,7 @@ impl ParsedStatement {
     pub fn sql(&self) -> Option<&Statement> {
         match &self.body {
             Body::Sql(statement) => Some(statement),
-            Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) | Body::Vacuum(_) => {
-                None
-            }
+            _ => None,
         }
     }
 
@@ -303,6 +312,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>> {
     dialect.limit_prefix_steps(prefix_steps_max(tokens.len()));
     let (tokens, clauses) = take_history_clauses(&dialect, tokens)?;
     let (tokens, overridings) = take_overriding(tokens);
+    let tokens = version_strings(tokens);
     let lines = LineStarts::new(sql);
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(STATEMENT_NESTING_MAX)
@@ -532,9 +542,7 @@ pub fn select_all_from(name: &str) -> Result<ast::Query> {
             Statement::Query(query) => *query,
             _ => return Err(Error::internal("SELECT is not a query")),
         },
-        Body::AlterSequence(_) | Body::Compact(_) | Body::RestoreTable(_) | Body::Vacuum(_) => {
-            return Err(Error::internal("SELECT is not a query"));
-        }
+        _ => return Err(Error::internal("SELECT is not a query")),
     };
     if let ast::SetExpr::Select(select) = query.body.as_mut()
         && let Some(TableFactor::Table { name: table, .. }) =
@@ -589,6 +597,9 @@ fn parse_body(parser: &mut Parser<'_>) -> std::result::Result<Body, ParserError>
         parser.next_token();
         return parse_restore_table(parser).map(|r| Body::RestoreTable(Box::new(r)));
     }
+    if let Some(version) = parse_version_statement(parser)? {
+        return Ok(Body::Version(Box::new(version)));
+    }
     if parser.peek_keyword(Keyword::CREATE) {
         let temporary = matches!(
             &parser.peek_nth_token_ref(1).token,
@@ -613,17 +624,82 @@ fn parse_restore_table(
     parser.expect_keyword(Keyword::TABLE)?;
     let name = parser.parse_object_name(false)?;
     parser.expect_keyword(Keyword::TO)?;
-    let by_time = matches!(
-        parser.expect_one_of_keywords(&[Keyword::VERSION, Keyword::TIMESTAMP])?,
-        Keyword::TIMESTAMP
-    );
+    if parser
+        .peek_one_of_keywords(&[Keyword::VERSION, Keyword::TIMESTAMP])
+        .is_none()
+    {
+        return parser.expected("VERSION AS OF or TIMESTAMP AS OF", parser.peek_token());
+    }
+    let point =
+        parse_as_of(parser)?.ok_or_else(|| ParserError::ParserError("expected AS OF".into()))?;
+    Ok(crate::sql::restore::RestoreTable { name, point })
+}
+
+/// `[VERSION | TIMESTAMP] AS OF expr`, if next.
+fn parse_as_of(parser: &mut Parser<'_>) -> std::result::Result<Option<AsOf>, ParserError> {
+    let by_time = match parser.parse_one_of_keywords(&[Keyword::VERSION, Keyword::TIMESTAMP]) {
+        Some(Keyword::TIMESTAMP) => true,
+        Some(_) => false,
+        None if parser.peek_keyword(Keyword::AS) => false,
+        None => return Ok(None),
+    };
     parser.expect_keywords(&[Keyword::AS, Keyword::OF])?;
-    let point = parser.parse_expr()?;
-    Ok(crate::sql::restore::RestoreTable {
+    let expr = parser.parse_expr()?;
+    Ok(Some(AsOf { by_time, expr }))
+}
+
+/// `CREATE TAG [IF NOT EXISTS] name [AS OF …]`, `DROP TAG [IF EXISTS]
+/// name`, `CREATE TABLE [IF NOT EXISTS] name CLONE source [AS OF …]`, if next.
+fn parse_version_statement(
+    parser: &mut Parser<'_>,
+) -> std::result::Result<Option<crate::sql::versions::VersionStatement>, ParserError> {
+    use crate::sql::versions::VersionStatement;
+    let tag_after = |parser: &Parser<'_>, keyword| {
+        parser.peek_keyword(keyword) && is_word(&parser.peek_nth_token_ref(1).token, "TAG")
+    };
+    if tag_after(parser, Keyword::CREATE) {
+        parser.next_token();
+        parser.next_token();
+        let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let name = parser.parse_object_name(false)?;
+        let point = parse_as_of(parser)?;
+        return Ok(Some(VersionStatement::CreateTag {
+            name,
+            if_not_exists,
+            point,
+        }));
+    }
+    if tag_after(parser, Keyword::DROP) {
+        parser.next_token();
+        parser.next_token();
+        let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = parser.parse_object_name(false)?;
+        return Ok(Some(VersionStatement::DropTag { name, if_exists }));
+    }
+    if !parser.peek_keyword(Keyword::CREATE) {
+        return Ok(None);
+    }
+    let head = parser.maybe_parse(|p| {
+        p.expect_keywords(&[Keyword::CREATE, Keyword::TABLE])?;
+        let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let name = p.parse_object_name(false)?;
+        match is_word(&p.peek_token_ref().token, "CLONE") {
+            true => Ok((name, if_not_exists)),
+            false => p.expected("CLONE", p.peek_token()),
+        }
+    })?;
+    let Some((name, if_not_exists)) = head else {
+        return Ok(None);
+    };
+    parser.next_token();
+    let source = parser.parse_object_name(false)?;
+    let point = parse_as_of(parser)?;
+    Ok(Some(VersionStatement::Clone {
         name,
-        by_time,
+        if_not_exists,
+        source,
         point,
-    })
+    }))
 }
 
 /// `[TABLE] name [RETAIN n {DAYS | HOURS}]` after `VACUUM`.
@@ -1318,6 +1394,29 @@ fn is_blank(token: &Token) -> bool {
 }
 
 /// The index of the first token at or after `from` that is not whitespace or a comment.
+/// `VERSION AS OF 'name'` as `TIMESTAMP AS OF 'name'`: sqlparser takes
+/// only a number after `VERSION AS OF`, and a string there is a tag's name
+/// or a time, which is what `TIMESTAMP AS OF` reads a string as (see
+/// [`crate::temporal::time_target`]).
+fn version_strings(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let word = |t: &TokenWithSpan, keyword: Keyword| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.keyword == keyword);
+    for i in 0..tokens.len() {
+        let as_at = next_solid(&tokens, i + 1);
+        let of_at = next_solid(&tokens, as_at + 1);
+        let value_at = next_solid(&tokens, of_at + 1);
+        let version_string = word(&tokens[i], Keyword::VERSION)
+            && tokens.get(as_at).is_some_and(|t| word(t, Keyword::AS))
+            && tokens.get(of_at).is_some_and(|t| word(t, Keyword::OF))
+            && tokens
+                .get(value_at)
+                .is_some_and(|t| matches!(t.token, Token::SingleQuotedString(_)));
+        if version_string {
+            tokens[i].token = Token::make_keyword("TIMESTAMP");
+        }
+    }
+    tokens
+}
+
 fn next_solid(tokens: &[TokenWithSpan], from: usize) -> usize {
     let mut i = from;
     while tokens.get(i).is_some_and(|t| {

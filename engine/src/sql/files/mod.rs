@@ -1,0 +1,320 @@
+//! Server-side files: which ones a session may touch, and their formats.
+//!
+//! `COPY t FROM 'path'`, `COPY … TO 'path'` and the `read_parquet`,
+//! `read_csv` and `read_json` table functions read and write files on the
+//! machine the engine runs on. That is a privilege: a session may touch
+//! only files under the folders of its [`FileAccess`]. The Flight SQL
+//! server grants none unless started with `--file-access-dirs`; `driftdb
+//! sql` grants its working folder; a library [`Session`](super::Session)
+//! starts with none. Paths are checked after resolving `..` and symbolic
+//! links, so neither leads outside; a path outside is 42501.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`read`] | `read_parquet('glob')`, `read_csv(…)`, `read_json(…)` as relations |
+//! | [`copy`] | `COPY t [(cols)] FROM 'path'` and `COPY t \| (query) TO 'path'` |
+//! | [`transfer`] | `driftdb load` and `driftdb export`: whole files with progress |
+
+pub mod copy;
+pub mod read;
+pub mod transfer;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, printable};
+
+/// The folders whose files a session may read and write.
+#[derive(Debug, Clone, Default)]
+pub struct FileAccess {
+    /// Canonical (absolute, links resolved) folders.
+    dirs: Vec<PathBuf>,
+}
+
+impl FileAccess {
+    /// No server-side file access at all.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Access to the files under each of `dirs` (each must exist).
+    pub fn under<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) -> Result<Self> {
+        let dirs = dirs
+            .into_iter()
+            .map(|dir| {
+                let dir = dir.as_ref();
+                match dir.canonicalize() {
+                    Ok(canonical) if canonical.is_dir() => Ok(canonical),
+                    _ => Err(Error::Missing {
+                        what: format!("folder \"{}\"", printable(&dir.display().to_string())),
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { dirs })
+    }
+
+    /// The folders, canonical.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    fn denied(&self, path: &str) -> Error {
+        let detail = match self.dirs.is_empty() {
+            true => "this session has no server-side file access (a server grants it with --file-access-dirs)".to_string(),
+            false => format!(
+                "it is outside the folders this session may use ({})",
+                self.dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Error::FileAccessDenied {
+            path: printable(path),
+            detail,
+        }
+    }
+
+    fn inside(&self, canonical: &Path) -> bool {
+        self.dirs.iter().any(|dir| canonical.starts_with(dir))
+    }
+
+    /// The files `pattern` names, sorted: one path, or a glob (`*`, `?`,
+    /// `[…]`). Each must be a regular file inside the allowed folders.
+    pub fn files_to_read(&self, pattern: &str) -> Result<Vec<PathBuf>> {
+        if self.dirs.is_empty() {
+            return Err(self.denied(pattern));
+        }
+        let missing = || Error::Missing {
+            what: format!("file \"{}\"", printable(pattern)),
+        };
+        let is_glob = pattern.contains(['*', '?', '[']);
+        let candidates: Vec<PathBuf> = match is_glob {
+            false => vec![PathBuf::from(pattern)],
+            true => glob::glob(pattern)
+                .map_err(|e| Error::InvalidArgument {
+                    message: format!("bad file pattern \"{}\": {e}", printable(pattern)),
+                })?
+                .filter_map(|entry| entry.ok())
+                .collect(),
+        };
+        let mut files = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let canonical = match candidate.canonicalize() {
+                Ok(canonical) => canonical,
+                Err(_) if is_glob => continue,
+                Err(_) => return Err(missing()),
+            };
+            if !self.inside(&canonical) {
+                return Err(self.denied(&candidate.display().to_string()));
+            }
+            if canonical.is_dir() && !is_glob {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "\"{}\" is a folder: name its files with a pattern such as '{}/*.parquet'",
+                        printable(pattern),
+                        printable(pattern.trim_end_matches('/'))
+                    ),
+                });
+            }
+            if canonical.is_file() {
+                files.push(canonical);
+            }
+        }
+        if files.is_empty() {
+            return Err(missing());
+        }
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// Where a file written to `path` goes: its folder must exist and be
+    /// inside the allowed folders; an existing file there is replaced
+    /// (never followed through a symbolic link).
+    pub fn file_to_write(&self, path: &str) -> Result<PathBuf> {
+        if self.dirs.is_empty() {
+            return Err(self.denied(path));
+        }
+        let given = Path::new(path);
+        let bad = |message: &str| Error::InvalidArgument {
+            message: format!("cannot write \"{}\": {message}", printable(path)),
+        };
+        let name = match given.file_name() {
+            Some(name) if !path.ends_with('/') => name.to_owned(),
+            _ => return Err(bad("it names no file")),
+        };
+        let parent = match given.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let folder = parent.canonicalize().map_err(|_| Error::Missing {
+            what: format!("folder \"{}\"", printable(&parent.display().to_string())),
+        })?;
+        if !self.inside(&folder) {
+            return Err(self.denied(path));
+        }
+        let target = folder.join(name);
+        match std::fs::symlink_metadata(&target) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(self.denied(path)),
+            Ok(meta) if meta.is_dir() => Err(bad("it is a folder")),
+            _ => Ok(target),
+        }
+    }
+}
+
+/// A file format DriftDB reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Csv,
+    Parquet,
+    /// Newline-delimited JSON: one object per line.
+    Json,
+}
+
+impl FileFormat {
+    /// The format called `name` (`csv`, `parquet`, `json`).
+    pub fn named(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "csv" => Ok(Self::Csv),
+            "parquet" => Ok(Self::Parquet),
+            "json" | "ndjson" | "jsonl" => Ok(Self::Json),
+            "text" | "binary" => Err(Error::unsupported(format!(
+                "COPY format {name}: use FORMAT csv, parquet or json"
+            ))),
+            other => Err(Error::InvalidArgument {
+                message: format!(
+                    "unknown file format \"{}\" (csv, parquet or json)",
+                    printable(other)
+                ),
+            }),
+        }
+    }
+
+    /// The format a path's extension names, if any.
+    pub fn of_path(path: &str) -> Option<Self> {
+        let extension = Path::new(path).extension()?.to_str()?.to_ascii_lowercase();
+        match extension.as_str() {
+            "csv" | "tsv" => Some(Self::Csv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            "json" | "jsonl" | "ndjson" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The given format, else the path's; 22023 when neither says.
+    pub fn resolve(given: Option<Self>, path: &str) -> Result<Self> {
+        given
+            .or_else(|| Self::of_path(path))
+            .ok_or_else(|| Error::InvalidArgument {
+                message: format!(
+                    "cannot tell the format of \"{}\": name it (FORMAT csv, parquet or json)",
+                    printable(path)
+                ),
+            })
+    }
+}
+
+/// How CSV is read and written (PostgreSQL's `COPY … CSV` options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// The first line names the columns (skipped on read, written on write).
+    pub header: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+    /// The escape byte inside quotes; None doubles the quote (the default).
+    pub escape: Option<u8>,
+    /// The text that stands for NULL (unquoted); by default the empty string.
+    pub null: String,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            header: false,
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            null: String::new(),
+        }
+    }
+}
+
+/// One byte of a CSV option (a delimiter, quote or escape is one ASCII character).
+pub(crate) fn single_byte(option: &str, c: char) -> Result<u8> {
+    match u8::try_from(c) {
+        Ok(b) if c.is_ascii() && b != b'\n' && b != b'\r' => Ok(b),
+        _ => Err(Error::InvalidArgument {
+            message: format!("{option} must be a single one-byte character other than a newline"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(result: Result<impl std::fmt::Debug>) -> &'static str {
+        result.expect_err("refused").sqlstate()
+    }
+
+    #[test]
+    fn access_stays_inside_the_folders_granted() {
+        let granted = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let (inside_file, secret) = (granted.path().join("a.csv"), outside.path().join("s.csv"));
+        std::fs::write(&inside_file, "1\n").unwrap();
+        std::fs::write(&secret, "2\n").unwrap();
+        std::os::unix::fs::symlink(&secret, granted.path().join("link.csv")).unwrap();
+        let access = FileAccess::under([granted.path()]).unwrap();
+        let path = |p: &Path| p.display().to_string();
+
+        assert_eq!(access.files_to_read(&path(&inside_file)).unwrap().len(), 1);
+        assert_eq!(state(access.files_to_read(&path(&secret))), "42501");
+        let outside_name = outside.path().file_name().unwrap().to_string_lossy();
+        let escape = format!("{}/../{outside_name}/s.csv", path(granted.path()));
+        assert_eq!(state(access.files_to_read(&escape)), "42501");
+        let link = granted.path().join("link.csv");
+        assert_eq!(state(access.files_to_read(&path(&link))), "42501");
+        let glob = format!("{}/*.csv", path(granted.path()));
+        assert_eq!(
+            state(access.files_to_read(&glob)),
+            "42501",
+            "a link matched by a glob"
+        );
+        let missing = granted.path().join("none.csv");
+        assert_eq!(state(access.files_to_read(&path(&missing))), "58P01");
+        assert_eq!(state(access.files_to_read(&path(granted.path()))), "22023");
+
+        assert!(
+            access
+                .file_to_write(&path(&granted.path().join("out.csv")))
+                .is_ok()
+        );
+        assert_eq!(
+            state(access.file_to_write(&path(&link))),
+            "42501",
+            "never through a link"
+        );
+        assert_eq!(
+            state(access.file_to_write(&path(&outside.path().join("o.csv")))),
+            "42501"
+        );
+        std::fs::create_dir(granted.path().join("sub")).unwrap();
+        assert_eq!(
+            state(access.file_to_write(&path(&granted.path().join("sub")))),
+            "22023"
+        );
+
+        let none = FileAccess::none();
+        assert_eq!(state(none.files_to_read(&path(&inside_file))), "42501");
+        assert_eq!(state(none.file_to_write(&path(&inside_file))), "42501");
+        assert_eq!(
+            FileAccess::under([granted.path().join("nope")])
+                .unwrap_err()
+                .sqlstate(),
+            "58P01"
+        );
+    }
+}
