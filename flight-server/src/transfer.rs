@@ -63,13 +63,8 @@ pub async fn run_load(args: LoadArgs) -> Result<(), Error> {
             bytes = chunk.bytes_read;
             progress.set_position(chunk.rows_done);
             // On stdout, terminal or not: where a load cut short resumes.
-            progress.suspend(|| {
-                println!(
-                    "committed rows 1..={} as version {}",
-                    chunk.rows_done,
-                    chunk.seq.map_or("-".into(), |s| s.to_string())
-                );
-            });
+            // A line that cannot be printed stops the load (never a panic).
+            progress.suspend(|| report_chunk(chunk.rows_done, chunk.seq))
         },
     )
     .await;
@@ -77,11 +72,28 @@ pub async fn run_load(args: LoadArgs) -> Result<(), Error> {
     let closed = db.close().await;
     let loaded = loaded?;
     closed?;
-    println!(
-        "{}",
-        summary("loaded", loaded, bytes, started.elapsed().as_secs_f64())
-    );
+    say(&summary(
+        "loaded",
+        loaded,
+        bytes,
+        started.elapsed().as_secs_f64(),
+    ));
     Ok(())
+}
+
+/// Print that rows `1..=rows` are committed as version `seq`.
+fn report_chunk(rows: u64, seq: Option<u64>) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let seq = seq.map_or("-".into(), |s| s.to_string());
+    writeln!(out, "committed rows 1..={rows} as version {seq}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::StorageIo {
+            detail: format!(
+                "cannot report on stdout that rows 1..={rows} are committed ({e}): \
+                 resume after the rows the table holds"
+            ),
+        })
 }
 
 /// `driftdb export`.
@@ -122,11 +134,19 @@ pub async fn run_export(args: ExportArgs) -> Result<(), Error> {
     let closed = db.close().await;
     let written = written?;
     closed?;
-    println!(
-        "{}",
-        summary("exported", written, bytes, started.elapsed().as_secs_f64())
-    );
+    say(&summary(
+        "exported",
+        written,
+        bytes,
+        started.elapsed().as_secs_f64(),
+    ));
     Ok(())
+}
+
+/// The summary line on stdout (a closed stdout is not an error: the work is done).
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn summary(verb: &str, rows: u64, bytes: u64, secs: f64) -> String {

@@ -274,6 +274,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
     let mut created: HashMap<u64, &TableDef> = HashMap::new();
     // Columns as changed by this commit so far, for the inserts after the change.
     let mut columns_now: HashMap<u64, &[ColumnDef]> = HashMap::new();
+    let mut names = TableNames::new(state, latest);
     validate_dependents(state, writes)?;
     for write in &writes.writes {
         match write {
@@ -290,10 +291,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                         .iter()
                         .any(|w| matches!(w, Write::DropTable { table_id } if *table_id == id))
                 };
-                let table_taken = state
-                    .catalog
-                    .table_at(&def.name, latest)
-                    .is_some_and(|t| !replaced(t.id));
+                let table_taken = names.holder(&def.name).is_some_and(|id| !replaced(id));
                 let name_taken = state.catalog.view_at(&def.name, latest).is_some()
                     || state.catalog.sequence_at(&def.name, latest).is_some()
                     || state.catalog.index_at(&def.name, latest);
@@ -302,6 +300,7 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                         name: def.name.clone(),
                     });
                 }
+                names.take(def.id, &def.name);
                 created.insert(def.id, def);
             }
             Write::SetColumns {
@@ -317,16 +316,22 @@ fn validate(state: &DbState, writes: &WriteSet) -> Result<()> {
                     live_table(state, *table_id, latest)?;
                 }
                 let catalog = &state.catalog;
-                if catalog.table_at(name, latest).is_some()
+                if names.holder(name).is_some_and(|id| id != *table_id)
                     || catalog.view_at(name, latest).is_some()
                     || catalog.sequence_at(name, latest).is_some()
                     || catalog.index_at(name, latest)
                 {
                     return Err(Error::TableExists { name: name.clone() });
                 }
+                names.take(*table_id, name);
             }
-            Write::DropTable { table_id }
-            | Write::SetChecks { table_id, .. }
+            Write::DropTable { table_id } => {
+                if !created.contains_key(table_id) {
+                    live_table(state, *table_id, latest)?;
+                }
+                names.free(*table_id);
+            }
+            Write::SetChecks { table_id, .. }
             | Write::SetForeignKeys { table_id, .. }
             | Write::SetIndexes { table_id, .. }
             | Write::SetHistory { table_id, .. }
@@ -509,6 +514,58 @@ fn validate_dependents(state: &DbState, writes: &WriteSet) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which table holds each name as a write set goes: over the latest
+/// catalog, a rename or a create takes a name and a rename or a drop
+/// frees one, so `a → tmp, b → a, tmp → b` in one commit is a swap.
+struct TableNames<'a> {
+    state: &'a DbState,
+    latest: u64,
+    /// Names this write set changed: held by a table, or freed.
+    changed: HashMap<String, Option<u64>>,
+    /// Tables this write set named.
+    named: HashMap<u64, String>,
+}
+
+impl<'a> TableNames<'a> {
+    fn new(state: &'a DbState, latest: u64) -> Self {
+        Self {
+            state,
+            latest,
+            changed: HashMap::new(),
+            named: HashMap::new(),
+        }
+    }
+
+    /// The table holding `name` at this point of the write set.
+    fn holder(&self, name: &str) -> Option<u64> {
+        match self.changed.get(name) {
+            Some(holder) => *holder,
+            None => self.state.catalog.table_at(name, self.latest).map(|t| t.id),
+        }
+    }
+
+    fn name_of(&self, table_id: u64) -> Option<String> {
+        self.named.get(&table_id).cloned().or_else(|| {
+            let table = self.state.catalog.table_by_id(table_id)?;
+            table
+                .exists_at(self.latest)
+                .then(|| table.name_at(self.latest).to_string())
+        })
+    }
+
+    fn take(&mut self, table_id: u64, name: &str) {
+        self.free(table_id);
+        self.changed.insert(name.to_string(), Some(table_id));
+        self.named.insert(table_id, name.to_string());
+    }
+
+    fn free(&mut self, table_id: u64) {
+        if let Some(old) = self.name_of(table_id) {
+            self.changed.insert(old, None);
+        }
+    }
 }
 
 fn live_table(state: &DbState, table_id: u64, latest: u64) -> Result<&TableDef> {

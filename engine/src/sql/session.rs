@@ -218,6 +218,9 @@ impl Session {
             Arc::new(DriftCatalog::new(db.clone(), snapshot.clone())),
         );
         ctx.register_object_store(data_store_url().as_ref(), db.object_store());
+        // Server-side files are read only as checked and pinned (`files::pinned`).
+        let files_url = url::Url::parse("file://").expect("static URL parses");
+        ctx.register_object_store(&files_url, super::files::pinned::PinnedStore::shared());
         ctx.register_udtf("history", Arc::new(HistoryFunction { db: db.clone() }));
         ctx.register_udtf("commits", Arc::new(CommitsFunction { db: db.clone() }));
         ctx.register_udtf("tags", Arc::new(TagsFunction { db: db.clone() }));

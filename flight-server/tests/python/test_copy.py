@@ -191,7 +191,12 @@ def test_bad_files_name_the_place_and_commit_nothing(copy_server, files):
         whole = (files / "good.parquet").read_bytes()
         (files / "truncated.parquet").write_bytes(whole[: len(whole) // 2])
         pq.write_table(pa.table({"id": [1]}), files / "narrow.parquet")
+        (files / "float.jsonl").write_text('{"id": 1, "n": 1.5, "t": "a"}\n')
+        (files / "keys.jsonl").write_text('{"ID": 1, "n": 1}\n')
         for sql, state, where in [
+            (f"COPY bad FROM '{files / 'float.jsonl'}'", "22P02", "row 1"),
+            (f"COPY bad FROM '{files / 'keys.jsonl'}'", "22P04", "ID"),
+            (f"COPY bad FROM '{files / 'keys.jsonl'}' WITH (HEADER)", "22023", "csv only"),
             (f"COPY bad FROM '{files / 'count.csv'}' WITH (FORMAT csv)", "22P04", "line 2"),
             (f"COPY bad FROM '{files / 'number.csv'}' WITH (FORMAT csv)", "22P02", "row 3"),
             (f"COPY bad FROM '{files / 'null.csv'}' WITH (FORMAT csv)", "23502", '"n"'),
@@ -224,6 +229,10 @@ def test_files_read_as_relations(copy_server, files):
         ]
         assert rows(cur, f"SELECT * FROM read_csv('{files / 'labels.csv'}', delim => '|') ORDER BY k") == [
             (1, "uno"), (3, "tres"),
+        ]
+        (files / "na.csv").write_text("a,b\nNA,2\n3,NA\n")
+        assert rows(cur, f"SELECT a, b FROM read_csv('{files / 'na.csv'}', nullstr => 'NA') ORDER BY a") == [
+            (3, None), (None, 2),
         ]
         assert rows(cur, f"SELECT k, label FROM read_json('{files / 'labels.jsonl'}') ORDER BY k") == [
             (2, "dos"), (3, "tres"),
@@ -273,9 +282,21 @@ def test_file_access_is_limited_to_the_folders_granted(copy_server, files, serve
                 f"SELECT * FROM read_csv('{outside / 'secret.csv'}')",
                 f"SELECT * FROM read_csv('{files}/*.csv')",  # the link matches too
                 "COPY acc FROM '/etc/passwd' WITH (FORMAT csv)",
+                # Outside, even a missing file is only "denied" (no probing).
+                "COPY acc FROM '/etc/no-such-file.csv'",
+                "SELECT * FROM read_csv('/root/*')",
             ]:
                 assert "42501" in state_of(cur, sql), sql
             assert not (outside / "stolen.csv").exists()
+            # A file swapped for a link after the query was planned is not read.
+            (files / "swap.csv").write_text("k,v\n1,inside\n")
+            cur.execute(f"SELECT * FROM read_csv('{files / 'swap.csv'}')")
+            (files / "swap.csv").unlink()
+            os.symlink(outside / "secret.csv", files / "swap.csv")
+            with pytest.raises(adbc_driver_manager.Error) as failure:
+                cur.fetchall()
+            assert "secret" not in str(failure.value) and "replaced" in str(failure.value), str(failure.value)
+            (files / "swap.csv").unlink()
             assert (outside / "secret.csv").read_text() == "1,secret\n"
         # A server started without --file-access-dirs grants no file access.
         with server.connect() as conn:

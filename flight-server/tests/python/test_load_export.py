@@ -109,11 +109,14 @@ def test_load_csv_and_json_then_export_as_of_the_loaded_version(work):
         assert back.column("id").to_pylist() == table.column("id").to_pylist(), name
         assert back.column("v").to_pylist() == table.column("v").to_pylist(), name
         assert [str(x) for x in back.column("label").to_pylist()] == table.column("label").to_pylist(), name
-    # A query, now: the update and the delete show.
-    out = os.path.join(work, "now.parquet")
-    done = cli("export", "--data", data, "--query", "SELECT id, label FROM small WHERE id <= 10", out)
-    assert "exported 10 rows" in done.stdout, done.stdout
-    assert set(pq.read_table(out).column("label").to_pylist()) == {"changed"}
+    # A query, now: the update and the delete show. A bare file name is
+    # the working folder's.
+    done = subprocess.run(
+        [driftdb_binary(), "export", "--data", data, "--query", "SELECT id, label FROM small WHERE id <= 10", "now.parquet"],
+        capture_output=True, text=True, timeout=600, cwd=work,
+    )
+    assert done.returncode == 0 and "exported 10 rows" in done.stdout, done.stderr
+    assert set(pq.read_table(os.path.join(work, "now.parquet")).column("label").to_pylist()) == {"changed"}
     # Bad input names the file and commits nothing.
     bad = os.path.join(work, "bad.csv")
     with open(bad, "w") as f:

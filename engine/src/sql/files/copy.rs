@@ -72,6 +72,11 @@ pub(crate) async fn copy(session: &Session, statement: CopyStatement) -> Result<
     };
     let options = copy_options(&statement.options, &statement.legacy_options)?;
     let format = FileFormat::resolve(options.format, &path)?;
+    if format != FileFormat::Csv && options.csv != CsvOptions::default() {
+        return Err(Error::InvalidArgument {
+            message: "HEADER, DELIMITER, QUOTE, ESCAPE and NULL apply to FORMAT csv only".into(),
+        });
+    }
     match (statement.to, statement.source) {
         (
             false,
@@ -248,7 +253,7 @@ impl FileRows {
         targets: &[usize],
     ) -> Result<Self> {
         let bad = |detail: String| bad_data(file, detail);
-        let open = || File::open(file).map_err(|e| bad(e.to_string()));
+        let open = || super::pinned::open_pinned(file).map_err(|e| bad(e.to_string()));
         let columns = def.columns();
         match format {
             FileFormat::Csv => {
@@ -264,9 +269,7 @@ impl FileRows {
                 if let Some(escape) = csv.escape {
                     builder = builder.with_escape(escape);
                 }
-                if !csv.null.is_empty() {
-                    let null = regex::Regex::new(&format!("^{}$", regex::escape(&csv.null)))
-                        .map_err(|e| bad(e.to_string()))?;
+                if let Some(null) = csv.null_regex() {
                     builder = builder.with_null_regex(null);
                 }
                 let reader = builder
@@ -275,17 +278,17 @@ impl FileRows {
                 Ok(Self::Csv(reader, file.to_path_buf()))
             }
             FileFormat::Json => {
-                let physical = user_physical_schema(columns);
+                // Values as their text, conformed like CSV's: exact decimals,
+                // and `1.5` into an integer refused, never truncated. A key
+                // naming no target column is refused too (strict).
                 let fields: Vec<Field> = targets
                     .iter()
-                    .map(|&i| {
-                        let data_type = physical.field(i).data_type().clone();
-                        Field::new(&columns[i].name, data_type, true)
-                    })
+                    .map(|&i| Field::new(&columns[i].name, arrow::datatypes::DataType::Utf8, true))
                     .collect();
                 let reader = arrow::json::ReaderBuilder::new(Arc::new(Schema::new(fields)))
                     .with_batch_size(READ_BATCH_ROWS)
                     .with_coerce_primitive(true)
+                    .with_strict_mode(true)
                     .build(BufReader::new(open()?))
                     .map_err(|e| bad(e.to_string()))?;
                 Ok(Self::Json(reader, file.to_path_buf()))
@@ -393,47 +396,48 @@ pub(super) async fn write_file(
     stream: SendableRecordBatchStream,
     progress: OnProgress<'_>,
 ) -> Result<u64> {
-    let folder = target.parent().unwrap_or(Path::new("."));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = folder.join(format!(".{}", crate::storage::durable::temp_name(&name)));
-    let written = write_rows(&temp, format, csv, stream, progress).await;
-    let finished = written.and_then(|rows| {
-        std::fs::rename(&temp, target)?;
-        crate::storage::durable::fsync_dir(folder)?;
-        Ok(rows)
-    });
-    if finished.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    finished.map_err(|e| match e {
-        Error::Io(io) => Error::StorageIo {
-            detail: format!("writing \"{}\": {io}", target.display()),
-        },
-        other => other,
-    })
+    let folder = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let io_error = |e: std::io::Error| Error::StorageIo {
+        detail: format!("writing \"{}\": {e}", target.display()),
+    };
+    // A fresh name nobody can plant a link at: created exclusively, never followed.
+    let temp = tempfile::Builder::new()
+        .prefix(".driftdb-copy-")
+        .tempfile_in(folder)
+        .map_err(io_error)?;
+    let rows = write_rows(&temp, format, csv, stream, progress)
+        .await
+        .map_err(|e| match e {
+            Error::Io(io) => io_error(io),
+            other => other,
+        })?;
+    temp.persist(target).map_err(|e| io_error(e.error))?;
+    crate::storage::durable::fsync_dir(folder).map_err(io_error)?;
+    Ok(rows)
 }
 
 async fn write_rows(
-    temp: &Path,
+    temp: &tempfile::NamedTempFile,
     format: FileFormat,
     csv: &CsvOptions,
     mut stream: SendableRecordBatchStream,
     progress: OnProgress<'_>,
 ) -> Result<u64> {
-    let file = File::create(temp)?;
+    let file = temp.as_file().try_clone()?;
     let mut writer = FileWriter::new(BufWriter::new(file), format, csv, stream.schema())?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
         writer.write(&batch)?;
-        progress(rows, std::fs::metadata(temp).map_or(0, |m| m.len()));
+        progress(rows, temp.as_file().metadata().map_or(0, |m| m.len()));
     }
     let file = writer.finish()?;
     file.sync_all()?;
+    progress(rows, file.metadata().map_or(0, |m| m.len()));
     Ok(rows)
 }
 

@@ -13,9 +13,11 @@
 //! |---|---|
 //! | [`read`] | `read_parquet('glob')`, `read_csv(…)`, `read_json(…)` as relations |
 //! | [`copy`] | `COPY t [(cols)] FROM 'path'` and `COPY t \| (query) TO 'path'` |
+//! | [`pinned`] | checked files pinned by inode, so a file swapped after the check is never read |
 //! | [`transfer`] | `driftdb load` and `driftdb export`: whole files with progress |
 
 pub mod copy;
+pub mod pinned;
 pub mod read;
 pub mod transfer;
 
@@ -90,6 +92,10 @@ impl FileAccess {
             what: format!("file \"{}\"", printable(pattern)),
         };
         let is_glob = pattern.contains(['*', '?', '[']);
+        // Nothing outside is looked at, not even whether it exists.
+        if !self.inside(&lexical(&literal_prefix(pattern))) {
+            return Err(self.denied(pattern));
+        }
         let candidates: Vec<PathBuf> = match is_glob {
             false => vec![PathBuf::from(pattern)],
             true => glob::glob(pattern)
@@ -107,7 +113,7 @@ impl FileAccess {
                 Err(_) => return Err(missing()),
             };
             if !self.inside(&canonical) {
-                return Err(self.denied(&candidate.display().to_string()));
+                return Err(self.denied(pattern));
             }
             if canonical.is_dir() && !is_glob {
                 return Err(Error::InvalidArgument {
@@ -127,6 +133,9 @@ impl FileAccess {
         }
         files.sort();
         files.dedup();
+        for file in &files {
+            pinned::pin(file).map_err(|_| missing())?;
+        }
         Ok(files)
     }
 
@@ -135,6 +144,9 @@ impl FileAccess {
     /// (never followed through a symbolic link).
     pub fn file_to_write(&self, path: &str) -> Result<PathBuf> {
         if self.dirs.is_empty() {
+            return Err(self.denied(path));
+        }
+        if !self.inside(&lexical(Path::new(path))) {
             return Err(self.denied(path));
         }
         let given = Path::new(path);
@@ -162,6 +174,44 @@ impl FileAccess {
             _ => Ok(target),
         }
     }
+}
+
+/// `path` made absolute (against the working folder) with `.` and `..`
+/// resolved by name alone, touching nothing on disk.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = match path.is_absolute() {
+        true => path.to_path_buf(),
+        false => std::env::current_dir().unwrap_or_default().join(path),
+    };
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The folders of a glob before its first pattern character (the whole
+/// path when it has none).
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut prefix = PathBuf::new();
+    for component in Path::new(pattern).components() {
+        if component
+            .as_os_str()
+            .to_string_lossy()
+            .contains(['*', '?', '['])
+        {
+            break;
+        }
+        prefix.push(component);
+    }
+    prefix
 }
 
 /// A file format DriftDB reads and writes.
@@ -237,6 +287,17 @@ impl Default for CsvOptions {
             quote: b'"',
             escape: None,
             null: String::new(),
+        }
+    }
+}
+
+impl CsvOptions {
+    /// What matches the NULL text exactly (None: the empty field, arrow's default).
+    pub fn null_regex(&self) -> Option<regex::Regex> {
+        match self.null.is_empty() {
+            true => None,
+            // An escaped literal always compiles.
+            false => regex::Regex::new(&format!("^{}$", regex::escape(&self.null))).ok(),
         }
     }
 }

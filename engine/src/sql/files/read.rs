@@ -16,9 +16,9 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::TableProvider;
-use datafusion::common::{DFSchema, ScalarValue, TableReference};
+use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::datasource::file_format::FileFormat as DfFileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
@@ -28,10 +28,10 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, lit, when};
 use parking_lot::RwLock;
 use sqlparser::ast::{
     FunctionArg, FunctionArgExpr, Ident, ObjectNamePart, TableFactor, TableFunctionArgs,
@@ -76,12 +76,16 @@ impl RelationPlanner for FilePlanner {
             _ => return Ok(RelationPlanning::Original(Box::new(relation))),
         };
         let call = FileCall::parse(&function, format, args, context)?;
-        let provider = file_table(&self.access.read(), &call)?;
-        let plan = LogicalPlanBuilder::scan(
+        let (provider, typed) = file_table(&self.access.read(), &call)?;
+        let scan = LogicalPlanBuilder::scan(
             TableReference::bare(function),
             provider_as_source(provider),
             None,
-        )?
+        )?;
+        let plan = match typed {
+            Some(typed) => scan.project(null_text_as_null(&typed, &call.csv.null)?)?,
+            None => scan,
+        }
         .build()?;
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
             plan,
@@ -207,10 +211,43 @@ fn flag(value: ScalarValue, what: &str) -> Result<bool> {
     }
 }
 
-/// A listing table over the files `call` names.
-pub fn file_table(access: &FileAccess, call: &FileCall) -> Result<Arc<dyn TableProvider>> {
+/// Each column of a CSV read as text: NULL where it is exactly `null`,
+/// else the text cast to the type inferred for it (DataFusion's CSV scan
+/// applies no NULL text of its own).
+fn null_text_as_null(typed: &Schema, null: &str) -> DfResult<Vec<Expr>> {
+    typed
+        .fields()
+        .iter()
+        .map(|field| {
+            let text = Expr::Column(Column::new_unqualified(field.name()));
+            let value = when(text.clone().eq(lit(null)), lit(ScalarValue::Null)).otherwise(text)?;
+            Ok(cast(value, field.data_type().clone()).alias(field.name()))
+        })
+        .collect()
+}
+
+/// A listing table over the files `call` names, and for a CSV with a NULL
+/// text the types its columns are cast to (the table then reads text).
+pub fn file_table(
+    access: &FileAccess,
+    call: &FileCall,
+) -> Result<(Arc<dyn TableProvider>, Option<Schema>)> {
     let files = access.files_to_read(&call.pattern)?;
-    let schema = Arc::new(file_schema(&files[0], call.format, &call.csv)?);
+    let first = super::pinned::open_pinned(&files[0]).map_err(|e| Error::BadFileData {
+        file: printable(&files[0].display().to_string()),
+        detail: e.to_string(),
+    })?;
+    let mut schema = file_schema(&files[0], first, call.format, &call.csv)?;
+    let mut typed = None;
+    if call.format == FileFormat::Csv && !call.csv.null.is_empty() {
+        let text: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect();
+        typed = Some(std::mem::replace(&mut schema, Schema::new(text)));
+    }
+    let schema = Arc::new(schema);
     let format: Arc<dyn DfFileFormat> = match call.format {
         FileFormat::Parquet => Arc::new(ParquetFormat::default()),
         FileFormat::Json => Arc::new(JsonFormat::default()),
@@ -224,14 +261,11 @@ pub fn file_table(access: &FileAccess, call: &FileCall) -> Result<Arc<dyn TableP
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    Ok((Arc::new(ListingTable::try_new(config)?), typed))
 }
 
 fn csv_format(options: &CsvOptions) -> CsvFormat {
-    let null = match options.null.is_empty() {
-        true => None,
-        false => Some(format!("^{}$", regex::escape(&options.null))),
-    };
+    let null = options.null_regex().map(|r| r.as_str().to_string());
     CsvFormat::default()
         .with_has_header(options.header)
         .with_delimiter(options.delimiter)
@@ -249,14 +283,20 @@ fn file_url(file: &Path) -> Result<ListingTableUrl> {
     Ok(ListingTableUrl::try_new(url, None)?)
 }
 
-/// The columns of `file`: its Parquet schema, or those inferred from its
+/// The columns of `file` (open as `opened`): its Parquet schema, or those inferred from its
 /// first [`INFER_ROWS`] rows.
-pub fn file_schema(file: &Path, format: FileFormat, csv: &CsvOptions) -> Result<Schema> {
+pub fn file_schema(
+    file: &Path,
+    opened: File,
+    format: FileFormat,
+    csv: &CsvOptions,
+) -> Result<Schema> {
     let bad = |detail: String| Error::BadFileData {
         file: file.display().to_string(),
         detail,
     };
-    let open = || File::open(file).map_err(|e| bad(e.to_string()));
+    let mut opened = Some(opened);
+    let mut open = || opened.take().ok_or_else(|| bad("read twice".into()));
     match format {
         FileFormat::Parquet => {
             let builder =
@@ -277,6 +317,9 @@ pub fn file_schema(file: &Path, format: FileFormat, csv: &CsvOptions) -> Result<
                 .with_quote(csv.quote);
             if let Some(escape) = csv.escape {
                 csv_format = csv_format.with_escape(escape);
+            }
+            if let Some(null) = csv.null_regex() {
+                csv_format = csv_format.with_null_regex(null);
             }
             csv_format
                 .infer_schema(open()?, Some(INFER_ROWS))

@@ -93,9 +93,14 @@ pub async fn load(
     table: &str,
     files: &[PathBuf],
     options: &LoadOptions,
-    on_chunk: &mut (dyn FnMut(LoadChunk) + Send),
+    on_chunk: &mut (dyn FnMut(LoadChunk) -> Result<()> + Send),
 ) -> Result<u64> {
-    let batch_rows = options.batch_rows.max(1);
+    if options.batch_rows == 0 {
+        return Err(Error::InvalidArgument {
+            message: "batch_rows must be at least 1".into(),
+        });
+    }
+    let batch_rows = options.batch_rows;
     let bytes = Arc::new(AtomicU64::new(0));
     let (mut seen, mut loaded) = (0u64, 0u64);
     let mut chunk: Vec<RecordBatch> = Vec::new();
@@ -109,7 +114,7 @@ pub async fn load(
                 rows_done: seen,
                 bytes_read: bytes.load(Ordering::Relaxed),
                 seq,
-            });
+            })?;
             Ok(rows)
         };
         for batch in reader {
@@ -171,7 +176,12 @@ fn open_typed(
     csv: &CsvOptions,
     bytes: Arc<AtomicU64>,
 ) -> Result<(SchemaRef, Batches)> {
-    let schema = Arc::new(file_schema(file, format, csv)?);
+    if !file.is_file() {
+        return Err(Error::Missing {
+            what: format!("file \"{}\"", printable(&file.display().to_string())),
+        });
+    }
+    let schema = Arc::new(file_schema(file, File::open(file)?, format, csv)?);
     let name = printable(&file.display().to_string());
     let bad = move |e: arrow::error::ArrowError| Error::BadFileData {
         file: name.clone(),
