@@ -350,7 +350,7 @@ async fn copy_to(
         } => table_plan(session, &table_name, &columns)?,
     };
     let stream = session.stream_read_plan(plan).await?;
-    let rows = write_file(&target, format, csv, stream, &mut |_, _| {}).await?;
+    let rows = write_file(&target, true, (format, csv), stream, &mut |_, _| {}).await?;
     Ok(StatementResult::done("COPY", Some(rows), None))
 }
 
@@ -391,49 +391,98 @@ pub(super) fn table_plan(
 /// rows and bytes written so far after each batch.
 pub(super) async fn write_file(
     target: &Path,
-    format: FileFormat,
-    csv: &CsvOptions,
+    checked: bool,
+    (format, csv): (FileFormat, &CsvOptions),
     stream: SendableRecordBatchStream,
     progress: OnProgress<'_>,
 ) -> Result<u64> {
+    let io_error = |e: std::io::Error| Error::StorageIo {
+        detail: format!("writing \"{}\": {e}", target.display()),
+    };
     let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let io_error = |e: std::io::Error| Error::StorageIo {
-        detail: format!("writing \"{}\": {e}", target.display()),
-    };
-    // A fresh name nobody can plant a link at: created exclusively, never followed.
-    let temp = tempfile::Builder::new()
-        .prefix(".driftdb-copy-")
-        .tempfile_in(folder)
-        .map_err(io_error)?;
-    let rows = write_rows(&temp, format, csv, stream, progress)
-        .await
-        .map_err(|e| match e {
-            Error::Io(io) => io_error(io),
-            other => other,
-        })?;
-    temp.persist(target).map_err(|e| io_error(e.error))?;
-    crate::storage::durable::fsync_dir(folder).map_err(io_error)?;
-    Ok(rows)
+    let name = target
+        .file_name()
+        .ok_or_else(|| io_error(std::io::ErrorKind::InvalidInput.into()))?;
+    let dir = open_folder(folder, checked.then_some(folder)).map_err(io_error)?;
+    let (temp, file) = create_temp(&dir).map_err(io_error)?;
+    let written = write_rows(file, format, csv, stream, progress).await;
+    let finished = written.and_then(|rows| {
+        rustix::fs::renameat(&dir, &temp, &dir, name).map_err(std::io::Error::from)?;
+        rustix::fs::fsync(&dir).map_err(std::io::Error::from)?;
+        Ok(rows)
+    });
+    if finished.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, &temp, rustix::fs::AtFlags::empty());
+    }
+    finished.map_err(|e| match e {
+        Error::Io(io) => io_error(io),
+        other => other,
+    })
+}
+
+/// `folder`, opened once: the temporary file is created, renamed and
+/// synced relative to this handle, so a folder swapped for a link after
+/// the check changes nothing. When `checked`, the handle must be that
+/// folder (its canonical path, as the check approved it).
+fn open_folder(folder: &Path, checked: Option<&Path>) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let dir = rustix::fs::open(folder, flags, Mode::empty())?;
+    if let Some(checked) = checked {
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
+        if real != checked {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the folder was replaced after it was checked",
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// A fresh temporary file in `dir`, created exclusively (never through
+/// a link planted at its name), readable as PostgreSQL's exports are.
+fn create_temp(dir: &std::os::fd::OwnedFd) -> std::io::Result<(String, File)> {
+    use rustix::fs::{Mode, OFlags};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            ".driftdb-copy-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        match rustix::fs::openat(dir, &name, flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => return Ok((name, File::from(fd))),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn write_rows(
-    temp: &tempfile::NamedTempFile,
+    file: File,
     format: FileFormat,
     csv: &CsvOptions,
     mut stream: SendableRecordBatchStream,
     progress: OnProgress<'_>,
 ) -> Result<u64> {
-    let file = temp.as_file().try_clone()?;
+    let size = file.try_clone()?;
     let mut writer = FileWriter::new(BufWriter::new(file), format, csv, stream.schema())?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
         writer.write(&batch)?;
-        progress(rows, temp.as_file().metadata().map_or(0, |m| m.len()));
+        progress(rows, size.metadata().map_or(0, |m| m.len()));
     }
     let file = writer.finish()?;
     file.sync_all()?;

@@ -92,6 +92,17 @@ impl FileAccess {
             what: format!("file \"{}\"", printable(pattern)),
         };
         let is_glob = pattern.contains(['*', '?', '[']);
+        let climbs = Path::new(pattern)
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if is_glob && climbs {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "a file pattern may not contain \"..\": \"{}\"",
+                    printable(pattern)
+                ),
+            });
+        }
         // Nothing outside is looked at, not even whether it exists.
         if !self.inside(&lexical(&literal_prefix(pattern))) {
             return Err(self.denied(pattern));
@@ -112,6 +123,10 @@ impl FileAccess {
                 Err(_) if is_glob => continue,
                 Err(_) => return Err(missing()),
             };
+            // A match that leads outside is no match (nothing is told of it).
+            if !self.inside(&canonical) && is_glob {
+                continue;
+            }
             if !self.inside(&canonical) {
                 return Err(self.denied(pattern));
             }
@@ -134,7 +149,11 @@ impl FileAccess {
         files.sort();
         files.dedup();
         for file in &files {
-            pinned::pin(file).map_err(|_| missing())?;
+            match pinned::pin(file) {
+                Ok(true) => {}
+                Ok(false) => return Err(self.denied(pattern)),
+                Err(_) => return Err(missing()),
+            }
         }
         Ok(files)
     }
@@ -339,11 +358,14 @@ mod tests {
         let link = granted.path().join("link.csv");
         assert_eq!(state(access.files_to_read(&path(&link))), "42501");
         let glob = format!("{}/*.csv", path(granted.path()));
+        let only_inside = vec![inside_file.canonicalize().unwrap()];
         assert_eq!(
-            state(access.files_to_read(&glob)),
-            "42501",
-            "a link matched by a glob"
+            access.files_to_read(&glob).unwrap(),
+            only_inside,
+            "a link out is no match"
         );
+        let climbing = format!("{}/*/../x.csv", path(granted.path()));
+        assert_eq!(state(access.files_to_read(&climbing)), "22023");
         let missing = granted.path().join("none.csv");
         assert_eq!(state(access.files_to_read(&path(&missing))), "58P01");
         assert_eq!(state(access.files_to_read(&path(granted.path()))), "22023");

@@ -29,12 +29,21 @@ use parking_lot::Mutex;
 static PINS: LazyLock<Mutex<HashMap<PathBuf, (u64, u64)>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// Pin the file at canonical path `file` as it is now.
-pub(super) fn pin(file: &FsPath) -> std::io::Result<()> {
-    let meta = std::fs::metadata(file)?;
-    PINS.lock()
-        .insert(file.to_path_buf(), (meta.dev(), meta.ino()));
-    Ok(())
+/// Pin the file at canonical path `file` (checked to be inside) as it is
+/// now: opened, and its handle's inode taken only if the path still
+/// resolves to itself, through no link, to that same inode. False when
+/// the path changed under the check (a component swapped for a link).
+pub(super) fn pin(file: &FsPath) -> std::io::Result<bool> {
+    let opened = File::open(file)?.metadata()?;
+    let ids = (opened.dev(), opened.ino());
+    let still = file.canonicalize()? == file && {
+        let now = std::fs::metadata(file)?;
+        (now.dev(), now.ino()) == ids
+    };
+    if still {
+        PINS.lock().insert(file.to_path_buf(), ids);
+    }
+    Ok(still)
 }
 
 /// Whether `opened` is the file pinned at `path`.

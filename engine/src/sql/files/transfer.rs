@@ -60,7 +60,7 @@ pub async fn export(
         }
         ExportSource::Query(sql) => session.query_stream(sql).await?.1,
     };
-    write_file(path, format, csv, stream, progress).await
+    write_file(path, false, (format, csv), stream, progress).await
 }
 
 /// How `driftdb load` reads and commits.
