@@ -65,9 +65,10 @@ pub struct LoadArgs {
     pub skip_rows: u64,
     /// The table to load into.
     pub table: String,
-    /// The files to load, in order.
+    /// The files to load, in order (local paths, or object-store URLs such
+    /// as s3://bucket/sales/*.parquet, reached with the AWS_* variables).
     #[arg(required = true)]
-    pub files: Vec<PathBuf>,
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Args)]

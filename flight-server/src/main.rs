@@ -54,8 +54,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Sql(args) => {
             let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
             let mut session = Session::new(&db);
-            // Embedded, the user's own files: those under the working folder.
-            session.set_file_access(driftdb_engine::FileAccess::under(["."])?);
+            // Embedded, the user's own files: those under the working
+            // folder, and the objects their credentials reach.
+            session.set_file_access(driftdb_engine::FileAccess::under(["."])?.with_any_object());
             let result = match (args.execute, args.file) {
                 (Some(sql), _) => repl::run_script(&mut session, &sql).await,
                 (None, Some(file)) => {

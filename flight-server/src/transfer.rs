@@ -4,7 +4,6 @@
 //! also prints a line per committed chunk, so a load cut short says where
 //! to resume (`--skip-rows`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use driftdb_engine::sql::files::transfer::{self, ExportSource, LoadOptions};
@@ -100,15 +99,15 @@ fn report_chunk(rows: u64, seq: Option<u64>) -> Result<(), Error> {
 pub async fn run_export(args: ExportArgs) -> Result<(), Error> {
     let (format, csv) = formats(&args.file)?;
     let (source, output) = match (&args.query, args.targets.as_slice()) {
-        (Some(sql), [file]) => (ExportSource::Query(sql), PathBuf::from(file)),
-        (None, [table, file]) => (ExportSource::Table(table), PathBuf::from(file)),
+        (Some(sql), [file]) => (ExportSource::Query(sql), file.as_str()),
+        (None, [table, file]) => (ExportSource::Table(table), file.as_str()),
         _ => {
             return Err(Error::InvalidArgument {
                 message: "export takes TABLE FILE, or --query SQL FILE".into(),
             });
         }
     };
-    let format = FileFormat::resolve(format, &output.display().to_string())?;
+    let format = FileFormat::resolve(format, output)?;
     let db = Database::open_with(&args.storage.data, args.storage.limits()).await?;
     let mut session = Session::new(&db);
     let started = Instant::now();
@@ -119,7 +118,7 @@ pub async fn run_export(args: ExportArgs) -> Result<(), Error> {
         transfer::export(
             &mut session,
             source,
-            &output,
+            output,
             format,
             &csv,
             &mut |rows, b| {

@@ -147,32 +147,44 @@ impl CommitRecord {
             "one batch per insert op"
         );
         let limit = frame_bytes_max.min(LOG_FRAME_BYTES_MAX);
-        let mut payload = Vec::new();
-        // Past the limit, sections are only counted (for the message), not kept.
-        let mut payload_bytes = 0usize;
         let header =
             serde_json::to_vec(&self.header).map_err(|e| Error::internal(e.to_string()))?;
-        push_section(&mut payload, &mut payload_bytes, limit, &header);
-        for batch in &self.batches {
-            push_section(
-                &mut payload,
-                &mut payload_bytes,
-                limit,
-                &encode_batch(batch)?,
-            );
-        }
-        if payload_bytes > limit {
-            return Err(Error::CommitTooLarge {
-                bytes: (payload_bytes + FRAME_HEADER_BYTES) as u64,
+        // The frame is built in one buffer sized up front: a bulk commit's
+        // batches are hundreds of MB, and growing (and copying) a buffer
+        // that large costs more than encoding it.
+        let estimate = self.batches.iter().fold(header.len() + 4, |bytes, batch| {
+            bytes.saturating_add(batch_bytes_estimate(batch) + 4)
+        });
+        let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + estimate.min(limit));
+        frame.resize(FRAME_HEADER_BYTES, 0);
+        push_section(&mut frame, &header);
+        // Past the limit, the rest is only counted (for the message).
+        let too_large = |frame: &[u8], rest: &[RecordBatch]| -> Result<Vec<u8>> {
+            let rest = rest.iter().try_fold(0usize, |bytes, batch| {
+                Ok::<_, Error>(bytes.saturating_add(4 + encode_batch(batch)?.len()))
+            })?;
+            Err(Error::CommitTooLarge {
+                bytes: frame.len().saturating_add(rest) as u64,
                 limit: limit as u64,
-            });
+            })
+        };
+        if frame.len() - FRAME_HEADER_BYTES > limit {
+            return too_large(&frame, &self.batches);
         }
-        let len = u32::try_from(payload.len()).map_err(|_| Error::CommitTooLarge {
-            bytes: payload.len() as u64,
-            limit: limit as u64,
-        })?;
-        debug_assert!(payload.len() >= FRAME_PAYLOAD_BYTES_MIN);
-        Ok(seal_payload(len, &payload))
+        for (i, batch) in self.batches.iter().enumerate() {
+            let at = frame.len();
+            frame.extend_from_slice(&[0; 4]);
+            write_batch(&mut frame, batch)?;
+            if frame.len() - FRAME_HEADER_BYTES > limit {
+                return too_large(&frame, &self.batches[i + 1..]);
+            }
+            // `limit` <= LOG_FRAME_BYTES_MAX < 4 GiB, so the length fits a u32.
+            let section = (frame.len() - at - 4) as u32;
+            frame[at..at + 4].copy_from_slice(&section.to_le_bytes());
+        }
+        debug_assert!(frame.len() - FRAME_HEADER_BYTES >= FRAME_PAYLOAD_BYTES_MIN);
+        seal_in_place(&mut frame);
+        Ok(frame)
     }
 
     /// Decode a payload whose checksum has already been verified.
@@ -209,15 +221,20 @@ impl CommitRecord {
     }
 }
 
-/// Append `[len u32][bytes]` to `out` while the payload stays within
-/// `limit`; count it in `total` either way.
-fn push_section(out: &mut Vec<u8>, total: &mut usize, limit: usize, bytes: &[u8]) {
-    *total = total.saturating_add(4 + bytes.len());
-    if *total <= limit {
-        // `limit` <= LOG_FRAME_BYTES_MAX < 4 GiB, so the length fits a u32.
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    }
+/// Append `[len u32][bytes]` to `out` (a section shorter than 4 GiB).
+fn push_section(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// About the bytes `batch` takes as an IPC stream: its buffers as sliced,
+/// and room for the schema and message headers.
+fn batch_bytes_estimate(batch: &RecordBatch) -> usize {
+    let buffers = batch.columns().iter().fold(0usize, |bytes, column| {
+        let sliced = column.to_data().get_slice_memory_size().unwrap_or(0);
+        bytes.saturating_add(sliced)
+    });
+    buffers.saturating_add(1024 + 256 * batch.num_columns())
 }
 
 struct Sections<'a> {
@@ -241,12 +258,17 @@ impl<'a> Sections<'a> {
 
 /// Arrow IPC stream bytes of one batch.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut writer = StreamWriter::try_new(&mut out, batch.schema_ref())?;
+    let mut out = Vec::with_capacity(batch_bytes_estimate(batch));
+    write_batch(&mut out, batch)?;
+    Ok(out)
+}
+
+/// Append the Arrow IPC stream of one batch to `out`.
+fn write_batch(out: &mut Vec<u8>, batch: &RecordBatch) -> Result<()> {
+    let mut writer = StreamWriter::try_new(out, batch.schema_ref())?;
     writer.write(batch)?;
     writer.finish()?;
-    drop(writer);
-    Ok(out)
+    Ok(())
 }
 
 /// The one batch in an Arrow IPC stream, decoded from the bytes in place:
@@ -323,6 +345,16 @@ pub fn seal_payload(len: u32, payload: &[u8]) -> Vec<u8> {
     frame.extend_from_slice(payload);
     stamp_synced_len(&mut frame, 0);
     frame
+}
+
+/// Seal a frame built in place: `frame` is a zeroed header followed by
+/// the payload (shorter than 4 GiB); writes the length and checksums.
+fn seal_in_place(frame: &mut [u8]) {
+    let payload = &frame[FRAME_HEADER_BYTES..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    stamp_synced_len(frame, 0);
 }
 
 /// Record in `frame`'s header that its segment was durable through byte

@@ -153,6 +153,8 @@ pub struct Session {
     follow_feeds: Arc<std::sync::atomic::AtomicBool>,
     /// The server-side files `COPY` and `read_*` may touch ([`super::files`]).
     file_access: Arc<parking_lot::RwLock<FileAccess>>,
+    /// Plans `read_*`; object-store paths are resolved before planning.
+    files: Arc<super::files::read::FilePlanner>,
 }
 
 impl std::fmt::Debug for Session {
@@ -185,14 +187,12 @@ impl Session {
             .with_create_default_catalog_and_schema(false);
         let planner = Arc::new(TemporalPlanner::new(db.clone(), snapshot.clone()));
         let file_access = Arc::new(parking_lot::RwLock::new(FileAccess::none()));
-        let files = Arc::new(super::files::read::FilePlanner {
-            access: file_access.clone(),
-        });
+        let files = Arc::new(super::files::read::FilePlanner::new(file_access.clone()));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(db.runtime_env())
             .with_default_features()
-            .with_relation_planners(vec![files, planner])
+            .with_relation_planners(vec![files.clone(), planner])
             .with_analyzer_rules(analyzer_rules())
             .with_query_planner(Arc::new(super::apply::DriftQueryPlanner))
             .with_physical_optimizer_rule(Arc::new(
@@ -250,6 +250,7 @@ impl Session {
             custom_settings: CustomSettings::default(),
             follow_feeds,
             file_access,
+            files,
         }
     }
 
@@ -893,6 +894,9 @@ impl Session {
 
     /// Plan a statement, leaving its `$n` placeholders in the plan.
     async fn plan_unbound(&self, statement: Statement) -> Result<LogicalPlan> {
+        self.files
+            .resolve_objects(&statement, self.ctx.runtime_env().as_ref())
+            .await?;
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         Ok(self.ctx.state().statement_to_plan(statement).await?)
     }

@@ -287,7 +287,7 @@ impl Location {
 
 /// The store for an object-store URL, configured from the environment,
 /// rooted at the URL's path (`s3://bucket/a/b` keeps everything under `a/b/`).
-fn object_store_at(
+pub(crate) fn object_store_at(
     scheme: &str,
     url: &str,
     options: &StorageOptions,

@@ -116,8 +116,9 @@ pub struct ServeArgs {
     /// On object storage: MiB of data files cached on local disk, 0 for none [default: 1024]
     #[arg(long, env = "DRIFTDB_CACHE_MIB")]
     pub cache_mib: Option<u64>,
-    /// Folders whose files COPY and read_parquet/read_csv/read_json may
-    /// use, comma-separated [default: none]
+    /// Folders (and object-store prefixes, s3://bucket/prefix) whose files
+    /// COPY and read_parquet/read_csv/read_json may use, comma-separated
+    /// [default: none]
     #[arg(long, env = "DRIFTDB_FILE_ACCESS_DIRS", value_delimiter = ',')]
     pub file_access_dirs: Vec<PathBuf>,
 }
@@ -355,7 +356,8 @@ fn read_file_config(path: &Path) -> Result<FileConfig> {
     toml::from_str(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
 }
 
-/// The folders of `--file-access-dirs` (else the file's), each checked to exist.
+/// The folders (and object-store prefixes) of `--file-access-dirs` (else
+/// the file's), each folder checked to exist.
 fn file_access(
     args: Vec<PathBuf>,
     file: Option<Vec<PathBuf>>,

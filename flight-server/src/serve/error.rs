@@ -106,7 +106,8 @@ impl ServerError {
 /// The gRPC code for a SQLSTATE: by class, with a few exact codes first.
 pub fn code_for_sqlstate(sqlstate: &str) -> Code {
     match sqlstate {
-        "42P01" | "42704" | "3D000" | "3F000" | "3B001" => Code::NotFound,
+        // 58P01: a file or object a statement names does not exist.
+        "42P01" | "42704" | "3D000" | "3F000" | "3B001" | "58P01" => Code::NotFound,
         "42P07" | "42710" | "23505" => Code::AlreadyExists,
         "40001" | "40P01" => Code::Aborted,
         "42501" => Code::PermissionDenied,
@@ -203,6 +204,7 @@ mod tests {
         assert_eq!(code_for_sqlstate("XX000"), Code::Internal);
         // Found by fuzzing: ROLLBACK TO an unknown savepoint was Internal.
         assert_eq!(code_for_sqlstate("3B001"), Code::NotFound);
+        assert_eq!(code_for_sqlstate("58P01"), Code::NotFound);
     }
 
     #[test]

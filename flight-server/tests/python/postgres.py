@@ -37,7 +37,8 @@ def ensure_postgres_user():
 
 
 class Postgres:
-    def __init__(self):
+    def __init__(self, durable=False):
+        """`durable`: fsync on, as in production (benchmarks); tests run with it off."""
         self.dir = tempfile.mkdtemp(prefix="driftdb-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = 5432
@@ -47,7 +48,8 @@ class Postgres:
             shutil.chown(self.dir, "postgres")
             os.chmod(self.dir, 0o755)
         self._run([pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync"], as_root)
-        options = f"-k {self.dir} -c listen_addresses='' -c fsync=off -p {self.port}"
+        fsync = "on" if durable else "off"
+        options = f"-k {self.dir} -c listen_addresses='' -c fsync={fsync} -p {self.port}"
         self._run([pg_bin("pg_ctl"), "-D", self.data, "-o", options, "-l", os.path.join(self.dir, "log"), "-w", "start"], as_root)
         self.as_root = as_root
 

@@ -31,10 +31,12 @@ use sqlparser::ast::{
     ObjectName,
 };
 
+use super::SourceFile;
+use super::objects::{self, ObjectUrl};
 use super::transfer::OnProgress;
 use super::{CsvOptions, FileFormat, single_byte};
 use crate::catalog::{TableDef, user_physical_schema};
-use crate::error::{Error, Result, printable};
+use crate::error::{Error, Result};
 use crate::sql::ddl::{keys_of, normalize_ident, table_name};
 use crate::sql::dml::{commit_counted, conform_batch, target_columns, target_table};
 use crate::sql::session::{Session, StatementResult};
@@ -156,20 +158,20 @@ async fn copy_from(
     let def = target_table(session, table)?;
     let names: Vec<String> = columns.iter().map(normalize_ident).collect();
     let targets = target_columns(&def, &names)?;
-    let files = session.file_access().files_to_read(path)?;
+    let sources = SourceFile::checked(&session.file_access(), path).await?;
     let limit = session.db().limits().ingest_rows_max as u64;
     let mut rows = Vec::new();
     let mut count = 0u64;
-    for file in &files {
-        let reader = FileRows::open(file, format, csv, &def, &targets)?;
+    for source in &sources {
+        let (name, opened) = source.open().await?;
+        let reader = FileRows::open(opened, &name, format, csv, &def, &targets)?;
         let mut row_in_file = 0usize;
         for batch in reader {
             let batch = batch?;
             let at = |row: usize| {
                 format!(
-                    "COPY {}, file \"{}\", row {}",
+                    "COPY {}, file \"{name}\", row {}",
                     def.name,
-                    file.display(),
                     row_in_file + row + 1
                 )
             };
@@ -236,24 +238,24 @@ fn conform_located(
 /// CSV (conformed like `INSERT`'s text), in the file's types for Parquet,
 /// in the columns' types for JSON.
 enum FileRows {
-    Csv(arrow::csv::Reader<BufReader<File>>, PathBuf),
-    Json(arrow::json::Reader<BufReader<File>>, PathBuf),
+    Csv(arrow::csv::Reader<BufReader<File>>, String),
+    Json(arrow::json::Reader<BufReader<File>>, String),
     Parquet(
         parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-        PathBuf,
+        String,
     ),
 }
 
 impl FileRows {
     fn open(
-        file: &Path,
+        opened: File,
+        name: &str,
         format: FileFormat,
         csv: &CsvOptions,
         def: &TableDef,
         targets: &[usize],
     ) -> Result<Self> {
-        let bad = |detail: String| bad_data(file, detail);
-        let open = || super::pinned::open_pinned(file).map_err(|e| bad(e.to_string()));
+        let bad = |detail: String| bad_data(name, detail);
         let columns = def.columns();
         match format {
             FileFormat::Csv => {
@@ -273,9 +275,9 @@ impl FileRows {
                     builder = builder.with_null_regex(null);
                 }
                 let reader = builder
-                    .build(BufReader::new(open()?))
+                    .build(BufReader::new(opened))
                     .map_err(|e| bad(e.to_string()))?;
-                Ok(Self::Csv(reader, file.to_path_buf()))
+                Ok(Self::Csv(reader, name.to_string()))
             }
             FileFormat::Json => {
                 // Values as their text, conformed like CSV's: exact decimals,
@@ -289,13 +291,13 @@ impl FileRows {
                     .with_batch_size(READ_BATCH_ROWS)
                     .with_coerce_primitive(true)
                     .with_strict_mode(true)
-                    .build(BufReader::new(open()?))
+                    .build(BufReader::new(opened))
                     .map_err(|e| bad(e.to_string()))?;
-                Ok(Self::Json(reader, file.to_path_buf()))
+                Ok(Self::Json(reader, name.to_string()))
             }
             FileFormat::Parquet => {
                 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-                let builder = ParquetRecordBatchReaderBuilder::try_new(open()?)
+                let builder = ParquetRecordBatchReaderBuilder::try_new(opened)
                     .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
                 let found = builder.schema().fields().len();
                 if found != targets.len() {
@@ -306,7 +308,7 @@ impl FileRows {
                     )));
                 }
                 let reader = builder.build().map_err(|e| bad(e.to_string()))?;
-                Ok(Self::Parquet(reader, file.to_path_buf()))
+                Ok(Self::Parquet(reader, name.to_string()))
             }
         }
     }
@@ -325,9 +327,9 @@ impl Iterator for FileRows {
     }
 }
 
-fn bad_data(file: &Path, detail: String) -> Error {
+fn bad_data(name: &str, detail: String) -> Error {
     Error::BadFileData {
-        file: printable(&file.display().to_string()),
+        file: name.to_string(),
         detail,
     }
 }
@@ -341,7 +343,11 @@ async fn copy_to(
     format: FileFormat,
     csv: &CsvOptions,
 ) -> Result<StatementResult> {
-    let target = session.file_access().file_to_write(path)?;
+    let access = session.file_access();
+    let target = match objects::is_object_url(path) {
+        true => Target::Object(access.object_to_write(path)?),
+        false => Target::Local(access.file_to_write(path)?),
+    };
     let plan = match source {
         CopySource::Query(query) => session.plan(ast::Statement::Query(query)).await?,
         CopySource::Table {
@@ -350,7 +356,9 @@ async fn copy_to(
         } => table_plan(session, &table_name, &columns)?,
     };
     let stream = session.stream_read_plan(plan).await?;
-    let rows = write_file(&target, true, (format, csv), stream, &mut |_, _| {}).await?;
+    let rows = target
+        .write(true, (format, csv), stream, &mut |_, _| {})
+        .await?;
     Ok(StatementResult::done("COPY", Some(rows), None))
 }
 
@@ -386,10 +394,48 @@ pub(super) fn table_plan(
     Ok(scan(table, "source")?.project(projection)?.build()?)
 }
 
+/// Where a `COPY TO` or an export writes.
+pub(super) enum Target {
+    Local(PathBuf),
+    Object(ObjectUrl),
+}
+
+impl Target {
+    /// Write `stream` here (see [`write_file`] and [`write_object`]);
+    /// `checked`: a local target's folder was checked against a
+    /// [`FileAccess`](super::FileAccess).
+    pub(super) async fn write(
+        &self,
+        checked: bool,
+        format: (FileFormat, &CsvOptions),
+        stream: SendableRecordBatchStream,
+        progress: OnProgress<'_>,
+    ) -> Result<u64> {
+        match self {
+            Self::Local(path) => write_file(path, checked, format, stream, progress).await,
+            Self::Object(url) => write_object(url, format, stream, progress).await,
+        }
+    }
+}
+
+/// Write `stream` as object `url`: into a local temporary file, then
+/// uploaded whole.
+async fn write_object(
+    url: &ObjectUrl,
+    (format, csv): (FileFormat, &CsvOptions),
+    stream: SendableRecordBatchStream,
+    progress: OnProgress<'_>,
+) -> Result<u64> {
+    let store = url.store()?;
+    let (rows, file) = write_rows(tempfile::tempfile()?, format, csv, stream, progress).await?;
+    objects::upload(store, url, file).await?;
+    Ok(rows)
+}
+
 /// Write `stream` to `target` durably (temporary file, fsync, rename,
 /// fsync the folder); the number of rows written. `progress` hears the
 /// rows and bytes written so far after each batch.
-pub(super) async fn write_file(
+async fn write_file(
     target: &Path,
     checked: bool,
     (format, csv): (FileFormat, &CsvOptions),
@@ -409,7 +455,7 @@ pub(super) async fn write_file(
     let dir = open_folder(folder, checked.then_some(folder)).map_err(io_error)?;
     let (temp, file) = create_temp(&dir).map_err(io_error)?;
     let written = write_rows(file, format, csv, stream, progress).await;
-    let finished = written.and_then(|rows| {
+    let finished = written.and_then(|(rows, _)| {
         rustix::fs::renameat(&dir, &temp, &dir, name).map_err(std::io::Error::from)?;
         rustix::fs::fsync(&dir).map_err(std::io::Error::from)?;
         Ok(rows)
@@ -474,7 +520,7 @@ async fn write_rows(
     csv: &CsvOptions,
     mut stream: SendableRecordBatchStream,
     progress: OnProgress<'_>,
-) -> Result<u64> {
+) -> Result<(u64, File)> {
     let size = file.try_clone()?;
     let mut writer = FileWriter::new(BufWriter::new(file), format, csv, stream.schema())?;
     let mut rows = 0u64;
@@ -487,7 +533,7 @@ async fn write_rows(
     let file = writer.finish()?;
     file.sync_all()?;
     progress(rows, file.metadata().map_or(0, |m| m.len()));
-    Ok(rows)
+    Ok((rows, file))
 }
 
 /// One file being written, in its format.

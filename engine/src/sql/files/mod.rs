@@ -14,22 +14,35 @@
 //! | [`read`] | `read_parquet('glob')`, `read_csv(…)`, `read_json(…)` as relations |
 //! | [`copy`] | `COPY t [(cols)] FROM 'path'` and `COPY t \| (query) TO 'path'` |
 //! | [`pinned`] | checked files pinned by inode, so a file swapped after the check is never read |
+//! | [`objects`] | the same on object storage: `s3://bucket/key` wherever a path is accepted |
 //! | [`transfer`] | `driftdb load` and `driftdb export`: whole files with progress |
 
 pub mod copy;
+pub mod objects;
 pub mod pinned;
 pub mod read;
 pub mod transfer;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::{ObjectMeta, ObjectStore};
+use objects::ObjectUrl;
 
 use crate::error::{Error, Result, printable};
 
-/// The folders whose files a session may read and write.
+/// The folders (and object-store prefixes) whose files a session may read
+/// and write.
 #[derive(Debug, Clone, Default)]
 pub struct FileAccess {
     /// Canonical (absolute, links resolved) folders.
     dirs: Vec<PathBuf>,
+    /// Object-store prefixes (`s3://bucket/prefix`).
+    prefixes: Vec<ObjectUrl>,
+    /// Every object the environment's credentials reach (`driftdb sql`:
+    /// they are the local user's own).
+    any_object: bool,
 }
 
 impl FileAccess {
@@ -38,21 +51,33 @@ impl FileAccess {
         Self::default()
     }
 
-    /// Access to the files under each of `dirs` (each must exist).
+    /// Access to the files under each of `dirs` (each folder must exist;
+    /// an object-store URL such as `s3://bucket/prefix` grants the objects
+    /// under that prefix).
     pub fn under<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) -> Result<Self> {
-        let dirs = dirs
-            .into_iter()
-            .map(|dir| {
-                let dir = dir.as_ref();
-                match dir.canonicalize() {
-                    Ok(canonical) if canonical.is_dir() => Ok(canonical),
-                    _ => Err(Error::Missing {
+        let mut access = Self::default();
+        for dir in dirs {
+            let dir = dir.as_ref();
+            if let Some(url) = dir.to_str().filter(|d| objects::is_object_url(d)) {
+                access.prefixes.push(ObjectUrl::parse(url)?);
+                continue;
+            }
+            match dir.canonicalize() {
+                Ok(canonical) if canonical.is_dir() => access.dirs.push(canonical),
+                _ => {
+                    return Err(Error::Missing {
                         what: format!("folder \"{}\"", printable(&dir.display().to_string())),
-                    }),
+                    });
                 }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self { dirs })
+            }
+        }
+        Ok(access)
+    }
+
+    /// The same, and every object the environment's credentials reach.
+    pub fn with_any_object(mut self) -> Self {
+        self.any_object = true;
+        self
     }
 
     /// The folders, canonical.
@@ -61,15 +86,14 @@ impl FileAccess {
     }
 
     fn denied(&self, path: &str) -> Error {
-        let detail = match self.dirs.is_empty() {
+        let granted: Vec<String> = (self.dirs.iter().map(|d| d.display().to_string()))
+            .chain(self.prefixes.iter().map(|p| p.to_string()))
+            .collect();
+        let detail = match granted.is_empty() && !self.any_object {
             true => "this session has no server-side file access (a server grants it with --file-access-dirs)".to_string(),
             false => format!(
                 "it is outside the folders this session may use ({})",
-                self.dirs
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                granted.join(", ")
             ),
         };
         Error::FileAccessDenied {
@@ -158,6 +182,30 @@ impl FileAccess {
         Ok(files)
     }
 
+    /// The objects `pattern` (`s3://bucket/key`, a key pattern allowed) may
+    /// name, if this session may read them.
+    pub fn objects_to_read(&self, pattern: &str) -> Result<ObjectUrl> {
+        let url = ObjectUrl::parse(pattern)?;
+        match self.any_object || self.prefixes.iter().any(|p| p.covers(&url)) {
+            true => Ok(url),
+            false => Err(self.denied(pattern)),
+        }
+    }
+
+    /// Object `path`, if this session may write it.
+    pub fn object_to_write(&self, path: &str) -> Result<ObjectUrl> {
+        let url = self.objects_to_read(path)?;
+        if url.is_glob() || path.ends_with('/') || url.path().as_ref().is_empty() {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "cannot write \"{}\": it names no one object",
+                    printable(path)
+                ),
+            });
+        }
+        Ok(url)
+    }
+
     /// Where a file written to `path` goes: its folder must exist and be
     /// inside the allowed folders; an existing file there is replaced
     /// (never followed through a symbolic link).
@@ -191,6 +239,74 @@ impl FileAccess {
             Ok(meta) if meta.file_type().is_symlink() => Err(self.denied(path)),
             Ok(meta) if meta.is_dir() => Err(bad("it is a folder")),
             _ => Ok(target),
+        }
+    }
+}
+
+/// One file a `COPY FROM` or a load reads.
+pub(crate) enum SourceFile {
+    /// A local file checked against a [`FileAccess`] and pinned.
+    Pinned(PathBuf),
+    /// A local file of the user running the command line.
+    Local(PathBuf),
+    Object(Arc<dyn ObjectStore>, ObjectUrl, ObjectMeta),
+}
+
+impl SourceFile {
+    /// The files `path` (a path, glob, object URL or key pattern) names,
+    /// each allowed by `access`.
+    pub(crate) async fn checked(access: &FileAccess, path: &str) -> Result<Vec<Self>> {
+        match objects::is_object_url(path) {
+            true => Self::objects(access.objects_to_read(path)?).await,
+            false => Ok(access
+                .files_to_read(path)?
+                .into_iter()
+                .map(Self::Pinned)
+                .collect()),
+        }
+    }
+
+    /// The files `names` name, in order, unchecked: the command line's own.
+    pub(crate) async fn unchecked(names: &[String]) -> Result<Vec<Self>> {
+        let mut sources = Vec::with_capacity(names.len());
+        for name in names {
+            match objects::is_object_url(name) {
+                true => sources.extend(Self::objects(ObjectUrl::parse(name)?).await?),
+                false => sources.push(Self::Local(PathBuf::from(name))),
+            }
+        }
+        Ok(sources)
+    }
+
+    async fn objects(url: ObjectUrl) -> Result<Vec<Self>> {
+        let store = url.store()?;
+        let found = url.matching(store.as_ref()).await?;
+        Ok(found
+            .into_iter()
+            .map(|meta| Self::Object(store.clone(), url.clone(), meta))
+            .collect())
+    }
+
+    /// Its name for messages, and the file opened (an object through a
+    /// local temporary copy).
+    pub(crate) async fn open(&self) -> Result<(String, File)> {
+        let name_of = |path: &Path| printable(&path.display().to_string());
+        match self {
+            Self::Pinned(path) => {
+                let opened = pinned::open_pinned(path).map_err(|e| Error::BadFileData {
+                    file: name_of(path),
+                    detail: e.to_string(),
+                })?;
+                Ok((name_of(path), opened))
+            }
+            Self::Local(path) if path.is_file() => Ok((name_of(path), File::open(path)?)),
+            Self::Local(path) => Err(Error::Missing {
+                what: format!("file \"{}\"", name_of(path)),
+            }),
+            Self::Object(store, url, meta) => {
+                let opened = objects::spool(store.as_ref(), meta).await?;
+                Ok((url.name_of(&meta.location)?, opened))
+            }
         }
     }
 }
@@ -234,7 +350,7 @@ fn literal_prefix(pattern: &str) -> PathBuf {
 }
 
 /// A file format DriftDB reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileFormat {
     Csv,
     Parquet,

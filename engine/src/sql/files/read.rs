@@ -10,9 +10,17 @@
 //! file: a Parquet footer, or the first [`INFER_ROWS`] rows of a CSV or
 //! JSON file. A file has no history: read in a time-travelling query it
 //! is read as it is now.
+//!
+//! An object-store path (`s3://bucket/key*.parquet`) must be a string
+//! literal: listing objects and reading a footer are asynchronous, and a
+//! relation is planned synchronously, so [`FilePlanner::resolve_objects`]
+//! lists them (and reads the first one's footer, or its first
+//! [`OBJECT_SAMPLE_BYTES`]) before the statement is planned.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Cursor, Seek};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,15 +36,19 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, lit, when};
-use parking_lot::RwLock;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use parking_lot::{Mutex, RwLock};
 use sqlparser::ast::{
-    FunctionArg, FunctionArgExpr, Ident, ObjectNamePart, TableFactor, TableFunctionArgs,
+    FunctionArg, FunctionArgExpr, Ident, ObjectNamePart, Statement, TableFactor, TableFunctionArgs,
+    Value, Visit, Visitor,
 };
 
+use super::objects::is_object_url;
 use super::{CsvOptions, FileAccess, FileFormat, single_byte};
 use crate::error::{Error, Result, printable};
 use crate::temporal::eval_constant;
@@ -44,10 +56,144 @@ use crate::temporal::eval_constant;
 /// Rows of a CSV or JSON file read to infer its columns' types.
 pub const INFER_ROWS: usize = 1_000;
 
+/// Bytes read from the start of a CSV or JSON object to infer its columns.
+pub const OBJECT_SAMPLE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Plans `read_parquet`, `read_csv` and `read_json` in `FROM`.
 #[derive(Debug)]
 pub struct FilePlanner {
-    pub access: Arc<RwLock<FileAccess>>,
+    access: Arc<RwLock<FileAccess>>,
+    /// The object-store paths of the statement being planned, resolved.
+    objects: Mutex<HashMap<(String, FileFormat), Arc<ObjectFiles>>>,
+}
+
+/// The objects one `read_*` path names, listed before planning.
+#[derive(Debug)]
+struct ObjectFiles {
+    /// The first object's URL, for messages.
+    name: String,
+    urls: Vec<url::Url>,
+    first: Sample,
+}
+
+/// What the first object's columns are read from.
+#[derive(Debug)]
+enum Sample {
+    /// A Parquet footer's.
+    Columns(Schema),
+    /// The first whole lines of a CSV or JSON object.
+    Head(bytes::Bytes),
+}
+
+/// The format a table function's name reads, if it is one of ours.
+fn format_of(function: &str) -> Option<FileFormat> {
+    match function {
+        "read_parquet" => Some(FileFormat::Parquet),
+        "read_csv" => Some(FileFormat::Csv),
+        "read_json" => Some(FileFormat::Json),
+        _ => None,
+    }
+}
+
+impl FilePlanner {
+    pub fn new(access: Arc<RwLock<FileAccess>>) -> Self {
+        Self {
+            access,
+            objects: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// List the objects each `read_*` call of `statement` names by a
+    /// string-literal object-store path (checked against the session's
+    /// access), so the calls can be planned; the buckets' stores are
+    /// registered in `runtime` for the scans.
+    pub async fn resolve_objects(&self, statement: &Statement, runtime: &RuntimeEnv) -> Result<()> {
+        self.objects.lock().clear();
+        for (pattern, format) in object_calls(statement) {
+            let key = (pattern, format);
+            if self.objects.lock().contains_key(&key) {
+                continue;
+            }
+            let url = self.access.read().objects_to_read(&key.0)?;
+            let store = url.store()?;
+            let found = url.matching(store.as_ref()).await?;
+            let name = url.name_of(&found[0].location)?;
+            let first = sample(&store, &found[0], (&name, format)).await?;
+            let urls = found
+                .iter()
+                .map(|meta| url.object_url(&meta.location))
+                .collect::<Result<Vec<_>>>()?;
+            runtime.register_object_store(
+                &url.object_url(&object_store::path::Path::default())?,
+                store,
+            );
+            let files = ObjectFiles { name, urls, first };
+            self.objects.lock().insert(key, Arc::new(files));
+        }
+        Ok(())
+    }
+}
+
+/// The object-store paths `statement`'s `read_*` calls name as string literals.
+fn object_calls(statement: &Statement) -> Vec<(String, FileFormat)> {
+    struct Calls(Vec<(String, FileFormat)>);
+    impl Visitor for Calls {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } = factor
+                && let [ObjectNamePart::Identifier(ident)] = name.0.as_slice()
+                && let Some(format) = format_of(&match ident.quote_style {
+                    None => ident.value.to_lowercase(),
+                    Some(_) => ident.value.clone(),
+                })
+                && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                    sqlparser::ast::Expr::Value(value),
+                ))) = args.args.first()
+                && let Value::SingleQuotedString(path) = &value.value
+                && is_object_url(path)
+            {
+                self.0.push((path.clone(), format));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut calls = Calls(Vec::new());
+    let _ = statement.visit(&mut calls);
+    calls.0
+}
+
+/// The first object's (called `name`) columns, or the bytes to infer them from.
+async fn sample(
+    store: &Arc<dyn ObjectStore>,
+    meta: &ObjectMeta,
+    (name, format): (&str, FileFormat),
+) -> Result<Sample> {
+    if format == FileFormat::Parquet {
+        use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+        let schema = DFParquetMetadata::new(store.as_ref(), meta)
+            .fetch_schema()
+            .await
+            .map_err(|e| Error::BadFileData {
+                file: name.to_string(),
+                detail: format!("not a readable Parquet file: {e}"),
+            })?;
+        return Ok(Sample::Columns(schema));
+    }
+    let end = meta.size.min(OBJECT_SAMPLE_BYTES);
+    let head = store.get_range(&meta.location, 0..end).await?;
+    // Whole lines only: a cut one would be read as a short row.
+    let whole = match end < meta.size {
+        true => head
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1),
+        false => head.len(),
+    };
+    Ok(Sample::Head(head.slice(0..whole)))
 }
 
 impl RelationPlanner for FilePlanner {
@@ -69,14 +215,11 @@ impl RelationPlanner for FilePlanner {
             [ObjectNamePart::Identifier(ident)] => context.normalize_ident(ident.clone()),
             _ => return Ok(RelationPlanning::Original(Box::new(relation))),
         };
-        let format = match function.as_str() {
-            "read_parquet" => FileFormat::Parquet,
-            "read_csv" => FileFormat::Csv,
-            "read_json" => FileFormat::Json,
-            _ => return Ok(RelationPlanning::Original(Box::new(relation))),
+        let Some(format) = format_of(&function) else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
         };
         let call = FileCall::parse(&function, format, args, context)?;
-        let (provider, typed) = file_table(&self.access.read(), &call)?;
+        let (provider, typed) = self.file_table(&function, &call)?;
         let scan = LogicalPlanBuilder::scan(
             TableReference::bare(function),
             provider_as_source(provider),
@@ -226,42 +369,88 @@ fn null_text_as_null(typed: &Schema, null: &str) -> DfResult<Vec<Expr>> {
         .collect()
 }
 
-/// A listing table over the files `call` names, and for a CSV with a NULL
-/// text the types its columns are cast to (the table then reads text).
-pub fn file_table(
-    access: &FileAccess,
-    call: &FileCall,
-) -> Result<(Arc<dyn TableProvider>, Option<Schema>)> {
+impl FilePlanner {
+    /// A listing table over the files `call` names, and for a CSV with a
+    /// NULL text the types its columns are cast to (the table then reads text).
+    fn file_table(
+        &self,
+        function: &str,
+        call: &FileCall,
+    ) -> Result<(Arc<dyn TableProvider>, Option<Schema>)> {
+        let (mut schema, urls) = match is_object_url(&call.pattern) {
+            true => self.object_files(function, call)?,
+            false => local_files(&self.access.read(), call)?,
+        };
+        let mut typed = None;
+        if call.format == FileFormat::Csv && !call.csv.null.is_empty() {
+            let text: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect();
+            typed = Some(std::mem::replace(&mut schema, Schema::new(text)));
+        }
+        let format: Arc<dyn DfFileFormat> = match call.format {
+            FileFormat::Parquet => Arc::new(ParquetFormat::default()),
+            FileFormat::Json => Arc::new(JsonFormat::default()),
+            FileFormat::Csv => Arc::new(csv_format(&call.csv)),
+        };
+        let options = ListingOptions::new(format).with_file_extension("");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::new(schema));
+        Ok((Arc::new(ListingTable::try_new(config)?), typed))
+    }
+
+    /// The columns and URLs of the objects `call` names, resolved before planning.
+    fn object_files(
+        &self,
+        function: &str,
+        call: &FileCall,
+    ) -> Result<(Schema, Vec<ListingTableUrl>)> {
+        let key = (call.pattern.clone(), call.format);
+        let resolved =
+            self.objects
+                .lock()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| Error::InvalidArgument {
+                    message: format!(
+                        "{function}() reads object storage from a path written as a string literal"
+                    ),
+                })?;
+        let schema = match &resolved.first {
+            Sample::Columns(schema) => schema.clone(),
+            Sample::Head(head) => text_schema(
+                &resolved.name,
+                Cursor::new(head.clone()),
+                call.format,
+                &call.csv,
+            )?,
+        };
+        let urls = resolved
+            .urls
+            .iter()
+            .map(|url| ListingTableUrl::try_new(url.clone(), None))
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok((schema, urls))
+    }
+}
+
+/// The columns and URLs of the local files `call` names (checked, pinned).
+fn local_files(access: &FileAccess, call: &FileCall) -> Result<(Schema, Vec<ListingTableUrl>)> {
     let files = access.files_to_read(&call.pattern)?;
+    let name = printable(&files[0].display().to_string());
     let first = super::pinned::open_pinned(&files[0]).map_err(|e| Error::BadFileData {
-        file: printable(&files[0].display().to_string()),
+        file: name.clone(),
         detail: e.to_string(),
     })?;
-    let mut schema = file_schema(&files[0], first, call.format, &call.csv)?;
-    let mut typed = None;
-    if call.format == FileFormat::Csv && !call.csv.null.is_empty() {
-        let text: Vec<_> = schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
-            .collect();
-        typed = Some(std::mem::replace(&mut schema, Schema::new(text)));
-    }
-    let schema = Arc::new(schema);
-    let format: Arc<dyn DfFileFormat> = match call.format {
-        FileFormat::Parquet => Arc::new(ParquetFormat::default()),
-        FileFormat::Json => Arc::new(JsonFormat::default()),
-        FileFormat::Csv => Arc::new(csv_format(&call.csv)),
-    };
+    let schema = file_schema(&name, first, call.format, &call.csv)?;
     let urls = files
         .iter()
         .map(|file| file_url(file))
         .collect::<Result<Vec<_>>>()?;
-    let options = ListingOptions::new(format).with_file_extension("");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    Ok((Arc::new(ListingTable::try_new(config)?), typed))
+    Ok((schema, urls))
 }
 
 fn csv_format(options: &CsvOptions) -> CsvFormat {
@@ -283,48 +472,58 @@ fn file_url(file: &Path) -> Result<ListingTableUrl> {
     Ok(ListingTableUrl::try_new(url, None)?)
 }
 
-/// The columns of `file` (open as `opened`): its Parquet schema, or those inferred from its
-/// first [`INFER_ROWS`] rows.
+/// The columns of `opened` (called `file` in messages): its Parquet
+/// schema, or those inferred from its first [`INFER_ROWS`] rows.
 pub fn file_schema(
-    file: &Path,
+    file: &str,
     opened: File,
     format: FileFormat,
     csv: &CsvOptions,
 ) -> Result<Schema> {
-    let bad = |detail: String| Error::BadFileData {
-        file: file.display().to_string(),
-        detail,
-    };
-    let mut opened = Some(opened);
-    let mut open = || opened.take().ok_or_else(|| bad("read twice".into()));
     match format {
         FileFormat::Parquet => {
             let builder =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open()?)
-                    .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(opened)
+                    .map_err(|e| Error::BadFileData {
+                        file: file.to_string(),
+                        detail: format!("not a readable Parquet file: {e}"),
+                    })?;
             Ok(builder.schema().as_ref().clone())
         }
-        FileFormat::Json => {
-            let reader = BufReader::new(open()?);
-            arrow::json::reader::infer_json_schema_from_seekable(reader, Some(INFER_ROWS))
-                .map(|(schema, _)| schema)
-                .map_err(|e| bad(e.to_string()))
-        }
-        FileFormat::Csv => {
-            let mut csv_format = arrow::csv::reader::Format::default()
-                .with_header(csv.header)
-                .with_delimiter(csv.delimiter)
-                .with_quote(csv.quote);
-            if let Some(escape) = csv.escape {
-                csv_format = csv_format.with_escape(escape);
-            }
-            if let Some(null) = csv.null_regex() {
-                csv_format = csv_format.with_null_regex(null);
-            }
-            csv_format
-                .infer_schema(open()?, Some(INFER_ROWS))
-                .map(|(schema, _)| schema)
-                .map_err(|e| bad(e.to_string()))
+        FileFormat::Csv | FileFormat::Json => {
+            text_schema(file, BufReader::new(opened), format, csv)
         }
     }
+}
+
+/// The columns of a CSV or JSON file, inferred from its first [`INFER_ROWS`] rows.
+fn text_schema<R: BufRead + Seek>(
+    file: &str,
+    reader: R,
+    format: FileFormat,
+    csv: &CsvOptions,
+) -> Result<Schema> {
+    let bad = |detail: String| Error::BadFileData {
+        file: file.to_string(),
+        detail,
+    };
+    if format == FileFormat::Json {
+        return arrow::json::reader::infer_json_schema_from_seekable(reader, Some(INFER_ROWS))
+            .map(|(schema, _)| schema)
+            .map_err(|e| bad(e.to_string()));
+    }
+    let mut csv_format = arrow::csv::reader::Format::default()
+        .with_header(csv.header)
+        .with_delimiter(csv.delimiter)
+        .with_quote(csv.quote);
+    if let Some(escape) = csv.escape {
+        csv_format = csv_format.with_escape(escape);
+    }
+    if let Some(null) = csv.null_regex() {
+        csv_format = csv_format.with_null_regex(null);
+    }
+    csv_format
+        .infer_schema(reader, Some(INFER_ROWS))
+        .map(|(schema, _)| schema)
+        .map_err(|e| bad(e.to_string()))
 }

@@ -2,6 +2,8 @@
 //! `driftdb export` run. These are the local user's own files (the command
 //! line runs as that user), so no [`FileAccess`](super::FileAccess) check
 //! applies here; over Flight SQL only `COPY` and `read_*` touch files.
+//! A path may be an object-store URL (`s3://bucket/key`, a key pattern
+//! when loading), reached with the environment's credentials.
 //!
 //! A load reads each file in its own types (a Parquet file's schema, or
 //! the types inferred from the first [`INFER_ROWS`](super::read::INFER_ROWS)
@@ -11,8 +13,8 @@
 //! `skip_rows` resumes it after the rows already acknowledged.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +22,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use sqlparser::ast::{Ident, ObjectName};
 
-use super::copy::{table_plan, write_file};
+use super::SourceFile;
+use super::copy::{Target, table_plan};
+use super::objects::{self, ObjectUrl};
 use super::read::file_schema;
 use super::{CsvOptions, FileFormat};
 use crate::error::{Error, Result, printable};
@@ -42,11 +46,12 @@ pub enum ExportSource<'a> {
 /// How progress is reported: rows and bytes so far.
 pub type OnProgress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
-/// Write `source` to `path` durably; the number of rows written.
+/// Write `source` to `path` (a local file, or an object-store URL)
+/// durably; the number of rows written.
 pub async fn export(
     session: &mut Session,
     source: ExportSource<'_>,
-    path: &Path,
+    path: &str,
     format: FileFormat,
     csv: &CsvOptions,
     progress: OnProgress<'_>,
@@ -60,7 +65,11 @@ pub async fn export(
         }
         ExportSource::Query(sql) => session.query_stream(sql).await?.1,
     };
-    write_file(path, false, (format, csv), stream, progress).await
+    let target = match objects::is_object_url(path) {
+        true => Target::Object(ObjectUrl::parse(path)?),
+        false => Target::Local(PathBuf::from(path)),
+    };
+    target.write(false, (format, csv), stream, progress).await
 }
 
 /// How `driftdb load` reads and commits.
@@ -86,12 +95,13 @@ pub struct LoadChunk {
     pub seq: Option<u64>,
 }
 
-/// Load `files` into `table`, committing every `options.batch_rows` rows;
-/// `on_chunk` hears of each commit. Returns the rows loaded (not skipped).
+/// Load `files` (local paths, or object-store URLs or key patterns) into
+/// `table`, committing every `options.batch_rows` rows; `on_chunk` hears
+/// of each commit. Returns the rows loaded (not skipped).
 pub async fn load(
     session: &mut Session,
     table: &str,
-    files: &[PathBuf],
+    files: &[String],
     options: &LoadOptions,
     on_chunk: &mut (dyn FnMut(LoadChunk) -> Result<()> + Send),
 ) -> Result<u64> {
@@ -105,9 +115,11 @@ pub async fn load(
     let (mut seen, mut loaded) = (0u64, 0u64);
     let mut chunk: Vec<RecordBatch> = Vec::new();
     let mut chunk_rows = 0usize;
-    for file in files {
-        let format = FileFormat::resolve(options.format, &file.display().to_string())?;
-        let (schema, reader) = open_typed(file, format, &options.csv, bytes.clone())?;
+    for source in SourceFile::unchecked(files).await? {
+        let (file, opened) = source.open().await?;
+        let file = file.as_str();
+        let format = FileFormat::resolve(options.format, file)?;
+        let (schema, reader) = open_typed(file, opened, format, &options.csv, bytes.clone())?;
         let mut commit = async |chunk: &mut Vec<RecordBatch>, seen: u64| -> Result<u64> {
             let (rows, seq) = commit_chunk(session, (table, &schema), chunk, (file, seen)).await?;
             on_chunk(LoadChunk {
@@ -149,7 +161,7 @@ async fn commit_chunk(
     session: &mut Session,
     (table, schema): (&str, &SchemaRef),
     chunk: &mut Vec<RecordBatch>,
-    (file, through): (&Path, u64),
+    (file, through): (&str, u64),
 ) -> Result<(u64, Option<u64>)> {
     let batches = std::mem::take(chunk);
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -159,7 +171,7 @@ async fn commit_chunk(
         .map_err(|e| Error::WithContext {
             context: format!(
                 "loading \"{}\", rows {}..={through} of all files",
-                printable(&file.display().to_string()),
+                printable(file),
                 through + 1 - rows
             ),
             inner: Box::new(e),
@@ -169,30 +181,24 @@ async fn commit_chunk(
 
 type Batches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
-/// A file's rows in its own types, counting the bytes read into `bytes`.
+/// The rows of `opened` (called `file`) in its own types, counting the
+/// bytes read into `bytes`.
 fn open_typed(
-    file: &Path,
+    file: &str,
+    mut opened: File,
     format: FileFormat,
     csv: &CsvOptions,
     bytes: Arc<AtomicU64>,
 ) -> Result<(SchemaRef, Batches)> {
-    if !file.is_file() {
-        return Err(Error::Missing {
-            what: format!("file \"{}\"", printable(&file.display().to_string())),
-        });
-    }
-    let schema = Arc::new(file_schema(file, File::open(file)?, format, csv)?);
-    let name = printable(&file.display().to_string());
+    let schema = Arc::new(file_schema(file, opened.try_clone()?, format, csv)?);
+    opened.seek(SeekFrom::Start(0))?;
+    let name = file.to_string();
     let bad = move |e: arrow::error::ArrowError| Error::BadFileData {
         file: name.clone(),
         detail: e.to_string(),
     };
-    let opened = File::open(file).map_err(|e| bad(e.into()))?;
+    let file_bytes = opened.metadata().map(|m| m.len()).unwrap_or(0);
     let read = bytes.clone();
-    let counted = BufReader::new(Counted {
-        inner: opened,
-        bytes,
-    });
     let reader: Batches = match format {
         FileFormat::Csv => {
             let mut builder = arrow::csv::ReaderBuilder::new(schema.clone())
@@ -203,20 +209,21 @@ fn open_typed(
             if let Some(escape) = csv.escape {
                 builder = builder.with_escape(escape);
             }
-            let reader = builder.build(counted).map_err(&bad)?;
+            let reader = builder
+                .build(Counted::buffered(opened, bytes))
+                .map_err(&bad)?;
             Box::new(reader.map(move |b| b.map_err(&bad)))
         }
         FileFormat::Json => {
             let reader = arrow::json::ReaderBuilder::new(schema.clone())
                 .with_batch_size(LOAD_READ_BATCH_ROWS)
-                .build(counted)
+                .build(Counted::buffered(opened, bytes))
                 .map_err(&bad)?;
             Box::new(reader.map(move |b| b.map_err(&bad)))
         }
         FileFormat::Parquet => {
             use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-            let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-            let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(file)?)?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(opened)?;
             let total = builder.metadata().file_metadata().num_rows().max(1) as u64;
             let reader = builder.with_batch_size(LOAD_READ_BATCH_ROWS).build()?;
             let mut rows = 0u64;
@@ -235,6 +242,12 @@ fn open_typed(
 struct Counted<R> {
     inner: R,
     bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Counted<R> {
+    fn buffered(inner: R, bytes: Arc<AtomicU64>) -> BufReader<Self> {
+        BufReader::new(Self { inner, bytes })
+    }
 }
 
 impl<R: Read> Read for Counted<R> {
