@@ -290,7 +290,9 @@ impl Session {
     pub async fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
         let mut results = Vec::new();
         for statement in parse_statements(sql)? {
-            results.push(self.execute_statement(statement).await?);
+            // Boxed: a statement's future holds every kind of statement's
+            // state, too large to keep in the caller's (often on a stack).
+            results.push(Box::pin(self.execute_statement(statement)).await?);
         }
         Ok(results)
     }
@@ -894,9 +896,13 @@ impl Session {
 
     /// Plan a statement, leaving its `$n` placeholders in the plan.
     async fn plan_unbound(&self, statement: Statement) -> Result<LogicalPlan> {
-        self.files
-            .resolve_objects(&statement, self.ctx.runtime_env().as_ref())
-            .await?;
+        // Boxed: listing objects is a large future, and every statement
+        // plans through here (most with nothing to list).
+        Box::pin(
+            self.files
+                .resolve_objects(&statement, self.ctx.runtime_env().as_ref()),
+        )
+        .await?;
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         Ok(self.ctx.state().statement_to_plan(statement).await?)
     }

@@ -10,7 +10,8 @@
 //!   next `VACUUM`.
 //! - `CREATE TABLE [IF NOT EXISTS] t2 CLONE t [AS OF …]`: a new table with
 //!   `t`'s columns and primary key as of the point, holding its rows then,
-//!   in one commit. Other constraints, indexes and identity are not copied
+//!   in one commit: exactly what `SELECT * FROM t VERSION AS OF …` reads
+//!   (`t` is the name the table had then). Other constraints, indexes and identity are not copied
 //!   (as `CREATE TABLE … (LIKE t)`); history starts at the clone.
 //!
 //! Tag names are identifiers (folded to lower case unless quoted) and
@@ -185,17 +186,15 @@ fn source_snapshot(
             });
     };
     let seq = point_seq(session, point)?;
-    let db = session.db();
-    let then = match session.table_snapshot(&name) {
-        Some(now) => db
-            .table_snapshot(now.def.name_at(seq), seq)
-            .filter(|t| t.def.id == now.def.id),
-        None => db.table_snapshot(&name, seq),
-    };
-    let then = then.ok_or_else(|| Error::UnknownTable {
-        name,
-        context: format!(" at version {seq}"),
-    })?;
+    // What `SELECT * FROM t VERSION AS OF …` reads: the table the name
+    // named then (see `temporal` for the rule).
+    let then = session
+        .db()
+        .table_snapshot(&name, seq)
+        .ok_or_else(|| Error::UnknownTable {
+            name,
+            context: format!(" at version {seq}"),
+        })?;
     then.check_horizon()?;
     Ok(then)
 }

@@ -4,6 +4,17 @@
 //!   | TIMESTAMP AS OF … | VERSION AS OF …]` and views into scans.
 //! - [`provider`] and [`scan`]: the table provider and its visibility filter.
 //! - [`functions`]: `history('t' [, from, to])` and `commits()`.
+//! - [`changes`]: `table_changes` and `table_diff`; [`live`]: a change feed followed live.
+//!
+//! **Which table a name means in the past.** A name is looked up in the
+//! catalog as of the point the reference reads, then the table is followed
+//! by its identity: `t VERSION AS OF 2` and `CREATE TABLE c CLONE t AS OF 2`
+//! read the table called `t` at version 2, even if it is called `u` now
+//! (and `u VERSION AS OF 2` is 42P01 if no table was called `u` then). A
+//! reference to a range (`FOR SYSTEM_TIME BETWEEN a AND b`, `history`,
+//! `table_changes`, `table_diff`) looks the name up at its later end. The
+//! one exception writes: `RESTORE TABLE t TO …` names the table it changes,
+//! so `t` is looked up now and followed back to the point.
 
 pub mod changes;
 pub mod functions;

@@ -230,16 +230,17 @@ async fn clone_copies_a_table_as_it_was() {
         .execute("ALTER TABLE t RENAME TO t_now")
         .await
         .expect("rename");
+    // The name as it was then, as `VERSION AS OF` reads it.
     session
-        .execute(&format!("CREATE TABLE c CLONE t_now AS OF {then}"))
+        .execute(&format!("CREATE TABLE c CLONE t AS OF {then}"))
         .await
-        .expect("clone by version through a rename");
+        .expect("clone by version under the name then");
     assert_eq!(
         text(&mut session, "SELECT * FROM c ORDER BY id").await,
         expected
     );
     session
-        .execute("CREATE TABLE d CLONE t_now VERSION AS OF 'then_tag'")
+        .execute("CREATE TABLE d CLONE t VERSION AS OF 'then_tag'")
         .await
         .expect("clone by tag");
     assert_eq!(
@@ -275,11 +276,14 @@ async fn clone_copies_a_table_as_it_was() {
         now
     );
 
+    let renamed_later = format!("CREATE TABLE x CLONE t_now AS OF {then}");
     for (sql, state) in [
         ("CREATE TABLE c CLONE t_now", "42P07"),
         ("CREATE TABLE x CLONE nope", "42P01"),
         ("CREATE TABLE x CLONE t_now AS OF 0", "22008"),
         ("CREATE TABLE x CLONE c AS OF 1", "42P01"),
+        // Not the name then: the rename came later.
+        (renamed_later.as_str(), "42P01"),
     ] {
         assert_eq!(code(&mut session, sql).await, state, "{sql}");
     }

@@ -38,7 +38,8 @@ def prefix(s3):
 
 @pytest.fixture(scope="module")
 def s3_server(s3, prefix):
-    s = Server("--file-access-dirs", prefix, env=s3.env())
+    # A granted bucket that does not exist: writes there must fail cleanly.
+    s = Server("--file-access-dirs", f"{prefix},s3://no-such-bucket-driftdb", env=s3.env())
     yield s
     s.stop()
 
@@ -191,10 +192,12 @@ def test_object_access_stays_inside_the_granted_prefixes(s3_server, s3, prefix, 
             assert "42501" in message, (path, message)
             message = state_of(cur, f"SELECT * FROM read_csv('{path}')")
             assert "42501" in message, (path, message)
-        for path in [f"{prefix}/../secret/s.csv", f"{prefix}//s.csv", f"{prefix}/./s.csv", f"{prefix}/s.csv?x=1"]:
+        for path in [f"{prefix}/../secret/s.csv", f"{prefix}//s.csv", f"{prefix}/./s.csv", f"{prefix}/s.csv#frag"]:
             message = state_of(cur, f"COPY s3_guard FROM '{path}'")
             assert "22023" in message, (path, message)
         assert "42501" in state_of(cur, f"COPY s3_guard TO 's3://{s3.bucket}/secret/out.csv'")
+        # The prefix is a folder: the object named like it is outside.
+        assert "42501" in state_of(cur, f"COPY s3_guard TO '{prefix}' WITH (FORMAT csv)")
         assert "0A000" in state_of(cur, f"COPY s3_guard FROM 'ftp://{s3.bucket}/x.csv'")
         assert rows(cur, "SELECT count(*) FROM s3_guard") == [(0,)]
     # A server granted no object prefix reaches no object.
@@ -227,3 +230,46 @@ def test_load_and_export_with_object_paths(s3):
     # `driftdb sql` reaches objects with the user's own credentials.
     out = cli("sql", "--data", data, "-e", f"SELECT count(*) AS n FROM read_parquet('{base}/out/all.parquet')")
     assert "10000" in out, out
+
+
+def test_keys_are_read_as_listed_never_reinterpreted(s3_server, s3, prefix):
+    """A key is a name: `%2E%2E` in a planted key never climbs out, `%41`
+    is not `A`, and unicode is not re-encoded; read_* and COPY agree."""
+    bucket = s3.bucket
+    put(s3, f"s3://{bucket}/private/payroll.csv", b"secret,1\n")
+    folder = prefix.split(f"s3://{bucket}/", 1)[1]
+    planted = f"{folder}/up/%2E%2E/%2E%2E/%2E%2E/private/payroll.csv"
+    s3.client().put_object(Bucket=bucket, Key=planted, Body=b"planted,2\n")
+    for name, body in [("x%41.csv", b"a,1\n"), ("xA.csv", b"b,2\n"), ("\u00fc.csv", b"c,3\n"), ("a%20b.csv", b"d,4\n")]:
+        s3.client().put_object(Bucket=bucket, Key=f"{folder}/keys/{name}", Body=body)
+    with s3_server.connect() as conn, conn.cursor() as cur:
+        got = rows(cur, f"SELECT * FROM read_csv('{prefix}/up/%2E%2E/%2E%2E/%2E%2E/private/*.csv', header => false)")
+        assert got == [("planted", 2)], got
+        got = rows(cur, f"SELECT column_1 FROM read_csv('{prefix}/keys/*.csv', header => false) ORDER BY 1")
+        assert got == [("a",), ("b",), ("c",), ("d",)], got
+        assert rows(cur, f"SELECT column_2 FROM read_csv('{prefix}/keys/\u00fc.csv', header => false)") == [(3,)]
+        cur.execute("CREATE TABLE s3_keys2 (k TEXT, v INT)")
+        assert update(cur, f"COPY s3_keys2 FROM '{prefix}/keys/*.csv'") == 4
+        cur.execute("CREATE TABLE s3_out2 (v INT)")
+        cur.execute("INSERT INTO s3_out2 VALUES (7)")
+        assert update(cur, f"COPY s3_out2 TO '{prefix}/written/\u00fc%41.csv'") == 1
+        assert get(s3, f"{prefix}/written/\u00fc%41.csv") == b"7\n"
+        # `?` matches one character, within a segment.
+        assert rows(cur, f"SELECT count(*) FROM read_csv('{prefix}/keys/x?.csv', header => false)") == [(1,)]
+
+
+def test_damaged_empty_and_unwritable_objects_fail_cleanly(s3_server, s3, prefix):
+    footer = b"PAR1" + b"\0" * 100 + (0xFFFFFFF0).to_bytes(4, "little") + b"PAR1"
+    put(s3, f"{prefix}/damaged/bad.parquet", footer)
+    put(s3, f"{prefix}/damaged/empty.csv", b"")
+    with s3_server.connect() as conn, conn.cursor() as cur:
+        message = state_of(cur, f"SELECT count(*) FROM read_parquet('{prefix}/damaged/bad.parquet')")
+        assert "22P04" in message and "bad.parquet" in message, message
+        assert rows(cur, f"SELECT count(*) FROM read_csv('{prefix}/damaged/empty.csv', header => false)") == [(0,)]
+        cur.execute("CREATE TABLE s3_unwritable (v INT)")
+        cur.execute("INSERT INTO s3_unwritable VALUES (1)")
+        message = state_of(cur, "COPY s3_unwritable TO 's3://no-such-bucket-driftdb/out.csv'")
+        assert "SQLSTATE" in message and "out.csv" in message, message
+        # The server is still there and answers.
+        assert rows(cur, "SELECT count(*) FROM s3_unwritable") == [(1,)]
+    assert "panicked" not in "".join(s3_server.output)

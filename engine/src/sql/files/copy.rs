@@ -86,11 +86,22 @@ pub(crate) async fn copy(session: &Session, statement: CopyStatement) -> Result<
                 table_name,
                 columns,
             },
-        ) => copy_from(session, &table_name, &columns, &path, format, &options.csv).await,
+        ) => {
+            // Boxed, as is the other side: reading objects makes large futures.
+            Box::pin(copy_from(
+                session,
+                &table_name,
+                &columns,
+                &path,
+                format,
+                &options.csv,
+            ))
+            .await
+        }
         (false, CopySource::Query(_)) => Err(Error::Syntax {
             message: "COPY … FROM copies into a table, not a query".into(),
         }),
-        (true, source) => copy_to(session, source, &path, format, &options.csv).await,
+        (true, source) => Box::pin(copy_to(session, source, &path, format, &options.csv)).await,
     }
 }
 

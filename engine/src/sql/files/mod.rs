@@ -109,6 +109,7 @@ impl FileAccess {
     /// The files `pattern` names, sorted: one path, or a glob (`*`, `?`,
     /// `[…]`). Each must be a regular file inside the allowed folders.
     pub fn files_to_read(&self, pattern: &str) -> Result<Vec<PathBuf>> {
+        let pattern = pattern.strip_prefix("file://").unwrap_or(pattern);
         if self.dirs.is_empty() {
             return Err(self.denied(pattern));
         }
@@ -194,22 +195,14 @@ impl FileAccess {
 
     /// Object `path`, if this session may write it.
     pub fn object_to_write(&self, path: &str) -> Result<ObjectUrl> {
-        let url = self.objects_to_read(path)?;
-        if url.is_glob() || path.ends_with('/') || url.path().as_ref().is_empty() {
-            return Err(Error::InvalidArgument {
-                message: format!(
-                    "cannot write \"{}\": it names no one object",
-                    printable(path)
-                ),
-            });
-        }
-        Ok(url)
+        self.objects_to_read(path)?.one_object(path)
     }
 
     /// Where a file written to `path` goes: its folder must exist and be
     /// inside the allowed folders; an existing file there is replaced
     /// (never followed through a symbolic link).
     pub fn file_to_write(&self, path: &str) -> Result<PathBuf> {
+        let path = path.strip_prefix("file://").unwrap_or(path);
         if self.dirs.is_empty() {
             return Err(self.denied(path));
         }

@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -80,8 +80,9 @@ impl ObjectUrl {
                 printable(&scheme)
             )));
         }
-        if rest.contains(['?', '#']) {
-            return Err(bad("a query string or fragment is not part of a path"));
+        // `?` is a pattern character here (as in a local glob), never a query.
+        if rest.contains('#') {
+            return Err(bad("a fragment is not part of a path"));
         }
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -102,6 +103,19 @@ impl ObjectUrl {
         })
     }
 
+    /// This URL, if it names one object to write (no pattern, no folder).
+    pub fn one_object(self, path: &str) -> Result<Self> {
+        match self.is_glob() || self.key.is_empty() || self.key.ends_with('/') {
+            true => Err(Error::InvalidArgument {
+                message: format!(
+                    "cannot write \"{}\": it names no one object",
+                    printable(path)
+                ),
+            }),
+            false => Ok(self),
+        }
+    }
+
     /// Whether the key is a pattern.
     pub fn is_glob(&self) -> bool {
         self.key.contains(['*', '?', '['])
@@ -112,22 +126,36 @@ impl ObjectUrl {
         format!("{}://{}", self.scheme, self.bucket)
     }
 
-    /// The key as a store path.
-    pub fn path(&self) -> Path {
-        Path::from(self.key.as_str())
+    /// The key as a store path, exactly as written.
+    pub fn path(&self) -> Result<Path> {
+        Self::key_path(&self.key)
     }
 
-    /// The URL of object `location` in this bucket, for a listing table.
+    /// The URL of object `location` in this bucket, for a listing table:
+    /// each segment percent-encoded whole (a `%` too), so the URL decodes
+    /// back to exactly that key and never to another (`%2E%2E` stays a
+    /// name, never becomes `..`).
     pub fn object_url(&self, location: &Path) -> Result<url::Url> {
+        let bad = |detail: String| Error::InvalidArgument {
+            message: format!(
+                "bad object-store path \"{}\": {detail}",
+                printable(&self.to_string())
+            ),
+        };
         let mut url =
-            url::Url::parse(&format!("{}/", self.root())).map_err(|e| Error::InvalidArgument {
-                message: format!(
-                    "bad object-store path \"{}\": {e}",
-                    printable(&self.to_string())
-                ),
-            })?;
-        url.set_path(location.as_ref());
+            url::Url::parse(&format!("{}/", self.root())).map_err(|e| bad(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|()| bad("it has no path".into()))?
+            .pop_if_empty()
+            .extend(location.as_ref().split('/'));
         Ok(url)
+    }
+
+    /// The key as a store path, taken as written (never re-encoded).
+    fn key_path(key: &str) -> Result<Path> {
+        Path::parse(key).map_err(|e| Error::InvalidArgument {
+            message: format!("bad object key \"{}\": {e}", printable(key)),
+        })
     }
 
     /// Object `location` of this bucket as a URL, for messages.
@@ -145,15 +173,12 @@ impl ObjectUrl {
     }
 
     /// Whether everything `other` may name lies under this prefix (same
-    /// bucket, whole segments).
+    /// bucket, whole segments; the prefix is a folder, not an object).
     pub fn covers(&self, other: &ObjectUrl) -> bool {
         let mine = self.key.trim_end_matches('/');
-        let theirs = other.literal_prefix();
         self.scheme == other.scheme
             && self.bucket == other.bucket
-            && (mine.is_empty()
-                || theirs.trim_end_matches('/') == mine
-                || theirs.starts_with(&format!("{mine}/")))
+            && (mine.is_empty() || other.literal_prefix().starts_with(&format!("{mine}/")))
     }
 
     /// The bucket's store, configured from the environment.
@@ -177,7 +202,7 @@ impl ObjectUrl {
                     ),
                 });
             }
-            return match store.head(&self.path()).await {
+            return match store.head(&self.path()?).await {
                 Ok(meta) => Ok(vec![meta]),
                 Err(object_store::Error::NotFound { .. }) => Err(missing()),
                 Err(e) => Err(e.into()),
@@ -190,8 +215,17 @@ impl ObjectUrl {
             require_literal_separator: true,
             ..glob::MatchOptions::new()
         };
-        let prefix = Path::from(self.literal_prefix());
-        let mut listed = store.list(Some(&prefix));
+        let literal = self.literal_prefix();
+        let prefix = Self::key_path(literal)?;
+        // A pattern within one folder lists that folder only (`*` never
+        // crosses a `/`); one with folders below lists recursively.
+        let mut listed = match self.key[literal.len()..].contains('/') {
+            true => store.list(Some(&prefix)),
+            false => {
+                let objects = store.list_with_delimiter(Some(&prefix)).await?.objects;
+                futures::stream::iter(objects.into_iter().map(Ok)).boxed()
+            }
+        };
         let (mut found, mut seen) = (Vec::new(), 0usize);
         while let Some(meta) = listed.next().await {
             let meta = meta?;
@@ -236,16 +270,20 @@ pub async fn upload(store: Arc<dyn ObjectStore>, url: &ObjectUrl, file: File) ->
     let mut from = tokio::fs::File::from_std(file);
     from.seek(SeekFrom::Start(0)).await?;
     let mut to =
-        object_store::buffered::BufWriter::with_capacity(store, url.path(), UPLOAD_PART_BYTES);
-    let copied = match tokio::io::copy(&mut from, &mut to).await {
-        Ok(_) => to.shutdown().await,
-        Err(e) => Err(e),
+        object_store::buffered::BufWriter::with_capacity(store, url.path()?, UPLOAD_PART_BYTES);
+    let failed = |e: std::io::Error| Error::StorageIo {
+        detail: format!("uploading \"{}\": {e}", printable(&url.to_string())),
     };
-    if let Err(e) = copied {
-        let _ = to.abort().await;
-        return Err(Error::StorageIo {
-            detail: format!("uploading \"{}\": {e}", printable(&url.to_string())),
-        });
+    if let Err(e) = tokio::io::copy(&mut from, &mut to).await {
+        // Nothing was completed: abandon the parts uploaded so far (best
+        // effort: the writer panics if a failed write already ended it).
+        let _ = std::panic::AssertUnwindSafe(to.abort())
+            .catch_unwind()
+            .await;
+        return Err(failed(e));
     }
-    Ok(())
+    // Completing the upload (or its one PUT) makes the object appear; if
+    // that fails there is no object, and the writer is shut down either
+    // way (it must not be aborted after).
+    to.shutdown().await.map_err(failed)
 }

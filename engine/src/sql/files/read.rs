@@ -172,28 +172,64 @@ async fn sample(
     meta: &ObjectMeta,
     (name, format): (&str, FileFormat),
 ) -> Result<Sample> {
+    let bad = |detail: String| Error::BadFileData {
+        file: name.to_string(),
+        detail,
+    };
     if format == FileFormat::Parquet {
-        use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
-        let schema = DFParquetMetadata::new(store.as_ref(), meta)
-            .fetch_schema()
+        return parquet_columns(store, meta)
             .await
-            .map_err(|e| Error::BadFileData {
-                file: name.to_string(),
-                detail: format!("not a readable Parquet file: {e}"),
-            })?;
-        return Ok(Sample::Columns(schema));
+            .map(Sample::Columns)
+            .map_err(bad);
+    }
+    if meta.size == 0 {
+        return Ok(Sample::Head(bytes::Bytes::new()));
     }
     let end = meta.size.min(OBJECT_SAMPLE_BYTES);
     let head = store.get_range(&meta.location, 0..end).await?;
+    if end == meta.size {
+        return Ok(Sample::Head(head));
+    }
     // Whole lines only: a cut one would be read as a short row.
-    let whole = match end < meta.size {
-        true => head
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |at| at + 1),
-        false => head.len(),
-    };
-    Ok(Sample::Head(head.slice(0..whole)))
+    match head.iter().rposition(|&b| b == b'\n') {
+        Some(at) => Ok(Sample::Head(head.slice(0..at + 1))),
+        None => Err(bad(format!(
+            "its first line is longer than the {} MiB read to infer its columns",
+            OBJECT_SAMPLE_BYTES >> 20
+        ))),
+    }
+}
+
+/// The columns of a Parquet object, from its footer; what is wrong with it if not.
+async fn parquet_columns(
+    store: &Arc<dyn ObjectStore>,
+    meta: &ObjectMeta,
+) -> std::result::Result<Schema, String> {
+    use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+    use futures::FutureExt;
+    let malformed = || "not a readable Parquet file: its footer is malformed".to_string();
+    // A footer claiming more bytes than the object holds panics the
+    // decoder: checked first (and any other panic caught and named).
+    if meta.size < 12 {
+        return Err(malformed());
+    }
+    let tail = store
+        .get_range(&meta.location, meta.size - 8..meta.size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    if &tail[4..] != b"PAR1" || footer + 12 > meta.size {
+        return Err(malformed());
+    }
+    let fetched =
+        std::panic::AssertUnwindSafe(DFParquetMetadata::new(store.as_ref(), meta).fetch_schema())
+            .catch_unwind()
+            .await;
+    match fetched {
+        Ok(Ok(schema)) => Ok(schema),
+        Ok(Err(e)) => Err(format!("not a readable Parquet file: {e}")),
+        Err(_) => Err(malformed()),
+    }
 }
 
 impl RelationPlanner for FilePlanner {
@@ -416,7 +452,7 @@ impl FilePlanner {
                 .cloned()
                 .ok_or_else(|| Error::InvalidArgument {
                     message: format!(
-                        "{function}() reads object storage from a path written as a string literal"
+                        "{function}() reads object storage from a path written as a string literal in the statement itself (not through a view or a parameter)"
                     ),
                 })?;
         let schema = match &resolved.first {

@@ -66,7 +66,7 @@ pub async fn export(
         ExportSource::Query(sql) => session.query_stream(sql).await?.1,
     };
     let target = match objects::is_object_url(path) {
-        true => Target::Object(ObjectUrl::parse(path)?),
+        true => Target::Object(ObjectUrl::parse(path)?.one_object(path)?),
         false => Target::Local(PathBuf::from(path)),
     };
     target.write(false, (format, csv), stream, progress).await
